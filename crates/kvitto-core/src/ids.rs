@@ -1,0 +1,245 @@
+//! Identifier and text newtypes. Each constructor validates; a value of these types is valid.
+
+use std::fmt;
+
+/// Longest id in bytes (EVENTS.md).
+pub const MAX_ID_LEN: usize = 128;
+/// Longest free text in bytes (EVENTS.md).
+pub const MAX_TEXT_LEN: usize = 4096;
+/// Longest external subject reference in bytes.
+pub const MAX_REF_LEN: usize = 256;
+
+/// An identifier: 1–128 bytes of `[a-z0-9._:-]` (controller, purpose, register, processor, …).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(String);
+
+impl Id {
+    /// Validates `s` as an id.
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(format!("is {} bytes; ids are at most {MAX_ID_LEN} bytes", s.len()));
+        }
+        if let Some(c) =
+            s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | ':' | '-')))
+        {
+            return Err(format!("contains {c:?}; ids use only a-z 0-9 . _ : -"));
+        }
+        Ok(Self(s))
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({:?})", self.0)
+    }
+}
+
+/// Free text: 1–4096 bytes of UTF-8 (description, reason, name, statute).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Text(String);
+
+impl Text {
+    /// Validates `s` as free text.
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > MAX_TEXT_LEN {
+            return Err(format!("is {} bytes; text is at most {MAX_TEXT_LEN} bytes", s.len()));
+        }
+        if s.contains('\0') {
+            return Err("contains a NUL character".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The text as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Text({} bytes)", self.0.len())
+    }
+}
+
+/// The controller's own reference for a customer. Personal data: it never enters hashed
+/// bytes, sled or logs; it only feeds the keyed pseudonym and the key vault file.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ExternalRef(String);
+
+impl ExternalRef {
+    /// Validates a reference: 1–256 bytes of UTF-8 without control characters.
+    pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.len() > MAX_REF_LEN {
+            return Err(format!("is {} bytes; subject references are at most {MAX_REF_LEN} bytes", s.len()));
+        }
+        if s.chars().any(char::is_control) {
+            return Err("contains a control character".into());
+        }
+        Ok(Self(s))
+    }
+
+    /// The reference. Do not log it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ExternalRef {
+    // Never print the reference itself: Debug output ends up in logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExternalRef(<redacted>)")
+    }
+}
+
+macro_rules! byte_newtype {
+    ($(#[$doc:meta])* $name:ident, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            /// Lowercase hex of the bytes.
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+
+            /// Parses exactly
+            #[doc = concat!(stringify!($len), " bytes of hex.")]
+            pub fn from_hex(s: &str) -> Result<Self, String> {
+                let mut out = [0u8; $len];
+                hex::decode_to_slice(s, &mut out)
+                    .map_err(|_| format!("must be {} hex digits", 2 * $len))?;
+                Ok(Self(out))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.to_hex())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+    };
+}
+
+byte_newtype!(
+    /// BLAKE3 hash of an event's canonical preimage (docs/FORMAT.md).
+    EventHash,
+    32
+);
+byte_newtype!(
+    /// Keyed pseudonym of (controller, external reference); see [`crate::pseudonym`].
+    SubjectId,
+    16
+);
+byte_newtype!(
+    /// `blake3(salt ‖ canonical details)`: what an event commits to about its encrypted payload.
+    Commitment,
+    32
+);
+
+byte_newtype!(
+    /// BLAKE3 hash of a published privacy notice's text (hex in JSON).
+    TextHash,
+    32
+);
+
+/// An event's idempotency key (a UUID; v7 when kvitto generates it).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub uuid::Uuid);
+
+impl EventId {
+    /// A fresh UUID v7.
+    pub fn new_v7() -> Self {
+        Self(uuid::Uuid::now_v7())
+    }
+
+    /// The 16 raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// Parses the hyphenated UUID form.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        uuid::Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| "must be a UUID like 0192f1c4-7a3e-7c2d-9b1a-2f3e4d5c6b7a".into())
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.0)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_charset_and_length() {
+        assert!(Id::new("komteknik-el").is_ok());
+        assert!(Id::new("a.b_c:d-9").is_ok());
+        assert_eq!(Id::new("").unwrap_err(), "must not be empty");
+        assert!(Id::new("Kalejdo").unwrap_err().contains("'K'"));
+        assert!(Id::new("a b").unwrap_err().contains("' '"));
+        assert!(Id::new("x".repeat(128)).is_ok());
+        assert!(Id::new("x".repeat(129)).unwrap_err().contains("129 bytes"));
+    }
+
+    #[test]
+    fn text_bounds() {
+        assert!(Text::new("ok").is_ok());
+        assert!(Text::new("   ").is_err());
+        assert!(Text::new("å".repeat(2048)).is_ok());
+        assert!(Text::new("å".repeat(2049)).is_err());
+    }
+
+    #[test]
+    fn external_ref_is_redacted_in_debug() {
+        let r = ExternalRef::new("cust-1001").unwrap();
+        assert!(!format!("{r:?}").contains("1001"));
+    }
+}
