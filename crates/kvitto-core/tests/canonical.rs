@@ -1,5 +1,7 @@
 //! Property tests: canonical encoding round-trips, is strict, and every byte matters.
 
+#![allow(clippy::unwrap_used)]
+
 mod strategies;
 
 use kvitto_core::json::{event_from_json, event_to_json};

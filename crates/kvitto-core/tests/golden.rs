@@ -3,6 +3,8 @@
 //!
 //! Regenerate (a deliberate format version bump only!) with `KVITTO_WRITE_GOLDEN=1`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use kvitto_core::json::{event_from_json, event_to_json};

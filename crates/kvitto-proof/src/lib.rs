@@ -1,1 +1,12 @@
-//! placeholder
+//! kvitto-proof: verification that needs nothing but bytes.
+//!
+//! v1 holds the hash-chain verifier that `kvitto verify` runs over the stored log; the Merkle
+//! tree, inclusion/consistency proofs and signed checkpoints come next (DESIGN.md).
+//!
+//! **Architecture invariant:** no I/O, no async, no trust in stored hashes, indexes or
+//! projections — every hash is re-derived from canonical bytes. Must compile to wasm.
+#![forbid(unsafe_code)]
+
+pub mod chain;
+
+pub use chain::{ChainFault, ChainVerifier, SubjectTip};

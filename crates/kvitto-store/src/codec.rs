@@ -1,0 +1,151 @@
+//! Records at rest: bincode 2 behind this one module, with a leading format-version byte.
+//! Decoding is strict (unknown version, trailing bytes → error). Swapping bincode for another
+//! codec changes nothing hashed: records carry canonical event bytes verbatim.
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// Version of the stored record layout (first byte of every stored value).
+pub const STORE_FORMAT: u8 = 1;
+
+/// Largest chunk value in bytes. sled moves values above `segment_size/4 − 20` (128 KiB by
+/// default) into blob files it never fsyncs; 64 KiB keeps every chunk in the log.
+pub const CHUNK_LIMIT: usize = 64 * 1024;
+
+/// Largest value decoded at all (defence against corrupt length prefixes).
+const DECODE_LIMIT: usize = 1 << 20;
+
+/// One event at rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The canonical preimage (docs/FORMAT.md §2) — hashed as stored.
+    pub canonical: Vec<u8>,
+    /// Seq of the same subject's previous event (not hashed; `verify` checks it against the
+    /// subject chain). Lets history walk back from the subject head without an index.
+    pub back_link: Option<u64>,
+    /// Encrypted details: `nonce(24) ‖ XChaCha20-Poly1305(salt ‖ canonical details)`.
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// The chain head, updated atomically with each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Head {
+    /// Number of events (the next seq).
+    pub next_seq: u64,
+    /// Hash of event `next_seq - 1` (zeros when empty).
+    pub head_hash: [u8; 32],
+    /// recorded_at of the last event, µs.
+    pub last_recorded_at: i64,
+}
+
+/// A subject's chain tip in the derived index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectHeadRec {
+    /// Seq of its last event.
+    pub last_seq: u64,
+    /// Its number of events.
+    pub count: u64,
+    /// Hash of its last event.
+    pub last_hash: [u8; 32],
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes a value with the leading version byte.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = vec![STORE_FORMAT];
+    // Encoding plain structs of Vecs and integers into a Vec cannot fail.
+    if let Ok(bytes) = bincode::serde::encode_to_vec(value, config()) {
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Decodes a value strictly; `at` names the key for error messages.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], at: impl Fn() -> String) -> Result<T, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt { at: at(), what };
+    match bytes.split_first() {
+        None => Err(corrupt("empty value".into())),
+        Some((&v, _)) if v != STORE_FORMAT => Err(corrupt(format!("record format {v}, expected {STORE_FORMAT}"))),
+        Some((_, body)) => {
+            let (value, used) =
+                bincode::serde::decode_from_slice(body, config()).map_err(|e| corrupt(e.to_string()))?;
+            if used != body.len() {
+                return Err(corrupt(format!("{} trailing bytes", body.len() - used)));
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// Splits records into chunk values of at most [`CHUNK_LIMIT`] bytes; returns (first seq, value).
+pub fn chunk_records(first_seq: u64, records: &[Record]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    // Per-record overhead: varint lengths + option tags, generously.
+    const OVERHEAD: usize = 24;
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut size = 16;
+    for (i, r) in records.iter().enumerate() {
+        let rs = r.canonical.len() + r.sealed.as_ref().map_or(0, Vec::len) + OVERHEAD;
+        if rs + 16 > CHUNK_LIMIT {
+            return Err(StoreError::TooLarge { seq: first_seq + i as u64, size: rs, limit: CHUNK_LIMIT });
+        }
+        if size + rs > CHUNK_LIMIT {
+            chunks.push((first_seq + start as u64, encode(&records[start..i])));
+            start = i;
+            size = 16;
+        }
+        size += rs;
+    }
+    if start < records.len() {
+        chunks.push((first_seq + start as u64, encode(&records[start..])));
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record() -> impl Strategy<Value = Record> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..600),
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..3000)),
+        )
+            .prop_map(|(canonical, back_link, sealed)| Record { canonical, back_link, sealed })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn records_round_trip_and_chunks_respect_the_limit(records in proptest::collection::vec(record(), 1..120), first in 0u64..1_000_000) {
+            let chunks = chunk_records(first, &records).unwrap();
+            let mut back = Vec::new();
+            let mut expect_first = first;
+            for (f, value) in &chunks {
+                prop_assert!(value.len() <= CHUNK_LIMIT);
+                prop_assert_eq!(*f, expect_first);
+                let rs: Vec<Record> = decode(value, || "test".into()).unwrap();
+                expect_first += rs.len() as u64;
+                back.extend(rs);
+            }
+            prop_assert_eq!(back, records);
+        }
+
+        #[test]
+        fn decoding_is_strict(records in proptest::collection::vec(record(), 1..4), extra in 1u8..=255) {
+            let mut value = encode(&records);
+            value.push(extra);
+            prop_assert!(decode::<Vec<Record>>(&value, || "t".into()).is_err());
+            let mut value = encode(&records);
+            value[0] = 2;
+            prop_assert!(decode::<Vec<Record>>(&value, || "t".into()).is_err());
+        }
+    }
+}

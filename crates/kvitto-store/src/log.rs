@@ -1,0 +1,396 @@
+//! The event log in sled: one value per commit group (a chunk), the chain head, and the
+//! derived indexes (docs/FORMAT.md §4).
+//!
+//! Layout:
+//! - tree `log`: `c ‖ u64be first_seq` → chunk (`Vec<Record>`); `m:head` → [`Head`];
+//!   `m:format` → u32be; `m:origin` → UTF-8; `m:created` → i64be µs.
+//! - tree `index` (derived, rebuilt from the log): `h ‖ subject(16)` → [`SubjectHeadRec`];
+//!   `e ‖ event_id(16)` → u64be seq; `w` → u64be watermark (events indexed).
+//!
+//! A commit writes its chunks and the new head in one `apply_batch` (atomic after a crash),
+//! then sled `flush`, then `fdatasync` of sled's `db` file through our own descriptor —
+//! sled 0.34.7's flush is `sync_file_range`, which does not survive power loss.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use kvitto_core::{EventId, LedgerSecret, SubjectId};
+
+use crate::codec::{self, Head, Record, SubjectHeadRec};
+use crate::vault::{Vault, random_bytes, sync_dir};
+use crate::{OpenError, StoreError};
+
+/// The ledger directory format this build reads and writes.
+pub const LEDGER_FORMAT: u32 = 1;
+const MARKER: &str = "LEDGER";
+const SECRET_FILE: &str = "secret.key";
+const SECRET_MAGIC: &[u8; 4] = b"KVS1";
+const STORE_DIR: &str = "store";
+const VAULT_DIR: &str = "vault";
+
+const HEAD_KEY: &[u8] = b"m:head";
+const FORMAT_KEY: &[u8] = b"m:format";
+const ORIGIN_KEY: &[u8] = b"m:origin";
+const CREATED_KEY: &[u8] = b"m:created";
+const WATERMARK_KEY: &[u8] = b"w";
+
+/// What `init` recorded about the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerInfo {
+    /// Log origin (checkpoint key name).
+    pub origin: String,
+    /// Ledger format version.
+    pub format: u32,
+    /// Creation time, µs.
+    pub created_at: i64,
+}
+
+/// Sizes of one commit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitStats {
+    /// Chunk values written.
+    pub chunks: usize,
+    /// Bytes of chunk values written.
+    pub bytes: usize,
+}
+
+/// One coalesced update of the derived indexes.
+#[derive(Debug, Default)]
+pub struct IndexBatch {
+    /// Latest tip per subject.
+    pub heads: HashMap<SubjectId, SubjectHeadRec>,
+    /// New event ids.
+    pub event_ids: Vec<(EventId, u64)>,
+    /// Events indexed after this batch.
+    pub watermark: u64,
+}
+
+/// An open ledger store.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    index: sled::Tree,
+    db_file: File,
+    vault: Vault,
+}
+
+fn chunk_key(seq: u64) -> [u8; 9] {
+    let mut k = [b'c'; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn prefixed<const N: usize>(prefix: u8, id: &[u8; N]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(N + 1);
+    k.push(prefix);
+    k.extend_from_slice(id);
+    k
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io { path: path.to_path_buf(), source }
+}
+
+fn u64_value(v: &[u8], at: &str) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(v)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt { at: at.into(), what: format!("{} bytes, expected 8", v.len()) })
+}
+
+fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
+    sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|source| OpenError::Sled { path: path.to_path_buf(), source })
+}
+
+impl Store {
+    /// Creates a ledger in `dir` (which must not exist or be empty): secret, sled store, marker.
+    /// The marker is written last, so a crash midway leaves no half-ledger that opens.
+    pub fn create(dir: &Path, origin: &str, now_micros: i64) -> Result<(), OpenError> {
+        if dir.join(MARKER).exists() {
+            return Err(OpenError::AlreadyExists(dir.to_path_buf()));
+        }
+        if dir.exists() {
+            let mut entries = fs::read_dir(dir).map_err(io_err(dir))?;
+            if entries.next().is_some() {
+                return Err(OpenError::Damaged {
+                    path: dir.to_path_buf(),
+                    what: "directory is not empty and holds no ledger; choose an empty or new directory".into(),
+                });
+            }
+        } else {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(io_err(parent))?;
+            }
+        }
+        let secret = random_bytes::<32>().map_err(|e| OpenError::Damaged { path: dir.into(), what: e.to_string() })?;
+        let mut secret_file = Vec::with_capacity(36);
+        secret_file.extend_from_slice(SECRET_MAGIC);
+        secret_file.extend_from_slice(&secret);
+        write_private_file(&dir.join(SECRET_FILE), &secret_file)?;
+
+        let store_dir = dir.join(STORE_DIR);
+        let db = open_sled(&store_dir)?;
+        let log = db.open_tree("log").map_err(|source| OpenError::Sled { path: store_dir.clone(), source })?;
+        let mut batch = sled::Batch::default();
+        batch.insert(FORMAT_KEY, &LEDGER_FORMAT.to_be_bytes());
+        batch.insert(ORIGIN_KEY, origin.as_bytes());
+        batch.insert(CREATED_KEY, &now_micros.to_be_bytes());
+        batch.insert(HEAD_KEY, codec::encode(&Head::default()));
+        log.apply_batch(batch).map_err(StoreError::from)?;
+        db.flush().map_err(StoreError::from)?;
+        drop(log);
+        drop(db); // sled fsyncs on drop
+        for entry in fs::read_dir(&store_dir).map_err(io_err(&store_dir))? {
+            let path = entry.map_err(io_err(&store_dir))?.path();
+            if path.is_file() {
+                File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+            }
+        }
+        sync_dir(&store_dir).map_err(io_err(&store_dir))?;
+        write_private_file(&dir.join(MARKER), format!("kvitto ledger\nformat {LEDGER_FORMAT}\n").as_bytes())?;
+        sync_dir(dir).map_err(io_err(dir))?;
+        Ok(())
+    }
+
+    /// Opens an existing ledger. Fails clearly on a missing ledger, an unknown format version,
+    /// a damaged secret, or a store another process holds.
+    pub fn open(dir: &Path) -> Result<(Store, LedgerSecret, LedgerInfo), OpenError> {
+        let marker_path = dir.join(MARKER);
+        let marker = match fs::read_to_string(&marker_path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::NotALedger(dir.to_path_buf())),
+            Err(source) => return Err(OpenError::Io { path: marker_path, source }),
+        };
+        let found = marker
+            .lines()
+            .find_map(|l| l.strip_prefix("format "))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .ok_or_else(|| OpenError::Damaged { path: marker_path.clone(), what: "no format line".into() })?;
+        if found != LEDGER_FORMAT {
+            return Err(OpenError::UnknownFormat { path: dir.to_path_buf(), found, supported: LEDGER_FORMAT });
+        }
+        let secret_path = dir.join(SECRET_FILE);
+        let secret_bytes = fs::read(&secret_path).map_err(io_err(&secret_path))?;
+        if secret_bytes.len() != 36 || &secret_bytes[..4] != SECRET_MAGIC {
+            return Err(OpenError::Damaged {
+                path: secret_path,
+                what: "not a kvitto secret file (36 bytes, KVS1)".into(),
+            });
+        }
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&secret_bytes[4..]);
+
+        let store_dir = dir.join(STORE_DIR);
+        if !store_dir.join("db").exists() {
+            return Err(OpenError::Damaged { path: store_dir, what: "the sled store is missing".into() });
+        }
+        let db = open_sled(&store_dir)?;
+        let sled_err = |source| OpenError::Sled { path: store_dir.clone(), source };
+        let log = db.open_tree("log").map_err(sled_err)?;
+        let index = db.open_tree("index").map_err(sled_err)?;
+        let format = log
+            .get(FORMAT_KEY)
+            .map_err(sled_err)?
+            .ok_or_else(|| OpenError::Damaged { path: store_dir.clone(), what: "no format version in store".into() })?;
+        let format = <[u8; 4]>::try_from(format.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| OpenError::Damaged { path: store_dir.clone(), what: "malformed format version".into() })?;
+        if format != LEDGER_FORMAT {
+            return Err(OpenError::UnknownFormat { path: dir.to_path_buf(), found: format, supported: LEDGER_FORMAT });
+        }
+        let origin = log
+            .get(ORIGIN_KEY)
+            .map_err(sled_err)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        let created_at = log
+            .get(CREATED_KEY)
+            .map_err(sled_err)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, i64::from_be_bytes);
+        let db_path = store_dir.join("db");
+        let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
+        let store = Store { dir: dir.to_path_buf(), db, log, index, db_file, vault: Vault::new(dir.join(VAULT_DIR)) };
+        Ok((store, LedgerSecret(secret), LedgerInfo { origin, format, created_at }))
+    }
+
+    /// The ledger directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// The committed chain head.
+    pub fn head(&self) -> Result<Head, StoreError> {
+        match self.log.get(HEAD_KEY)? {
+            Some(v) => codec::decode(&v, || "m:head".into()),
+            None => Err(StoreError::Corrupt { at: "m:head".into(), what: "missing".into() }),
+        }
+    }
+
+    /// Writes records `first_seq..` and the new head atomically, then makes them durable
+    /// (sled flush + fdatasync). On `Ok`, the events survive a kill and a power loss.
+    pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, StoreError> {
+        let chunks = codec::chunk_records(first_seq, records)?;
+        let mut stats = CommitStats::default();
+        let mut batch = sled::Batch::default();
+        for (seq, value) in chunks {
+            stats.chunks += 1;
+            stats.bytes += value.len();
+            batch.insert(&chunk_key(seq), value);
+        }
+        batch.insert(HEAD_KEY, codec::encode(head));
+        self.log.apply_batch(batch)?;
+        self.db.flush()?;
+        self.db_file.sync_data()?;
+        Ok(stats)
+    }
+
+    /// The chunk holding `seq`, as (first seq, records).
+    pub fn chunk_containing(&self, seq: u64) -> Result<Option<(u64, Vec<Record>)>, StoreError> {
+        match self.log.range(chunk_key(0)..=chunk_key(seq)).next_back() {
+            None => Ok(None),
+            Some(kv) => {
+                let (k, v) = kv?;
+                let first = decode_chunk_key(&k)?;
+                let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}"))?;
+                Ok((seq < first + records.len() as u64).then_some((first, records)))
+            }
+        }
+    }
+
+    /// One record by seq.
+    pub fn record(&self, seq: u64) -> Result<Option<Record>, StoreError> {
+        Ok(self.chunk_containing(seq)?.and_then(|(first, mut rs)| {
+            let i = (seq - first) as usize;
+            (i < rs.len()).then(|| rs.swap_remove(i))
+        }))
+    }
+
+    /// Chunks in seq order, starting with the one holding `from` (or the first after it).
+    /// Each item is (first seq from the key, records); a chunk that does not decode is an
+    /// `Err` item naming its key, so `verify` can report it and stop.
+    pub fn chunks_from(&self, from: u64) -> impl Iterator<Item = Result<(u64, Vec<Record>), StoreError>> + '_ {
+        let start = match self.log.range(chunk_key(0)..=chunk_key(from)).next_back() {
+            Some(Ok((k, _))) => decode_chunk_key(&k).unwrap_or(from),
+            _ => from,
+        };
+        self.log.range(chunk_key(start)..=chunk_key(u64::MAX)).map(|kv| {
+            let (k, v) = kv?;
+            let first = decode_chunk_key(&k)?;
+            let records = codec::decode(&v, || format!("chunk {first}"))?;
+            Ok((first, records))
+        })
+    }
+
+    /// Events indexed so far (the index watermark).
+    pub fn index_watermark(&self) -> Result<u64, StoreError> {
+        self.index.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "index watermark"))
+    }
+
+    /// Applies one coalesced index update with its watermark, atomically. Not flushed:
+    /// indexes are derived and caught up from the log on open.
+    pub fn apply_index(&self, batch: &IndexBatch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (subject, head) in &batch.heads {
+            b.insert(prefixed(b'h', &subject.0), codec::encode(head));
+        }
+        for (id, seq) in &batch.event_ids {
+            b.insert(prefixed(b'e', id.as_bytes()), &seq.to_be_bytes());
+        }
+        b.insert(WATERMARK_KEY, &batch.watermark.to_be_bytes());
+        self.index.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// A subject's tip as of the index watermark.
+    pub fn subject_head(&self, subject: &SubjectId) -> Result<Option<SubjectHeadRec>, StoreError> {
+        self.index
+            .get(prefixed(b'h', &subject.0))?
+            .map(|v| codec::decode(&v, || format!("index head {subject}")))
+            .transpose()
+    }
+
+    /// The seq of an event id, as of the index watermark.
+    pub fn event_seq(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
+        self.index.get(prefixed(b'e', id.as_bytes()))?.map(|v| u64_value(&v, "index event id")).transpose()
+    }
+
+    /// Every subject tip in the index.
+    pub fn indexed_subject_heads(&self) -> impl Iterator<Item = Result<(SubjectId, SubjectHeadRec), StoreError>> + '_ {
+        self.index.scan_prefix([b'h']).map(|kv| {
+            let (k, v) = kv?;
+            let id: [u8; 16] = k[1..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { at: "index head key".into(), what: "bad length".into() })?;
+            let subject = SubjectId(id);
+            Ok((subject, codec::decode(&v, || format!("index head {subject}"))?))
+        })
+    }
+
+    /// Every event id in the index.
+    pub fn indexed_event_ids(&self) -> impl Iterator<Item = Result<(EventId, u64), StoreError>> + '_ {
+        self.index.scan_prefix([b'e']).map(|kv| {
+            let (k, v) = kv?;
+            let id: [u8; 16] = k[1..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt { at: "index event key".into(), what: "bad length".into() })?;
+            Ok((EventId(uuid::Uuid::from_bytes(id)), u64_value(&v, "index event id")?))
+        })
+    }
+
+    /// Bytes the store occupies on disk (sled files).
+    pub fn disk_bytes(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Flushes everything sled holds (indexes included) — used on clean shutdown.
+    pub fn flush_all(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.db_file.sync_data()?;
+        Ok(())
+    }
+
+    #[cfg(feature = "tamper")]
+    pub(crate) fn log_tree(&self) -> &sled::Tree {
+        &self.log
+    }
+
+    #[cfg(feature = "tamper")]
+    pub(crate) fn index_tree(&self) -> &sled::Tree {
+        &self.index
+    }
+}
+
+fn decode_chunk_key(k: &[u8]) -> Result<u64, StoreError> {
+    match k.split_first() {
+        Some((b'c', rest)) if rest.len() == 8 => u64_value(rest, "chunk key"),
+        _ => Err(StoreError::Corrupt { at: format!("key {}", hex::encode(k)), what: "not a chunk key".into() }),
+    }
+}
+
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(io_err(path))?;
+    f.write_all(bytes).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))?;
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! Direct record editing, for tamper tests only (feature `tamper`). This is what an attacker
+//! with write access to the sled files could do; `verify` must catch every one of them.
+
+use crate::codec::{self, Head, Record};
+use crate::{Store, StoreError};
+
+fn chunk_key(seq: u64) -> [u8; 9] {
+    let mut k = [b'c'; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn load(store: &Store, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
+    store
+        .chunk_containing(seq)?
+        .ok_or_else(|| StoreError::Corrupt { at: format!("seq {seq}"), what: "no such record".into() })
+}
+
+fn save(store: &Store, first: u64, records: &[Record]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        store.log_tree().remove(chunk_key(first))?;
+    } else {
+        store.log_tree().insert(chunk_key(first), codec::encode(records))?;
+    }
+    store.flush_all()
+}
+
+/// Edits the stored record of `seq` in place.
+pub fn edit_record(store: &Store, seq: u64, edit: impl FnOnce(&mut Record)) -> Result<(), StoreError> {
+    let (first, mut records) = load(store, seq)?;
+    edit(&mut records[(seq - first) as usize]);
+    save(store, first, &records)
+}
+
+/// Deletes the record of `seq` (later records of its chunk move up one place).
+pub fn delete_record(store: &Store, seq: u64) -> Result<(), StoreError> {
+    let (first, mut records) = load(store, seq)?;
+    records.remove((seq - first) as usize);
+    save(store, first, &records)
+}
+
+/// Swaps the stored records of two seqs.
+pub fn swap_records(store: &Store, a: u64, b: u64) -> Result<(), StoreError> {
+    let ra = store.record(a)?.ok_or_else(|| StoreError::Corrupt { at: format!("seq {a}"), what: "missing".into() })?;
+    let rb = store.record(b)?.ok_or_else(|| StoreError::Corrupt { at: format!("seq {b}"), what: "missing".into() })?;
+    edit_record(store, a, |r| *r = rb)?;
+    edit_record(store, b, |r| *r = ra)
+}
+
+/// Drops every record from `from_seq` on, leaving the stored head as it was.
+pub fn truncate_from(store: &Store, from_seq: u64) -> Result<(), StoreError> {
+    let (first, mut records) = load(store, from_seq)?;
+    records.truncate((from_seq - first) as usize);
+    save(store, first, &records)?;
+    let later: Vec<_> = store.log_tree().range(chunk_key(first + 1)..=chunk_key(u64::MAX)).keys().collect();
+    for k in later {
+        store.log_tree().remove(k?)?;
+    }
+    store.flush_all()
+}
+
+/// Overwrites the stored chain head.
+pub fn set_head(store: &Store, head: &Head) -> Result<(), StoreError> {
+    store.log_tree().insert(b"m:head", codec::encode(head))?;
+    store.flush_all()
+}
+
+/// Overwrites a raw value in the index tree.
+pub fn put_index_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    store.index_tree().insert(key, value)?;
+    store.flush_all()
+}
+
+/// Overwrites the stored format version.
+pub fn set_format(store: &Store, format: u32) -> Result<(), StoreError> {
+    store.log_tree().insert(b"m:format", &format.to_be_bytes())?;
+    store.flush_all()
+}
