@@ -315,6 +315,12 @@ impl Store {
         Ok(())
     }
 
+    /// Drops every derived index entry (before a rebuild from seq 0).
+    pub fn clear_index(&self) -> Result<(), StoreError> {
+        self.index.clear()?;
+        Ok(())
+    }
+
     /// A subject's tip as of the index watermark.
     pub fn subject_head(&self, subject: &SubjectId) -> Result<Option<SubjectHeadRec>, StoreError> {
         self.index

@@ -1,1 +1,304 @@
-//! placeholder
+//! kvitto: a tamper-evident, event-sourced ledger of what a company does with each
+//! customer's personal data — the async library API for backend services.
+//!
+//! Events are validated, sealed into a BLAKE3 hash chain (globally and per data subject) by a
+//! single writer with group commit, and acknowledged only once durable on disk.
+//!
+//! ```
+//! use kvitto::{Draft, Ledger, OpenOptions};
+//!
+//! # #[tokio::main(flavor = "multi_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("ledger");
+//! Ledger::init(&path, "kvitto.example/ledger")?;
+//! let ledger = Ledger::open(&path, OpenOptions::default()).await?;
+//!
+//! let draft = Draft::from_json_str(
+//!     r#"{"type":"consent_given","controller":"kalejdo","subject":"cust-1001","purpose":"marketing","channel":"web"}"#,
+//! )?;
+//! let receipt = ledger.append(draft).await?; // durable when this returns
+//! assert_eq!(receipt.seq, 0);
+//!
+//! let history = ledger.history("kalejdo", "cust-1001").await?;
+//! assert_eq!(history.len(), 1);
+//! assert!(ledger.verify().await?.is_ok());
+//! ledger.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **Architecture invariant:** the facade never writes to storage itself; every append goes
+//! through the writer thread ([`writer`]) so seq assignment, chaining and durability have one
+//! owner.
+#![deny(unsafe_code)]
+
+mod error;
+mod indexer;
+mod read;
+pub mod scenario;
+mod verify;
+mod writer;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub use error::{AppendError, OpenError, ReadError, VerifyError};
+pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
+pub use read::{DetailsView, LedgerEvent};
+pub use verify::{VerifyFailure, VerifyReport};
+pub use writer::Receipt;
+
+use kvitto_core::LedgerSecret;
+use kvitto_store::{LedgerInfo, Store};
+use tokio::sync::{mpsc, oneshot};
+use writer::{Prepared, Shared, WriteRequest, Writer};
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// `actor` recorded for drafts that name none.
+    pub default_actor: Id,
+    /// Appends that may wait for the writer before `append` applies backpressure.
+    pub queue_depth: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            default_actor: Id::new("cli").unwrap_or_else(|_| unreachable!("\"cli\" is a valid id")),
+            queue_depth: 4096,
+        }
+    }
+}
+
+/// A handle to an open ledger. Cheap to clone; `Send + Sync`; all clones share one writer.
+/// The ledger closes when the last clone is dropped (or on [`Ledger::close`]).
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    store: Arc<Store>,
+    secret: LedgerSecret,
+    info: LedgerInfo,
+    options: OpenOptions,
+    shared: Arc<Shared>,
+    index_lock: Arc<Mutex<()>>,
+    tx: Option<mpsc::Sender<WriteRequest>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("dir", &self.dir).field("origin", &self.info.origin).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the queue stops the writer after it has answered everything queued; the
+        // indexer stops after the writer; sled flushes when the last store handle drops.
+        self.tx.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Err(e) = self.store.flush_all() {
+            tracing::warn!(error = %e, "flush on close failed");
+        }
+    }
+}
+
+/// Checks an origin (the future checkpoint key name): non-empty, printable, no spaces, no `+`.
+pub fn validate_origin(origin: &str) -> Result<(), String> {
+    if origin.is_empty() || origin.len() > 256 {
+        return Err("must be 1–256 bytes".into());
+    }
+    if origin.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+') {
+        return Err("must not contain spaces, control characters or '+' (it names the checkpoint key)".into());
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Creates a new ledger in `dir` (a new or empty directory): a fresh ledger secret, an
+    /// empty sled store, and the marker file. Refuses to touch an existing ledger.
+    pub fn init(dir: &Path, origin: &str) -> Result<(), OpenError> {
+        validate_origin(origin).map_err(|what| OpenError::Damaged { path: PathBuf::from("--origin"), what })?;
+        Store::create(dir, origin, Timestamp::now().as_micros())
+    }
+
+    /// Opens a ledger, catches the derived indexes up from the log, and starts the writer.
+    pub async fn open(dir: &Path, options: OpenOptions) -> Result<Ledger, OpenError> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&dir, options))
+            .await
+            .map_err(|e| OpenError::Damaged { path: PathBuf::new(), what: format!("open task failed: {e}") })?
+    }
+
+    fn open_blocking(dir: &Path, options: OpenOptions) -> Result<Ledger, OpenError> {
+        let (store, secret, info) = Store::open(dir)?;
+        let store = Arc::new(store);
+        let head = store.head()?;
+        indexer::catch_up(&store, head.next_seq)?;
+        let shared = Arc::new(Shared::default());
+        shared.committed.store(head.next_seq, std::sync::atomic::Ordering::Release);
+        shared.indexed.store(head.next_seq, std::sync::atomic::Ordering::Release);
+        let index_lock = Arc::new(Mutex::new(()));
+        let (index_tx, index_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
+        let spawn_err = |e: std::io::Error| OpenError::Io { path: dir.to_path_buf(), source: e };
+        let indexer = {
+            let (store, shared, lock) = (store.clone(), shared.clone(), index_lock.clone());
+            std::thread::Builder::new()
+                .name("kvitto-indexer".into())
+                .spawn(move || indexer::run(store, shared, lock, index_rx))
+                .map_err(spawn_err)?
+        };
+        let writer = Writer {
+            store: store.clone(),
+            shared: shared.clone(),
+            index_tx,
+            head,
+            pending_ids: Default::default(),
+            keys: Default::default(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("kvitto-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(spawn_err)?;
+        tracing::info!(events = head.next_seq, "ledger open");
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                store,
+                secret,
+                info,
+                options,
+                shared,
+                index_lock,
+                tx: Some(tx),
+                threads: vec![writer, indexer],
+            }),
+        })
+    }
+
+    /// Closes this handle; when it is the last one, waits for the writer to finish and flushes.
+    pub async fn close(self) {
+        let inner = self.inner;
+        let _ = tokio::task::spawn_blocking(move || drop(inner)).await;
+    }
+
+    /// The ledger's origin (named at `init`).
+    pub fn origin(&self) -> &str {
+        &self.inner.info.origin
+    }
+
+    /// The ledger directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Events durably committed so far.
+    pub fn len(&self) -> u64 {
+        self.inner.shared.committed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the ledger has no events.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the sled store occupies.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.store.disk_bytes()
+    }
+
+    /// The keyed pseudonym of a customer of `controller` (docs/FORMAT.md §3).
+    pub fn subject_id(&self, controller: &Id, external_ref: &ExternalRef) -> SubjectId {
+        self.inner.secret.subject_id(controller, external_ref)
+    }
+
+    fn prepare(&self, draft: Draft) -> Prepared {
+        let subject = draft.subject.map(|r| (self.subject_id(&draft.controller, &r), r));
+        Prepared {
+            event_id: draft.event_id.unwrap_or_else(EventId::new_v7),
+            id_given: draft.event_id.is_some(),
+            actor_given: draft.actor.is_some(),
+            actor: draft.actor.unwrap_or_else(|| self.inner.options.default_actor.clone()),
+            controller: draft.controller,
+            subject,
+            occurred_at: draft.occurred_at,
+            details: draft.details,
+            kind: draft.kind,
+        }
+    }
+
+    /// Appends one event; returns its receipt once it is durable (fdatasync'd).
+    /// Re-sending a draft with the same `event_id` and content returns the original receipt.
+    pub async fn append(&self, draft: Draft) -> Result<Receipt, AppendError> {
+        let mut receipts = self.append_batch(vec![draft]).await?;
+        receipts.pop().ok_or(AppendError::Closed)
+    }
+
+    /// Appends several events atomically: all become durable in one commit, or none is written.
+    pub async fn append_batch(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, AppendError> {
+        if drafts.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let items = drafts.into_iter().map(|d| self.prepare(d)).collect();
+        let (reply, rx) = oneshot::channel();
+        let tx = self.inner.tx.as_ref().ok_or(AppendError::Closed)?;
+        tx.send(WriteRequest { items, reply }).await.map_err(|_| AppendError::Closed)?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// One subject's events in subject order (`subject_seq` 0, 1, …), with details decrypted
+    /// where their key still exists.
+    pub async fn history(&self, controller: &str, external_ref: &str) -> Result<Vec<LedgerEvent>, ReadError> {
+        let controller = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
+        let external_ref =
+            ExternalRef::new(external_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
+        let subject = self.subject_id(&controller, &external_ref);
+        let inner = self.inner.clone();
+        blocking(move || read::history(&inner.store, &inner.shared, subject, &controller)).await
+    }
+
+    /// Events with seq in `range`, in seq order, details decrypted where possible.
+    pub async fn log(&self, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
+        let inner = self.inner.clone();
+        let end = range.end.min(self.len());
+        blocking(move || read::log(&inner.store, range.start..end)).await
+    }
+
+    /// Verifies the whole ledger (see [`VerifyReport`]).
+    pub async fn verify(&self) -> Result<VerifyReport, VerifyError> {
+        self.verify_with_progress(|_, _| {}).await
+    }
+
+    /// Like [`Ledger::verify`], calling `progress(done, total)` now and then.
+    pub async fn verify_with_progress(
+        &self,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<VerifyReport, VerifyError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _span = tracing::info_span!("verify").entered();
+            // Hold the indexer still so the index matches its watermark while we compare.
+            let _guard = inner.index_lock.lock();
+            verify::verify_store(&inner.store, progress)
+        })
+        .await
+        .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ReadError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ReadError::Storage(format!("read task failed: {e}")))?
+}

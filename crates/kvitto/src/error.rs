@@ -1,0 +1,80 @@
+//! Errors of the library API, one enum per operation.
+
+use kvitto_core::EventId;
+
+pub use kvitto_store::OpenError;
+
+/// Why an append (or batch) was refused. Nothing of a refused request is written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The batch was empty.
+    #[error("empty batch: nothing to append")]
+    Empty,
+    /// The event_id was already used for an event with different content.
+    #[error("event {index}: event_id {event_id} was already used by seq {existing_seq} with different content")]
+    IdConflict {
+        /// Position of the offending draft in the batch.
+        index: usize,
+        /// The id.
+        event_id: EventId,
+        /// The event that holds it.
+        existing_seq: u64,
+    },
+    /// Storage failed; the ledger refuses further appends until reopened (it cannot know
+    /// whether the failed group reached the disk — like fjall, we poison instead of guessing).
+    #[error("storage failed: {0}; reopen the ledger (it will verify what reached the disk)")]
+    Storage(String),
+    /// An earlier storage failure poisoned this ledger handle.
+    #[error("the ledger is unusable after an earlier storage failure ({0}); reopen it")]
+    Poisoned(String),
+    /// The ledger was closed.
+    #[error("the ledger is closed")]
+    Closed,
+}
+
+/// Why a read (history, log) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The subject has no events.
+    #[error("no events for this subject under controller {controller}")]
+    UnknownSubject {
+        /// The controller asked about.
+        controller: String,
+    },
+    /// A field of the query is invalid.
+    #[error("{field}: {message}")]
+    BadQuery {
+        /// The argument.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Stored data is damaged; run `kvitto verify`.
+    #[error("stored data is damaged at {at}: {what} (run `kvitto verify`)")]
+    Corrupt {
+        /// Where.
+        at: String,
+        /// What.
+        what: String,
+    },
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl From<kvitto_store::StoreError> for ReadError {
+    fn from(e: kvitto_store::StoreError) -> Self {
+        match e {
+            kvitto_store::StoreError::Corrupt { at, what } => ReadError::Corrupt { at, what },
+            other => ReadError::Storage(other.to_string()),
+        }
+    }
+}
+
+/// `verify` could not run at all (a failed check is a [`crate::VerifyReport`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Storage failed while reading.
+    #[error("storage: {0}")]
+    Storage(String),
+}

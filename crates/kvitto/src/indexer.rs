@@ -1,0 +1,100 @@
+//! Derived indexes off the acknowledgement path: the writer hands each durable group's
+//! subject tips and event ids to this thread, which coalesces whatever has queued up into
+//! one sled batch with the new watermark. On open, [`catch_up`] replays the log above the
+//! watermark, so a crash can lose index work but never index correctness.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+
+use kvitto_core::{EventId, decode_event, event_hash};
+use kvitto_store::{IndexBatch, Store, StoreError, SubjectHeadRec};
+
+use crate::writer::Shared;
+
+/// Index work of one durable group.
+#[derive(Debug)]
+pub(crate) struct IndexWork {
+    pub heads: Vec<(kvitto_core::SubjectId, SubjectHeadRec)>,
+    pub event_ids: Vec<(EventId, u64)>,
+    pub watermark: u64,
+}
+
+/// Most events coalesced into one index batch.
+const MAX_BATCH: usize = 16 * 1024;
+
+pub(crate) fn run(store: Arc<Store>, shared: Arc<Shared>, lock: Arc<Mutex<()>>, rx: Receiver<IndexWork>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = IndexBatch::default();
+        let merge = |w: IndexWork, batch: &mut IndexBatch| {
+            batch.heads.extend(w.heads);
+            batch.event_ids.extend(w.event_ids);
+            batch.watermark = batch.watermark.max(w.watermark);
+        };
+        merge(first, &mut batch);
+        while batch.event_ids.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => merge(w, &mut batch),
+                Err(_) => break,
+            }
+        }
+        // `verify` holds this lock to see the index standing still.
+        let _guard = lock.lock();
+        match store.apply_index(&batch) {
+            Ok(()) => shared.indexed.store(batch.watermark, Ordering::Release),
+            Err(e) => {
+                // Indexes are derived: the next open catches up from the log.
+                tracing::warn!(error = %e, watermark = batch.watermark, "index update failed; will catch up on reopen");
+            }
+        }
+    }
+}
+
+/// Replays events above the index watermark into the index. Returns events replayed.
+pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<u64, StoreError> {
+    let mut from = store.index_watermark()?;
+    if from > next_seq {
+        tracing::warn!(watermark = from, next_seq, "index is ahead of the log; rebuilding it from seq 0");
+        store.clear_index()?;
+        from = 0;
+    }
+    if from == next_seq {
+        return Ok(0);
+    }
+    let mut batch = IndexBatch::default();
+    let mut heads: HashMap<kvitto_core::SubjectId, SubjectHeadRec> = HashMap::new();
+    let mut replayed = 0u64;
+    'chunks: for chunk in store.chunks_from(from) {
+        let (first, records) = chunk?;
+        for (i, record) in records.iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < from {
+                continue;
+            }
+            if seq >= next_seq {
+                break 'chunks;
+            }
+            let event = decode_event(&record.canonical)
+                .map_err(|e| StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
+            let hash = event_hash(&record.canonical);
+            if let Some(link) = event.subject {
+                let head = SubjectHeadRec { last_seq: seq, count: link.subject_seq + 1, last_hash: hash.0 };
+                heads.insert(link.subject, head);
+            }
+            batch.event_ids.push((event.event_id, seq));
+            replayed += 1;
+            if batch.event_ids.len() >= MAX_BATCH {
+                batch.heads = std::mem::take(&mut heads);
+                batch.watermark = seq + 1;
+                store.apply_index(&batch)?;
+                batch = IndexBatch::default();
+            }
+        }
+    }
+    batch.heads = heads;
+    batch.watermark = next_seq;
+    store.apply_index(&batch)?;
+    tracing::info!(replayed, watermark = next_seq, "index caught up from the log");
+    Ok(replayed)
+}

@@ -1,0 +1,182 @@
+//! Reading events back: one subject's history (walking back-links from its head) and ranges
+//! of the log, with details decrypted where the subject's key still exists.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use kvitto_core::json::event_to_json;
+use kvitto_core::{Event, EventHash, Id, SubjectId, decode_event, event_hash, payload_commitment};
+use kvitto_store::vault;
+use kvitto_store::{Record, Store, SubjectKeys};
+use serde_json::{Map, Value};
+
+use crate::ReadError;
+use crate::writer::Shared;
+
+/// What is known of an event's encrypted details.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetailsView {
+    /// The event has no details.
+    None,
+    /// Decrypted and matching the event's commitment.
+    Disclosed(Value),
+    /// The key was destroyed (erasure): the ciphertext is unreadable for good.
+    Erased,
+    /// Present but does not decrypt or does not match the commitment — run `kvitto verify`.
+    Damaged,
+}
+
+/// An event as read back, with its re-derived hash.
+#[derive(Debug, Clone)]
+pub struct LedgerEvent {
+    /// The sealed event.
+    pub event: Event,
+    /// Its hash, re-derived from the stored bytes.
+    pub hash: EventHash,
+    /// The controller's reference for the subject, while the subject's key file exists.
+    pub subject_ref: Option<String>,
+    /// The details.
+    pub details: DetailsView,
+}
+
+impl LedgerEvent {
+    /// The `--json` form: `seq`, `hash`, `type`, the EVENTS.md fields (with `subject` as the
+    /// external reference when known), the chain fields, and `details` when disclosed.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("seq".into(), Value::from(self.event.seq));
+        m.insert("hash".into(), Value::String(self.hash.to_hex()));
+        m.insert("type".into(), Value::String(self.event.kind.name().into()));
+        for (k, v) in event_to_json(&self.event) {
+            m.entry(k).or_insert(v);
+        }
+        if let Some(r) = &self.subject_ref {
+            m.insert("subject".into(), Value::String(r.clone()));
+        }
+        match &self.details {
+            DetailsView::None => {}
+            DetailsView::Disclosed(v) => {
+                m.insert("details".into(), v.clone());
+            }
+            DetailsView::Erased => {
+                m.insert("details".into(), Value::String("<erased>".into()));
+            }
+            DetailsView::Damaged => {
+                m.insert("details".into(), Value::String("<damaged: run kvitto verify>".into()));
+            }
+        }
+        m
+    }
+}
+
+/// Subject key files read during one call, by subject.
+#[derive(Default)]
+struct KeyCache(HashMap<SubjectId, Option<SubjectKeys>>);
+
+impl KeyCache {
+    fn get(&mut self, store: &Store, s: &SubjectId) -> Option<&SubjectKeys> {
+        self.0.entry(*s).or_insert_with(|| store.vault().read(s).ok().flatten()).as_ref()
+    }
+}
+
+fn materialize(store: &Store, keys: &mut KeyCache, seq: u64, record: &Record) -> Result<LedgerEvent, ReadError> {
+    let event = decode_event(&record.canonical)
+        .map_err(|e| ReadError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
+    if event.seq != seq {
+        return Err(ReadError::Corrupt { at: format!("seq {seq}"), what: format!("record carries seq {}", event.seq) });
+    }
+    let hash = event_hash(&record.canonical);
+    let subject_keys = event.subject.as_ref().and_then(|l| keys.get(store, &l.subject));
+    let subject_ref = subject_keys.map(|k| k.external_ref.clone());
+    let details = match (&record.sealed, &event.payload_commitment, &event.subject) {
+        (None, None, _) => DetailsView::None,
+        (Some(sealed), Some(commitment), Some(link)) => {
+            let slot = event.kind.register().map_or("", Id::as_str);
+            match subject_keys.and_then(|k| k.key(slot)) {
+                None => DetailsView::Erased,
+                Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
+                    Ok((salt, plaintext)) if payload_commitment(&salt, &plaintext) == *commitment => {
+                        serde_json::from_slice(&plaintext).map_or(DetailsView::Damaged, DetailsView::Disclosed)
+                    }
+                    _ => DetailsView::Damaged,
+                },
+            }
+        }
+        _ => DetailsView::Damaged,
+    };
+    Ok(LedgerEvent { event, hash, subject_ref, details })
+}
+
+/// Keeps the last chunk read, so walks and scans decode each chunk once.
+struct ChunkCursor<'a> {
+    store: &'a Store,
+    chunk: Option<(u64, Vec<Record>)>,
+}
+
+impl<'a> ChunkCursor<'a> {
+    fn get(&mut self, seq: u64) -> Result<&Record, ReadError> {
+        let hit = matches!(&self.chunk, Some((first, rs)) if seq >= *first && seq < first + rs.len() as u64);
+        if !hit {
+            self.chunk = self.store.chunk_containing(seq)?;
+        }
+        match &self.chunk {
+            Some((first, rs)) if seq >= *first => rs
+                .get((seq - first) as usize)
+                .ok_or_else(|| ReadError::Corrupt { at: format!("seq {seq}"), what: "record missing".into() }),
+            _ => Err(ReadError::Corrupt { at: format!("seq {seq}"), what: "record missing".into() }),
+        }
+    }
+}
+
+pub(crate) fn history(
+    store: &Store,
+    shared: &Shared,
+    subject: SubjectId,
+    controller: &Id,
+) -> Result<Vec<LedgerEvent>, ReadError> {
+    let tip = shared.heads.read().ok().and_then(|h| h.get(&subject).copied());
+    let last_seq = match tip {
+        Some(t) => Some(t.last_seq),
+        None => store.subject_head(&subject)?.map(|h| h.last_seq),
+    };
+    let Some(mut seq) = last_seq else {
+        return Err(ReadError::UnknownSubject { controller: controller.to_string() });
+    };
+    let mut keys = KeyCache::default();
+    let mut cursor = ChunkCursor { store, chunk: None };
+    let mut out = Vec::new();
+    loop {
+        let record = cursor.get(seq)?.clone();
+        let e = materialize(store, &mut keys, seq, &record)?;
+        if e.event.subject.map(|l| l.subject) != Some(subject) {
+            return Err(ReadError::Corrupt {
+                at: format!("seq {seq}"),
+                what: "back-link leads to another subject".into(),
+            });
+        }
+        out.push(e);
+        match record.back_link {
+            Some(prev) if prev < seq => seq = prev,
+            Some(prev) => {
+                return Err(ReadError::Corrupt {
+                    at: format!("seq {seq}"),
+                    what: format!("back-link to later seq {prev}"),
+                });
+            }
+            None => break,
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+pub(crate) fn log(store: &Store, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
+    let mut keys = KeyCache::default();
+    let mut cursor = ChunkCursor { store, chunk: None };
+    let mut out = Vec::with_capacity(range.end.saturating_sub(range.start).min(1 << 16) as usize);
+    for seq in range {
+        let record = cursor.get(seq)?.clone();
+        out.push(materialize(store, &mut keys, seq, &record)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! Demo scenario (placeholder)

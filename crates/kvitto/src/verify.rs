@@ -1,0 +1,203 @@
+//! Full verification: re-derive every hash from the stored bytes, check both chains, the
+//! stored back-links, the head, and the derived indexes. Trusts no stored hash.
+
+use std::time::{Duration, Instant};
+
+use kvitto_core::EventHash;
+use kvitto_proof::{ChainFault, ChainVerifier};
+use kvitto_store::Store;
+
+use crate::VerifyError;
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub count: u64,
+    /// Re-derived hash of the last event checked.
+    pub head: EventHash,
+    /// Distinct subjects seen.
+    pub subjects: u64,
+    /// The first failure, if any.
+    pub failure: Option<VerifyFailure>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl VerifyReport {
+    /// Whether every check passed.
+    pub fn is_ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The first thing wrong, with the seq where it was found (when one applies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    /// The event at fault, if the fault is tied to one.
+    pub seq: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "seq {seq}: {}", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+fn at(seq: u64, reason: impl Into<String>) -> VerifyFailure {
+    VerifyFailure { seq: Some(seq), reason: reason.into() }
+}
+
+fn chain(fault: ChainFault) -> VerifyFailure {
+    let seq = fault.seq();
+    let text = fault.to_string();
+    let reason = text.strip_prefix(&format!("seq {seq}: ")).map(str::to_string).unwrap_or(text);
+    VerifyFailure { seq: Some(seq), reason }
+}
+
+/// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
+pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport, VerifyError> {
+    let started = Instant::now();
+    let storage = |e: kvitto_store::StoreError| VerifyError::Storage(e.to_string());
+    let head = store.head().map_err(storage)?;
+    let watermark = store.index_watermark().map_err(storage)?;
+    let mut cv = ChainVerifier::new(true);
+    let mut failure = None;
+    let report = |cv: &ChainVerifier, failure| VerifyReport {
+        count: cv.count(),
+        head: cv.head(),
+        subjects: cv.subjects().len() as u64,
+        failure,
+        duration: started.elapsed(),
+    };
+    if watermark == 0 {
+        failure = check_index(store, &cv, 0).map_err(storage)?;
+    }
+    'chunks: for chunk in store.chunks_from(0) {
+        if failure.is_some() || cv.count() >= head.next_seq {
+            break;
+        }
+        let (first, records) = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(at(cv.count(), format!("stored chunk does not decode: {e}")));
+                break;
+            }
+        };
+        if first != cv.count() {
+            failure = Some(at(
+                cv.count(),
+                format!("chunk key says it starts at seq {first}; the chain needs seq {}", cv.count()),
+            ));
+            break;
+        }
+        for record in records {
+            if cv.count() >= head.next_seq {
+                // Appended after this verify started.
+                break 'chunks;
+            }
+            let (event, _) = match cv.push(&record.canonical, record.back_link) {
+                Ok(v) => v,
+                Err(fault) => {
+                    failure = Some(chain(fault));
+                    break 'chunks;
+                }
+            };
+            if record.sealed.is_some() != event.payload_commitment.is_some() {
+                failure = Some(at(
+                    event.seq,
+                    if record.sealed.is_some() {
+                        "stored encrypted details but the event commits to none"
+                    } else {
+                        "the event commits to details but none are stored"
+                    },
+                ));
+                break 'chunks;
+            }
+            if cv.count() == watermark {
+                failure = check_index(store, &cv, watermark).map_err(storage)?;
+                if failure.is_some() {
+                    break 'chunks;
+                }
+            }
+            if cv.count() % 65_536 == 0 {
+                progress(cv.count(), head.next_seq);
+            }
+        }
+    }
+    progress(cv.count(), head.next_seq);
+    if failure.is_none() && cv.count() < head.next_seq {
+        failure = Some(at(
+            cv.count(),
+            format!("missing: the stored head says {} events, the log ends after {}", head.next_seq, cv.count()),
+        ));
+    }
+    if failure.is_none() && cv.head().0 != head.head_hash {
+        failure = Some(VerifyFailure {
+            seq: cv.count().checked_sub(1),
+            reason: format!(
+                "stored head hash {} does not match the re-derived head {}",
+                EventHash(head.head_hash),
+                cv.head()
+            ),
+        });
+    }
+    if failure.is_none() && watermark > cv.count() {
+        failure = Some(VerifyFailure {
+            seq: None,
+            reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
+        });
+    }
+    let r = report(&cv, failure);
+    tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
+    Ok(r)
+}
+
+/// Compares the derived index (as of `watermark` events) with the re-derived chain state.
+fn check_index(
+    store: &Store,
+    cv: &ChainVerifier,
+    watermark: u64,
+) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
+    let idx =
+        |reason: String| Some(VerifyFailure { seq: None, reason: format!("index (watermark {watermark}): {reason}") });
+    let mut heads = 0u64;
+    for entry in store.indexed_subject_heads() {
+        let (subject, rec) = entry?;
+        heads += 1;
+        match cv.subjects().get(&subject) {
+            Some(tip) if tip.last_seq == rec.last_seq && tip.count == rec.count && tip.last_hash.0 == rec.last_hash => {
+            }
+            Some(tip) => {
+                return Ok(idx(format!(
+                    "subject {subject} head says seq {} (#{}) but the chain ends at seq {} (#{})",
+                    rec.last_seq, rec.count, tip.last_seq, tip.count
+                )));
+            }
+            None => return Ok(idx(format!("subject {subject} is indexed but has no events"))),
+        }
+    }
+    if heads != cv.subjects().len() as u64 {
+        return Ok(idx(format!("{heads} subject heads indexed, the chain has {} subjects", cv.subjects().len())));
+    }
+    let mut ids = 0u64;
+    for entry in store.indexed_event_ids() {
+        let (id, seq) = entry?;
+        ids += 1;
+        if cv.event_id_seq(&id) != Some(seq) {
+            return Ok(idx(format!(
+                "event_id {id} points to seq {seq}, the chain has it at {:?}",
+                cv.event_id_seq(&id)
+            )));
+        }
+    }
+    if ids != watermark {
+        return Ok(idx(format!("{ids} event ids indexed for {watermark} events")));
+    }
+    Ok(None)
+}

@@ -1,0 +1,462 @@
+//! The single writer: one OS thread that takes queued appends, forms a commit group, seals
+//! every event (seq, recorded_at, prev_hash, subject links, hash), writes the group as chunk
+//! values in one sled batch, makes it durable, and only then completes each caller's future.
+//!
+//! **Architecture invariant:** a receipt is sent only after `Store::commit` returned, i.e.
+//! after fdatasync. Nothing of a refused request is staged; a storage failure poisons the
+//! writer instead of guessing what reached the disk.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use kvitto_core::{
+    Commitment, Details, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, SubjectLink, Timestamp,
+    decode_event, encode_event, event_hash, payload_commitment,
+};
+use kvitto_proof::SubjectTip;
+use kvitto_store::vault::{self, random_bytes};
+use kvitto_store::{Head, Record, Store, SubjectHeadRec, SubjectKeys};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::AppendError;
+use crate::indexer::IndexWork;
+
+/// Most events one commit group takes from the queue (a batch is never split).
+pub(crate) const MAX_GROUP_EVENTS: usize = 1024;
+
+/// A validated draft with the caller-side work done (pseudonym, id, actor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepared {
+    pub event_id: EventId,
+    pub id_given: bool,
+    pub controller: Id,
+    pub actor: Id,
+    pub actor_given: bool,
+    pub subject: Option<(SubjectId, ExternalRef)>,
+    pub occurred_at: Option<Timestamp>,
+    pub details: Option<Details>,
+    pub kind: EventKind,
+}
+
+/// What a caller gets back: proof its event is durable at this position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// Global position.
+    pub seq: u64,
+    /// Event hash.
+    pub hash: EventHash,
+    /// The idempotency key (generated when the draft had none).
+    pub event_id: EventId,
+    /// Ledger time of sealing.
+    pub recorded_at: Timestamp,
+}
+
+impl Receipt {
+    /// The EVENTS.md receipt line.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq,
+            "hash": self.hash.to_hex(),
+            "event_id": self.event_id.to_string(),
+            "recorded_at": self.recorded_at.to_rfc3339(),
+        })
+    }
+}
+
+pub(crate) struct WriteRequest {
+    pub items: Vec<Prepared>,
+    pub reply: oneshot::Sender<Result<Vec<Receipt>, AppendError>>,
+}
+
+/// State shared between the writer and readers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Tips of every subject touched since open (authoritative over the index).
+    pub heads: RwLock<HashMap<SubjectId, SubjectTip>>,
+    /// Set on a storage failure.
+    pub poisoned: Mutex<Option<String>>,
+    /// Events committed (next seq).
+    pub committed: AtomicU64,
+    /// Events indexed.
+    pub indexed: AtomicU64,
+}
+
+pub(crate) struct Writer {
+    pub store: Arc<Store>,
+    pub shared: Arc<Shared>,
+    pub index_tx: std::sync::mpsc::Sender<IndexWork>,
+    pub head: Head,
+    /// Event ids committed above the index watermark (pruned as the indexer advances).
+    pub pending_ids: HashMap<EventId, u64>,
+    /// Key files known to exist, with their slots.
+    pub keys: HashMap<SubjectId, SubjectKeys>,
+}
+
+enum Planned {
+    New(usize),
+    Existing(Receipt),
+}
+
+impl Writer {
+    pub fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            let mut n = group[0].items.len();
+            while n < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        n += r.items.len();
+                        group.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+            self.prune_pending_ids();
+        }
+        tracing::debug!(events = self.head.next_seq, "writer stopped");
+    }
+
+    fn prune_pending_ids(&mut self) {
+        let indexed = self.shared.indexed.load(Ordering::Acquire);
+        if self.pending_ids.len() > 4096 {
+            self.pending_ids.retain(|_, seq| *seq >= indexed);
+        }
+    }
+
+    fn tip(&self, staged: &HashMap<SubjectId, SubjectTip>, s: &SubjectId) -> Result<Option<SubjectTip>, String> {
+        if let Some(t) = staged.get(s) {
+            return Ok(Some(*t));
+        }
+        if let Some(t) = self.shared.heads.read().map_err(|_| "lock poisoned".to_string())?.get(s) {
+            return Ok(Some(*t));
+        }
+        // Not touched since open: the index was caught up on open, so it is exact.
+        Ok(self.store.subject_head(s).map_err(|e| e.to_string())?.map(|h| SubjectTip {
+            last_seq: h.last_seq,
+            count: h.count,
+            last_hash: EventHash(h.last_hash),
+        }))
+    }
+
+    /// Looks up a committed or staged event with this id.
+    fn existing_seq(&self, id: &EventId) -> Result<Option<u64>, String> {
+        if let Some(seq) = self.pending_ids.get(id) {
+            return Ok(Some(*seq));
+        }
+        self.store.event_seq(id).map_err(|e| e.to_string())
+    }
+
+    /// Whether a committed event says what `item` says (fields the caller left to defaults
+    /// are not compared: a retry without occurred_at still matches).
+    fn same_as_committed(&self, item: &Prepared, seq: u64) -> Result<Option<Receipt>, String> {
+        let record = self.store.record(seq).map_err(|e| e.to_string())?.ok_or("indexed event missing")?;
+        let event = decode_event(&record.canonical).map_err(|e| e.to_string())?;
+        let receipt = Receipt {
+            seq,
+            hash: event_hash(&record.canonical),
+            event_id: event.event_id,
+            recorded_at: event.recorded_at,
+        };
+        let same = event.controller == item.controller
+            && event.kind == item.kind
+            && event.subject.map(|l| l.subject) == item.subject.as_ref().map(|(s, _)| *s)
+            && (!item.actor_given || event.actor == item.actor)
+            && item.occurred_at.is_none_or(|t| t == event.occurred_at)
+            && match (&item.details, &event.payload_commitment, &record.sealed, &event.subject) {
+                (None, None, _, _) => true,
+                (Some(d), Some(c), Some(sealed), Some(link)) => self.details_match(d, c, sealed, link, &event),
+                _ => false,
+            };
+        Ok(same.then_some(receipt))
+    }
+
+    fn details_match(
+        &self,
+        d: &Details,
+        c: &Commitment,
+        sealed: &[u8],
+        link: &SubjectLink,
+        event: &kvitto_core::Event,
+    ) -> bool {
+        let slot = event.kind.register().map_or("", Id::as_str);
+        let keys =
+            self.keys.get(&link.subject).cloned().or_else(|| self.store.vault().read(&link.subject).ok().flatten());
+        match keys.as_ref().and_then(|k| k.key(slot)) {
+            Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
+                Ok((salt, _)) => payload_commitment(&salt, d.as_bytes()) == *c,
+                Err(_) => false,
+            },
+            // Erased: the content can no longer be compared; the id and the hashed fields match.
+            None => true,
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<WriteRequest>) {
+        if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
+            for req in group {
+                let _ = req.reply.send(Err(AppendError::Poisoned(why.clone())));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let recorded_at = Timestamp::now().max(Timestamp::from_micros(self.head.last_recorded_at).unwrap_or_default());
+        let first_seq = self.head.next_seq;
+        let mut next_seq = first_seq;
+        let mut prev = EventHash(self.head.head_hash);
+        let mut staged_heads: HashMap<SubjectId, SubjectTip> = HashMap::new();
+        let mut staged_ids: HashMap<EventId, (u64, Prepared)> = HashMap::new();
+        let mut vault_writes: HashMap<SubjectId, SubjectKeys> = HashMap::new();
+        let mut records = Vec::new();
+        let mut index_heads = Vec::new();
+        let mut outcomes: Vec<Result<Vec<Planned>, AppendError>> = Vec::with_capacity(group.len());
+        let mut receipts: Vec<Receipt> = Vec::new();
+        let mut failure: Option<String> = None;
+
+        'requests: for req in &group {
+            // Phase 1: decide duplicates for the whole request before staging anything.
+            let mut plan = Vec::with_capacity(req.items.len());
+            let mut local: HashMap<EventId, usize> = HashMap::new();
+            for (i, item) in req.items.iter().enumerate() {
+                if !item.id_given {
+                    plan.push(None);
+                    continue;
+                }
+                let conflict =
+                    |existing_seq| AppendError::IdConflict { index: i, event_id: item.event_id, existing_seq };
+                if let Some(j) = local.get(&item.event_id) {
+                    if req.items[*j] == *item {
+                        plan.push(Some(Err(*j)));
+                        continue;
+                    }
+                    outcomes.push(Err(conflict(first_seq)));
+                    continue 'requests;
+                }
+                if let Some((seq, staged)) = staged_ids.get(&item.event_id) {
+                    if staged == item {
+                        plan.push(Some(Ok(receipts[(*seq - first_seq) as usize])));
+                        continue;
+                    }
+                    outcomes.push(Err(conflict(*seq)));
+                    continue 'requests;
+                }
+                match self.existing_seq(&item.event_id).and_then(|s| match s {
+                    None => Ok(None),
+                    Some(seq) => self.same_as_committed(item, seq).map(|r| Some((seq, r))),
+                }) {
+                    Ok(None) => {
+                        local.insert(item.event_id, i);
+                        plan.push(None);
+                    }
+                    Ok(Some((_, Some(receipt)))) => plan.push(Some(Ok(receipt))),
+                    Ok(Some((seq, None))) => {
+                        outcomes.push(Err(conflict(seq)));
+                        continue 'requests;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break 'requests;
+                    }
+                }
+            }
+            // Phase 2: seal the new events.
+            let mut planned = Vec::with_capacity(req.items.len());
+            let mut mine: Vec<usize> = Vec::with_capacity(req.items.len());
+            for (item, p) in req.items.iter().zip(plan) {
+                match p {
+                    Some(Ok(receipt)) => planned.push(Planned::Existing(receipt)),
+                    Some(Err(j)) => planned.push(Planned::New(mine[j])),
+                    None => match self.seal(item, next_seq, prev, recorded_at, &mut staged_heads, &mut vault_writes) {
+                        Ok((record, hash, head)) => {
+                            records.push(record);
+                            if let Some(h) = head {
+                                index_heads.push(h);
+                            }
+                            receipts.push(Receipt { seq: next_seq, hash, event_id: item.event_id, recorded_at });
+                            staged_ids.insert(item.event_id, (next_seq, item.clone()));
+                            planned.push(Planned::New(receipts.len() - 1));
+                            prev = hash;
+                            next_seq += 1;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            break 'requests;
+                        }
+                    },
+                }
+                mine.push(match planned.last() {
+                    Some(Planned::New(k)) => *k,
+                    _ => usize::MAX,
+                });
+            }
+            outcomes.push(Ok(planned));
+        }
+
+        if failure.is_none() && !records.is_empty() {
+            let writes: Vec<(SubjectId, &SubjectKeys)> = vault_writes.iter().map(|(s, k)| (*s, k)).collect();
+            if let Err(e) = self.store.vault().write_all(&writes) {
+                // Nothing reached sled: refuse this group, keep the writer usable.
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "key vault write failed; group refused");
+                for req in group {
+                    let _ = req.reply.send(Err(AppendError::Storage(msg.clone())));
+                }
+                return;
+            }
+            let head = Head { next_seq, head_hash: prev.0, last_recorded_at: recorded_at.as_micros() };
+            match self.store.commit(first_seq, &records, &head) {
+                Ok(stats) => {
+                    self.head = head;
+                    tracing::info!(
+                        first_seq,
+                        events = records.len(),
+                        requests = group.len(),
+                        chunks = stats.chunks,
+                        bytes = stats.bytes,
+                        duration_us = started.elapsed().as_micros() as u64,
+                        "append group durable"
+                    );
+                }
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+
+        if let Some(why) = failure {
+            tracing::error!(error = %why, "append group failed; ledger handle poisoned");
+            if let Ok(mut p) = self.shared.poisoned.lock() {
+                *p = Some(why.clone());
+            }
+            for req in group {
+                let _ = req.reply.send(Err(AppendError::Storage(why.clone())));
+            }
+            return;
+        }
+
+        // Durable: publish state, feed the indexer, answer callers.
+        self.shared.committed.store(self.head.next_seq, Ordering::Release);
+        if let Ok(mut heads) = self.shared.heads.write() {
+            heads.extend(staged_heads.iter().map(|(k, v)| (*k, *v)));
+        }
+        self.keys.extend(vault_writes);
+        let ids: Vec<(EventId, u64)> = staged_ids.iter().map(|(id, (seq, _))| (*id, *seq)).collect();
+        self.pending_ids.extend(ids.iter().copied());
+        if !records.is_empty() {
+            let _ = self.index_tx.send(IndexWork { heads: index_heads, event_ids: ids, watermark: self.head.next_seq });
+        }
+        for (req, outcome) in group.into_iter().zip(outcomes) {
+            let reply = outcome.map(|planned| {
+                planned
+                    .into_iter()
+                    .map(|p| match p {
+                        Planned::New(k) => receipts[k],
+                        Planned::Existing(r) => r,
+                    })
+                    .collect()
+            });
+            let _ = req.reply.send(reply);
+        }
+    }
+
+    /// Seals one event at `seq`: subject link, key slot, encrypted details, canonical bytes.
+    #[allow(clippy::type_complexity)]
+    fn seal(
+        &mut self,
+        item: &Prepared,
+        seq: u64,
+        prev: EventHash,
+        recorded_at: Timestamp,
+        staged_heads: &mut HashMap<SubjectId, SubjectTip>,
+        vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
+    ) -> Result<(Record, EventHash, Option<(SubjectId, SubjectHeadRec)>), String> {
+        let mut link = None;
+        let mut back_link = None;
+        let mut commitment = None;
+        let mut sealed_details = None;
+        if let Some((subject, external_ref)) = &item.subject {
+            let tip = self.tip(staged_heads, subject)?;
+            back_link = tip.map(|t| t.last_seq);
+            link = Some(SubjectLink {
+                subject: *subject,
+                subject_seq: tip.map_or(0, |t| t.count),
+                subject_prev: tip.map(|t| t.last_hash),
+            });
+            let slot = match &item.details {
+                Some(_) => Some(item.kind.register().map_or("", Id::as_str).to_string()),
+                None => None,
+            };
+            let key = self.ensure_key(*subject, &item.controller, external_ref, slot.as_deref(), vault_writes)?;
+            if let (Some(details), Some(key)) = (&item.details, key) {
+                let salt = random_bytes::<32>().map_err(|e| e.to_string())?;
+                commitment = Some(payload_commitment(&salt, details.as_bytes()));
+                sealed_details = Some(
+                    vault::seal(&key, subject, &item.event_id, &salt, details.as_bytes()).map_err(|e| e.to_string())?,
+                );
+            }
+        }
+        let event = kvitto_core::Event {
+            seq,
+            prev_hash: prev,
+            recorded_at,
+            occurred_at: item.occurred_at.unwrap_or(recorded_at),
+            event_id: item.event_id,
+            controller: item.controller.clone(),
+            actor: item.actor.clone(),
+            subject: link,
+            kind: item.kind.clone(),
+            payload_commitment: commitment,
+        };
+        let canonical = encode_event(&event);
+        let hash = event_hash(&canonical);
+        let head = link.map(|l| {
+            let tip = SubjectTip { last_seq: seq, count: l.subject_seq + 1, last_hash: hash };
+            staged_heads.insert(l.subject, tip);
+            (l.subject, SubjectHeadRec { last_seq: seq, count: tip.count, last_hash: hash.0 })
+        });
+        Ok((Record { canonical, back_link, sealed: sealed_details }, hash, head))
+    }
+
+    /// Makes sure the subject has a key file (and the slot's key when `slot` is given);
+    /// new files and slots are collected in `vault_writes` and written before the commit.
+    fn ensure_key(
+        &mut self,
+        subject: SubjectId,
+        controller: &Id,
+        external_ref: &ExternalRef,
+        slot: Option<&str>,
+        vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
+    ) -> Result<Option<[u8; 32]>, String> {
+        if !vault_writes.contains_key(&subject) && !self.keys.contains_key(&subject) {
+            if let Some(existing) = self.store.vault().read(&subject).map_err(|e| e.to_string())? {
+                self.keys.insert(subject, existing);
+            }
+        }
+        let current = vault_writes.get(&subject).or_else(|| self.keys.get(&subject));
+        if let Some(keys) = current {
+            match slot {
+                None => return Ok(None),
+                Some(s) => {
+                    if let Some(k) = keys.key(s) {
+                        return Ok(Some(*k));
+                    }
+                }
+            }
+        }
+        let mut keys = current.cloned().unwrap_or_else(|| SubjectKeys {
+            controller: controller.as_str().to_string(),
+            external_ref: external_ref.as_str().to_string(),
+            slots: Vec::new(),
+        });
+        let key = match slot {
+            Some(s) => {
+                let k = random_bytes::<32>().map_err(|e| e.to_string())?;
+                keys.slots.push((s.to_string(), k));
+                Some(k)
+            }
+            None => None,
+        };
+        vault_writes.insert(subject, keys);
+        Ok(key)
+    }
+}
