@@ -1,1 +1,246 @@
-fn main() {}
+//! `kvitto`: the command-line tool for operators, auditors and DPOs.
+//!
+//! Exit codes: 0 ok · 1 verification failed · 2 bad input or usage · 3 storage or I/O error.
+
+mod append;
+mod demo;
+mod table;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kvitto::{Ledger, OpenError, OpenOptions};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok
+  1  verification failed (verify)
+  2  bad input or usage (nothing was written)
+  3  storage or I/O error";
+
+/// kvitto — a tamper-evident ledger of what a company does with each customer's personal data.
+#[derive(Parser, Debug)]
+#[command(name = "kvitto", version, after_help = EXIT_CODES, after_long_help = concat!(
+"Examples:
+  kvitto demo                                   build and explore a demo ledger
+  kvitto --ledger ./ledger init --origin example.com/ledger
+  kvitto --ledger ./ledger append events.jsonl  append JSON Lines (all or nothing)
+  echo '{\"type\":\"consent_given\",\"controller\":\"kalejdo\",\"subject\":\"cust-1\",\"purpose\":\"marketing\"}' | kvitto append -
+  kvitto history --controller kalejdo --subject cust-1
+  kvitto log --from 0 --limit 20 --json
+  kvitto verify
+
+Exit codes:
+  0  ok
+  1  verification failed (verify)
+  2  bad input or usage (nothing was written)
+  3  storage or I/O error"))]
+struct Cli {
+    /// Ledger directory [default: $KVITTO_LEDGER, else ./kvitto-ledger]
+    #[arg(long, global = true, env = "KVITTO_LEDGER", value_name = "DIR")]
+    ledger: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new, empty ledger (refuses to overwrite an existing one)
+    #[command(after_help = "Example:\n  kvitto --ledger ./ledger init --origin kalejdo.se/ledger")]
+    Init {
+        /// Name of this log (later the checkpoint key name): no spaces, no '+'
+        #[arg(long)]
+        origin: String,
+    },
+    /// Append events from a JSON object or JSON Lines (file or '-' for stdin); all or nothing
+    #[command(after_help = "Prints one receipt per event: {\"seq\":…,\"hash\":…,\"event_id\":…,\"recorded_at\":…}\n\
+If any line is invalid, prints `line N: field F: what is wrong`, appends nothing and exits 2.\n\n\
+Example:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl")]
+    Append {
+        /// Input file, or '-' for stdin
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
+    /// List events in seq order
+    #[command(after_help = "Example:\n  kvitto log --from 100 --limit 20\n  kvitto log --json | jq .type")]
+    Log {
+        /// First seq
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most events to show
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one customer's events in subject order
+    #[command(after_help = "Example:\n  kvitto history --controller kalejdo --subject KAL-100042 --json")]
+    History {
+        /// Controller id
+        #[arg(long)]
+        controller: String,
+        /// The controller's customer reference
+        #[arg(long)]
+        subject: String,
+        /// One JSON object per line, details decrypted when available
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-derive every hash and check both chains, the head and the indexes
+    #[command(after_help = "Prints `ok: N events, head <hex>` (exit 0) or the first bad seq and why (exit 1).")]
+    Verify,
+    /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
+    #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
+    Demo {
+        /// Directory for the demo ledger (replaced if it holds an earlier demo)
+        #[arg(long, default_value = "kvitto-demo")]
+        dir: PathBuf,
+        /// Number of customers
+        #[arg(long, default_value_t = 1000)]
+        customers: usize,
+        /// Seed of the deterministic scenario
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Concurrent appending tasks
+        #[arg(long, default_value_t = 64)]
+        tasks: usize,
+    },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn input(message: impl Into<String>) -> Self {
+        Self { code: 2, message: message.into() }
+    }
+    pub fn storage(message: impl Into<String>) -> Self {
+        Self { code: 3, message: message.into() }
+    }
+}
+
+impl From<OpenError> for Failure {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::NotALedger(_) | OpenError::AlreadyExists(_) | OpenError::UnknownFormat { .. } => {
+                Failure::input(e.to_string())
+            }
+            OpenError::Damaged { ref path, .. } if path.as_os_str() == "--origin" => Failure::input(e.to_string()),
+            other => Failure::storage(other.to_string()),
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn ledger_dir(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(|| PathBuf::from("kvitto-ledger"))
+}
+
+pub(crate) async fn open(dir: &std::path::Path) -> Result<Ledger, Failure> {
+    Ok(Ledger::open(dir, OpenOptions::default()).await?)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let dir = ledger_dir(&cli.ledger);
+    match cli.command {
+        Command::Init { origin } => {
+            Ledger::init(&dir, &origin)?;
+            println!("created ledger {} (origin {origin})", dir.display());
+            Ok(())
+        }
+        Command::Append { file } => append::run(&dir, &file).await,
+        Command::Log { from, limit, json } => {
+            let ledger = open(&dir).await?;
+            let events =
+                ledger.log(from..from.saturating_add(limit)).await.map_err(|e| Failure::storage(e.to_string()))?;
+            table::print_events(&events, json, true);
+            ledger.close().await;
+            Ok(())
+        }
+        Command::History { controller, subject, json } => {
+            let ledger = open(&dir).await?;
+            let events = ledger.history(&controller, &subject).await.map_err(|e| match e {
+                kvitto::ReadError::UnknownSubject { .. } | kvitto::ReadError::BadQuery { .. } => {
+                    Failure::input(e.to_string())
+                }
+                other => Failure::storage(other.to_string()),
+            })?;
+            if !json {
+                if let Some(first) = events.first().and_then(|e| e.event.subject) {
+                    println!("subject {} of {controller}: {} events", first.subject, events.len());
+                }
+            }
+            table::print_events(&events, json, false);
+            ledger.close().await;
+            Ok(())
+        }
+        Command::Verify => verify(&dir).await,
+        Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
+    }
+}
+
+async fn verify(dir: &std::path::Path) -> Result<(), Failure> {
+    let ledger = open(dir).await?;
+    let bar = if std::io::stderr().is_terminal() && ledger.len() > 200_000 {
+        let bar = indicatif::ProgressBar::new(ledger.len());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("verify {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(bar)
+    } else {
+        None
+    };
+    let progress_bar = bar.clone();
+    let report = ledger
+        .verify_with_progress(move |done, _| {
+            if let Some(b) = &progress_bar {
+                b.set_position(done);
+            }
+        })
+        .await
+        .map_err(|e| Failure::storage(e.to_string()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    ledger.close().await;
+    match report.failure {
+        None => {
+            println!("ok: {} events, head {}", report.count, report.head);
+            Ok(())
+        }
+        Some(f) => Err(Failure { code: 1, message: format!("verification failed: {f}") }),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kvitto: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

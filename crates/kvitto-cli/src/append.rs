@@ -1,0 +1,82 @@
+//! `kvitto append`: one JSON object or JSON Lines in, one receipt per event out; all or nothing.
+
+use std::io::Read;
+use std::path::Path;
+
+use kvitto::{AppendError, Draft};
+
+use crate::Failure;
+
+/// Largest input accepted in one invocation.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Parses the whole input: a single (possibly pretty-printed) JSON object, or JSON Lines.
+/// A UTF-8 BOM and CRLF line ends are accepted; blank lines are skipped. Returns each draft
+/// with its 1-based line number, or the first problem as `line N: field F: …`.
+pub(crate) fn parse_input(bytes: &[u8]) -> Result<Vec<(usize, Draft)>, String> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
+            return Err(format!("line {line}: input is not valid UTF-8"));
+        }
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err("no events in input".into());
+    }
+    // A pretty-printed single object spans lines; accept it as event 1.
+    if trimmed.starts_with('{') && trimmed.contains('\n') {
+        if let Ok(d) = Draft::from_json_str(trimmed) {
+            let line = 1 + text.len() - text.trim_start().len();
+            let line = 1 + text[..line - 1].matches('\n').count();
+            return Ok(vec![(line, d)]);
+        }
+    }
+    let mut drafts = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let draft = Draft::from_json_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+        drafts.push((i + 1, draft));
+    }
+    Ok(drafts)
+}
+
+pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
+    let mut bytes = Vec::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().take(MAX_INPUT + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(file).and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(Failure::input(format!("input is larger than {MAX_INPUT} bytes; split it")));
+    }
+    let parsed = parse_input(&bytes).map_err(Failure::input)?;
+    let (lines, drafts): (Vec<usize>, Vec<Draft>) = parsed.into_iter().unzip();
+    let ledger = crate::open(dir).await?;
+    let result = ledger.append_batch(drafts).await;
+    ledger.close().await;
+    match result {
+        Ok(receipts) => {
+            let mut out = String::with_capacity(receipts.len() * 160);
+            for r in receipts {
+                out.push_str(&r.to_json().to_string());
+                out.push('\n');
+            }
+            print!("{out}");
+            Ok(())
+        }
+        Err(AppendError::IdConflict { index, event_id, existing_seq }) => Err(Failure::input(format!(
+            "line {}: field event_id: {event_id} was already used by seq {existing_seq} with different content; nothing appended",
+            lines.get(index).copied().unwrap_or(0)
+        ))),
+        Err(e @ AppendError::Empty) => Err(Failure::input(e.to_string())),
+        Err(e) => Err(Failure::storage(format!("{e}; nothing appended"))),
+    }
+}

@@ -1,0 +1,72 @@
+//! Readable and JSON output of events.
+
+use kvitto::{DetailsView, LedgerEvent};
+use kvitto_core::EventKind;
+
+/// A one-line summary of what an event says (ids and enums only, never personal data).
+pub(crate) fn summary(kind: &EventKind) -> String {
+    let mut m = serde_json::Map::new();
+    kind.to_json_fields(&mut m);
+    m.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) if s.len() > 48 => format!("{k}={}…", s.chars().take(45).collect::<String>()),
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: bool) {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if json {
+        for e in events {
+            let _ = writeln!(out, "{}", serde_json::Value::Object(e.to_json()));
+        }
+        return;
+    }
+    if with_controller {
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<20}  {:<18}  {:<26}  {:<12}  what",
+            "seq", "occurred_at", "controller", "type", "hash"
+        );
+    } else {
+        let _ = writeln!(out, "{:>8}  {:>4}  {:<20}  {:<26}  {:<12}  what", "seq", "#", "occurred_at", "type", "hash");
+    }
+    for e in events {
+        let t = e.event.occurred_at.to_rfc3339();
+        let t = t.get(..19).unwrap_or(&t);
+        let details = match &e.details {
+            DetailsView::None => "",
+            DetailsView::Disclosed(_) => " [details]",
+            DetailsView::Erased => " [details erased]",
+            DetailsView::Damaged => " [details DAMAGED]",
+        };
+        let hash = &e.hash.to_hex()[..12];
+        if with_controller {
+            let _ = writeln!(
+                out,
+                "{:>8}  {:<20}  {:<18}  {:<26}  {hash}  {}{details}",
+                e.event.seq,
+                t,
+                e.event.controller,
+                e.event.kind.name(),
+                summary(&e.event.kind)
+            );
+        } else {
+            let n = e.event.subject.map_or(0, |l| l.subject_seq);
+            let _ = writeln!(
+                out,
+                "{:>8}  {:>4}  {:<20}  {:<26}  {hash}  {}{details}",
+                e.event.seq,
+                n,
+                t,
+                e.event.kind.name(),
+                summary(&e.event.kind)
+            );
+        }
+    }
+}
