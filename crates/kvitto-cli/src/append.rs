@@ -27,12 +27,12 @@ pub(crate) fn parse_input(bytes: &[u8]) -> Result<Vec<(usize, Draft)>, String> {
         return Err("no events in input".into());
     }
     // A pretty-printed single object spans lines; accept it as event 1.
-    if trimmed.starts_with('{') && trimmed.contains('\n') {
-        if let Ok(d) = Draft::from_json_str(trimmed) {
-            let line = 1 + text.len() - text.trim_start().len();
-            let line = 1 + text[..line - 1].matches('\n').count();
-            return Ok(vec![(line, d)]);
-        }
+    if trimmed.starts_with('{')
+        && trimmed.contains('\n')
+        && let Ok(d) = Draft::from_json_str(trimmed)
+    {
+        let leading = text.len() - text.trim_start().len();
+        return Ok(vec![(1 + text[..leading].matches('\n').count(), d)]);
     }
     let mut drafts = Vec::new();
     for (i, line) in text.split('\n').enumerate() {

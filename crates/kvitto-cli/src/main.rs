@@ -178,10 +178,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 other => Failure::storage(other.to_string()),
             })?;
-            if !json {
-                if let Some(first) = events.first().and_then(|e| e.event.subject) {
-                    println!("subject {} of {controller}: {} events", first.subject, events.len());
-                }
+            if !json && let Some(first) = events.first().and_then(|e| e.event.subject) {
+                println!("subject {} of {controller}: {} events", first.subject, events.len());
             }
             table::print_events(&events, json, false);
             ledger.close().await;

@@ -150,10 +150,10 @@ impl ChainVerifier {
                 found: event.recorded_at,
             });
         }
-        if self.check_ids {
-            if let Some(first) = self.event_ids.insert(event.event_id, seq) {
-                return Err(ChainFault::DuplicateEventId { seq, first, event_id: event.event_id });
-            }
+        if self.check_ids
+            && let Some(first) = self.event_ids.insert(event.event_id, seq)
+        {
+            return Err(ChainFault::DuplicateEventId { seq, first, event_id: event.event_id });
         }
         if let Some(link) = &event.subject {
             let tip = self.subjects.get(&link.subject);

@@ -774,22 +774,22 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             profile,
         );
     }
-    if let (Some(reg), Some(proc_)) = (spec.shipping_register, spec.shipping_processor) {
-        if b.rng.chance(60) {
-            b.later(5);
-            let record = format!("ship-{}", b.rng.below(1_000_000));
-            b.push(
-                "webshop",
-                EventKind::DataShared {
-                    processor: id(proc_),
-                    categories: cats(&["name", "address"]),
-                    purpose: id(spec.delivery_purpose),
-                },
-                None,
-            );
-            b.later(4);
-            b.push("webshop", EventKind::RecordClosed { register: id(reg), record_id: id(&record) }, None);
-        }
+    if let (Some(reg), Some(proc_)) = (spec.shipping_register, spec.shipping_processor)
+        && b.rng.chance(60)
+    {
+        b.later(5);
+        let record = format!("ship-{}", b.rng.below(1_000_000));
+        b.push(
+            "webshop",
+            EventKind::DataShared {
+                processor: id(proc_),
+                categories: cats(&["name", "address"]),
+                purpose: id(spec.delivery_purpose),
+            },
+            None,
+        );
+        b.later(4);
+        b.push("webshop", EventKind::RecordClosed { register: id(reg), record_id: id(&record) }, None);
     }
     if spec.id == "select-telecom" {
         b.later(30);

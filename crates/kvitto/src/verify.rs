@@ -125,7 +125,7 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
                     break 'chunks;
                 }
             }
-            if cv.count() % 65_536 == 0 {
+            if cv.count().is_multiple_of(65_536) {
                 progress(cv.count(), head.next_seq);
             }
         }

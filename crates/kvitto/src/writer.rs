@@ -382,10 +382,7 @@ impl Writer {
                 subject_seq: tip.map_or(0, |t| t.count),
                 subject_prev: tip.map(|t| t.last_hash),
             });
-            let slot = match &item.details {
-                Some(_) => Some(item.kind.register().map_or("", Id::as_str).to_string()),
-                None => None,
-            };
+            let slot = item.details.as_ref().map(|_| item.kind.register().map_or("", Id::as_str).to_string());
             let key = self.ensure_key(*subject, &item.controller, external_ref, slot.as_deref(), vault_writes)?;
             if let (Some(details), Some(key)) = (&item.details, key) {
                 let salt = random_bytes::<32>().map_err(|e| e.to_string())?;
@@ -427,10 +424,11 @@ impl Writer {
         slot: Option<&str>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
     ) -> Result<Option<[u8; 32]>, String> {
-        if !vault_writes.contains_key(&subject) && !self.keys.contains_key(&subject) {
-            if let Some(existing) = self.store.vault().read(&subject).map_err(|e| e.to_string())? {
-                self.keys.insert(subject, existing);
-            }
+        if !vault_writes.contains_key(&subject)
+            && !self.keys.contains_key(&subject)
+            && let Some(existing) = self.store.vault().read(&subject).map_err(|e| e.to_string())?
+        {
+            self.keys.insert(subject, existing);
         }
         let current = vault_writes.get(&subject).or_else(|| self.keys.get(&subject));
         if let Some(keys) = current {
