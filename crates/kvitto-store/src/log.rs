@@ -155,6 +155,8 @@ impl Store {
             }
         }
         sync_dir(&store_dir).map_err(io_err(&store_dir))?;
+        let vault_dir = dir.join(VAULT_DIR);
+        Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         write_private_file(&dir.join(MARKER), format!("kvitto ledger\nformat {LEDGER_FORMAT}\n").as_bytes())?;
         sync_dir(dir).map_err(io_err(dir))?;
         Ok(())
@@ -218,7 +220,9 @@ impl Store {
             .map_or(0, i64::from_be_bytes);
         let db_path = store_dir.join("db");
         let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
-        let store = Store { dir: dir.to_path_buf(), db, log, index, db_file, vault: Vault::new(dir.join(VAULT_DIR)) };
+        let vault_dir = dir.join(VAULT_DIR);
+        let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
+        let store = Store { dir: dir.to_path_buf(), db, log, index, db_file, vault };
         Ok((store, LedgerSecret(secret), LedgerInfo { origin, format, created_at }))
     }
 

@@ -1,23 +1,31 @@
-//! The key vault: one small file per data subject, outside sled, written and fsynced by
-//! kvitto itself. Erasing a subject is deleting its file (or rewriting it without one
-//! register's key) — a real deletion, unlike anything removed from sled (DESIGN.md).
+//! The key vault: subject keys and external references, outside sled, in segment files that
+//! kvitto writes and fdatasyncs itself. Erasing a subject rewrites the (bounded-size)
+//! segments holding it without its frames and renames them over the old ones — a real
+//! deletion at file-system level, unlike anything removed from sled (DESIGN.md).
 //!
-//! File `vault/<first 2 hex of subject>/<subject hex>.key` (docs/FORMAT.md §5):
-//! `"KVK1"`, u8 version = 1, str controller, str external_ref, u16 slot count,
-//! per slot (str register — empty for subject-wide details, [32] key), [32] BLAKE3 of all
-//! preceding bytes. Strings are u32-BE-length-prefixed UTF-8.
+//! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 1, then frames
+//! `u32be len ‖ body ‖ first 16 bytes of BLAKE3(body)`, body = `subject(16) ‖ u32be
+//! len ‖ controller ‖ u32be len ‖ external_ref ‖ u16be slots ‖ (u32be len ‖ register ‖
+//! key[32])*`. The newest frame of a subject wins. A torn frame at the end of the newest
+//! segment (a crash before its fdatasync, so never acknowledged) is truncated on open; a bad
+//! frame anywhere else is damage and refuses to open.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use kvitto_core::field::{Reader, put_str};
 use kvitto_core::{EventId, SubjectId};
 
-const MAGIC: &[u8; 4] = b"KVK1";
+const MAGIC: &[u8; 4] = b"KVV1";
 const VERSION: u8 = 1;
+const HEADER_LEN: u64 = 5;
+/// A segment takes new frames until it holds this many bytes; erasure rewrites at most this.
+const SEGMENT_LIMIT: u64 = 1 << 20;
 
 /// A vault operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +38,7 @@ pub enum VaultError {
         /// OS error.
         source: std::io::Error,
     },
-    /// A key file is malformed.
+    /// A vault file is damaged.
     #[error("key vault {path}: {what}")]
     Corrupt {
         /// The file.
@@ -44,6 +52,9 @@ pub enum VaultError {
     /// The system RNG failed.
     #[error("random number generator: {0}")]
     Rng(String),
+    /// An earlier write failed and could not be rolled back.
+    #[error("key vault unusable after an earlier write failure ({0}); reopen the ledger")]
+    Failed(String),
 }
 
 /// One subject's keys and its external reference.
@@ -53,7 +64,7 @@ pub struct SubjectKeys {
     pub controller: String,
     /// The controller's reference for the customer (personal data: never log it).
     pub external_ref: String,
-    /// (register or "" for subject-wide details, key).
+    /// (register, or "" for subject-wide details; key).
     pub slots: Vec<(String, [u8; 32])>,
 }
 
@@ -68,148 +79,317 @@ impl SubjectKeys {
     pub fn key(&self, slot: &str) -> Option<&[u8; 32]> {
         self.slots.iter().find(|(r, _)| r == slot).map(|(_, k)| k)
     }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        put(&mut out, &self.controller);
-        put(&mut out, &self.external_ref);
-        out.extend_from_slice(&(self.slots.len() as u16).to_be_bytes());
-        for (reg, key) in &self.slots {
-            put(&mut out, reg);
-            out.extend_from_slice(key);
-        }
-        let sum = blake3::hash(&out);
-        out.extend_from_slice(sum.as_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, String> {
-        if bytes.len() < 4 + 1 + 32 {
-            return Err("file too short".into());
-        }
-        let (body, sum) = bytes.split_at(bytes.len() - 32);
-        if blake3::hash(body).as_bytes() != sum {
-            return Err("checksum mismatch (torn or edited file)".into());
-        }
-        let mut r = kvitto_core::field::Reader::new(body);
-        let err = |e: kvitto_core::DecodeError| e.to_string();
-        if r.take(4).map_err(err)? != MAGIC {
-            return Err("not a kvitto key file".into());
-        }
-        let v = r.u8().map_err(err)?;
-        if v != VERSION {
-            return Err(format!("key file version {v}, expected {VERSION}"));
-        }
-        let controller = r.str().map_err(err)?.to_string();
-        let external_ref = r.str().map_err(err)?.to_string();
-        let n = r.u16().map_err(err)?;
-        let mut slots = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let reg = r.str().map_err(err)?.to_string();
-            slots.push((reg, r.array::<32>().map_err(err)?));
-        }
-        r.finish().map_err(err)?;
-        Ok(Self { controller, external_ref, slots })
-    }
 }
 
-fn put(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+fn encode_frame(subject: &SubjectId, keys: &SubjectKeys, out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(96);
+    body.extend_from_slice(&subject.0);
+    put_str(&mut body, &keys.controller);
+    put_str(&mut body, &keys.external_ref);
+    body.extend_from_slice(&(keys.slots.len() as u16).to_be_bytes());
+    for (reg, key) in &keys.slots {
+        put_str(&mut body, reg);
+        body.extend_from_slice(key);
+    }
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&blake3::hash(&body).as_bytes()[..16]);
 }
 
-/// Fills `buf` from the OS RNG.
+fn decode_body(body: &[u8]) -> Result<(SubjectId, SubjectKeys), kvitto_core::DecodeError> {
+    let mut r = Reader::new(body);
+    let subject = SubjectId(r.array()?);
+    let controller = r.str()?.to_string();
+    let external_ref = r.str()?.to_string();
+    let n = r.u16()?;
+    let mut slots = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let reg = r.str()?.to_string();
+        slots.push((reg, r.array::<32>()?));
+    }
+    r.finish()?;
+    Ok((subject, SubjectKeys { controller, external_ref, slots }))
+}
+
+/// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
+/// offset where the valid prefix ends (with why it stopped, if before the end).
+#[allow(clippy::type_complexity)]
+fn parse_segment(bytes: &[u8]) -> (Vec<(SubjectId, SubjectKeys, std::ops::Range<usize>)>, usize, Option<String>) {
+    let mut frames = Vec::new();
+    let mut pos = HEADER_LEN as usize;
+    while pos < bytes.len() {
+        let start = pos;
+        let Some(len) = bytes.get(pos..pos + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
+            return (frames, start, Some("truncated frame length".into()));
+        };
+        let Some(body) = bytes.get(pos + 4..pos + 4 + len) else {
+            return (frames, start, Some("truncated frame".into()));
+        };
+        let Some(sum) = bytes.get(pos + 4 + len..pos + 4 + len + 16) else {
+            return (frames, start, Some("truncated frame checksum".into()));
+        };
+        if &blake3::hash(body).as_bytes()[..16] != sum {
+            return (frames, start, Some("frame checksum mismatch".into()));
+        }
+        match decode_body(body) {
+            Ok((s, k)) => frames.push((s, k, start..pos + 4 + len + 16)),
+            Err(e) => return (frames, start, Some(format!("frame does not decode: {e}"))),
+        }
+        pos += 4 + len + 16;
+    }
+    (frames, pos, None)
+}
+
+/// Fills an array from the OS RNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], VaultError> {
     let mut buf = [0u8; N];
     getrandom::fill(&mut buf).map_err(|e| VaultError::Rng(e.to_string()))?;
     Ok(buf)
 }
 
-/// The vault directory.
-#[derive(Debug, Clone)]
+struct Entry {
+    keys: SubjectKeys,
+    /// Segments holding frames of this subject.
+    segments: Vec<u32>,
+}
+
+struct Current {
+    id: u32,
+    file: File,
+    len: u64,
+}
+
+struct State {
+    entries: HashMap<SubjectId, Entry>,
+    current: Option<Current>,
+    next_id: u32,
+    failed: Option<String>,
+}
+
+/// The key vault of one ledger.
 pub struct Vault {
     dir: PathBuf,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn seg_name(id: u32) -> String {
+    format!("seg-{id:08}.keys")
 }
 
 impl Vault {
-    /// The vault under `dir` (created on first write).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    /// Path of a subject's key file.
-    pub fn path(&self, subject: &SubjectId) -> PathBuf {
-        let hex = subject.to_hex();
-        self.dir.join(&hex[..2]).join(format!("{hex}.key"))
-    }
-
-    /// Reads a subject's keys; `Ok(None)` when it has none (never had, or erased).
-    pub fn read(&self, subject: &SubjectId) -> Result<Option<SubjectKeys>, VaultError> {
-        let path = self.path(subject);
-        match fs::read(&path) {
-            Ok(bytes) => SubjectKeys::decode(&bytes).map(Some).map_err(|what| VaultError::Corrupt { path, what }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(VaultError::Io { path, source }),
-        }
-    }
-
-    /// Writes several subjects' key files durably: each to a temporary file, fdatasync,
-    /// rename over the old one, then one fsync per touched directory. After `Ok`, every file
-    /// survives power loss.
-    pub fn write_all(&self, items: &[(SubjectId, &SubjectKeys)]) -> Result<(), VaultError> {
-        if items.is_empty() {
-            return Ok(());
-        }
+    /// Opens (creating the directory if needed) and loads every segment.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, VaultError> {
+        let dir = dir.into();
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| VaultError::Io { path, source }
         };
-        let mut dirs = BTreeSet::new();
-        if !self.dir.exists() {
-            fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-            if let Some(parent) = self.dir.parent() {
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            if let Some(parent) = dir.parent() {
                 sync_dir(parent).map_err(io(parent))?;
             }
         }
-        let mut renames = Vec::with_capacity(items.len());
-        for (subject, keys) in items {
-            let path = self.path(subject);
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.dir.clone());
-            if dirs.insert(dir.clone()) && !dir.exists() {
-                fs::create_dir(&dir).map_err(io(&dir))?;
-                sync_dir(&self.dir).map_err(io(&self.dir))?;
+        let mut ids: Vec<u32> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        let mut entries: HashMap<SubjectId, Entry> = HashMap::new();
+        let mut current = None;
+        for (i, id) in ids.iter().enumerate() {
+            let path = dir.join(seg_name(*id));
+            let mut bytes = Vec::new();
+            File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
+            let last = i + 1 == ids.len();
+            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+                if last && bytes.len() < HEADER_LEN as usize {
+                    // Created but header not yet durable: nothing was acknowledged from it.
+                    fs::remove_file(&path).map_err(io(&path))?;
+                    continue;
+                }
+                return Err(VaultError::Corrupt { path, what: "not a kvitto vault segment (KVV1 v1)".into() });
             }
-            let tmp = path.with_extension("tmp");
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io(&tmp))?;
-            set_private(&f).map_err(io(&tmp))?;
-            f.write_all(&keys.encode()).map_err(io(&tmp))?;
-            f.sync_data().map_err(io(&tmp))?;
-            renames.push((tmp, path));
+            let (frames, valid, problem) = parse_segment(&bytes);
+            if let Some(what) = problem {
+                if !last {
+                    return Err(VaultError::Corrupt { path, what: format!("{what} at byte {valid}") });
+                }
+                // A torn tail of the newest segment was never acknowledged: cut it off.
+                tracing::warn!(segment = id, at = valid, "truncating torn tail of the key vault");
+                let f = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
+                f.set_len(valid as u64).map_err(io(&path))?;
+                f.sync_all().map_err(io(&path))?;
+            }
+            for (subject, keys, _) in frames {
+                let e = entries.entry(subject).or_insert_with(|| Entry { keys: keys.clone(), segments: Vec::new() });
+                e.keys = keys;
+                if !e.segments.contains(id) {
+                    e.segments.push(*id);
+                }
+            }
+            if last && (valid as u64) < SEGMENT_LIMIT {
+                let file = OpenOptions::new().append(true).open(&path).map_err(io(&path))?;
+                current = Some(Current { id: *id, file, len: valid as u64 });
+            }
         }
-        for (tmp, path) in &renames {
-            fs::rename(tmp, path).map_err(io(path))?;
+        let next_id = ids.last().map_or(1, |l| l + 1);
+        Ok(Self { dir, state: Mutex::new(State { entries, current, next_id, failed: None }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A subject's keys; `None` when it has none (never had, or erased).
+    pub fn get(&self, subject: &SubjectId) -> Option<SubjectKeys> {
+        self.lock().entries.get(subject).map(|e| e.keys.clone())
+    }
+
+    /// Number of subjects with keys.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether the vault holds no subject.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Durably stores new or updated subject keys: one append and one fdatasync for all of
+    /// them. After `Ok`, they survive power loss.
+    pub fn put_all(&self, items: &[(SubjectId, SubjectKeys)]) -> Result<(), VaultError> {
+        if items.is_empty() {
+            return Ok(());
         }
-        for dir in &dirs {
-            sync_dir(dir).map_err(io(dir))?;
+        let mut st = self.lock();
+        if let Some(why) = &st.failed {
+            return Err(VaultError::Failed(why.clone()));
+        }
+        let mut buf = Vec::with_capacity(items.len() * 128);
+        for (s, k) in items {
+            encode_frame(s, k, &mut buf);
+        }
+        if st.current.as_ref().is_none_or(|c| c.len >= SEGMENT_LIMIT) {
+            let id = st.next_id;
+            let path = self.dir.join(seg_name(id));
+            let io = |source| VaultError::Io { path: path.clone(), source };
+            let mut f = OpenOptions::new().append(true).create_new(true).open(&path).map_err(io)?;
+            set_private(&f).map_err(io)?;
+            let mut header = MAGIC.to_vec();
+            header.push(VERSION);
+            f.write_all(&header).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
+            st.next_id += 1;
+            st.current = Some(Current { id, file: f, len: HEADER_LEN });
+        }
+        let State { current, entries, failed, .. } = &mut *st;
+        let Some(cur) = current.as_mut() else {
+            return Err(VaultError::Failed("no current segment".into()));
+        };
+        let path = self.dir.join(seg_name(cur.id));
+        let written = cur.file.write_all(&buf).and_then(|()| cur.file.sync_data());
+        if let Err(source) = written {
+            // Roll the segment back to its last durable length; if even that fails, stop.
+            if let Err(e) = cur.file.set_len(cur.len).and_then(|()| cur.file.sync_data()) {
+                *failed = Some(e.to_string());
+            }
+            return Err(VaultError::Io { path, source });
+        }
+        cur.len += buf.len() as u64;
+        let id = cur.id;
+        for (s, k) in items {
+            let e = entries.entry(*s).or_insert_with(|| Entry { keys: k.clone(), segments: Vec::new() });
+            e.keys = k.clone();
+            if !e.segments.contains(&id) {
+                e.segments.push(id);
+            }
         }
         Ok(())
     }
 
-    /// Deletes a subject's key file (crypto-shredding all its details) and syncs the directory.
-    pub fn delete(&self, subject: &SubjectId) -> Result<bool, VaultError> {
-        let path = self.path(subject);
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                if let Some(dir) = path.parent() {
-                    sync_dir(dir).map_err(|source| VaultError::Io { path: dir.to_path_buf(), source })?;
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(VaultError::Io { path, source }),
+    /// Destroys a subject's keys — all of them when `slot` is `None`, else that register's.
+    /// The reduced key set (if any) is appended first, so a crash midway never loses the
+    /// other slots; then every segment holding a frame with a destroyed key is rewritten
+    /// without those frames, fsynced and renamed over the old file. Returns whether there
+    /// was anything to destroy.
+    pub fn erase(&self, subject: &SubjectId, slot: Option<&str>) -> Result<bool, VaultError> {
+        let Some(keys) = self.get(subject) else { return Ok(false) };
+        let destroyed: Vec<[u8; 32]> = match slot {
+            None => keys.slots.iter().map(|(_, k)| *k).collect(),
+            Some(s) => match keys.key(s) {
+                Some(k) => vec![*k],
+                None => return Ok(false),
+            },
+        };
+        let reduced = slot.map(|s| {
+            let mut k = keys.clone();
+            k.slots.retain(|(r, _)| r != s);
+            k
+        });
+        if let Some(r) = &reduced {
+            self.put_all(&[(*subject, r.clone())])?;
         }
+        let mut st = self.lock();
+        let segments = st.entries.get(subject).map(|e| e.segments.clone()).unwrap_or_default();
+        let mut still_holding = Vec::new();
+        for id in segments {
+            let path = self.dir.join(seg_name(id));
+            let io = |source| VaultError::Io { path: path.clone(), source };
+            let bytes = fs::read(&path).map_err(io)?;
+            let (frames, _, _) = parse_segment(&bytes);
+            let mut out = bytes[..HEADER_LEN as usize].to_vec();
+            let (mut dropped, mut kept_own) = (false, false);
+            for (s, k, range) in &frames {
+                let doomed = s == subject && (slot.is_none() || k.slots.iter().any(|(_, key)| destroyed.contains(key)));
+                if doomed {
+                    dropped = true;
+                    continue;
+                }
+                kept_own |= s == subject;
+                out.extend_from_slice(&bytes[range.clone()]);
+            }
+            if kept_own {
+                still_holding.push(id);
+            }
+            if !dropped {
+                continue;
+            }
+            let tmp = path.with_extension("tmp");
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
+            set_private(&f).map_err(io)?;
+            f.write_all(&out).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            fs::rename(&tmp, &path).map_err(io)?;
+            if st.current.as_ref().is_some_and(|c| c.id == id) {
+                let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
+                st.current = Some(Current { id, file, len: out.len() as u64 });
+            }
+        }
+        sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
+        match reduced {
+            Some(keys) => {
+                if let Some(e) = st.entries.get_mut(subject) {
+                    e.keys = keys;
+                    e.segments = still_holding;
+                }
+            }
+            None => {
+                st.entries.remove(subject);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -247,12 +427,13 @@ pub fn seal(
 ) -> Result<Vec<u8>, VaultError> {
     let cipher = XChaCha20Poly1305::new(&(*key).into());
     let nonce_bytes = random_bytes::<24>()?;
-    let nonce = XNonce::from(nonce_bytes);
     let mut msg = Vec::with_capacity(32 + plaintext.len());
     msg.extend_from_slice(salt);
     msg.extend_from_slice(plaintext);
     let aad = aad(subject, event_id);
-    let ct = cipher.encrypt(&nonce, Payload { msg: &msg, aad: &aad }).map_err(|_| VaultError::Decrypt(*event_id))?;
+    let ct = cipher
+        .encrypt(&XNonce::from(nonce_bytes), Payload { msg: &msg, aad: &aad })
+        .map_err(|_| VaultError::Decrypt(*event_id))?;
     let mut out = Vec::with_capacity(24 + ct.len());
     out.extend_from_slice(&nonce_bytes);
     out.extend_from_slice(&ct);
@@ -286,35 +467,99 @@ pub fn open(
 mod tests {
     use super::*;
 
-    #[test]
-    fn key_files_round_trip_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::new(dir.path().join("vault"));
-        let s = SubjectId([0xab; 16]);
-        let keys = SubjectKeys {
+    fn keys(r: &str, slots: &[(&str, u8)]) -> SubjectKeys {
+        SubjectKeys {
             controller: "kalejdo".into(),
-            external_ref: "cust-1".into(),
-            slots: vec![(String::new(), [1; 32])],
-        };
-        vault.write_all(&[(s, &keys)]).unwrap();
-        assert_eq!(vault.read(&s).unwrap(), Some(keys));
-        assert!(vault.delete(&s).unwrap());
-        assert_eq!(vault.read(&s).unwrap(), None);
-        assert!(!vault.delete(&s).unwrap());
+            external_ref: r.into(),
+            slots: slots.iter().map(|(s, k)| (s.to_string(), [*k; 32])).collect(),
+        }
+    }
+
+    fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+        fs::read_dir(dir).unwrap().any(|e| {
+            let bytes = fs::read(e.unwrap().path()).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
     }
 
     #[test]
-    fn edited_key_file_is_detected() {
+    fn keys_survive_reopen_and_newest_frame_wins() {
         let dir = tempfile::tempdir().unwrap();
-        let vault = Vault::new(dir.path());
-        let s = SubjectId([1; 16]);
-        let keys = SubjectKeys { controller: "k".into(), external_ref: "r".into(), slots: vec![] };
-        vault.write_all(&[(s, &keys)]).unwrap();
-        let path = vault.path(&s);
+        let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
+        {
+            let v = Vault::open(dir.path()).unwrap();
+            v.put_all(&[(a, keys("cust-a", &[("", 1)])), (b, keys("cust-b", &[]))]).unwrap();
+            v.put_all(&[(a, keys("cust-a", &[("", 1), ("arendelista", 2)]))]).unwrap();
+        }
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.get(&a), Some(keys("cust-a", &[("", 1), ("arendelista", 2)])));
+        assert_eq!(v.get(&b), Some(keys("cust-b", &[])));
+        assert_eq!(v.len(), 2);
+    }
+
+    #[test]
+    fn erasing_a_subject_removes_its_bytes_from_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
+        let v = Vault::open(dir.path()).unwrap();
+        v.put_all(&[(a, keys("cust-erase-me", &[("", 0xaa)])), (b, keys("cust-keep", &[("", 0xbb)]))]).unwrap();
+        v.put_all(&[(a, keys("cust-erase-me", &[("", 0xaa), ("kundregister", 0xcc)]))]).unwrap();
+        assert!(files_contain(dir.path(), b"cust-erase-me"));
+        assert!(v.erase(&a, None).unwrap());
+        assert!(!files_contain(dir.path(), b"cust-erase-me"));
+        assert!(!files_contain(dir.path(), &[0xaa; 32]));
+        assert!(files_contain(dir.path(), b"cust-keep"));
+        assert_eq!(v.get(&a), None);
+        // Appends continue in the rewritten segment, and the erasure holds after reopen.
+        let c = SubjectId([3; 16]);
+        v.put_all(&[(c, keys("cust-c", &[]))]).unwrap();
+        drop(v);
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.get(&a), None);
+        assert_eq!(v.get(&b), Some(keys("cust-keep", &[("", 0xbb)])));
+        assert_eq!(v.get(&c), Some(keys("cust-c", &[])));
+        assert!(!v.erase(&a, None).unwrap());
+    }
+
+    #[test]
+    fn erasing_one_register_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SubjectId([1; 16]);
+        let v = Vault::open(dir.path()).unwrap();
+        v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa), ("bokforing", 0xbb)]))]).unwrap();
+        assert!(v.erase(&a, Some("kundregister")).unwrap());
+        assert!(!files_contain(dir.path(), &[0xaa; 32]));
+        drop(v);
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
+    }
+
+    #[test]
+    fn torn_tail_is_cut_but_damage_in_the_middle_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
+        let v = Vault::open(dir.path()).unwrap();
+        v.put_all(&[(a, keys("cust-a", &[]))]).unwrap();
+        v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
+        drop(v);
+        let path = dir.path().join(seg_name(1));
+        let len = fs::metadata(&path).unwrap().len();
+        // Torn tail: the last frame half-written.
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 10).unwrap();
+        drop(f);
+        let v = Vault::open(dir.path()).unwrap();
+        assert!(v.get(&a).is_some());
+        assert!(v.get(&b).is_none(), "the torn frame was never acknowledged");
+        v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
+        drop(v);
+        assert!(Vault::open(dir.path()).unwrap().get(&b).is_some());
+        // Damage in a segment that is not the newest refuses to open.
         let mut bytes = fs::read(&path).unwrap();
-        bytes[6] ^= 1;
+        bytes[HEADER_LEN as usize + 8] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert!(matches!(vault.read(&s), Err(VaultError::Corrupt { .. })));
+        fs::write(dir.path().join(seg_name(2)), [MAGIC.as_slice(), &[VERSION]].concat()).unwrap();
+        assert!(matches!(Vault::open(dir.path()), Err(VaultError::Corrupt { .. })));
     }
 
     #[test]

@@ -159,14 +159,8 @@ impl Ledger {
                 .spawn(move || indexer::run(store, shared, lock, index_rx))
                 .map_err(spawn_err)?
         };
-        let writer = Writer {
-            store: store.clone(),
-            shared: shared.clone(),
-            index_tx,
-            head,
-            pending_ids: Default::default(),
-            keys: Default::default(),
-        };
+        let writer =
+            Writer { store: store.clone(), shared: shared.clone(), index_tx, head, pending_ids: Default::default() };
         let writer = std::thread::Builder::new()
             .name("kvitto-writer".into())
             .spawn(move || writer.run(rx))
@@ -253,7 +247,12 @@ impl Ledger {
         let items = drafts.into_iter().map(|d| self.prepare(d)).collect();
         let (reply, rx) = oneshot::channel();
         let tx = self.inner.tx.as_ref().ok_or(AppendError::Closed)?;
-        tx.send(WriteRequest { items, reply }).await.map_err(|_| AppendError::Closed)?;
+        let in_flight = &self.inner.shared.in_flight;
+        in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if tx.send(WriteRequest { items, reply }).await.is_err() {
+            in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return Err(AppendError::Closed);
+        }
         rx.await.map_err(|_| AppendError::Closed)?
     }
 

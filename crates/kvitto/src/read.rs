@@ -75,7 +75,7 @@ struct KeyCache(HashMap<SubjectId, Option<SubjectKeys>>);
 
 impl KeyCache {
     fn get(&mut self, store: &Store, s: &SubjectId) -> Option<&SubjectKeys> {
-        self.0.entry(*s).or_insert_with(|| store.vault().read(s).ok().flatten()).as_ref()
+        self.0.entry(*s).or_insert_with(|| store.vault().get(s)).as_ref()
     }
 }
 

@@ -7,9 +7,9 @@
 //! writer instead of guessing what reached the disk.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kvitto_core::{
     Commitment, Details, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, SubjectLink, Timestamp,
@@ -25,6 +25,10 @@ use crate::indexer::IndexWork;
 
 /// Most events one commit group takes from the queue (a batch is never split).
 pub(crate) const MAX_GROUP_EVENTS: usize = 1024;
+
+/// How long the writer waits for callers that have entered `append` but not yet queued.
+/// Without it, concurrent callers split into cohorts that alternate between small groups.
+const LINGER: Duration = Duration::from_micros(250);
 
 /// A validated draft with the caller-side work done (pseudonym, id, actor).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,13 @@ pub(crate) struct WriteRequest {
     pub reply: oneshot::Sender<Result<Vec<Receipt>, AppendError>>,
 }
 
+impl WriteRequest {
+    fn answer(self, shared: &Shared, result: Result<Vec<Receipt>, AppendError>) {
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let _ = self.reply.send(result);
+    }
+}
+
 /// State shared between the writer and readers.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -81,6 +92,8 @@ pub(crate) struct Shared {
     pub committed: AtomicU64,
     /// Events indexed.
     pub indexed: AtomicU64,
+    /// Append requests entered but not yet answered (the writer waits briefly for them).
+    pub in_flight: AtomicUsize,
 }
 
 pub(crate) struct Writer {
@@ -90,8 +103,6 @@ pub(crate) struct Writer {
     pub head: Head,
     /// Event ids committed above the index watermark (pruned as the indexer advances).
     pub pending_ids: HashMap<EventId, u64>,
-    /// Key files known to exist, with their slots.
-    pub keys: HashMap<SubjectId, SubjectKeys>,
 }
 
 enum Planned {
@@ -104,11 +115,17 @@ impl Writer {
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
             let mut n = group[0].items.len();
+            let deadline = Instant::now() + LINGER;
             while n < MAX_GROUP_EVENTS {
                 match rx.try_recv() {
                     Ok(r) => {
                         n += r.items.len();
                         group.push(r);
+                    }
+                    Err(mpsc::error::TryRecvError::Empty)
+                        if group.len() < self.shared.in_flight.load(Ordering::Acquire) && Instant::now() < deadline =>
+                    {
+                        std::thread::yield_now();
                     }
                     Err(_) => break,
                 }
@@ -182,8 +199,7 @@ impl Writer {
         event: &kvitto_core::Event,
     ) -> bool {
         let slot = event.kind.register().map_or("", Id::as_str);
-        let keys =
-            self.keys.get(&link.subject).cloned().or_else(|| self.store.vault().read(&link.subject).ok().flatten());
+        let keys = self.store.vault().get(&link.subject);
         match keys.as_ref().and_then(|k| k.key(slot)) {
             Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
                 Ok((salt, _)) => payload_commitment(&salt, d.as_bytes()) == *c,
@@ -197,7 +213,7 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<WriteRequest>) {
         if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
             for req in group {
-                let _ = req.reply.send(Err(AppendError::Poisoned(why.clone())));
+                req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
             }
             return;
         }
@@ -295,13 +311,13 @@ impl Writer {
         }
 
         if failure.is_none() && !records.is_empty() {
-            let writes: Vec<(SubjectId, &SubjectKeys)> = vault_writes.iter().map(|(s, k)| (*s, k)).collect();
-            if let Err(e) = self.store.vault().write_all(&writes) {
+            let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
+            if let Err(e) = self.store.vault().put_all(&writes) {
                 // Nothing reached sled: refuse this group, keep the writer usable.
                 let msg = e.to_string();
                 tracing::error!(error = %msg, "key vault write failed; group refused");
                 for req in group {
-                    let _ = req.reply.send(Err(AppendError::Storage(msg.clone())));
+                    req.answer(&self.shared, Err(AppendError::Storage(msg.clone())));
                 }
                 return;
             }
@@ -329,7 +345,7 @@ impl Writer {
                 *p = Some(why.clone());
             }
             for req in group {
-                let _ = req.reply.send(Err(AppendError::Storage(why.clone())));
+                req.answer(&self.shared, Err(AppendError::Storage(why.clone())));
             }
             return;
         }
@@ -339,7 +355,6 @@ impl Writer {
         if let Ok(mut heads) = self.shared.heads.write() {
             heads.extend(staged_heads.iter().map(|(k, v)| (*k, *v)));
         }
-        self.keys.extend(vault_writes);
         let ids: Vec<(EventId, u64)> = staged_ids.iter().map(|(id, (seq, _))| (*id, *seq)).collect();
         self.pending_ids.extend(ids.iter().copied());
         if !records.is_empty() {
@@ -355,7 +370,7 @@ impl Writer {
                     })
                     .collect()
             });
-            let _ = req.reply.send(reply);
+            req.answer(&self.shared, reply);
         }
     }
 
@@ -417,20 +432,21 @@ impl Writer {
     /// Makes sure the subject has a key file (and the slot's key when `slot` is given);
     /// new files and slots are collected in `vault_writes` and written before the commit.
     fn ensure_key(
-        &mut self,
+        &self,
         subject: SubjectId,
         controller: &Id,
         external_ref: &ExternalRef,
         slot: Option<&str>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
     ) -> Result<Option<[u8; 32]>, String> {
-        if !vault_writes.contains_key(&subject)
-            && !self.keys.contains_key(&subject)
-            && let Some(existing) = self.store.vault().read(&subject).map_err(|e| e.to_string())?
-        {
-            self.keys.insert(subject, existing);
-        }
-        let current = vault_writes.get(&subject).or_else(|| self.keys.get(&subject));
+        let stored;
+        let current = match vault_writes.get(&subject) {
+            Some(k) => Some(k),
+            None => {
+                stored = self.store.vault().get(&subject);
+                stored.as_ref()
+            }
+        };
         if let Some(keys) = current {
             match slot {
                 None => return Ok(None),
