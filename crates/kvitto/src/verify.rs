@@ -78,56 +78,74 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
     if watermark == 0 {
         failure = check_index(store, &cv, 0).map_err(storage)?;
     }
-    'chunks: for chunk in store.chunks_from(0) {
-        if failure.is_some() || cv.count() >= head.next_seq {
-            break;
-        }
-        let (first, records) = match chunk {
-            Ok(c) => c,
+    let mut records = store
+        .chunks_from(0)
+        .flat_map(|chunk| match chunk {
+            Ok((first, records)) => {
+                records.into_iter().enumerate().map(|(i, r)| Ok((first + i as u64, r))).collect::<Vec<_>>()
+            }
+            Err(e) => vec![Err(e)],
+        })
+        .peekable();
+    while failure.is_none() && cv.count() < head.next_seq {
+        let Some(item) = records.next() else { break };
+        let (key_seq, record) = match item {
+            Ok(v) => v,
             Err(e) => {
                 failure = Some(at(cv.count(), format!("stored chunk does not decode: {e}")));
                 break;
             }
         };
-        if first != cv.count() {
+        if key_seq != cv.count() {
             failure = Some(at(
                 cv.count(),
-                format!("chunk key says it starts at seq {first}; the chain needs seq {}", cv.count()),
+                format!("the chunk layout places seq {key_seq} here; the chain needs seq {}", cv.count()),
             ));
             break;
         }
-        for record in records {
-            if cv.count() >= head.next_seq {
-                // Appended after this verify started.
-                break 'chunks;
+        let event = match cv.push(&record.canonical, record.back_link) {
+            Ok((event, _)) => event,
+            Err(fault @ ChainFault::PrevHashMismatch { seq, .. }) => {
+                // Blame the event that was altered: if this one still hashes to what its
+                // successor (or the stored head) recorded, it is intact and its predecessor
+                // changed after it was sealed.
+                let own = kvitto_core::event_hash(&record.canonical);
+                let recorded_by_next = match records.peek() {
+                    Some(Ok((_, next))) => kvitto_core::decode_event(&next.canonical).ok().map(|e| e.prev_hash),
+                    Some(Err(_)) => None,
+                    None => Some(EventHash(head.head_hash)),
+                };
+                failure = Some(if recorded_by_next == Some(own) && seq > 0 {
+                    at(
+                        seq - 1,
+                        format!("altered: its re-derived hash no longer matches the prev_hash sealed into seq {seq}"),
+                    )
+                } else {
+                    chain(fault)
+                });
+                break;
             }
-            let (event, _) = match cv.push(&record.canonical, record.back_link) {
-                Ok(v) => v,
-                Err(fault) => {
-                    failure = Some(chain(fault));
-                    break 'chunks;
-                }
-            };
-            if record.sealed.is_some() != event.payload_commitment.is_some() {
-                failure = Some(at(
-                    event.seq,
-                    if record.sealed.is_some() {
-                        "stored encrypted details but the event commits to none"
-                    } else {
-                        "the event commits to details but none are stored"
-                    },
-                ));
-                break 'chunks;
+            Err(fault) => {
+                failure = Some(chain(fault));
+                break;
             }
-            if cv.count() == watermark {
-                failure = check_index(store, &cv, watermark).map_err(storage)?;
-                if failure.is_some() {
-                    break 'chunks;
-                }
-            }
-            if cv.count().is_multiple_of(65_536) {
-                progress(cv.count(), head.next_seq);
-            }
+        };
+        if record.sealed.is_some() != event.payload_commitment.is_some() {
+            failure = Some(at(
+                event.seq,
+                if record.sealed.is_some() {
+                    "stored encrypted details but the event commits to none"
+                } else {
+                    "the event commits to details but none are stored"
+                },
+            ));
+            break;
+        }
+        if cv.count() == watermark {
+            failure = check_index(store, &cv, watermark).map_err(storage)?;
+        }
+        if cv.count().is_multiple_of(65_536) {
+            progress(cv.count(), head.next_seq);
         }
     }
     progress(cv.count(), head.next_seq);
@@ -141,9 +159,9 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
         failure = Some(VerifyFailure {
             seq: cv.count().checked_sub(1),
             reason: format!(
-                "stored head hash {} does not match the re-derived head {}",
-                EventHash(head.head_hash),
-                cv.head()
+                "altered: the re-derived hash {} does not match the stored head hash {}",
+                cv.head(),
+                EventHash(head.head_hash)
             ),
         });
     }
