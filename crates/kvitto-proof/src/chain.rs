@@ -16,7 +16,9 @@ pub enum ChainFault {
         reason: String,
     },
     /// An event is missing, duplicated or out of order.
-    #[error("seq {expected}: expected the event with seq {expected}, found seq {found}")]
+    #[error(
+        "seq {expected}: expected the event with seq {expected}, found seq {found} (missing, duplicated or reordered)"
+    )]
     SeqMismatch {
         /// The seq the chain needs next.
         expected: u64,

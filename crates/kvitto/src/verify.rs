@@ -75,8 +75,10 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
         failure,
         duration: started.elapsed(),
     };
+    // An index mismatch ranks below any chain or head fault: those say which event is bad.
+    let mut index_failure = None;
     if watermark == 0 {
-        failure = check_index(store, &cv, 0).map_err(storage)?;
+        index_failure = check_index(store, &cv, 0).map_err(storage)?;
     }
     let mut records = store
         .chunks_from(0)
@@ -99,7 +101,11 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
         if key_seq != cv.count() {
             failure = Some(at(
                 cv.count(),
-                format!("the chunk layout places seq {key_seq} here; the chain needs seq {}", cv.count()),
+                if key_seq > cv.count() {
+                    format!("missing: no stored record for this seq; the next stored one is seq {key_seq}")
+                } else {
+                    format!("stored twice: the chunk layout places seq {key_seq} again")
+                },
             ));
             break;
         }
@@ -142,7 +148,7 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             break;
         }
         if cv.count() == watermark {
-            failure = check_index(store, &cv, watermark).map_err(storage)?;
+            index_failure = check_index(store, &cv, watermark).map_err(storage)?;
         }
         if cv.count().is_multiple_of(65_536) {
             progress(cv.count(), head.next_seq);
@@ -171,7 +177,7 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
         });
     }
-    let r = report(&cv, failure);
+    let r = report(&cv, failure.or(index_failure));
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
 }

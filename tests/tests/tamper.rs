@@ -1,0 +1,181 @@
+//! Tamper tests: edit stored records directly through sled, as an attacker with write access
+//! to the files could; `verify` must report the exact seq and reason for each.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use kvitto::{Ledger, VerifyReport};
+use kvitto_core::{EventKind, Id, decode_event, encode_event};
+use kvitto_integration::*;
+use kvitto_store::{Store, tamper};
+
+/// A ledger of 40 events over 5 subjects, some with details; returns its dir.
+async fn ledger_of_40() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (d, path, ledger) = fresh_ledger().await;
+    for i in 0..40 {
+        let subject = format!("cust-{}", i % 5);
+        let draft = if i % 3 == 0 {
+            collected_with_details("kalejdo", &subject, &format!("p{i}@example.se"))
+        } else {
+            consent("kalejdo", &subject, "marketing")
+        };
+        ledger.append(draft).await.unwrap();
+    }
+    assert!(ledger.verify().await.unwrap().is_ok());
+    ledger.close().await;
+    (d, path)
+}
+
+fn with_store(path: &Path, f: impl FnOnce(&Store)) {
+    let (store, _, _) = Store::open(path).unwrap();
+    f(&store);
+}
+
+async fn verify(path: &Path) -> VerifyReport {
+    let ledger = reopen(path).await;
+    let r = ledger.verify().await.unwrap();
+    ledger.close().await;
+    r
+}
+
+fn assert_fails_at(r: &VerifyReport, seq: u64, reason: &str) {
+    let f = r.failure.as_ref().unwrap_or_else(|| panic!("verify passed; expected a failure at seq {seq}"));
+    assert_eq!(f.seq, Some(seq), "wrong seq: {f}");
+    assert!(f.reason.contains(reason), "reason {:?} does not mention {reason:?}", f.reason);
+}
+
+/// Re-encodes event `seq` with `edit` applied (a valid event with different content).
+fn rewrite_event(store: &Store, seq: u64, edit: impl FnOnce(&mut kvitto_core::Event)) {
+    tamper::edit_record(store, seq, |r| {
+        let mut e = decode_event(&r.canonical).unwrap();
+        edit(&mut e);
+        r.canonical = encode_event(&e);
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_field_is_reported_at_that_seq() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| {
+        rewrite_event(s, 17, |e| {
+            if let EventKind::ConsentGiven { purpose, .. } = &mut e.kind {
+                *purpose = Id::new("profiling").unwrap();
+            }
+        })
+    });
+    assert_fails_at(&verify(&path).await, 17, "altered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_last_event_is_caught_by_the_head() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| rewrite_event(s, 39, |e| e.actor = Id::new("mallory").unwrap()));
+    assert_fails_at(&verify(&path).await, 39, "altered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_byte_is_reported() {
+    let (_d, path) = ledger_of_40().await;
+    // A byte inside the controller string: still decodes as a different valid id.
+    with_store(&path, |s| tamper::edit_record(s, 8, |r| r.canonical[1 + 8 + 32 + 8 + 8 + 16 + 4] = b'x').unwrap());
+    assert_fails_at(&verify(&path).await, 8, "altered");
+    // A byte in the kind code: no longer decodes.
+    with_store(&path, |s| {
+        tamper::edit_record(s, 3, |r| {
+            let e = decode_event(&r.canonical).unwrap();
+            let at = encode_event(&e).len() - 1 - 1; // commitment presence byte when absent
+            r.canonical[at] = 7;
+        })
+        .unwrap()
+    });
+    assert_fails_at(&verify(&path).await, 3, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_record_is_reported_missing() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| tamper::delete_record(s, 22).unwrap());
+    assert_fails_at(&verify(&path).await, 22, "missing");
+
+    // Inside one chunk (a batch is one commit group, one sled value).
+    let (_d2, path, ledger) = fresh_ledger().await;
+    let batch = (0..10).map(|i| consent("kazoom", &format!("c{}", i % 3), "product-news")).collect();
+    ledger.append_batch(batch).await.unwrap();
+    ledger.close().await;
+    with_store(&path, |s| tamper::delete_record(s, 5).unwrap());
+    assert_fails_at(&verify(&path).await, 5, "expected the event with seq 5, found seq 6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapped_records_are_reported() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| tamper::swap_records(s, 11, 12).unwrap());
+    assert_fails_at(&verify(&path).await, 11, "found seq 12");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_links_are_reported() {
+    let (_d, path) = ledger_of_40().await;
+    // The stored back-link (walks history) pointing elsewhere.
+    with_store(&path, |s| tamper::edit_record(s, 30, |r| r.back_link = Some(1)).unwrap());
+    assert_fails_at(&verify(&path).await, 30, "back-link");
+
+    let (_d2, path) = ledger_of_40().await;
+    // The hashed subject link re-pointed, the event re-sealed consistently with itself.
+    with_store(&path, |s| {
+        rewrite_event(s, 26, |e| {
+            let link = e.subject.as_mut().unwrap();
+            link.subject_seq += 1;
+        })
+    });
+    assert_fails_at(&verify(&path).await, 26, "subject_seq");
+
+    let (_d3, path) = ledger_of_40().await;
+    // The global link of one event re-pointed at its own predecessor's predecessor.
+    with_store(&path, |s| rewrite_event(s, 14, |e| e.prev_hash = kvitto::EventHash([9; 32])));
+    assert_fails_at(&verify(&path).await, 14, "prev_hash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_tail_is_reported() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| tamper::truncate_from(s, 35).unwrap());
+    assert_fails_at(&verify(&path).await, 35, "missing: the stored head says 40 events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_ciphertext_and_edited_head_and_index_are_reported() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| tamper::edit_record(s, 9, |r| r.sealed = None).unwrap());
+    assert_fails_at(&verify(&path).await, 9, "commits to details but none are stored");
+
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| {
+        let mut head = s.head().unwrap();
+        head.head_hash[0] ^= 1;
+        tamper::set_head(s, &head).unwrap();
+    });
+    assert_fails_at(&verify(&path).await, 39, "stored head hash");
+
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| {
+        let (id, _) = s.indexed_event_ids().next().unwrap().unwrap();
+        let mut key = vec![b'e'];
+        key.extend_from_slice(id.as_bytes());
+        tamper::put_index_raw(s, &key, &7u64.to_be_bytes()).unwrap();
+    });
+    let r = verify(&path).await;
+    let f = r.failure.expect("edited index must fail verify");
+    assert!(f.reason.contains("index") && f.reason.contains("points to seq 7"), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untouched_ledger_verifies_and_reopens_after_repair_of_nothing() {
+    let (_d, path) = ledger_of_40().await;
+    let r = verify(&path).await;
+    assert!(r.is_ok(), "{:?}", r.failure);
+    assert_eq!((r.count, r.subjects), (40, 5));
+    let ledger: Ledger = reopen(&path).await;
+    assert_eq!(ledger.history("kalejdo", "cust-0").await.unwrap().len(), 8);
+}
