@@ -1,0 +1,216 @@
+//! The `kvitto` binary end to end: exit codes, receipts, the bad-input corpus
+//! (`tests/data/bad-input`), history, log, verify, demo.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(name)
+}
+
+fn kvitto(ledger: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .arg("--ledger")
+        .arg(ledger)
+        .args(args)
+        .env_remove("KVITTO_LEDGER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn kvitto_stdin(ledger: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .arg("--ledger")
+        .arg(ledger)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn new_ledger() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let l = d.path().join("ledger");
+    let o = kvitto(&l, &["init", "--origin", "cli.test/ledger"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    (d, l)
+}
+
+/// `ok: N events, head H` from `kvitto verify`.
+fn state(ledger: &Path) -> String {
+    let o = kvitto(ledger, &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+#[test]
+fn bad_input_corpus_exits_2_names_line_and_field_and_writes_nothing() {
+    let (_d, ledger) = new_ledger();
+    let o = kvitto(&ledger, &["append", data("good.jsonl").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before = state(&ledger);
+    assert!(before.starts_with("ok: 3 events, head "), "{before}");
+    let cases = std::fs::read_to_string(data("bad-input/cases.tsv")).unwrap();
+    let mut n = 0;
+    for row in cases.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        let (file, line, field, expect) = (cols[0], cols[1], cols[2], cols[3]);
+        let path = data("bad-input").join(file);
+        let o = kvitto(&ledger, &["append", path.to_str().unwrap()]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: exit code; stderr: {err}");
+        assert!(o.stdout.is_empty(), "{file}: printed receipts: {}", text(&o.stdout));
+        if line != "-" {
+            assert!(err.contains(&format!("line {line}: ")), "{file}: stderr {err:?} does not name line {line}");
+        }
+        if field != "-" {
+            assert!(err.contains(&format!("field {field}: ")), "{file}: stderr {err:?} does not name field {field}");
+        }
+        assert!(err.contains(expect), "{file}: stderr {err:?} does not say {expect:?}");
+        assert_eq!(state(&ledger), before, "{file}: the ledger changed");
+        n += 1;
+    }
+    assert!(n >= 30, "corpus has only {n} cases");
+}
+
+#[test]
+fn append_prints_receipts_and_accepts_bom_crlf_pretty_and_stdin() {
+    let (_d, ledger) = new_ledger();
+    let o = kvitto(&ledger, &["append", data("good.jsonl").to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for (i, r) in lines.iter().enumerate() {
+        assert_eq!(r["seq"], i as u64);
+        assert_eq!(r["hash"].as_str().unwrap().len(), 64);
+        assert!(r["event_id"].as_str().unwrap().len() == 36);
+        assert!(r["recorded_at"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(lines[1]["event_id"], "0194312a-8b00-7000-8000-00000000abcd");
+    // Re-sending the same file: events with an event_id are idempotent, the others are new.
+    let again = kvitto(&ledger, &["append", data("good.jsonl").to_str().unwrap()]);
+    let again: Vec<serde_json::Value> = text(&again.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(again[1], lines[1]);
+    assert_eq!(again[0]["seq"], 3);
+    let o = kvitto(&ledger, &["append", data("good-bom-crlf.jsonl").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().count(), 2);
+    let o = kvitto(&ledger, &["append", data("good-pretty.json").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto_stdin(
+        &ledger,
+        &["append", "-"],
+        br#"{"type":"objection_recorded","controller":"kalejdo","subject":"cust-1","purpose":"marketing"}"#,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(state(&ledger).starts_with("ok: 9 events"));
+}
+
+#[test]
+fn history_and_log_readable_and_json() {
+    let (_d, ledger) = new_ledger();
+    kvitto(&ledger, &["append", data("good.jsonl").to_str().unwrap()]);
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "cust-1", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let events: Vec<serde_json::Value> = text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["type"], "consent_given");
+    assert_eq!(events[0]["subject"], "cust-1");
+    assert_eq!(events[0]["seq"], 1);
+    assert_eq!(events[1]["details"]["name"], "Åsa Öberg");
+    assert_eq!(events[1]["categories"], serde_json::json!(["name", "contact"]));
+    assert_eq!(events[1]["subject_prev"], events[0]["hash"]);
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "cust-1"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("consent_given") && out.contains("[details]"), "{out}");
+    assert!(!out.contains("Åsa"), "the table shows no personal details");
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "nobody"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no events for this subject"));
+    let o = kvitto(&ledger, &["log", "--from", "1", "--limit", "1", "--json"]);
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].contains("\"seq\":1"));
+    let o = kvitto(&ledger, &["log"]);
+    assert_eq!(text(&o.stdout).lines().count(), 4, "header + 3 events");
+}
+
+#[test]
+fn ledger_flag_position_env_and_missing_ledger() {
+    let (_d, ledger) = new_ledger();
+    // --ledger after the subcommand.
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto")).args(["verify", "--ledger"]).arg(&ledger).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // $KVITTO_LEDGER.
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto")).arg("verify").env("KVITTO_LEDGER", &ledger).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).starts_with("ok: 0 events"));
+    let o = kvitto(&ledger.join("missing"), &["verify"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no kvitto ledger here"));
+    let o = kvitto(&ledger, &["init", "--origin", "again"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("already exists"));
+    let o = kvitto(&ledger, &["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = kvitto(&ledger, &["--help"]);
+    let help = text(&o.stdout);
+    assert!(help.contains("Exit codes") && help.contains("Examples"), "{help}");
+}
+
+#[test]
+fn verify_exits_1_with_the_bad_seq() {
+    let (_d, ledger) = new_ledger();
+    kvitto(&ledger, &["append", data("good.jsonl").to_str().unwrap()]);
+    {
+        let (store, _, _) = kvitto_store::Store::open(&ledger).unwrap();
+        kvitto_store::tamper::edit_record(&store, 1, |r| {
+            let n = r.canonical.len();
+            r.canonical[n - 3] ^= 0x20;
+        })
+        .unwrap();
+    }
+    let o = kvitto(&ledger, &["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(err.contains("verification failed: seq 1:"), "{err}");
+}
+
+#[test]
+fn demo_runs_verifies_and_shows_a_history() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .args(["demo", "--customers", "60", "--seed", "5", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", text(&o.stderr));
+    assert!(out.contains("verify: ok:"), "{out}");
+    assert!(out.contains("history of customer"), "{out}");
+    assert!(out.contains("explore further"), "{out}");
+    // A second run replaces the earlier demo; a foreign directory is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .args(["demo", "--customers", "5", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let foreign = d.path().join("mine");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("important.txt"), "keep me").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto")).args(["demo", "--dir"]).arg(&foreign).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(foreign.join("important.txt").exists());
+}
