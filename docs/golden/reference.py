@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""An independent implementation of docs/FORMAT.md §2–§3, written from the document alone.
+
+Rebuilds every golden vector's preimage and hash from its event fields, and every pseudonym
+and commitment. Needs the `blake3` package (pip install blake3). Exit 0 when all match.
+Run: python3 docs/golden/reference.py
+"""
+import json, struct, sys, uuid, datetime, os
+import blake3
+
+CONTEXT = "kvitto 2026-11-23 event hash v1"
+ENUMS = {
+    "legal_basis": ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"],
+    "role": ["processor", "sub_processor", "recipient", "joint_controller"],
+    "transfer_mechanism": ["adequacy", "scc", "bcr", "derogation"],
+    "source": ["subject", "controller", "third_party"],
+    "right": ["access", "rectification", "erasure", "restriction", "portability", "objection"],
+    "trigger": ["collected", "record_closed", "relationship_ended"],
+}
+# code, type, [(field, type)]; "?" suffix = opt<>
+KINDS = {
+    "purpose_declared": (1, [("purpose", "str"), ("description", "str"), ("legal_basis", "enum"), ("register", "str")]),
+    "processor_registered": (2, [("processor", "str"), ("name", "str"), ("country", "country"), ("role", "enum"), ("transfer_mechanism", "enum?"), ("dpa_ref", "str?")]),
+    "retention_rule_declared": (3, [("register", "str"), ("trigger", "enum"), ("duration", "period"), ("statute", "str?")]),
+    "notice_published": (4, [("version", "str"), ("text_hash", "hex32")]),
+    "consent_given": (16, [("purpose", "str"), ("notice_version", "str?"), ("channel", "str?")]),
+    "consent_withdrawn": (17, [("purpose", "str"), ("channel", "str?")]),
+    "objection_recorded": (18, [("purpose", "str")]),
+    "data_collected": (19, [("register", "str"), ("categories", "list"), ("purpose", "str"), ("legal_basis", "enum"), ("source", "enum")]),
+    "data_shared": (20, [("processor", "str"), ("categories", "list"), ("purpose", "str")]),
+    "data_rectified": (21, [("register", "str"), ("categories", "list")]),
+    "processing_restricted": (22, [("reason", "str")]),
+    "restriction_lifted": (23, [("reason", "str")]),
+    "record_closed": (24, [("register", "str"), ("record_id", "str")]),
+    "relationship_ended": (25, [("reason", "str?")]),
+    "rights_request_received": (26, [("request_id", "str"), ("right", "enum")]),
+    "rights_request_extended": (27, [("request_id", "str"), ("reason", "str")]),
+    "rights_request_fulfilled": (28, [("request_id", "str")]),
+    "rights_request_rejected": (29, [("request_id", "str"), ("reason", "str")]),
+    "legal_hold_placed": (30, [("hold_id", "str"), ("reason", "str")]),
+    "legal_hold_released": (31, [("hold_id", "str")]),
+    "erasure_deferred": (32, [("register", "str"), ("statute", "str"), ("until", "time")]),
+    "data_erased": (33, [("register", "str?"), ("reason", "str")]),
+}
+
+def s(x): b = x.encode(); return struct.pack(">I", len(b)) + b
+def t(x):
+    dt = datetime.datetime.fromisoformat(x.replace("Z", "+00:00"))
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    d = dt - epoch
+    return struct.pack(">q", (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds)
+def period(p):
+    import re
+    m = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", p)
+    return b"".join(struct.pack(">I", int(g or 0)) for g in m.groups())
+
+def field(name, typ, v):
+    opt = typ.endswith("?")
+    typ = typ.rstrip("?")
+    if opt:
+        if v is None: return b"\x00"
+        return b"\x01" + field(name, typ, v)
+    if typ == "str": return s(v)
+    if typ == "enum": return bytes([ENUMS[name].index(v) + 1])
+    if typ == "country": return v.encode("ascii")
+    if typ == "period": return period(v)
+    if typ == "hex32": return bytes.fromhex(v)
+    if typ == "time": return t(v)
+    if typ == "list": return struct.pack(">I", len(v)) + b"".join(s(c) for c in v)
+    raise ValueError(typ)
+
+def preimage(e):
+    out = b"\x01" + struct.pack(">Q", e["seq"]) + bytes.fromhex(e["prev_hash"])
+    out += t(e["recorded_at"]) + t(e["occurred_at"]) + uuid.UUID(e["event_id"]).bytes
+    out += s(e["controller"]) + s(e["actor"])
+    if "subject_id" in e:
+        out += b"\x01" + bytes.fromhex(e["subject_id"]) + struct.pack(">Q", e["subject_seq"])
+        out += (b"\x01" + bytes.fromhex(e["subject_prev"])) if "subject_prev" in e else b"\x00"
+    else:
+        out += b"\x00"
+    code, fields = KINDS[e["type"]]
+    out += struct.pack(">H", code)
+    for name, typ in fields:
+        out += field(name, typ, e.get(name))
+    pc = e.get("payload_commitment")
+    out += (b"\x01" + bytes.fromhex(pc)) if pc else b"\x00"
+    return out
+
+here = os.path.dirname(os.path.abspath(__file__))
+failures = 0
+events = json.load(open(os.path.join(here, "events.json")))
+assert events["context"] == CONTEXT
+for v in events["vectors"]:
+    pre = preimage(v["event"])
+    h = blake3.blake3(pre, derive_key_context=CONTEXT).hexdigest()
+    ok = pre.hex() == v["preimage_hex"] and h == v["hash_hex"]
+    failures += not ok
+    print(("ok  " if ok else "FAIL"), v["name"])
+ps = json.load(open(os.path.join(here, "pseudonyms.json")))
+for v in ps["subject_ids"]:
+    c = v["controller"].encode()
+    got = blake3.blake3(struct.pack(">I", len(c)) + c + v["external_ref"].encode(), key=bytes.fromhex(v["secret_hex"])).digest()[:16].hex()
+    ok = got == v["subject_id_hex"]; failures += not ok
+    print(("ok  " if ok else "FAIL"), "subject_id", v["controller"])
+for v in ps["commitments"]:
+    got = blake3.blake3(bytes.fromhex(v["salt_hex"]) + v["plaintext"].encode()).hexdigest()
+    ok = got == v["commitment_hex"]; failures += not ok
+    print(("ok  " if ok else "FAIL"), "commitment")
+sys.exit(1 if failures else 0)

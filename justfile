@@ -1,0 +1,35 @@
+# kvitto — the few commands a contributor runs every day.
+
+# Build everything (debug)
+build:
+    cargo build --workspace --all-targets --locked
+
+# The README's test command (what CI runs)
+test:
+    cargo test --workspace --locked
+
+# Formatting and lints, as CI expects them
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The main job: build and explore a demo ledger
+demo *ARGS:
+    cargo run --release -p kvitto-cli -- demo {{ARGS}}
+
+# Criterion benchmarks (append single/concurrent, verify)
+bench:
+    cargo bench -p kvitto-bench --locked
+
+# Kill-and-recover loop against the real writer (100 cycles takes ~2 minutes)
+crash-loop CYCLES="100":
+    KVITTO_CRASH_CYCLES={{CYCLES}} cargo test --release -p kvitto-integration --test crash --locked -- --nocapture
+
+# Recompute the golden vectors with the independent Python implementation
+golden-py:
+    python3 -m pip install --quiet blake3
+    python3 docs/golden/reference.py
+
+# RustSec audit against the offline advisory snapshot
+audit:
+    cargo audit --db ../shared/advisory-db --no-fetch --stale
