@@ -1,1 +1,48 @@
-//! placeholder
+//! Shared setup for kvitto's benchmarks: ledgers in temporary directories and the demo
+//! scenario's drafts as one flat, deterministic stream.
+
+use std::path::PathBuf;
+
+use kvitto::{Draft, Ledger, OpenOptions};
+
+/// A fresh ledger in a temporary directory (kept alive by the returned guard).
+pub async fn fresh_ledger() -> (tempfile::TempDir, PathBuf, Ledger) {
+    let dir = tempfile::TempDir::new().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("ledger");
+    Ledger::init(&path, "bench.kvitto/ledger").unwrap_or_else(|e| panic!("init: {e}"));
+    let ledger = Ledger::open(&path, OpenOptions::default()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    (dir, path, ledger)
+}
+
+/// `n` realistic drafts from the demo generator (declarations first), without event ids so
+/// that repeated runs append rather than deduplicate.
+pub fn drafts(n: usize, seed: u64) -> Vec<Draft> {
+    let customers = n / 8 + 1;
+    let scenario = kvitto::scenario::generate(customers, seed);
+    scenario
+        .all_drafts()
+        .take(n)
+        .cloned()
+        .map(|mut d| {
+            d.event_id = None;
+            d
+        })
+        .collect()
+}
+
+/// Appends `drafts` from `callers` concurrent tasks, each awaiting its own appends in turn.
+pub async fn append_concurrently(ledger: &Ledger, drafts: &[Draft], callers: usize) {
+    let chunk = drafts.len().div_ceil(callers.max(1)).max(1);
+    let mut set = tokio::task::JoinSet::new();
+    for part in drafts.chunks(chunk) {
+        let (ledger, part) = (ledger.clone(), part.to_vec());
+        set.spawn(async move {
+            for d in part {
+                ledger.append(d).await.unwrap_or_else(|e| panic!("append: {e}"));
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap_or_else(|e| panic!("task: {e}"));
+    }
+}

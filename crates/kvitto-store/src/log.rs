@@ -54,6 +54,10 @@ pub struct CommitStats {
     pub chunks: usize,
     /// Bytes of chunk values written.
     pub bytes: usize,
+    /// Time in sled `apply_batch` + `flush`.
+    pub write: std::time::Duration,
+    /// Time in `fdatasync`.
+    pub sync: std::time::Duration,
 }
 
 /// One coalesced update of the derived indexes.
@@ -256,9 +260,12 @@ impl Store {
             batch.insert(&chunk_key(seq), value);
         }
         batch.insert(HEAD_KEY, codec::encode(head));
+        let started = std::time::Instant::now();
         self.log.apply_batch(batch)?;
         self.db.flush()?;
+        stats.write = started.elapsed();
         self.db_file.sync_data()?;
+        stats.sync = started.elapsed() - stats.write;
         Ok(stats)
     }
 

@@ -312,6 +312,7 @@ impl Writer {
 
         if failure.is_none() && !records.is_empty() {
             let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
+            let sealed_at = Instant::now();
             if let Err(e) = self.store.vault().put_all(&writes) {
                 // Nothing reached sled: refuse this group, keep the writer usable.
                 let msg = e.to_string();
@@ -321,6 +322,7 @@ impl Writer {
                 }
                 return;
             }
+            let vault_time = sealed_at.elapsed();
             let head = Head { next_seq, head_hash: prev.0, last_recorded_at: recorded_at.as_micros() };
             match self.store.commit(first_seq, &records, &head) {
                 Ok(stats) => {
@@ -331,6 +333,11 @@ impl Writer {
                         requests = group.len(),
                         chunks = stats.chunks,
                         bytes = stats.bytes,
+                        new_keys = writes.len(),
+                        seal_us = (sealed_at - started).as_micros() as u64,
+                        vault_us = vault_time.as_micros() as u64,
+                        write_us = stats.write.as_micros() as u64,
+                        sync_us = stats.sync.as_micros() as u64,
                         duration_us = started.elapsed().as_micros() as u64,
                         "append group durable"
                     );
