@@ -214,3 +214,36 @@ fn demo_runs_verifies_and_shows_a_history() {
     assert_eq!(o.status.code(), Some(2));
     assert!(foreign.join("important.txt").exists());
 }
+
+#[test]
+fn logs_carry_no_personal_data_even_at_trace_level() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .args(["demo", "--customers", "40", "--dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let logs = text(&o.stderr);
+    assert!(logs.contains("append_group"), "expected group spans in the trace: {}", &logs[..logs.len().min(500)]);
+    for needle in ["@example.org", "KAL-1", "KZ-1", "SEL-1", "KTB-1", "KTE-1", "Storgatan", "Öberg", "Lindqvist"] {
+        assert!(!logs.contains(needle), "log output contains {needle:?}");
+    }
+    let o = kvitto_stdin(
+        &dir,
+        &["append", "-"],
+        br#"{"type":"data_collected","controller":"kalejdo","subject":"REF-SECRET-77","register":"r","categories":["contact"],"purpose":"p","legal_basis":"contract","source":"subject","details":{"email":"hidden@example.se"}}"#,
+    );
+    assert!(o.status.success());
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .args(["history", "--controller", "kalejdo", "--subject", "REF-SECRET-77", "--json", "--ledger"])
+        .arg(&dir)
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(text(&o.stdout).contains("hidden@example.se"), "history shows details to its user");
+    let logs = text(&o.stderr);
+    assert!(!logs.contains("REF-SECRET-77") && !logs.contains("hidden@example.se"), "{logs}");
+}

@@ -1,6 +1,6 @@
 //! Re-derives and checks the global chain and every subject chain, event by event.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use kvitto_core::{Event, EventHash, EventId, SubjectId, Timestamp, decode_event, event_hash};
 
@@ -203,10 +203,5 @@ impl ChainVerifier {
     /// Seq of an event_id seen so far (only with `check_event_ids`).
     pub fn event_id_seq(&self, id: &EventId) -> Option<u64> {
         self.event_ids.get(id).copied()
-    }
-
-    /// All event_ids seen so far (only with `check_event_ids`).
-    pub fn event_ids(&self) -> HashSet<EventId> {
-        self.event_ids.keys().copied().collect()
     }
 }

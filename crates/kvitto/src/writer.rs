@@ -211,6 +211,15 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<WriteRequest>) {
+        let span = tracing::info_span!(
+            "append_group",
+            first_seq = self.head.next_seq,
+            requests = group.len(),
+            events = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
@@ -327,6 +336,9 @@ impl Writer {
             match self.store.commit(first_seq, &records, &head) {
                 Ok(stats) => {
                     self.head = head;
+                    span.record("events", records.len());
+                    span.record("bytes", stats.bytes);
+                    span.record("duration_us", started.elapsed().as_micros() as u64);
                     tracing::info!(
                         first_seq,
                         events = records.len(),
