@@ -91,6 +91,20 @@ async fn batches_are_all_or_nothing() {
         ledger.append_batch(vec![consent("kalejdo", "cust-2", "m"), consent("kalejdo", "cust-2", "n")]).await.unwrap();
     assert_eq!(ok.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert!(matches!(ledger.append_batch(vec![]).await, Err(AppendError::Empty)));
+    // The same id twice in one batch: identical content is one event, different content refused.
+    let mut a = consent("kalejdo", "cust-4", "marketing");
+    a.event_id = Some(EventId::new_v7());
+    let receipts = ledger.append_batch(vec![a.clone(), a.clone()]).await.unwrap();
+    assert_eq!(receipts[0], receipts[1]);
+    let mut b = consent("kalejdo", "cust-4", "newsletter");
+    b.event_id = Some(EventId::new_v7());
+    let mut b2 = b.clone();
+    b2.kind = consent("kalejdo", "cust-4", "profiling").kind;
+    assert!(matches!(
+        ledger.append_batch(vec![b, b2]).await,
+        Err(AppendError::DuplicateInBatch { index: 1, first: 0, .. })
+    ));
+    assert_eq!(ledger.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

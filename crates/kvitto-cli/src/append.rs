@@ -76,6 +76,11 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
             "line {}: field event_id: {event_id} was already used by seq {existing_seq} with different content; nothing appended",
             lines.get(index).copied().unwrap_or(0)
         ))),
+        Err(AppendError::DuplicateInBatch { index, first, event_id }) => Err(Failure::input(format!(
+            "line {}: field event_id: {event_id} repeats line {} with different content; nothing appended",
+            lines.get(index).copied().unwrap_or(0),
+            lines.get(first).copied().unwrap_or(0)
+        ))),
         Err(e @ AppendError::Empty) => Err(Failure::input(e.to_string())),
         Err(e) => Err(Failure::storage(format!("{e}; nothing appended"))),
     }

@@ -20,6 +20,20 @@ pub enum AppendError {
         /// The event that holds it.
         existing_seq: u64,
     },
+    /// The same event_id appears twice in one batch with different content.
+    #[error("event {index}: event_id {event_id} repeats event {first} of the same batch with different content")]
+    DuplicateInBatch {
+        /// Position of the later draft.
+        index: usize,
+        /// Position of the earlier draft.
+        first: usize,
+        /// The id.
+        event_id: EventId,
+    },
+    /// A group could not be prepared (an index read or the system RNG failed); nothing was
+    /// written and the ledger stays usable.
+    #[error("append refused, nothing written: {0}")]
+    Refused(String),
     /// Storage failed; the ledger refuses further appends until reopened (it cannot know
     /// whether the failed group reached the disk — like fjall, we poison instead of guessing).
     #[error("storage failed: {0}; reopen the ledger (it will verify what reached the disk)")]

@@ -238,6 +238,8 @@ impl Writer {
         let mut index_heads = Vec::new();
         let mut outcomes: Vec<Result<Vec<Planned>, AppendError>> = Vec::with_capacity(group.len());
         let mut receipts: Vec<Receipt> = Vec::new();
+        // A failure while preparing refuses the group; only a failed commit poisons.
+        let mut refused: Option<String> = None;
         let mut failure: Option<String> = None;
 
         'requests: for req in &group {
@@ -256,7 +258,7 @@ impl Writer {
                         plan.push(Some(Err(*j)));
                         continue;
                     }
-                    outcomes.push(Err(conflict(first_seq)));
+                    outcomes.push(Err(AppendError::DuplicateInBatch { index: i, first: *j, event_id: item.event_id }));
                     continue 'requests;
                 }
                 if let Some((seq, staged)) = staged_ids.get(&item.event_id) {
@@ -281,7 +283,7 @@ impl Writer {
                         continue 'requests;
                     }
                     Err(e) => {
-                        failure = Some(e);
+                        refused = Some(e);
                         break 'requests;
                     }
                 }
@@ -306,7 +308,7 @@ impl Writer {
                             next_seq += 1;
                         }
                         Err(e) => {
-                            failure = Some(e);
+                            refused = Some(e);
                             break 'requests;
                         }
                     },
@@ -319,7 +321,15 @@ impl Writer {
             outcomes.push(Ok(planned));
         }
 
-        if failure.is_none() && !records.is_empty() {
+        if let Some(why) = refused {
+            tracing::error!(error = %why, "append group refused before writing");
+            for req in group {
+                req.answer(&self.shared, Err(AppendError::Refused(why.clone())));
+            }
+            return;
+        }
+
+        if !records.is_empty() {
             let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
             let sealed_at = Instant::now();
             if let Err(e) = self.store.vault().put_all(&writes) {
