@@ -349,10 +349,7 @@ impl Store {
     pub fn indexed_subject_heads(&self) -> impl Iterator<Item = Result<(SubjectId, SubjectHeadRec), StoreError>> + '_ {
         self.index.scan_prefix([b'h']).map(|kv| {
             let (k, v) = kv?;
-            let id: [u8; 16] = k[1..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt { at: "index head key".into(), what: "bad length".into() })?;
-            let subject = SubjectId(id);
+            let subject = SubjectId(id16(&k, "index head key")?);
             Ok((subject, codec::decode(&v, || format!("index head {subject}"))?))
         })
     }
@@ -361,9 +358,7 @@ impl Store {
     pub fn indexed_event_ids(&self) -> impl Iterator<Item = Result<(EventId, u64), StoreError>> + '_ {
         self.index.scan_prefix([b'e']).map(|kv| {
             let (k, v) = kv?;
-            let id: [u8; 16] = k[1..]
-                .try_into()
-                .map_err(|_| StoreError::Corrupt { at: "index event key".into(), what: "bad length".into() })?;
+            let id = id16(&k, "index event key")?;
             Ok((EventId(uuid::Uuid::from_bytes(id)), u64_value(&v, "index event id")?))
         })
     }
@@ -389,6 +384,13 @@ impl Store {
     pub(crate) fn index_tree(&self) -> &sled::Tree {
         &self.index
     }
+}
+
+/// The 16-byte id after a one-byte prefix in an index key.
+fn id16(k: &[u8], at: &str) -> Result<[u8; 16], StoreError> {
+    k.get(1..)
+        .and_then(|id| <[u8; 16]>::try_from(id).ok())
+        .ok_or_else(|| StoreError::Corrupt { at: at.into(), what: format!("{} bytes, expected 17", k.len()) })
 }
 
 fn decode_chunk_key(k: &[u8]) -> Result<u64, StoreError> {
