@@ -69,7 +69,7 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
                 out.push_str(&r.to_json().to_string());
                 out.push('\n');
             }
-            print!("{out}");
+            crate::emit(format_args!("{}", out.trim_end()));
             Ok(())
         }
         Err(AppendError::IdConflict { index, event_id, existing_seq }) => Err(Failure::input(format!(

@@ -50,7 +50,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
     let generated = Instant::now();
     let scenario = Arc::new(scenario::generate(customers, seed));
     let total = scenario.len();
-    println!(
+    crate::say!(
         "kvitto demo: {} controllers' declarations and {} customers → {} events (seed {seed}), generated in {:.0?}",
         5,
         customers,
@@ -77,7 +77,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         h.await.map_err(|e| Failure::storage(e.to_string()))?.map_err(|e| Failure::storage(e.to_string()))?;
     }
     let elapsed = started.elapsed();
-    println!(
+    crate::say!(
         "appended {} events from {tasks} concurrent tasks in {:.2?}: {:.0} events/s, every receipt fdatasync-durable",
         ledger.len(),
         elapsed,
@@ -86,20 +86,23 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
 
     let report = ledger.verify().await.map_err(|e| Failure::storage(e.to_string()))?;
     match &report.failure {
-        None => println!(
+        None => crate::say!(
             "verify: ok: {} events, {} subjects, head {} ({:.2?})",
-            report.count, report.subjects, report.head, report.duration
+            report.count,
+            report.subjects,
+            report.head,
+            report.duration
         ),
         Some(f) => return Err(Failure { code: 1, message: format!("verify failed: {f}") }),
     }
-    println!("on disk: {:.1} MiB in sled", ledger.disk_bytes() as f64 / (1 << 20) as f64);
+    crate::say!("on disk: {:.1} MiB in sled", ledger.disk_bytes() as f64 / (1 << 20) as f64);
 
     if let Some(c) = showcase(&scenario.customers) {
         let history = ledger
             .history(c.controller.as_str(), &c.external_ref)
             .await
             .map_err(|e| Failure::storage(e.to_string()))?;
-        println!(
+        crate::say!(
             "\nhistory of customer {} at {} ({} events, subject chain intact):",
             c.external_ref,
             c.controller,
@@ -107,7 +110,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         );
         crate::table::print_events(&history, false, false);
         let d = dir.display();
-        println!(
+        crate::say!(
             "\nexplore further:\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} history --controller {ctl} --subject {r} --json\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} log --from 0 --limit 40\n  \

@@ -111,6 +111,24 @@ Example:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl")]
     },
 }
 
+/// Prints a line to stdout; when stdout is closed (`kvitto log | head`), stops quietly
+/// instead of panicking like `println!`. Everything already appended is durable.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;
+
+pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 /// A failure with its exit code.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -158,7 +176,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init { origin } => {
             Ledger::init(&dir, &origin)?;
-            println!("created ledger {} (origin {origin})", dir.display());
+            say!("created ledger {} (origin {origin})", dir.display());
             Ok(())
         }
         Command::Append { file } => append::run(&dir, &file).await,
@@ -179,7 +197,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 other => Failure::storage(other.to_string()),
             })?;
             if !json && let Some(first) = events.first().and_then(|e| e.event.subject) {
-                println!("subject {} of {controller}: {} events", first.subject, events.len());
+                say!("subject {} of {controller}: {} events", first.subject, events.len());
             }
             table::print_events(&events, json, false);
             ledger.close().await;
@@ -217,7 +235,7 @@ async fn verify(dir: &std::path::Path) -> Result<(), Failure> {
     ledger.close().await;
     match report.failure {
         None => {
-            println!("ok: {} events, head {}", report.count, report.head);
+            say!("ok: {} events, head {}", report.count, report.head);
             Ok(())
         }
         Some(f) => Err(Failure { code: 1, message: format!("verification failed: {f}") }),

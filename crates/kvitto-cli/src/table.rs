@@ -3,6 +3,30 @@
 use kvitto::{DetailsView, LedgerEvent};
 use kvitto_core::EventKind;
 
+/// Buffered stdout that exits quietly when the reader has gone (`kvitto log | head`).
+struct LineOut<W: std::io::Write>(W);
+
+impl<W: std::io::Write> std::io::Write for LineOut<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).inspect_err(exit_on_broken_pipe)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().inspect_err(exit_on_broken_pipe)
+    }
+}
+
+impl<W: std::io::Write> Drop for LineOut<W> {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+fn exit_on_broken_pipe(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+}
+
 /// A one-line summary of what an event says (ids and enums only, never personal data).
 pub(crate) fn summary(kind: &EventKind) -> String {
     let mut m = serde_json::Map::new();
@@ -20,7 +44,7 @@ pub(crate) fn summary(kind: &EventKind) -> String {
 pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: bool) {
     use std::io::Write;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = LineOut(std::io::BufWriter::new(stdout.lock()));
     if json {
         for e in events {
             let _ = writeln!(out, "{}", serde_json::Value::Object(e.to_json()));
