@@ -105,12 +105,22 @@ fn u64_value(v: &[u8], at: &str) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt { at: at.into(), what: format!("{} bytes, expected 8", v.len()) })
 }
 
+/// Opens sled. A lock conflict is retried for up to 2 s: sled's own I/O threads may keep the
+/// locked file open for a moment after a previous handle in this process was dropped. A lock
+/// held longer means another process has the ledger open.
 fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
-    sled::Config::new()
-        .path(path)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(|source| OpenError::Sled { path: path.to_path_buf(), source })
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(source) => return Err(OpenError::Sled { path: path.to_path_buf(), source }),
+        }
+    }
 }
 
 impl Store {
