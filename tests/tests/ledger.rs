@@ -237,3 +237,9 @@ async fn log_ranges_and_demo_scenario_round_trip() {
         assert_eq!(Some(e.event.occurred_at), d.occurred_at);
     }
 }
+
+#[test]
+fn ledger_is_clone_send_sync() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Ledger>();
+}
