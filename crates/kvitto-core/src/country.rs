@@ -27,8 +27,22 @@ const EEA: [&str; 30] = [
 ];
 
 /// An officially assigned ISO 3166-1 alpha-2 code, uppercase (`SE`, `DK`, `GB`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct CountryCode([u8; 2]);
+
+impl TryFrom<String> for CountryCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        CountryCode::new(&s)
+    }
+}
+
+impl From<CountryCode> for String {
+    fn from(c: CountryCode) -> String {
+        c.as_str().to_string()
+    }
+}
 
 impl CountryCode {
     /// Validates an uppercase two-letter code against the assigned list.

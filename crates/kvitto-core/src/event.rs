@@ -97,8 +97,22 @@ code_enum!(
 );
 
 /// A non-empty list of distinct category ids (at most [`Categories::MAX`]), in the order given.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<Id>", into = "Vec<Id>")]
 pub struct Categories(Vec<Id>);
+
+impl TryFrom<Vec<Id>> for Categories {
+    type Error = String;
+    fn try_from(items: Vec<Id>) -> Result<Self, String> {
+        Categories::new(items)
+    }
+}
+
+impl From<Categories> for Vec<Id> {
+    fn from(c: Categories) -> Vec<Id> {
+        c.0
+    }
+}
 
 impl Categories {
     /// Most categories one event may name.

@@ -10,8 +10,22 @@ pub const MAX_TEXT_LEN: usize = 4096;
 pub const MAX_REF_LEN: usize = 256;
 
 /// An identifier: 1–128 bytes of `[a-z0-9._:-]` (controller, purpose, register, processor, …).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Id(String);
+
+impl TryFrom<String> for Id {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Id::new(s)
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        id.0
+    }
+}
 
 impl Id {
     /// Validates `s` as an id.
@@ -50,8 +64,22 @@ impl fmt::Debug for Id {
 }
 
 /// Free text: 1–4096 bytes of UTF-8 (description, reason, name, statute).
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Text(String);
+
+impl TryFrom<String> for Text {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Text::new(s)
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
 
 impl Text {
     /// Validates `s` as free text.
@@ -124,7 +152,7 @@ impl fmt::Debug for ExternalRef {
 macro_rules! byte_newtype {
     ($(#[$doc:meta])* $name:ident, $len:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
         pub struct $name(pub [u8; $len]);
 
         impl $name {

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// An ISO 8601 duration with integer components, kept exactly as written (`P12M` is not
 /// normalised to `P1Y`; the hash covers what the controller declared).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct IsoPeriod {
     /// Years.
     pub years: u32,

@@ -3,8 +3,22 @@
 use std::fmt;
 
 /// Microseconds since 1970-01-01T00:00:00Z, UTC. Always within [`Timestamp::MIN`, `Timestamp::MAX`].
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
 pub struct Timestamp(i64);
+
+impl TryFrom<i64> for Timestamp {
+    type Error = String;
+    fn try_from(us: i64) -> Result<Self, String> {
+        Timestamp::from_micros(us)
+    }
+}
+
+impl From<Timestamp> for i64 {
+    fn from(t: Timestamp) -> i64 {
+        t.0
+    }
+}
 
 impl Timestamp {
     /// 1970-01-01T00:00:00Z.

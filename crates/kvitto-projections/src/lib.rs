@@ -1,8 +1,116 @@
-//! kvitto-projections: pure folds over events — consent state as of any instant, processing
-//! register, processor registry, retention schedule, rights requests.
-//!
-//! Reserved in the foundation; the projections issue fills it.
+//! kvitto-projections: pure folds over events — consent state as of any instant, the
+//! processing register, the processor registry, retention inputs, rights requests — and the
+//! answers built on them: [`Projections::consent`], [`Projections::may_process`], the Art 15
+//! access report and the Art 30 record of processing.
 //!
 //! **Architecture invariant:** every projection is `apply(&mut self, &Event)` over events in
-//! seq order; a rebuild from seq 0 equals the incrementally maintained state.
+//! seq order, idempotent per seq; a rebuild from seq 0 equals the incrementally maintained
+//! state, and an answer as of (T, K) equals a fresh fold over exactly the events with
+//! `occurred_at ≤ T` and `recorded_at ≤ K`.
 #![forbid(unsafe_code)]
+
+mod decision;
+mod report;
+mod state;
+mod timeline;
+
+use std::collections::HashMap;
+
+use kvitto_core::{Event, Id, SubjectId};
+
+pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
+pub use report::{AccessReport, ProcessingReport, RequestStatus, add_period};
+pub use state::{
+    Collected, ConsentMark, ControllerState, Deferral, ProcessorDecl, PurposeDecl, RequestMark, RetentionDecl, Shared,
+    SubjectState,
+};
+pub use timeline::{AsOf, FirstSeen, Stamp, Timeline};
+
+/// Why a query cannot be answered (as opposed to an answer of "no").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The controller has no events at all.
+    #[error("unknown controller {0}: it has declared nothing and has no events")]
+    UnknownController(Id),
+    /// The subject has no events under this controller.
+    #[error("no events for this subject under controller {controller}")]
+    UnknownSubject {
+        /// The controller asked about.
+        controller: Id,
+    },
+    /// The purpose is neither declared by the controller nor named in the subject's events.
+    #[error("unknown purpose {purpose}: controller {controller} never declared it")]
+    UnknownPurpose {
+        /// The controller.
+        controller: Id,
+        /// The purpose.
+        purpose: Id,
+    },
+}
+
+/// What one `apply` changed (for coalesced persistence).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// The controller's state changed.
+    pub controller: Option<Id>,
+    /// The subject's state changed.
+    pub subject: Option<SubjectId>,
+}
+
+/// All projections of one ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Projections {
+    /// Last seq folded in order (the watermark).
+    pub last_seq: Option<u64>,
+    /// Per controller.
+    pub controllers: HashMap<Id, ControllerState>,
+    /// Per data subject.
+    pub subjects: HashMap<SubjectId, SubjectState>,
+}
+
+impl Projections {
+    /// Folds one event. Events at or below the watermark are ignored, and each state skips
+    /// seqs it has already applied, so replays are harmless.
+    pub fn apply(&mut self, e: &Event) -> Touched {
+        let mut touched = Touched::default();
+        if self.last_seq.is_some_and(|s| e.seq <= s) {
+            return touched;
+        }
+        self.last_seq = Some(e.seq);
+        let controller = match self.controllers.get_mut(&e.controller) {
+            Some(c) => c,
+            None => self.controllers.entry(e.controller.clone()).or_default(),
+        };
+        if controller.apply(e) {
+            touched.controller = Some(e.controller.clone());
+        }
+        if let Some(link) = &e.subject {
+            let subject = self.subjects.entry(link.subject).or_insert_with(|| SubjectState::new(e));
+            if subject.apply(e) {
+                touched.subject = Some(link.subject);
+            }
+        }
+        touched
+    }
+
+    /// A fresh fold over `events`.
+    pub fn rebuild<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut p = Self::default();
+        for e in events {
+            p.apply(e);
+        }
+        p
+    }
+
+    fn controller(&self, controller: &Id) -> Result<&ControllerState, QueryError> {
+        self.controllers.get(controller).ok_or_else(|| QueryError::UnknownController(controller.clone()))
+    }
+
+    fn subject(&self, controller: &Id, subject: &SubjectId) -> Result<(&ControllerState, &SubjectState), QueryError> {
+        let c = self.controller(controller)?;
+        match self.subjects.get(subject) {
+            Some(s) if &s.controller == controller => Ok((c, s)),
+            _ => Err(QueryError::UnknownSubject { controller: controller.clone() }),
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The folded state: one [`ControllerState`] per controller and one [`SubjectState`] per data
+//! subject, each updated by `apply` from events in seq order. Applying an event twice is a
+//! no-op (each state remembers the last seq it applied), so catch-up may overlap.
+
+use std::collections::BTreeMap;
+
+use kvitto_core::{
+    Categories, CountryCode, Event, EventKind, Id, IsoPeriod, LegalBasis, Right, Role, Source, Text, TextHash,
+    Timestamp, TransferMechanism, Trigger,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::timeline::{FirstSeen, Stamp, Timeline};
+
+/// A declared purpose (`purpose_declared`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurposeDecl {
+    /// What it is for.
+    pub description: Text,
+    /// Art 6(1) basis.
+    pub legal_basis: LegalBasis,
+    /// Register the data lives in.
+    pub register: Id,
+}
+
+/// A registered processor or recipient (`processor_registered`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessorDecl {
+    /// Name.
+    pub name: Text,
+    /// Where it processes.
+    pub country: CountryCode,
+    /// Role.
+    pub role: Role,
+    /// Safeguard for transfers outside the EEA.
+    pub transfer_mechanism: Option<TransferMechanism>,
+    /// Data processing agreement reference.
+    pub dpa_ref: Option<Text>,
+}
+
+/// A retention rule (`retention_rule_declared`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionDecl {
+    /// What starts the clock.
+    pub trigger: Trigger,
+    /// How long.
+    pub duration: IsoPeriod,
+    /// Statute requiring it, if any.
+    pub statute: Option<Text>,
+}
+
+/// What a controller declared, and what it actually did across all its subjects.
+///
+/// Answers: which purposes, processors, retention rules and notices were in force at a time
+/// (as known at a time), and the Art 30 record of what was really collected and shared.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerState {
+    /// Last seq applied.
+    pub last_seq: Option<u64>,
+    /// Declarations of each purpose.
+    pub purposes: BTreeMap<Id, Timeline<PurposeDecl>>,
+    /// Registrations of each processor.
+    pub processors: BTreeMap<Id, Timeline<ProcessorDecl>>,
+    /// Retention rules per register.
+    pub retention: BTreeMap<Id, Timeline<RetentionDecl>>,
+    /// Published notices.
+    pub notices: Timeline<(Id, TextHash)>,
+    /// Categories actually collected, per (purpose, basis, category).
+    pub collected: BTreeMap<(Id, LegalBasis, Id), FirstSeen>,
+    /// Categories actually shared, per (processor, purpose, category).
+    pub shared: BTreeMap<(Id, Id, Id), FirstSeen>,
+}
+
+/// A consent-relevant mark for one purpose.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsentMark {
+    /// `consent_given`.
+    Given {
+        /// Notice in force when given.
+        notice_version: Option<Id>,
+    },
+    /// `consent_withdrawn`.
+    Withdrawn,
+    /// `objection_recorded`.
+    Objected,
+}
+
+/// Data collected into a register (`data_collected`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collected {
+    /// Register.
+    pub register: Id,
+    /// Categories.
+    pub categories: Categories,
+    /// Purpose.
+    pub purpose: Id,
+    /// Basis claimed.
+    pub legal_basis: LegalBasis,
+    /// Where it came from.
+    pub source: Source,
+    /// Whether the event carried (encrypted) details.
+    pub has_details: bool,
+}
+
+/// Data disclosed (`data_shared`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shared {
+    /// Recipient.
+    pub processor: Id,
+    /// Categories.
+    pub categories: Categories,
+    /// Purpose.
+    pub purpose: Id,
+}
+
+/// A step of a data subject request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RequestMark {
+    /// Received, for a right.
+    Received(Right),
+    /// Deadline extended (Art 12(3)).
+    Extended,
+    /// Fulfilled.
+    Fulfilled,
+    /// Rejected.
+    Rejected,
+}
+
+/// An erasure deferred by statute (`erasure_deferred`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferral {
+    /// Register kept.
+    pub register: Id,
+    /// Statute.
+    pub statute: Text,
+    /// Kept until.
+    pub until: Timestamp,
+}
+
+/// Everything the ledger knows about one data subject, as bitemporal marks.
+///
+/// Answers: consent per purpose at any instant (with interval history), restriction and
+/// erasure state, what was collected and shared, rights requests and their deadlines, and
+/// the relationship/record-closure dates that start retention clocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectState {
+    /// The controller the subject belongs to.
+    pub controller: Id,
+    /// The subject's earliest event by occurred time.
+    pub first: Stamp,
+    /// Last seq applied.
+    pub last_seq: Option<u64>,
+    /// Consent, withdrawal and objection per purpose.
+    pub consent: BTreeMap<Id, Timeline<ConsentMark>>,
+    /// `true` = restricted (Art 18), `false` = lifted.
+    pub restriction: Timeline<bool>,
+    /// Erasures: a register, or `None` for everything.
+    pub erasure: Timeline<Option<Id>>,
+    /// Collections.
+    pub collected: Timeline<Collected>,
+    /// Disclosures.
+    pub shared: Timeline<Shared>,
+    /// Rectifications (register, categories).
+    pub rectified: Timeline<(Id, Categories)>,
+    /// Requests by id.
+    pub requests: BTreeMap<Id, Timeline<RequestMark>>,
+    /// Closed records (register, record id).
+    pub records_closed: Timeline<(Id, Id)>,
+    /// Relationship ends.
+    pub relationship_ended: Timeline<()>,
+    /// Legal holds by id: `true` placed, `false` released.
+    pub holds: BTreeMap<Id, Timeline<bool>>,
+    /// Statutory deferrals of erasure.
+    pub deferrals: Timeline<Deferral>,
+}
+
+impl ControllerState {
+    /// Folds one controller-level event (declarations, and the actual-processing record of
+    /// subject events). Returns whether anything changed.
+    pub fn apply(&mut self, e: &Event) -> bool {
+        if self.last_seq.is_some_and(|s| e.seq <= s) {
+            return false;
+        }
+        self.last_seq = Some(e.seq);
+        let st = Stamp::of(e);
+        match &e.kind {
+            EventKind::PurposeDeclared { purpose, description, legal_basis, register } => {
+                self.purposes.entry(purpose.clone()).or_default().insert(
+                    st,
+                    PurposeDecl {
+                        description: description.clone(),
+                        legal_basis: *legal_basis,
+                        register: register.clone(),
+                    },
+                );
+            }
+            EventKind::ProcessorRegistered { processor, name, country, role, transfer_mechanism, dpa_ref } => {
+                self.processors.entry(processor.clone()).or_default().insert(
+                    st,
+                    ProcessorDecl {
+                        name: name.clone(),
+                        country: *country,
+                        role: *role,
+                        transfer_mechanism: *transfer_mechanism,
+                        dpa_ref: dpa_ref.clone(),
+                    },
+                );
+            }
+            EventKind::RetentionRuleDeclared { register, trigger, duration, statute } => {
+                self.retention
+                    .entry(register.clone())
+                    .or_default()
+                    .insert(st, RetentionDecl { trigger: *trigger, duration: *duration, statute: statute.clone() });
+            }
+            EventKind::NoticePublished { version, text_hash } => self.notices.insert(st, (version.clone(), *text_hash)),
+            EventKind::DataCollected { categories, purpose, legal_basis, .. } => {
+                for c in categories.as_slice() {
+                    self.collected.entry((purpose.clone(), *legal_basis, c.clone())).or_default().see(st);
+                }
+            }
+            EventKind::DataShared { processor, categories, purpose } => {
+                for c in categories.as_slice() {
+                    self.shared.entry((processor.clone(), purpose.clone(), c.clone())).or_default().see(st);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+impl SubjectState {
+    /// A state for a subject whose first event is `e`.
+    pub fn new(e: &Event) -> Self {
+        Self {
+            controller: e.controller.clone(),
+            first: Stamp::of(e),
+            last_seq: None,
+            consent: BTreeMap::new(),
+            restriction: Timeline::default(),
+            erasure: Timeline::default(),
+            collected: Timeline::default(),
+            shared: Timeline::default(),
+            rectified: Timeline::default(),
+            requests: BTreeMap::new(),
+            records_closed: Timeline::default(),
+            relationship_ended: Timeline::default(),
+            holds: BTreeMap::new(),
+            deferrals: Timeline::default(),
+        }
+    }
+
+    /// Folds one event of this subject. Returns whether it was new.
+    pub fn apply(&mut self, e: &Event) -> bool {
+        if self.last_seq.is_some_and(|s| e.seq <= s) {
+            return false;
+        }
+        self.last_seq = Some(e.seq);
+        let st = Stamp::of(e);
+        if (st.occurred, st.seq) < (self.first.occurred, self.first.seq) {
+            self.first = st;
+        }
+        match &e.kind {
+            EventKind::ConsentGiven { purpose, notice_version, .. } => self
+                .consent
+                .entry(purpose.clone())
+                .or_default()
+                .insert(st, ConsentMark::Given { notice_version: notice_version.clone() }),
+            EventKind::ConsentWithdrawn { purpose, .. } => {
+                self.consent.entry(purpose.clone()).or_default().insert(st, ConsentMark::Withdrawn)
+            }
+            EventKind::ObjectionRecorded { purpose } => {
+                self.consent.entry(purpose.clone()).or_default().insert(st, ConsentMark::Objected)
+            }
+            EventKind::DataCollected { register, categories, purpose, legal_basis, source } => self.collected.insert(
+                st,
+                Collected {
+                    register: register.clone(),
+                    categories: categories.clone(),
+                    purpose: purpose.clone(),
+                    legal_basis: *legal_basis,
+                    source: *source,
+                    has_details: e.payload_commitment.is_some(),
+                },
+            ),
+            EventKind::DataShared { processor, categories, purpose } => self.shared.insert(
+                st,
+                Shared { processor: processor.clone(), categories: categories.clone(), purpose: purpose.clone() },
+            ),
+            EventKind::DataRectified { register, categories } => {
+                self.rectified.insert(st, (register.clone(), categories.clone()))
+            }
+            EventKind::ProcessingRestricted { .. } => self.restriction.insert(st, true),
+            EventKind::RestrictionLifted { .. } => self.restriction.insert(st, false),
+            EventKind::RecordClosed { register, record_id } => {
+                self.records_closed.insert(st, (register.clone(), record_id.clone()))
+            }
+            EventKind::RelationshipEnded { .. } => self.relationship_ended.insert(st, ()),
+            EventKind::RightsRequestReceived { request_id, right } => {
+                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Received(*right))
+            }
+            EventKind::RightsRequestExtended { request_id, .. } => {
+                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Extended)
+            }
+            EventKind::RightsRequestFulfilled { request_id } => {
+                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Fulfilled)
+            }
+            EventKind::RightsRequestRejected { request_id, .. } => {
+                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Rejected)
+            }
+            EventKind::LegalHoldPlaced { hold_id, .. } => {
+                self.holds.entry(hold_id.clone()).or_default().insert(st, true)
+            }
+            EventKind::LegalHoldReleased { hold_id } => {
+                self.holds.entry(hold_id.clone()).or_default().insert(st, false)
+            }
+            EventKind::ErasureDeferred { register, statute, until } => self
+                .deferrals
+                .insert(st, Deferral { register: register.clone(), statute: statute.clone(), until: *until }),
+            EventKind::DataErased { register, .. } => self.erasure.insert(st, register.clone()),
+            EventKind::PurposeDeclared { .. }
+            | EventKind::ProcessorRegistered { .. }
+            | EventKind::RetentionRuleDeclared { .. }
+            | EventKind::NoticePublished { .. } => {}
+        }
+        true
+    }
+}

@@ -1,0 +1,355 @@
+//! Given / when / then tests for every rule of docs/DECISIONS.md and each seed's distinctive case.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use kvitto_core::*;
+use kvitto_projections::*;
+use support::*;
+
+fn given(script: &Script) -> Projections {
+    Projections::rebuild(&script.events)
+}
+
+fn may(p: &Projections, c: &str, s: SubjectId, purpose: &str, at: &str) -> Decision {
+    p.may_process(&id(c), &s, &id(purpose), &AsOf::at(t(at))).unwrap()
+}
+
+#[test]
+fn consent_basis_needs_consent_given_and_not_withdrawn() {
+    // Given Kazoom declares product news on consent (seed 004 h) and a customer signs up
+    let mut s = Script::default();
+    let decl = s.declare("kazoom", "product-news", LegalBasis::Consent, "kunderegister");
+    let c = subject(1);
+    s.collect("kazoom", c, "kunderegister", "contract-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s);
+    // Then without consent: denied, decided by the declaration
+    let d = may(&p, "kazoom", c, "product-news", "2026-01-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(decl)));
+    assert!(d.reason.contains("requires consent"), "{}", d.reason);
+    // When consent is given, then allowed by that event
+    let given_seq = s.consent("kazoom", c, "product-news", "2026-02-01");
+    let p = given(&s);
+    let d = may(&p, "kazoom", c, "product-news", "2026-02-02");
+    assert_eq!((d.allowed, d.seq), (true, Some(given_seq)));
+    // When withdrawn, then denied by the withdrawal
+    let w = s.withdraw("kazoom", c, "product-news", "2026-03-01");
+    let p = given(&s);
+    let d = may(&p, "kazoom", c, "product-news", "2026-03-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(w)));
+    assert!(d.reason.contains("withdrawn"));
+}
+
+#[test]
+fn seed_004_withdrawal_does_not_make_earlier_processing_unlawful() {
+    let mut s = Script::default();
+    s.declare("kazoom", "market-research", LegalBasis::Consent, "analyse");
+    let c = subject(2);
+    let g = s.consent("kazoom", c, "market-research", "2026-01-10");
+    s.collect("kazoom", c, "analyse", "market-research", LegalBasis::Consent, Source::Subject, "2026-01-11");
+    s.withdraw("kazoom", c, "market-research", "2026-05-01");
+    let p = given(&s);
+    // Asked as of the collection (before the withdrawal), processing was allowed by the consent
+    let d = may(&p, "kazoom", c, "market-research", "2026-01-11");
+    assert_eq!((d.allowed, d.seq), (true, Some(g)));
+    // After the withdrawal it is not
+    assert!(!may(&p, "kazoom", c, "market-research", "2026-05-02").allowed);
+}
+
+#[test]
+fn legitimate_interests_allowed_unless_objection_and_seed_002_opt_out_covers_profiling() {
+    let mut s = Script::default();
+    let decl = s.declare("select-telecom", "marketing", LegalBasis::LegitimateInterests, "kunddata");
+    s.declare("select-telecom", "marketing-profiling", LegalBasis::LegitimateInterests, "kunddata");
+    s.declare("select-telecom", "marketingresearch", LegalBasis::LegitimateInterests, "kunddata");
+    let c = subject(3);
+    s.collect("select-telecom", c, "kunddata", "service-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s);
+    let d = may(&p, "select-telecom", c, "marketing", "2026-01-02");
+    assert_eq!((d.allowed, d.seq), (true, Some(decl)));
+    assert!(may(&p, "select-telecom", c, "marketing-profiling", "2026-01-02").allowed);
+    // When the customer objects to marketing (Art 21(2))
+    let o = s.object("select-telecom", c, "marketing", "2026-02-01");
+    let p = given(&s);
+    let d = may(&p, "select-telecom", c, "marketing", "2026-02-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(o)));
+    // Then profiling for marketing ends too (seed 002), decided by the same objection
+    let d = may(&p, "select-telecom", c, "marketing-profiling", "2026-02-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(o)));
+    assert!(d.reason.contains("objected to marketing"), "{}", d.reason);
+    // but a purpose that merely starts with the same letters is not covered
+    assert!(may(&p, "select-telecom", c, "marketingresearch", "2026-02-02").allowed);
+    // and before the objection, profiling was allowed
+    assert!(may(&p, "select-telecom", c, "marketing-profiling", "2026-01-31").allowed);
+}
+
+#[test]
+fn seed_000_marketing_opt_out_recorded_as_withdrawal_denies_legitimate_interests() {
+    let mut s = Script::default();
+    s.declare("kalejdo", "marketing", LegalBasis::LegitimateInterests, "kundregister");
+    let c = subject(4);
+    let w = s.withdraw("kalejdo", c, "marketing", "2026-03-01");
+    let p = given(&s);
+    let d = may(&p, "kalejdo", c, "marketing", "2026-03-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(w)));
+}
+
+#[test]
+fn restriction_denies_everything_but_storage_until_lifted() {
+    let mut s = Script::default();
+    s.declare("select-telecom", "service-delivery", LegalBasis::Contract, "kunddata");
+    s.declare("select-telecom", "storage", LegalBasis::LegalObligation, "kunddata");
+    let c = subject(5);
+    s.collect("select-telecom", c, "kunddata", "service-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let r = s.subject_event(
+        "select-telecom",
+        c,
+        "2026-02-01",
+        EventKind::ProcessingRestricted { reason: Text::new("accuracy contested").unwrap() },
+    );
+    let l = s.subject_event(
+        "select-telecom",
+        c,
+        "2026-03-01",
+        EventKind::RestrictionLifted { reason: Text::new("verified").unwrap() },
+    );
+    let p = given(&s);
+    let d = may(&p, "select-telecom", c, "service-delivery", "2026-02-15");
+    assert_eq!((d.allowed, d.seq), (false, Some(r)));
+    assert!(d.reason.contains("restricted"));
+    let d = may(&p, "select-telecom", c, "storage", "2026-02-15");
+    assert_eq!((d.allowed, d.seq), (true, Some(r)));
+    assert!(may(&p, "select-telecom", c, "service-delivery", "2026-03-02").allowed);
+    assert!(l > r);
+}
+
+#[test]
+fn seed_000_erasing_one_register_keeps_bookkeeping() {
+    let mut s = Script::default();
+    s.declare("kalejdo", "service-delivery", LegalBasis::Contract, "kundregister");
+    s.declare("kalejdo", "bookkeeping", LegalBasis::LegalObligation, "bokforing");
+    let c = subject(6);
+    s.collect("kalejdo", c, "kundregister", "service-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    s.collect("kalejdo", c, "bokforing", "bookkeeping", LegalBasis::LegalObligation, Source::Controller, "2026-01-01");
+    let e = s.subject_event(
+        "kalejdo",
+        c,
+        "2026-06-01",
+        EventKind::DataErased { register: Some(id("kundregister")), reason: Text::new("Art 17").unwrap() },
+    );
+    let p = given(&s);
+    let d = may(&p, "kalejdo", c, "service-delivery", "2026-06-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(e)));
+    assert!(d.reason.contains("register kundregister was erased"));
+    assert!(may(&p, "kalejdo", c, "bookkeeping", "2026-06-02").allowed);
+    // Erasing everything ends bookkeeping too
+    let all = s.subject_event(
+        "kalejdo",
+        c,
+        "2033-01-01",
+        EventKind::DataErased { register: None, reason: Text::new("retention over").unwrap() },
+    );
+    let p = given(&s);
+    let d = may(&p, "kalejdo", c, "bookkeeping", "2033-01-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(all)));
+    // A new relationship collects into the customer register again
+    s.collect("kalejdo", c, "kundregister", "service-delivery", LegalBasis::Contract, Source::Subject, "2034-01-01");
+    let p = given(&s);
+    assert!(may(&p, "kalejdo", c, "service-delivery", "2034-01-02").allowed);
+    assert!(!may(&p, "kalejdo", c, "bookkeeping", "2034-01-02").allowed);
+}
+
+#[test]
+fn undeclared_purpose_is_denied_with_a_reason_and_unknowns_are_errors() {
+    let mut s = Script::default();
+    s.declare("kazoom", "contract-delivery", LegalBasis::Contract, "kunderegister");
+    let c = subject(7);
+    s.collect("kazoom", c, "kunderegister", "contract-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s);
+    let d = may(&p, "kazoom", c, "telemarketing", "2026-01-02");
+    assert_eq!((d.allowed, d.seq), (false, None));
+    assert_eq!(d.reason, "purpose telemarketing is not declared by kazoom");
+    let q = AsOf::ALL;
+    assert_eq!(
+        p.may_process(&id("kazoom"), &subject(99), &id("contract-delivery"), &q).unwrap_err(),
+        QueryError::UnknownSubject { controller: id("kazoom") }
+    );
+    assert_eq!(
+        p.may_process(&id("nobody"), &c, &id("x"), &q).unwrap_err(),
+        QueryError::UnknownController(id("nobody"))
+    );
+    assert!(matches!(p.consent(&id("kazoom"), &c, Some(&id("nonsense")), &q), Err(QueryError::UnknownPurpose { .. })));
+    // A declaration that occurs later is not in force earlier
+    let mut s2 = Script::default();
+    s2.push(
+        "kazoom",
+        None,
+        t("2026-05-01"),
+        EventKind::PurposeDeclared {
+            purpose: id("sms"),
+            description: Text::new("d").unwrap(),
+            legal_basis: LegalBasis::Contract,
+            register: id("r"),
+        },
+    );
+    s2.collect("kazoom", c, "r", "sms", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s2);
+    assert!(!may(&p, "kazoom", c, "sms", "2026-04-30").allowed);
+    assert!(may(&p, "kazoom", c, "sms", "2026-05-02").allowed);
+}
+
+#[test]
+fn consent_state_history_and_before_the_first_event() {
+    let mut s = Script::default();
+    s.declare("komteknik-el", "newsletter", LegalBasis::Consent, "kundregister");
+    let c = subject(8);
+    let g1 = s.consent("komteknik-el", c, "newsletter", "2026-01-01");
+    let w = s.withdraw("komteknik-el", c, "newsletter", "2026-02-01");
+    let g2 = s.consent("komteknik-el", c, "newsletter", "2026-03-01");
+    let p = given(&s);
+    let a = &p.consent(&id("komteknik-el"), &c, Some(&id("newsletter")), &AsOf::at(t("2026-02-15"))).unwrap()[0];
+    assert_eq!((a.state, a.seq, a.since), (ConsentState::Withdrawn, Some(w), Some(t("2026-02-01"))));
+    assert_eq!(a.history.len(), 2);
+    assert_eq!(a.history[0].until, Some(t("2026-02-01")));
+    let a = &p.consent(&id("komteknik-el"), &c, Some(&id("newsletter")), &AsOf::ALL).unwrap()[0];
+    assert_eq!((a.state, a.seq), (ConsentState::Granted, Some(g2)));
+    assert_eq!(a.history.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![g1, w, g2]);
+    assert_eq!(a.notice_version, Some(id("v1")));
+    // Before the subject's first event: none, with the explanation
+    let a = &p.consent(&id("komteknik-el"), &c, Some(&id("newsletter")), &AsOf::at(t("2025-12-01"))).unwrap()[0];
+    assert_eq!(a.state, ConsentState::None);
+    assert!(a.note.as_deref().unwrap().contains("no event of this subject had occurred"), "{:?}", a.note);
+}
+
+#[test]
+fn bitemporal_backdated_consent() {
+    // Consent occurred on 1 March but was only recorded on 1 April (a paper form typed in).
+    let mut s = Script::default();
+    s.declare("kazoom", "product-news", LegalBasis::Consent, "kunderegister");
+    let c = subject(9);
+    s.collect("kazoom", c, "kunderegister", "contract-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let g = s.push_at(
+        "kazoom",
+        Some(c),
+        t("2026-03-01"),
+        t("2026-04-01"),
+        EventKind::ConsentGiven { purpose: id("product-news"), notice_version: None, channel: Some(id("paper")) },
+    );
+    let p = given(&s);
+    let q = |at: &str, known: &str| AsOf { at: t(at), known_at: t(known) };
+    // What was the state on 15 March? Granted — as we know now.
+    assert!(p.may_process(&id("kazoom"), &c, &id("product-news"), &q("2026-03-15", "2026-12-01")).unwrap().allowed);
+    // What did the ledger say on 15 March about 15 March? No consent.
+    let d = p.may_process(&id("kazoom"), &c, &id("product-news"), &q("2026-03-15", "2026-03-15")).unwrap();
+    assert!(!d.allowed);
+    let a = &p.consent(&id("kazoom"), &c, Some(&id("product-news")), &q("2026-03-15", "2026-04-02")).unwrap()[0];
+    assert_eq!((a.state, a.seq), (ConsentState::Granted, Some(g)));
+}
+
+#[test]
+fn requests_deadlines_and_reports() {
+    let mut s = Script::default();
+    s.declare("kalejdo", "customer-support", LegalBasis::Contract, "arendelista");
+    s.processor("kalejdo", "freshworks", "GB", Some(TransferMechanism::Adequacy));
+    s.processor("kalejdo", "us-crm", "US", None);
+    s.push(
+        "kalejdo",
+        None,
+        t("2020-01-01"),
+        EventKind::RetentionRuleDeclared {
+            register: id("arendelista"),
+            trigger: Trigger::RecordClosed,
+            duration: IsoPeriod::parse("P12M").unwrap(),
+            statute: None,
+        },
+    );
+    let c = subject(10);
+    let col =
+        s.collect("kalejdo", c, "arendelista", "customer-support", LegalBasis::Contract, Source::Subject, "2026-01-05");
+    let sh = s.subject_event(
+        "kalejdo",
+        c,
+        "2026-01-06",
+        EventKind::DataShared {
+            processor: id("freshworks"),
+            categories: cats(&["contact"]),
+            purpose: id("customer-support"),
+        },
+    );
+    s.subject_event(
+        "kalejdo",
+        c,
+        "2026-01-07",
+        EventKind::DataShared {
+            processor: id("us-crm"),
+            categories: cats(&["contact"]),
+            purpose: id("customer-support"),
+        },
+    );
+    s.subject_event(
+        "kalejdo",
+        c,
+        "2026-01-20",
+        EventKind::RecordClosed { register: id("arendelista"), record_id: id("ticket-1") },
+    );
+    s.subject_event(
+        "kalejdo",
+        c,
+        "2026-01-31",
+        EventKind::RightsRequestReceived { request_id: id("req-1"), right: Right::Access },
+    );
+    s.subject_event(
+        "kalejdo",
+        c,
+        "2026-02-10",
+        EventKind::RightsRequestReceived { request_id: id("req-2"), right: Right::Portability },
+    );
+    s.subject_event(
+        "kalejdo",
+        c,
+        "2026-02-20",
+        EventKind::RightsRequestExtended { request_id: id("req-2"), reason: Text::new("complex").unwrap() },
+    );
+    s.collect("kalejdo", c, "arendelista", "mystery", LegalBasis::Consent, Source::ThirdParty, "2026-02-21");
+    let p = given(&s);
+    let q = AsOf::at(t("2026-03-15"));
+    let r = p.access_report(&id("kalejdo"), &c, &q).unwrap();
+    let req1 = r.requests.iter().find(|x| x.request_id == id("req-1")).unwrap();
+    assert_eq!((req1.status, req1.deadline, req1.overdue), ("open", Some(t("2026-02-28")), true));
+    let req2 = r.requests.iter().find(|x| x.request_id == id("req-2")).unwrap();
+    assert_eq!((req2.status, req2.deadline, req2.overdue), ("extended", Some(t("2026-05-10")), false));
+    let support = r.purposes.iter().find(|x| x.purpose == id("customer-support")).unwrap();
+    assert!(support.seqs.contains(&col) && support.seqs.contains(&sh));
+    let us = r.recipients.iter().find(|x| x.processor == id("us-crm")).unwrap();
+    assert!(us.third_country && us.transfer_mechanism.is_none());
+    let fw = r.recipients.iter().find(|x| x.processor == id("freshworks")).unwrap();
+    assert_eq!(fw.transfer_mechanism, Some(TransferMechanism::Adequacy));
+    let ret = r.retention.iter().find(|x| x.register == id("arendelista")).unwrap();
+    assert_eq!((ret.clock_started, ret.keep_until), (Some(t("2026-01-20")), Some(t("2027-01-20"))));
+    let contact = r.categories.iter().find(|x| x.category == id("contact")).unwrap();
+    assert!(contact.sources.contains(&Source::Subject) && contact.sources.contains(&Source::ThirdParty));
+    // Art 30: the non-EEA recipient without a safeguard is flagged; the undeclared purpose too
+    let rec = p.processing_report(&id("kalejdo"), &q).unwrap();
+    let us = rec.recipients.iter().find(|x| x.processor == id("us-crm")).unwrap();
+    assert!(us.missing_safeguard);
+    assert!(!rec.recipients.iter().find(|x| x.processor == id("freshworks")).unwrap().missing_safeguard);
+    assert_eq!(rec.undeclared_purposes, vec![id("mystery")]);
+    assert_eq!(rec.subjects, 1);
+    let support = rec.purposes.iter().find(|x| x.purpose == id("customer-support")).unwrap();
+    assert_eq!(support.categories[&LegalBasis::Contract].len(), 2);
+    // As of before the sharing, the report shows no recipients
+    let early = p.processing_report(&id("kalejdo"), &AsOf::at(t("2026-01-05"))).unwrap();
+    assert!(early.recipients.iter().all(|r| r.received.is_empty()));
+}
+
+#[test]
+fn calendar_periods() {
+    assert_eq!(add_period(t("2026-01-31"), &IsoPeriod::parse("P1M").unwrap()), t("2026-02-28"));
+    assert_eq!(add_period(t("2024-02-29"), &IsoPeriod::parse("P1Y").unwrap()), t("2025-02-28"));
+    assert_eq!(add_period(t("2026-01-01"), &IsoPeriod::parse("P7Y").unwrap()), t("2033-01-01"));
+    assert_eq!(
+        add_period(t("2026-01-01"), &IsoPeriod::parse("P1DT1H").unwrap()),
+        Timestamp::parse_rfc3339("2026-01-02T13:00:00Z").unwrap()
+    );
+    assert_eq!(add_period(Timestamp::MAX, &IsoPeriod::parse("P1Y").unwrap()), Timestamp::MAX);
+}
