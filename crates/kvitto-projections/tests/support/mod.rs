@@ -1,6 +1,6 @@
 //! A small script language for projection tests: events with chosen times, seq assigned in
 //! order, recorded time increasing unless given.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::too_many_arguments)]
 
 use kvitto_core::*;
 
