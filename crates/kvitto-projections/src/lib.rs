@@ -77,11 +77,13 @@ impl Projections {
             return touched;
         }
         self.last_seq = Some(e.seq);
-        let controller = match self.controllers.get_mut(&e.controller) {
-            Some(c) => c,
-            None => self.controllers.entry(e.controller.clone()).or_default(),
+        let (controller, new) = match self.controllers.get_mut(&e.controller) {
+            Some(c) => (c, false),
+            None => (self.controllers.entry(e.controller.clone()).or_default(), true),
         };
-        if controller.apply(e) {
+        // A controller first seen is a change even when the event changes nothing else:
+        // it makes the controller known to queries.
+        if controller.apply(e) || new {
             touched.controller = Some(e.controller.clone());
         }
         if let Some(link) = &e.subject {

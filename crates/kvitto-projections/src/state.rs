@@ -178,10 +178,11 @@ impl ControllerState {
     /// Folds one controller-level event (declarations, and the actual-processing record of
     /// subject events). Returns whether anything changed.
     pub fn apply(&mut self, e: &Event) -> bool {
+        // Only events that change this state advance `last_seq`: others are no-ops whenever
+        // they are (re)applied, and a state that did not change is not persisted again.
         if self.last_seq.is_some_and(|s| e.seq <= s) {
             return false;
         }
-        self.last_seq = Some(e.seq);
         let st = Stamp::of(e);
         match &e.kind {
             EventKind::PurposeDeclared { purpose, description, legal_basis, register } => {
@@ -225,6 +226,7 @@ impl ControllerState {
             }
             _ => return false,
         }
+        self.last_seq = Some(e.seq);
         true
     }
 }

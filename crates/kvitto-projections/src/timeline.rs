@@ -41,6 +41,12 @@ impl AsOf {
     /// Everything the ledger holds, whenever it occurred.
     pub const ALL: AsOf = AsOf { at: Timestamp::MAX, known_at: Timestamp::MAX };
 
+    /// What has occurred by now, as known now (the default point of view).
+    pub fn now() -> Self {
+        let now = Timestamp::now();
+        Self { at: now, known_at: now }
+    }
+
     /// What had occurred by `at`, as known now.
     pub fn at(at: Timestamp) -> Self {
         Self { at, known_at: Timestamp::MAX }

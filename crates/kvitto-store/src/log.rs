@@ -71,6 +71,15 @@ pub struct IndexBatch {
     pub watermark: u64,
 }
 
+/// One coalesced write of persisted projection states.
+#[derive(Debug, Default)]
+pub struct ProjectionBatch {
+    /// (key, encoded state) pairs; keys are chosen by the caller.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Events reflected after this batch.
+    pub watermark: u64,
+}
+
 /// An open ledger store.
 #[derive(Debug)]
 pub struct Store {
@@ -78,6 +87,7 @@ pub struct Store {
     db: sled::Db,
     log: sled::Tree,
     index: sled::Tree,
+    projections: sled::Tree,
     db_file: File,
     vault: Vault,
 }
@@ -212,6 +222,7 @@ impl Store {
         let sled_err = |source| OpenError::Sled { path: store_dir.clone(), source };
         let log = db.open_tree("log").map_err(sled_err)?;
         let index = db.open_tree("index").map_err(sled_err)?;
+        let projections = db.open_tree("projections").map_err(sled_err)?;
         let format = log
             .get(FORMAT_KEY)
             .map_err(sled_err)?
@@ -236,7 +247,7 @@ impl Store {
         let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-        let store = Store { dir: dir.to_path_buf(), db, log, index, db_file, vault };
+        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, vault };
         Ok((store, LedgerSecret(secret), LedgerInfo { origin, format, created_at }))
     }
 
@@ -339,6 +350,37 @@ impl Store {
     /// Drops every derived index entry (before a rebuild from seq 0).
     pub fn clear_index(&self) -> Result<(), StoreError> {
         self.index.clear()?;
+        Ok(())
+    }
+
+    /// Events reflected in the persisted projections (their watermark).
+    pub fn projection_watermark(&self) -> Result<u64, StoreError> {
+        self.projections.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "projection watermark"))
+    }
+
+    /// Writes persisted projection states and their watermark in one batch. Not flushed:
+    /// projections are derived and caught up from the log on open.
+    pub fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in &batch.entries {
+            b.insert(k.as_slice(), v.as_slice());
+        }
+        b.insert(WATERMARK_KEY, &batch.watermark.to_be_bytes());
+        self.projections.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// Every persisted projection state (watermark excluded), as raw (key, value).
+    pub fn projection_entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.projections
+            .iter()
+            .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+    }
+
+    /// Drops every persisted projection state (before a rebuild from seq 0).
+    pub fn clear_projections(&self) -> Result<(), StoreError> {
+        self.projections.clear()?;
         Ok(())
     }
 

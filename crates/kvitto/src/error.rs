@@ -55,6 +55,17 @@ pub enum ReadError {
         /// The controller asked about.
         controller: String,
     },
+    /// The controller has no events.
+    #[error("unknown controller {0}: it has declared nothing and has no events")]
+    UnknownController(String),
+    /// The purpose is neither declared nor named in the subject's events.
+    #[error("unknown purpose {purpose}: controller {controller} never declared it")]
+    UnknownPurpose {
+        /// The controller.
+        controller: String,
+        /// The purpose.
+        purpose: String,
+    },
     /// A field of the query is invalid.
     #[error("{field}: {message}")]
     BadQuery {
@@ -74,6 +85,19 @@ pub enum ReadError {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+}
+
+impl From<kvitto_projections::QueryError> for ReadError {
+    fn from(e: kvitto_projections::QueryError) -> Self {
+        use kvitto_projections::QueryError as Q;
+        match e {
+            Q::UnknownController(c) => ReadError::UnknownController(c.to_string()),
+            Q::UnknownSubject { controller } => ReadError::UnknownSubject { controller: controller.to_string() },
+            Q::UnknownPurpose { controller, purpose } => {
+                ReadError::UnknownPurpose { controller: controller.to_string(), purpose: purpose.to_string() }
+            }
+        }
+    }
 }
 
 impl From<kvitto_store::StoreError> for ReadError {

@@ -18,6 +18,7 @@ use crate::writer::Shared;
 pub(crate) struct IndexWork {
     pub heads: Vec<(kvitto_core::SubjectId, SubjectHeadRec)>,
     pub event_ids: Vec<(EventId, u64)>,
+    pub dirty: crate::persist::Dirty,
     pub watermark: u64,
 }
 
@@ -25,12 +26,16 @@ pub(crate) struct IndexWork {
 const MAX_BATCH: usize = 16 * 1024;
 
 pub(crate) fn run(store: Arc<Store>, shared: Arc<Shared>, lock: Arc<Mutex<()>>, rx: Receiver<IndexWork>) {
+    // Projection states changed but not yet persisted (kept across a failed write).
+    let mut dirty = crate::persist::Dirty::default();
     while let Ok(first) = rx.recv() {
         let mut batch = IndexBatch::default();
-        let merge = |w: IndexWork, batch: &mut IndexBatch| {
+        let mut merge = |w: IndexWork, batch: &mut IndexBatch| {
             batch.heads.extend(w.heads);
             batch.event_ids.extend(w.event_ids);
             batch.watermark = batch.watermark.max(w.watermark);
+            dirty.subjects.extend(w.dirty.subjects);
+            dirty.controllers.extend(w.dirty.controllers);
         };
         merge(first, &mut batch);
         while batch.event_ids.len() < MAX_BATCH {
@@ -46,6 +51,20 @@ pub(crate) fn run(store: Arc<Store>, shared: Arc<Shared>, lock: Arc<Mutex<()>>, 
             Err(e) => {
                 // Indexes are derived: the next open catches up from the log.
                 tracing::warn!(error = %e, watermark = batch.watermark, "index update failed; will catch up on reopen");
+            }
+        }
+        if !dirty.is_empty() {
+            // States may already include later events than the watermark; folds are
+            // idempotent per seq, so the catch-up on open simply skips them.
+            let encoded = match shared.projections.read() {
+                Ok(p) => crate::persist::batch(&p, &dirty, batch.watermark),
+                Err(_) => continue,
+            };
+            match store.apply_projections(&encoded) {
+                Ok(()) => dirty = crate::persist::Dirty::default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, watermark = batch.watermark, "projection persist failed; retrying with the next batch")
+                }
             }
         }
     }

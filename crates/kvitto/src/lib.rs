@@ -35,6 +35,7 @@
 
 mod error;
 mod indexer;
+mod persist;
 mod read;
 pub mod scenario;
 mod verify;
@@ -47,7 +48,11 @@ use std::thread::JoinHandle;
 
 pub use error::{AppendError, OpenError, ReadError, VerifyError};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
-pub use read::{DetailsView, LedgerEvent};
+pub use kvitto_projections::{
+    AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, ProcessingReport, Projections, QueryError,
+};
+pub use persist::RebuildReport;
+pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem};
 pub use verify::{VerifyFailure, VerifyReport};
 pub use writer::Receipt;
 
@@ -145,7 +150,8 @@ impl Ledger {
         let store = Arc::new(store);
         let head = store.head()?;
         indexer::catch_up(&store, head.next_seq)?;
-        let shared = Arc::new(Shared::default());
+        let projections = persist::open(&store, head.next_seq)?;
+        let shared = Arc::new(Shared { projections: std::sync::RwLock::new(projections), ..Shared::default() });
         shared.committed.store(head.next_seq, std::sync::atomic::Ordering::Release);
         shared.indexed.store(head.next_seq, std::sync::atomic::Ordering::Release);
         let index_lock = Arc::new(Mutex::new(()));
@@ -272,6 +278,99 @@ impl Ledger {
         let inner = self.inner.clone();
         let end = range.end.min(self.len());
         blocking(move || read::log(&inner.store, range.start..end)).await
+    }
+
+    fn subject_of(&self, controller: &str, subject_ref: &str) -> Result<(Id, SubjectId), ReadError> {
+        let controller = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
+        let r = ExternalRef::new(subject_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
+        let s = self.subject_id(&controller, &r);
+        Ok((controller, s))
+    }
+
+    fn with_projections<T>(&self, f: impl FnOnce(&Projections) -> Result<T, QueryError>) -> Result<T, ReadError> {
+        let p =
+            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+        Ok(f(&p)?)
+    }
+
+    /// May `controller` process this customer's data for `purpose`, as of `as_of`? Answered
+    /// from the projections in microseconds; the rules are in docs/DECISIONS.md. Sees every
+    /// append whose receipt has been returned.
+    pub fn may_process(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        purpose: &str,
+        as_of: AsOf,
+    ) -> Result<Decision, ReadError> {
+        let (c, s) = self.subject_of(controller, subject_ref)?;
+        let purpose = Id::new(purpose).map_err(|message| ReadError::BadQuery { field: "purpose", message })?;
+        self.with_projections(|p| p.may_process(&c, &s, &purpose, &as_of))
+    }
+
+    /// Consent state per purpose (or of one purpose) as of `as_of`, with interval history.
+    pub fn consent(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        purpose: Option<&str>,
+        as_of: AsOf,
+    ) -> Result<Vec<ConsentAnswer>, ReadError> {
+        let (c, s) = self.subject_of(controller, subject_ref)?;
+        let purpose = purpose
+            .map(|p| Id::new(p).map_err(|message| ReadError::BadQuery { field: "purpose", message }))
+            .transpose()?;
+        self.with_projections(|p| p.consent(&c, &s, purpose.as_ref(), &as_of))
+    }
+
+    /// The Art 15(1) access report for one customer.
+    pub fn access_report(&self, controller: &str, subject_ref: &str, as_of: AsOf) -> Result<AccessReport, ReadError> {
+        let (c, s) = self.subject_of(controller, subject_ref)?;
+        self.with_projections(|p| p.access_report(&c, &s, &as_of))
+    }
+
+    /// The Art 30(1) record of processing of one controller.
+    pub fn processing_report(&self, controller: &str, as_of: AsOf) -> Result<ProcessingReport, ReadError> {
+        let c = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
+        self.with_projections(|p| p.processing_report(&c, &as_of))
+    }
+
+    /// Art 20 export: the data the customer provided (`source: subject`) on the basis of
+    /// consent or contract, with details decrypted (docs/REPORTS.md).
+    pub async fn export_portable(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        as_of: AsOf,
+    ) -> Result<PortableExport, ReadError> {
+        let events = self.history(controller, subject_ref).await?;
+        Ok(read::portable(controller, subject_ref, &events, &as_of))
+    }
+
+    /// A copy of the current projections (for audits and tests).
+    pub fn projections(&self) -> Projections {
+        self.inner.shared.projections.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Recomputes every projection from seq 0, replaces the persisted ones, and returns
+    /// timings. Appends wait while the new state is swapped in.
+    pub async fn rebuild(&self) -> Result<RebuildReport, ReadError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let next = inner.store.head()?.next_seq;
+            let (fresh, report) = persist::rebuild(&inner.store, next)?;
+            let mut p =
+                inner.shared.projections.write().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+            // Groups committed after `next` were (or will be) applied by the writer;
+            // replaying them on the fresh state is idempotent.
+            let mut fresh = fresh;
+            for e in read::log(&inner.store, next..inner.shared.committed.load(std::sync::atomic::Ordering::Acquire))? {
+                fresh.apply(&e.event);
+            }
+            *p = fresh;
+            Ok(report)
+        })
+        .await
     }
 
     /// Verifies the whole ledger (see [`VerifyReport`]).

@@ -180,3 +180,84 @@ pub(crate) fn log(store: &Store, range: Range<u64>) -> Result<Vec<LedgerEvent>, 
     }
     Ok(out)
 }
+
+/// One item of an Art 20 export.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PortableItem {
+    /// The event.
+    pub seq: u64,
+    /// When it was collected.
+    pub occurred_at: String,
+    /// Register.
+    pub register: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Basis (consent or contract, Art 20(1)(a)).
+    pub legal_basis: String,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// The data as provided, or `null` when none was attached or it was erased.
+    pub data: Option<Value>,
+    /// The details were erased (their key destroyed).
+    pub erased: bool,
+}
+
+/// An Art 20 export (docs/REPORTS.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PortableExport {
+    /// `kvitto-portable/1`.
+    pub format: &'static str,
+    /// Controller.
+    pub controller: String,
+    /// The customer reference the export was asked for.
+    pub subject: String,
+    /// Occurred-time horizon.
+    pub at: String,
+    /// Recorded-time horizon.
+    pub known_at: String,
+    /// Data provided by the subject.
+    pub items: Vec<PortableItem>,
+}
+
+/// Builds the Art 20 export from a subject's history: only `data_collected` with
+/// `source: subject` on consent or contract (seed 004 m: controller-created data is excluded).
+pub(crate) fn portable(
+    controller: &str,
+    subject: &str,
+    events: &[LedgerEvent],
+    q: &kvitto_projections::AsOf,
+) -> PortableExport {
+    use kvitto_core::{EventKind, LegalBasis, Source};
+    let items = events
+        .iter()
+        .filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at)
+        .filter_map(|e| match &e.event.kind {
+            EventKind::DataCollected { register, categories, purpose, legal_basis, source: Source::Subject }
+                if matches!(legal_basis, LegalBasis::Consent | LegalBasis::Contract) =>
+            {
+                Some(PortableItem {
+                    seq: e.event.seq,
+                    occurred_at: e.event.occurred_at.to_rfc3339(),
+                    register: register.to_string(),
+                    purpose: purpose.to_string(),
+                    legal_basis: legal_basis.to_string(),
+                    categories: categories.as_slice().iter().map(|c| c.to_string()).collect(),
+                    data: match &e.details {
+                        DetailsView::Disclosed(v) => Some(v.clone()),
+                        _ => None,
+                    },
+                    erased: matches!(e.details, DetailsView::Erased),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    PortableExport {
+        format: "kvitto-portable/1",
+        controller: controller.to_string(),
+        subject: subject.to_string(),
+        at: q.at.to_rfc3339(),
+        known_at: q.known_at.to_rfc3339(),
+        items,
+    }
+}

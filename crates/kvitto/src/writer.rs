@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub indexed: AtomicU64,
     /// Append requests entered but not yet answered (the writer waits briefly for them).
     pub in_flight: AtomicUsize,
+    /// The projections, applied by the writer before it answers (read-your-writes).
+    pub projections: RwLock<kvitto_projections::Projections>,
 }
 
 pub(crate) struct Writer {
@@ -235,6 +237,7 @@ impl Writer {
         let mut staged_ids: HashMap<EventId, (u64, Prepared)> = HashMap::new();
         let mut vault_writes: HashMap<SubjectId, SubjectKeys> = HashMap::new();
         let mut records = Vec::new();
+        let mut events = Vec::new();
         let mut index_heads = Vec::new();
         let mut outcomes: Vec<Result<Vec<Planned>, AppendError>> = Vec::with_capacity(group.len());
         let mut receipts: Vec<Receipt> = Vec::new();
@@ -296,8 +299,9 @@ impl Writer {
                     Some(Ok(receipt)) => planned.push(Planned::Existing(receipt)),
                     Some(Err(j)) => planned.push(Planned::New(mine[j])),
                     None => match self.seal(item, next_seq, prev, recorded_at, &mut staged_heads, &mut vault_writes) {
-                        Ok((record, hash, head)) => {
+                        Ok((record, hash, head, event)) => {
                             records.push(record);
+                            events.push(event);
                             if let Some(h) = head {
                                 index_heads.push(h);
                             }
@@ -379,15 +383,26 @@ impl Writer {
             return;
         }
 
-        // Durable: publish state, feed the indexer, answer callers.
+        // Durable: publish state, fold projections, feed the indexer, answer callers.
         self.shared.committed.store(self.head.next_seq, Ordering::Release);
+        let mut dirty = crate::persist::Dirty::default();
+        if let Ok(mut p) = self.shared.projections.write() {
+            for e in &events {
+                dirty.add(p.apply(e));
+            }
+        }
         if let Ok(mut heads) = self.shared.heads.write() {
             heads.extend(staged_heads.iter().map(|(k, v)| (*k, *v)));
         }
         let ids: Vec<(EventId, u64)> = staged_ids.iter().map(|(id, (seq, _))| (*id, *seq)).collect();
         self.pending_ids.extend(ids.iter().copied());
         if !records.is_empty() {
-            let _ = self.index_tx.send(IndexWork { heads: index_heads, event_ids: ids, watermark: self.head.next_seq });
+            let _ = self.index_tx.send(IndexWork {
+                heads: index_heads,
+                event_ids: ids,
+                dirty,
+                watermark: self.head.next_seq,
+            });
         }
         for (req, outcome) in group.into_iter().zip(outcomes) {
             let reply = outcome.map(|planned| {
@@ -413,7 +428,7 @@ impl Writer {
         recorded_at: Timestamp,
         staged_heads: &mut HashMap<SubjectId, SubjectTip>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
-    ) -> Result<(Record, EventHash, Option<(SubjectId, SubjectHeadRec)>), String> {
+    ) -> Result<(Record, EventHash, Option<(SubjectId, SubjectHeadRec)>, kvitto_core::Event), String> {
         let mut link = None;
         let mut back_link = None;
         let mut commitment = None;
@@ -455,7 +470,7 @@ impl Writer {
             staged_heads.insert(l.subject, tip);
             (l.subject, SubjectHeadRec { last_seq: seq, count: tip.count, last_hash: hash.0 })
         });
-        Ok((Record { canonical, back_link, sealed: sealed_details }, hash, head))
+        Ok((Record { canonical, back_link, sealed: sealed_details }, hash, head, event))
     }
 
     /// Makes sure the subject has a key file (and the slot's key when `slot` is given);
