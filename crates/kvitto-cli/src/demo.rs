@@ -30,10 +30,12 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The customer whose life shows the most: consent given and withdrawn first, then variety.
 fn showcase(customers: &[Customer]) -> Option<&Customer> {
     customers.iter().max_by_key(|c| {
         let kinds: BTreeSet<&str> = c.events.iter().map(|d| d.kind.name()).collect();
-        (kinds.len(), std::cmp::Reverse(c.events.len()))
+        let consent_story = kinds.contains("consent_given") && kinds.contains("consent_withdrawn");
+        (consent_story, kinds.len(), std::cmp::Reverse(c.events.len()))
     })
 }
 
@@ -109,16 +111,34 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             history.len()
         );
         crate::table::print_events(&history, false, false);
+        let q = kvitto::AsOf::now();
+        if let Ok(answers) = ledger.consent(c.controller.as_str(), &c.external_ref, None, q) {
+            crate::say!("\nconsent of {} as the projections answer it:", c.external_ref);
+            crate::query::print_consent(&answers, &q);
+        }
         let d = dir.display();
         crate::say!(
             "\nexplore further:\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} history --controller {ctl} --subject {r} --json\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} log --from 0 --limit 40\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} verify\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} consent --controller {ctl} --subject {r} --at 2025-01-01\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} may-process --controller {ctl} --subject {r} --purpose {mp}\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} report access --controller {ctl} --subject {r}\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} report processing --controller {ctl}\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
              echo '{{\"type\":\"consent_withdrawn\",\"controller\":\"{ctl}\",\"subject\":\"{r}\",\"purpose\":\"marketing\"}}' | \
              cargo run --release -p kvitto-cli -- --ledger {d} append -",
             ctl = c.controller,
-            r = c.external_ref
+            r = c.external_ref,
+            mp = c
+                .events
+                .iter()
+                .find_map(|d| match &d.kind {
+                    kvitto_core::EventKind::ConsentGiven { purpose, .. } => Some(purpose.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "marketing".into())
         );
     }
     ledger.close().await;

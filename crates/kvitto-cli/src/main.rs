@@ -4,6 +4,7 @@
 
 mod append;
 mod demo;
+mod query;
 mod table;
 
 use std::io::IsTerminal;
@@ -16,7 +17,7 @@ use kvitto::{Ledger, OpenError, OpenOptions};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  ok
-  1  verification failed (verify)
+  1  verification failed (verify); processing denied (may-process)
   2  bad input or usage (nothing was written)
   3  storage or I/O error";
 
@@ -31,10 +32,13 @@ Exit codes:
   kvitto history --controller kalejdo --subject cust-1
   kvitto log --from 0 --limit 20 --json
   kvitto verify
+  kvitto consent --controller kalejdo --subject cust-1 --at 2026-03-01
+  kvitto may-process --controller kalejdo --subject cust-1 --purpose marketing
+  kvitto report access --controller kalejdo --subject cust-1
 
 Exit codes:
   0  ok
-  1  verification failed (verify)
+  1  verification failed (verify); processing denied (may-process)
   2  bad input or usage (nothing was written)
   3  storage or I/O error"))]
 struct Cli {
@@ -93,6 +97,60 @@ Example:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl")]
     /// Re-derive every hash and check both chains, the head and the indexes
     #[command(after_help = "Prints `ok: N events, head <hex>` (exit 0) or the first bad seq and why (exit 1).")]
     Verify,
+    /// Consent state per purpose (with its history) as of a time
+    #[command(after_help = "Examples:\n  kvitto consent --controller kazoom --subject KZ-100042\n  \
+kvitto consent --controller kazoom --subject KZ-100042 --purpose product-news --at 2025-06-01 --json\n\n\
+--at is occurred time (what had happened), --known-at recorded time (what the ledger knew);\n\
+both default to now. A date means the end of that day (UTC).")]
+    Consent {
+        #[command(flatten)]
+        who: Who,
+        /// Only this purpose
+        #[arg(long)]
+        purpose: Option<String>,
+        #[command(flatten)]
+        when: When,
+        /// One JSON object per purpose per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// May this customer's data be processed for a purpose? Exit 0 allowed, 1 denied
+    #[command(
+        name = "may-process",
+        after_help = "Rules: docs/DECISIONS.md.\n\nExample:\n  \
+kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing && send_offer"
+    )]
+    MayProcess {
+        #[command(flatten)]
+        who: Who,
+        /// Purpose id
+        #[arg(long)]
+        purpose: String,
+        #[command(flatten)]
+        when: When,
+        /// {"allowed":bool,"reason":…,"seq":…}
+        #[arg(long)]
+        json: bool,
+    },
+    /// GDPR reports: Art 15 access report of a customer, Art 30 record of processing
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Art 20 export: the data the customer provided, as JSON (docs/REPORTS.md)
+    #[command(
+        name = "export-portable",
+        after_help = "Example:\n  kvitto export-portable --controller kazoom --subject KZ-100042 --out kz-100042.json"
+    )]
+    ExportPortable {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        when: When,
+        /// Write to this file instead of stdout
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Recompute every projection from seq 0 and replace the persisted ones
+    Rebuild,
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
     Demo {
@@ -127,6 +185,55 @@ pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
     {
         std::process::exit(0);
     }
+}
+
+/// Which customer.
+#[derive(clap::Args, Debug)]
+struct Who {
+    /// Controller id
+    #[arg(long)]
+    controller: String,
+    /// The controller's customer reference
+    #[arg(long)]
+    subject: String,
+}
+
+/// The point of view of a question.
+#[derive(clap::Args, Debug)]
+struct When {
+    /// Occurred time: what had happened by then (RFC 3339 or YYYY-MM-DD) [default: now]
+    #[arg(long, value_parser = query::parse_time)]
+    at: Option<kvitto::Timestamp>,
+    /// Recorded time: only what the ledger knew by then [default: now]
+    #[arg(long = "known-at", value_parser = query::parse_time)]
+    known_at: Option<kvitto::Timestamp>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// Art 15(1) access report for one customer (a–h, with the events behind each line)
+    #[command(after_help = "Example:\n  kvitto report access --controller kalejdo --subject KAL-100007 [--json]")]
+    Access {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        when: When,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Art 30(1) record of processing of one controller
+    #[command(after_help = "Example:\n  kvitto report processing --controller kazoom [--json]")]
+    Processing {
+        /// Controller id
+        #[arg(long)]
+        controller: String,
+        #[command(flatten)]
+        when: When,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// A failure with its exit code.
@@ -204,6 +311,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Verify => verify(&dir).await,
+        Command::Consent { who, purpose, when, json } => {
+            let q = query::as_of(when.at, when.known_at);
+            query::consent(&dir, &who.controller, &who.subject, purpose.as_deref(), q, json).await
+        }
+        Command::MayProcess { who, purpose, when, json } => {
+            let q = query::as_of(when.at, when.known_at);
+            query::may_process(&dir, &who.controller, &who.subject, &purpose, q, json).await
+        }
+        Command::Report(ReportCommand::Access { who, when, json }) => {
+            query::access_report(&dir, &who.controller, &who.subject, query::as_of(when.at, when.known_at), json).await
+        }
+        Command::Report(ReportCommand::Processing { controller, when, json }) => {
+            query::processing_report(&dir, &controller, query::as_of(when.at, when.known_at), json).await
+        }
+        Command::ExportPortable { who, when, out } => {
+            let q = query::as_of(when.at, when.known_at);
+            query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
+        }
+        Command::Rebuild => query::rebuild(&dir).await,
         Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
     }
 }
@@ -255,7 +381,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("{}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("{}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }

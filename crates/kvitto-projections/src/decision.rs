@@ -179,8 +179,17 @@ impl Projections {
                 vec![p.clone()]
             }
             None => {
-                // Purposes in force or mentioned as of `q` — not declarations made later.
-                let declared = c.purposes.iter().filter(|(_, t)| t.latest(q).is_some()).map(|(p, _)| p);
+                // Purposes where consent or objection matters (consent, legitimate interests)
+                // in force as of `q`, and any purpose the subject's marks name by then.
+                let declared = c
+                    .purposes
+                    .iter()
+                    .filter(|(_, t)| {
+                        t.latest(q).is_some_and(|(_, d)| {
+                            matches!(d.legal_basis, LegalBasis::Consent | LegalBasis::LegitimateInterests)
+                        })
+                    })
+                    .map(|(p, _)| p);
                 let marked = s.consent.iter().filter(|(_, t)| t.latest(q).is_some()).map(|(p, _)| p);
                 let mut all: Vec<Id> = declared.chain(marked).cloned().collect();
                 all.sort();

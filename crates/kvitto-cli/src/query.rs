@@ -1,0 +1,336 @@
+//! Questions answered from the projections: consent, may-process, reports, portability,
+//! rebuild. Text for people, `--json` for machines, both from the same data.
+
+use std::path::Path;
+
+use kvitto::{AsOf, ConsentAnswer, ConsentState, ReadError, Timestamp};
+
+use crate::{Failure, say};
+
+/// `--at` / `--known-at`: RFC 3339, or a date meaning the end of that day (UTC).
+pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
+    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
+        return Timestamp::parse_rfc3339(&format!("{s}T23:59:59.999999Z"));
+    }
+    Timestamp::parse_rfc3339(s)
+}
+
+pub(crate) fn as_of(at: Option<Timestamp>, known_at: Option<Timestamp>) -> AsOf {
+    let now = AsOf::now();
+    AsOf { at: at.unwrap_or(now.at), known_at: known_at.unwrap_or(now.known_at) }
+}
+
+pub(crate) fn read_failure(e: ReadError) -> Failure {
+    match e {
+        ReadError::UnknownSubject { .. }
+        | ReadError::UnknownController(_)
+        | ReadError::UnknownPurpose { .. }
+        | ReadError::BadQuery { .. } => Failure::input(e.to_string()),
+        other => Failure::storage(other.to_string()),
+    }
+}
+
+fn json_line(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn pretty(v: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn state_word(s: ConsentState) -> &'static str {
+    match s {
+        ConsentState::None => "none",
+        ConsentState::Granted => "granted",
+        ConsentState::Withdrawn => "withdrawn",
+        ConsentState::Objected => "objected",
+    }
+}
+
+/// Prints consent answers as a table with each purpose's timeline.
+pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
+    say!("as of {} (known at {})", q.at, q.known_at);
+    say!("  {:<24} {:<10} {:<22} {:>8}  notice", "purpose", "state", "since", "seq");
+    for a in answers {
+        say!(
+            "  {:<24} {:<10} {:<22} {:>8}  {}",
+            a.purpose,
+            state_word(a.state),
+            a.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            a.seq.map(|s| s.to_string()).unwrap_or_default(),
+            a.notice_version.as_ref().map(|v| v.to_string()).unwrap_or_default()
+        );
+        if let Some(note) = &a.note {
+            say!("      ({note})");
+        }
+        if a.history.len() > 1 {
+            for i in &a.history {
+                let until = i.until.map_or("…".to_string(), |t| t.to_rfc3339());
+                let via = i.via_objection_to.as_ref().map(|p| format!(" via objection to {p}")).unwrap_or_default();
+                say!("      {:<10} {} → {} (seq {}){via}", state_word(i.state), i.since, until, i.seq);
+            }
+        }
+    }
+}
+
+pub(crate) async fn consent(
+    dir: &Path,
+    controller: &str,
+    subject: &str,
+    purpose: Option<&str>,
+    q: AsOf,
+    json: bool,
+) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let answers = ledger.consent(controller, subject, purpose, q).map_err(read_failure);
+    ledger.close().await;
+    let answers = answers?;
+    if json {
+        for a in &answers {
+            say!("{}", json_line(a));
+        }
+    } else {
+        say!("consent of customer {subject} at {controller}");
+        print_consent(&answers, &q);
+    }
+    Ok(())
+}
+
+pub(crate) async fn may_process(
+    dir: &Path,
+    controller: &str,
+    subject: &str,
+    purpose: &str,
+    q: AsOf,
+    json: bool,
+) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let d = ledger.may_process(controller, subject, purpose, q).map_err(read_failure);
+    ledger.close().await;
+    let d = d?;
+    if json {
+        say!("{}", json_line(&d));
+    } else {
+        let seq = d.seq.map(|s| format!(" (decided by seq {s})")).unwrap_or_default();
+        say!("{}: {}{seq}", if d.allowed { "allowed" } else { "denied" }, d.reason);
+    }
+    if d.allowed { Ok(()) } else { Err(Failure { code: 1, message: String::new() }) }
+}
+
+pub(crate) async fn access_report(
+    dir: &Path,
+    controller: &str,
+    subject: &str,
+    q: AsOf,
+    json: bool,
+) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let r = ledger.access_report(controller, subject, q).map_err(read_failure);
+    ledger.close().await;
+    let r = r?;
+    if json {
+        say!("{}", pretty(&r));
+        return Ok(());
+    }
+    let seqs = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let set = |v: &std::collections::BTreeSet<kvitto_core::Id>| {
+        v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    say!("Art 15 access report — customer {subject} of {controller} (subject {})", r.subject_id);
+    say!("as of {} (known at {})", r.at, r.known_at);
+    say!("\n(a) purposes");
+    for p in &r.purposes {
+        let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+        let consent = p.consent.map(|c| format!("; consent {}", state_word(c))).unwrap_or_default();
+        say!(
+            "  {:<22} {bases}{consent} — {}  [seqs {}]",
+            p.purpose,
+            p.description.as_deref().unwrap_or("(not declared)"),
+            seqs(&p.seqs)
+        );
+    }
+    say!("\n(b) categories of personal data, (g) their sources");
+    for c in &r.categories {
+        let sources = c.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        say!(
+            "  {:<12} in {} for {} from {sources}  [seqs {}]",
+            c.category,
+            set(&c.registers),
+            set(&c.purposes),
+            seqs(&c.seqs)
+        );
+    }
+    say!("\n(c) recipients that received data");
+    if r.recipients.is_empty() {
+        say!("  none recorded");
+    }
+    for x in &r.recipients {
+        let country = x.country.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
+        let third = if x.third_country {
+            format!(
+                " — third country, safeguard: {}",
+                x.transfer_mechanism.map_or("NONE DECLARED".to_string(), |m| m.to_string())
+            )
+        } else {
+            String::new()
+        };
+        say!(
+            "  {:<22} {} ({country}){third}: {} for {}  [seqs {}]",
+            x.processor,
+            x.name.as_deref().unwrap_or("(not registered)"),
+            set(&x.categories),
+            set(&x.purposes),
+            seqs(&x.seqs)
+        );
+    }
+    say!("\n(d) retention");
+    for x in &r.retention {
+        let rule = match (&x.duration, x.trigger) {
+            (Some(d), Some(t)) => {
+                format!("{d} after {t}{}", x.statute.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())
+            }
+            _ => "no rule declared".into(),
+        };
+        let until = x.keep_until.map(|t| format!("; keep until {t}")).unwrap_or_default();
+        let deferred = x.deferred_until.map(|t| format!("; erasure deferred until {t}")).unwrap_or_default();
+        say!("  {:<22} {rule}{until}{deferred}", x.register);
+    }
+    say!("\n(e)(f) rights: {}", r.rights.join("; "));
+    for q in &r.requests {
+        let right = q.right.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
+        let deadline = q.deadline.map(|d| d.to_rfc3339()).unwrap_or_default();
+        let overdue = if q.overdue { " OVERDUE" } else { "" };
+        say!(
+            "  request {} ({right}): {}, received {}, due {deadline}{overdue}  [seqs {}]",
+            q.request_id,
+            q.status,
+            q.received.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            seqs(&q.seqs)
+        );
+    }
+    say!(
+        "\n(h) automated decision-making / profiling: {}",
+        if r.profiling.is_empty() {
+            "none recorded".to_string()
+        } else {
+            r.profiling.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        }
+    );
+    if r.restricted {
+        say!("\nprocessing is RESTRICTED (Art 18)");
+    }
+    if !r.erased.is_empty() {
+        say!("\nerased: {}", r.erased.join(", "));
+    }
+    say!("\nconsent");
+    print_consent(&r.consent, &AsOf { at: r.at, known_at: r.known_at });
+    Ok(())
+}
+
+pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, json: bool) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let r = ledger.processing_report(controller, q).map_err(read_failure);
+    ledger.close().await;
+    let r = r?;
+    if json {
+        say!("{}", pretty(&r));
+        return Ok(());
+    }
+    say!("Art 30(1) record of processing — {controller}, {} data subjects", r.subjects);
+    say!("as of {} (known at {})", r.at, r.known_at);
+    say!("\npurposes and legal bases (with categories actually collected)");
+    for p in &r.purposes {
+        say!(
+            "  {:<22} {:<20} register {:<20} [seq {}] {}",
+            p.purpose,
+            p.legal_basis.to_string(),
+            p.register.to_string(),
+            p.seq,
+            p.description
+        );
+        for (basis, cats) in &p.categories {
+            let cats = cats.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+            let mismatch = if *basis != p.legal_basis { "  (basis differs from the declaration)" } else { "" };
+            say!("      collected under {basis}: {cats}{mismatch}");
+        }
+    }
+    if !r.undeclared_purposes.is_empty() {
+        let list = r.undeclared_purposes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
+        say!("  data collected for UNDECLARED purposes: {list}");
+    }
+    say!("\nrecipients, transfers outside the EEA");
+    for x in &r.recipients {
+        let decl = match &x.declared {
+            Some(d) => format!(
+                "{} ({}, {}){}",
+                d.name,
+                d.country,
+                d.role,
+                if x.third_country {
+                    format!(
+                        " third country, safeguard: {}",
+                        d.transfer_mechanism.map_or("NONE DECLARED".into(), |m| m.to_string())
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            None => "NOT REGISTERED".into(),
+        };
+        say!("  {:<22} {decl}", x.processor);
+        for (purpose, cats) in &x.received {
+            let cats = cats.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+            say!("      received for {purpose}: {cats}");
+        }
+    }
+    say!("\nretention");
+    for x in &r.retention {
+        say!(
+            "  {:<22} {} after {}{}  [seq {}]",
+            x.register,
+            x.duration,
+            x.trigger,
+            x.statute.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(),
+            x.seq
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn export_portable(
+    dir: &Path,
+    controller: &str,
+    subject: &str,
+    q: AsOf,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let r = ledger.export_portable(controller, subject, q).await.map_err(read_failure);
+    ledger.close().await;
+    let text = pretty(&r?);
+    match out {
+        Some(path) => {
+            std::fs::write(path, format!("{text}\n")).map_err(|e| Failure::storage(format!("{}: {e}", path.display())))
+        }
+        None => {
+            say!("{text}");
+            Ok(())
+        }
+    }
+}
+
+pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
+    let ledger = crate::open(dir).await?;
+    let r = ledger.rebuild().await.map_err(read_failure);
+    ledger.close().await;
+    let r = r?;
+    let rate = r.events as f64 / r.fold.as_secs_f64().max(1e-9);
+    say!(
+        "rebuilt projections from seq 0: {} events, {} subjects; fold {:.2?} ({rate:.0} events/s), persist {:.2?}",
+        r.events,
+        r.subjects,
+        r.fold,
+        r.persist
+    );
+    Ok(())
+}
