@@ -247,3 +247,103 @@ fn logs_carry_no_personal_data_even_at_trace_level() {
     let logs = text(&o.stderr);
     assert!(!logs.contains("REF-SECRET-77") && !logs.contains("hidden@example.se"), "{logs}");
 }
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    text(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn consent_may_process_reports_and_portability() {
+    let (_d, ledger) = new_ledger();
+    let o = kvitto(&ledger, &["append", data("projections.jsonl").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let who = ["--controller", "kazoom", "--subject", "KZ-1"];
+    let args = |extra: &[&str]| -> Vec<String> { who.iter().chain(extra.iter()).map(|s| s.to_string()).collect() };
+    let run = |cmd: &str, extra: &[&str]| {
+        let mut a = vec![cmd.to_string()];
+        a.extend(args(extra));
+        kvitto(&ledger, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // Consent now: withdrawn (seq 12), with history; as of March: granted (seq 8).
+    let now = json_lines(&run("consent", &["--purpose", "product-news", "--json"]));
+    assert_eq!((now[0]["state"].as_str(), now[0]["seq"].as_u64()), (Some("withdrawn"), Some(12)));
+    assert_eq!(now[0]["history"].as_array().unwrap().len(), 2);
+    let march = json_lines(&run("consent", &["--purpose", "product-news", "--at", "2026-03-15", "--json"]));
+    assert_eq!((march[0]["state"].as_str(), march[0]["seq"].as_u64()), (Some("granted"), Some(8)));
+    assert_eq!(march[0]["since"], "2026-01-10T09:00:00Z");
+    // Before the customer's first event: none, and why.
+    let before = json_lines(&run("consent", &["--purpose", "product-news", "--at", "2025-12-31", "--json"]));
+    assert_eq!(before[0]["state"], "none");
+    assert!(before[0]["note"].as_str().unwrap().contains("no event of this subject had occurred"));
+    // What the ledger knew yesterday (all of this was recorded today): nothing.
+    let known = json_lines(&run("consent", &["--purpose", "product-news", "--known-at", "2020-01-01", "--json"]));
+    assert_eq!(known[0]["state"], "none");
+
+    // May I send product news? Now: no (exit 1); as of March: yes (exit 0).
+    let o = run("may-process", &["--purpose", "product-news", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let d = json_lines(&o);
+    assert_eq!((d[0]["allowed"].as_bool(), d[0]["seq"].as_u64()), (Some(false), Some(12)));
+    let o = run("may-process", &["--purpose", "product-news", "--at", "2026-03-15T00:00:00Z"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stdout).starts_with("allowed: consent given for product-news (decided by seq 8)"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = run("may-process", &["--purpose", "telemarketing"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("not declared"));
+
+    // Bad input: unknown subject, controller, purpose — exit 2 with a clear message.
+    let o = kvitto(&ledger, &["consent", "--controller", "kazoom", "--subject", "KZ-404"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("no events for this subject"), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["may-process", "--controller", "nobody", "--subject", "KZ-1", "--purpose", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run("consent", &["--purpose", "astrology"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("unknown purpose astrology"));
+    let o = run("consent", &["--at", "last tuesday"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // Art 15: purposes, recipients (with the third-country transfer), request deadline.
+    let o = kvitto(
+        &ledger,
+        &["report", "access", "--controller", "kazoom", "--subject", "KZ-1", "--json", "--at", "2026-03-15"],
+    );
+    let r: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let recipients = r["recipients"].as_array().unwrap();
+    let us = recipients.iter().find(|x| x["processor"] == "us-analytics").unwrap();
+    assert_eq!((us["third_country"].as_bool(), us["seqs"][0].as_u64()), (Some(true), Some(10)));
+    assert_eq!(r["requests"][0]["deadline"], "2026-04-01T09:00:00Z");
+    assert_eq!(r["requests"][0]["overdue"], false);
+    let o = kvitto(&ledger, &["report", "access", "--controller", "kazoom", "--subject", "KZ-1"]);
+    let t = text(&o.stdout);
+    assert!(t.contains("(a) purposes") && t.contains("(c) recipients") && t.contains("NONE DECLARED"), "{t}");
+    assert!(t.contains("OVERDUE"), "the access request is past its one-month deadline: {t}");
+    // Art 30: the US processor without a safeguard is flagged.
+    let o = kvitto(&ledger, &["report", "processing", "--controller", "kazoom", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    let us = r["recipients"].as_array().unwrap().iter().find(|x| x["processor"] == "us-analytics").unwrap();
+    assert_eq!(us["missing_safeguard"], true);
+    assert_eq!(r["subjects"], 1);
+    // Art 20: only what the customer provided (not the controller-made payment record).
+    let o = run("export-portable", &[]);
+    let e: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
+    assert_eq!(e["format"], "kvitto-portable/1");
+    let items = e["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["data"]["email"], "mette@example.dk");
+    assert_eq!(items[0]["register"], "kunderegister");
+
+    let o = kvitto(&ledger, &["rebuild"]);
+    assert!(
+        text(&o.stdout).starts_with("rebuilt projections from seq 0: 13 events, 1 subjects"),
+        "{}",
+        text(&o.stdout)
+    );
+    let again = json_lines(&run("consent", &["--purpose", "product-news", "--json"]));
+    assert_eq!(again, now);
+}

@@ -3,20 +3,25 @@
 use std::fmt;
 
 /// Microseconds since 1970-01-01T00:00:00Z, UTC. Always within [`Timestamp::MIN`, `Timestamp::MAX`].
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "i64", into = "i64")]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(i64);
 
-impl TryFrom<i64> for Timestamp {
-    type Error = String;
-    fn try_from(us: i64) -> Result<Self, String> {
-        Timestamp::from_micros(us)
+/// RFC 3339 in human-readable formats (JSON reports), i64 microseconds in binary ones
+/// (persisted projections). Both validate the range on the way in.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() { s.serialize_str(&self.to_rfc3339()) } else { s.serialize_i64(self.0) }
     }
 }
 
-impl From<Timestamp> for i64 {
-    fn from(t: Timestamp) -> i64 {
-        t.0
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            Timestamp::parse_rfc3339(&s).map_err(serde::de::Error::custom)
+        } else {
+            Timestamp::from_micros(i64::deserialize(d)?).map_err(serde::de::Error::custom)
+        }
     }
 }
 
@@ -93,6 +98,14 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-01-05T10:00:00Z");
         let t = Timestamp::parse_rfc3339("2026-01-05T12:00:00.000250+02:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-01-05T10:00:00.000250Z");
+    }
+
+    #[test]
+    fn serde_is_text_for_json_and_micros_for_binary() {
+        let t = Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap();
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-01-05T10:00:00Z\"");
+        assert_eq!(serde_json::from_str::<Timestamp>("\"2026-01-05T10:00:00Z\"").unwrap(), t);
+        assert!(serde_json::from_str::<Timestamp>("\"1969-01-01T00:00:00Z\"").is_err());
     }
 
     #[test]
