@@ -46,3 +46,33 @@ pub async fn append_concurrently(ledger: &Ledger, drafts: &[Draft], callers: usi
         r.unwrap_or_else(|e| panic!("task: {e}"));
     }
 }
+
+/// A ledger of about `events` demo events (≈ events / 9 customers), built with large
+/// batches, in `dir`. Returns the ledger and (controller, customer ref, a purpose) triples.
+pub async fn big_ledger(dir: &std::path::Path, events: usize, seed: u64) -> (Ledger, Vec<(String, String, String)>) {
+    let path = dir.join("ledger");
+    Ledger::init(&path, "bench.kvitto/big").unwrap_or_else(|e| panic!("init: {e}"));
+    let ledger = Ledger::open(&path, OpenOptions::default()).await.unwrap_or_else(|e| panic!("open: {e}"));
+    let scenario = kvitto::scenario::generate(events / 9 + 1, seed);
+    ledger.append_batch(scenario.declarations.clone()).await.unwrap_or_else(|e| panic!("append: {e}"));
+    let mut batch = Vec::with_capacity(4096);
+    let mut total = scenario.declarations.len();
+    let mut who = Vec::with_capacity(scenario.customers.len());
+    for c in &scenario.customers {
+        if total >= events {
+            break;
+        }
+        let purpose =
+            c.events.iter().find_map(|d| d.kind.purpose().map(|p| p.to_string())).unwrap_or_else(|| "marketing".into());
+        who.push((c.controller.to_string(), c.external_ref.clone(), purpose));
+        total += c.events.len();
+        batch.extend(c.events.iter().cloned());
+        if batch.len() >= 4000 {
+            ledger.append_batch(std::mem::take(&mut batch)).await.unwrap_or_else(|e| panic!("append: {e}"));
+        }
+    }
+    if !batch.is_empty() {
+        ledger.append_batch(batch).await.unwrap_or_else(|e| panic!("append: {e}"));
+    }
+    (ledger, who)
+}

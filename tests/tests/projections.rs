@@ -99,7 +99,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
             // Random valid events of all kinds, several controllers and subjects, interleaved.
-            let pool: Vec<Draft> = kvitto::scenario::generate(80, seed).all_drafts().cloned().collect();
+            let pool: Vec<Draft> = kvitto::scenario::generate(400, seed).all_drafts().cloned().collect();
             let mut rng = kvitto::scenario::Rng::new(seed);
             let (_d, path, ledger) = fresh_ledger().await;
             let mut batch = Vec::new();

@@ -25,7 +25,9 @@ pub use event::{
     Categories, Event, EventKind, LegalBasis, Right, Role, Scope, Source, SubjectLink, TransferMechanism, Trigger,
 };
 pub use field::DecodeError;
-pub use ids::{Commitment, EventHash, EventId, ExternalRef, Id, SubjectId, Text, TextHash};
+pub use ids::{
+    Commitment, EventHash, EventId, ExternalRef, Id, SubjectId, SubjectIdHasher, SubjectMap, Text, TextHash,
+};
 pub use period::IsoPeriod;
 pub use pseudonym::{LedgerSecret, payload_commitment};
 pub use time::Timestamp;

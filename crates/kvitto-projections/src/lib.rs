@@ -16,7 +16,7 @@ mod timeline;
 
 use std::collections::HashMap;
 
-use kvitto_core::{Event, Id, SubjectId};
+use kvitto_core::{Event, Id, SubjectId, SubjectMap};
 
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
 pub use report::{AccessReport, ProcessingReport, RequestStatus, add_period};
@@ -65,7 +65,7 @@ pub struct Projections {
     /// Per controller.
     pub controllers: HashMap<Id, ControllerState>,
     /// Per data subject.
-    pub subjects: HashMap<SubjectId, SubjectState>,
+    pub subjects: SubjectMap<SubjectState>,
 }
 
 impl Projections {

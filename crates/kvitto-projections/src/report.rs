@@ -411,9 +411,11 @@ impl Projections {
         for (p, t) in &c.purposes {
             let Some((st, d)) = t.latest(q) else { continue };
             let mut categories: BTreeMap<LegalBasis, BTreeSet<Id>> = BTreeMap::new();
-            for ((cp, basis, cat), seen) in &c.collected {
-                if cp == p && seen.first_visible(q).is_some() {
-                    categories.entry(*basis).or_default().insert(cat.clone());
+            for (cat, by_basis) in c.collected.get(p).into_iter().flatten() {
+                for (basis, seen) in by_basis {
+                    if seen.first_visible(q).is_some() {
+                        categories.entry(*basis).or_default().insert(cat.clone());
+                    }
                 }
             }
             purposes.push(RecordPurpose {
@@ -429,8 +431,11 @@ impl Projections {
         let undeclared_purposes: BTreeSet<Id> = c
             .collected
             .iter()
-            .filter(|((p, _, _), seen)| !declared.contains(p) && seen.first_visible(q).is_some())
-            .map(|((p, _, _), _)| p.clone())
+            .filter(|(p, by_category)| {
+                !declared.contains(p)
+                    && by_category.values().flat_map(|b| b.values()).any(|seen| seen.first_visible(q).is_some())
+            })
+            .map(|(p, _)| p.clone())
             .collect();
         let mut recipients: BTreeMap<Id, RecordRecipient> = BTreeMap::new();
         for id in c.processors.keys() {
@@ -447,18 +452,22 @@ impl Projections {
                 );
             }
         }
-        for ((proc_, purpose, cat), seen) in &c.shared {
-            if seen.first_visible(q).is_none() {
-                continue;
+        for (proc_, by_purpose) in &c.shared {
+            for (purpose, by_category) in by_purpose {
+                for (cat, seen) in by_category {
+                    if seen.first_visible(q).is_none() {
+                        continue;
+                    }
+                    let r = recipients.entry(proc_.clone()).or_insert_with(|| RecordRecipient {
+                        processor: proc_.clone(),
+                        declared: None,
+                        third_country: false,
+                        missing_safeguard: false,
+                        received: BTreeMap::new(),
+                    });
+                    r.received.entry(purpose.clone()).or_default().insert(cat.clone());
+                }
             }
-            let r = recipients.entry(proc_.clone()).or_insert_with(|| RecordRecipient {
-                processor: proc_.clone(),
-                declared: None,
-                third_country: false,
-                missing_safeguard: false,
-                received: BTreeMap::new(),
-            });
-            r.received.entry(purpose.clone()).or_default().insert(cat.clone());
         }
         let retention = c
             .retention

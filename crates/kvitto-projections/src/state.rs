@@ -65,10 +65,18 @@ pub struct ControllerState {
     pub retention: BTreeMap<Id, Timeline<RetentionDecl>>,
     /// Published notices.
     pub notices: Timeline<(Id, TextHash)>,
-    /// Categories actually collected, per (purpose, basis, category).
-    pub collected: BTreeMap<(Id, LegalBasis, Id), FirstSeen>,
-    /// Categories actually shared, per (processor, purpose, category).
-    pub shared: BTreeMap<(Id, Id, Id), FirstSeen>,
+    /// Categories actually collected: purpose → category → basis → first sightings.
+    pub collected: BTreeMap<Id, BTreeMap<Id, BTreeMap<LegalBasis, FirstSeen>>>,
+    /// Categories actually shared: processor → purpose → category → first sightings.
+    pub shared: BTreeMap<Id, BTreeMap<Id, BTreeMap<Id, FirstSeen>>>,
+}
+
+/// The entry for `key`, cloning the key only when it is new (the fold's hot path).
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<Id, V>, key: &Id) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), V::default());
+    }
+    map.get_mut(key).unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 /// A consent-relevant mark for one purpose.
@@ -215,13 +223,15 @@ impl ControllerState {
             }
             EventKind::NoticePublished { version, text_hash } => self.notices.insert(st, (version.clone(), *text_hash)),
             EventKind::DataCollected { categories, purpose, legal_basis, .. } => {
+                let by_category = slot(&mut self.collected, purpose);
                 for c in categories.as_slice() {
-                    self.collected.entry((purpose.clone(), *legal_basis, c.clone())).or_default().see(st);
+                    slot(by_category, c).entry(*legal_basis).or_default().see(st);
                 }
             }
             EventKind::DataShared { processor, categories, purpose } => {
+                let by_category = slot(slot(&mut self.shared, processor), purpose);
                 for c in categories.as_slice() {
-                    self.shared.entry((processor.clone(), purpose.clone(), c.clone())).or_default().see(st);
+                    slot(by_category, c).see(st);
                 }
             }
             _ => return false,

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use kvitto_core::{Event, EventHash, EventId, SubjectId, Timestamp, decode_event, event_hash};
+use kvitto_core::{Event, EventHash, EventId, SubjectId, SubjectMap, Timestamp, decode_event, event_hash};
 
 /// The first thing wrong with a ledger, at a precise seq.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +120,7 @@ pub struct ChainVerifier {
     next_seq: u64,
     prev_hash: EventHash,
     last_recorded: Timestamp,
-    subjects: HashMap<SubjectId, SubjectTip>,
+    subjects: SubjectMap<SubjectTip>,
     event_ids: HashMap<EventId, u64>,
     check_ids: bool,
 }
@@ -196,7 +196,7 @@ impl ChainVerifier {
     }
 
     /// Where each subject's chain ends so far.
-    pub fn subjects(&self) -> &HashMap<SubjectId, SubjectTip> {
+    pub fn subjects(&self) -> &SubjectMap<SubjectTip> {
         &self.subjects
     }
 

@@ -20,12 +20,82 @@ const DECODE_LIMIT: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// The canonical preimage (docs/FORMAT.md §2) — hashed as stored.
+    #[serde(with = "bytes")]
     pub canonical: Vec<u8>,
     /// Seq of the same subject's previous event (not hashed; `verify` checks it against the
     /// subject chain). Lets history walk back from the subject head without an index.
     pub back_link: Option<u64>,
     /// Encrypted details: `nonce(24) ‖ XChaCha20-Poly1305(salt ‖ canonical details)`.
+    #[serde(with = "opt_bytes")]
     pub sealed: Option<Vec<u8>>,
+}
+
+/// `Vec<u8>` as a byte string. bincode writes exactly the same bytes as for a sequence of
+/// u8 (varint length, then the bytes), but decodes them with one copy instead of a visitor
+/// call per byte — the difference between 0.3M and 0.5M+ events/s in a rebuild.
+mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Visitor)
+    }
+
+    pub(super) struct Visitor;
+
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&Bytes(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<ByteBuf>::deserialize(d)?.map(|b| b.0))
+    }
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    struct ByteBuf(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for ByteBuf {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_byte_buf(super::bytes::Visitor).map(ByteBuf)
+        }
+    }
 }
 
 /// The chain head, updated atomically with each chunk.
@@ -118,6 +188,26 @@ mod tests {
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..3000)),
         )
             .prop_map(|(canonical, back_link, sealed)| Record { canonical, back_link, sealed })
+    }
+
+    /// The byte-string encoding must be the exact bytes the plain `Vec<u8>` encoding gave:
+    /// stored ledgers stay readable and the format did not change.
+    #[test]
+    fn byte_string_fields_keep_the_wire_format() {
+        #[derive(Serialize)]
+        struct Plain {
+            canonical: Vec<u8>,
+            back_link: Option<u64>,
+            sealed: Option<Vec<u8>>,
+        }
+        for (canonical, sealed) in
+            [(vec![1u8, 2, 3, 200], Some(vec![9u8; 300])), (vec![], None), (vec![7u8; 1000], Some(vec![]))]
+        {
+            let plain = Plain { canonical: canonical.clone(), back_link: Some(5), sealed: sealed.clone() };
+            let record = Record { canonical, back_link: Some(5), sealed };
+            assert_eq!(encode(&record), encode(&plain));
+            assert_eq!(decode::<Record>(&encode(&plain), || "t".into()).unwrap(), record);
+        }
     }
 
     proptest! {

@@ -85,7 +85,7 @@ impl WriteRequest {
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     /// Tips of every subject touched since open (authoritative over the index).
-    pub heads: RwLock<HashMap<SubjectId, SubjectTip>>,
+    pub heads: RwLock<kvitto_core::SubjectMap<SubjectTip>>,
     /// Set on a storage failure.
     pub poisoned: Mutex<Option<String>>,
     /// Events committed (next seq).
