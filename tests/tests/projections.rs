@@ -58,6 +58,18 @@ async fn projections_survive_reopen_catch_up_and_equal_a_rebuild() {
     let report = ledger.rebuild().await.unwrap();
     assert_eq!(report.events, s.len() as u64);
     assert_eq!(ledger.projections(), before, "rebuild == incremental");
+    // After a rebuild (a snapshot), later appends persist as deltas over it.
+    let more = kvitto::scenario::generate(40, 12);
+    for c in &more.customers {
+        ledger.append_batch(c.events.clone()).await.unwrap();
+    }
+    ledger.append(consent("kalejdo", "KAL-100003", "marketing")).await.unwrap();
+    let before = ledger.projections();
+    ledger.close().await;
+    let ledger = reopen(&path).await;
+    assert_eq!(ledger.projections(), before, "snapshot + deltas after reopen == state before close");
+    let log: Vec<kvitto::Event> = ledger.log(0..u64::MAX).await.unwrap().into_iter().map(|e| e.event).collect();
+    assert_eq!(kvitto::Projections::rebuild(&log), before);
     ledger.close().await;
     {
         // Lose the persisted projections: open rebuilds them from the log.

@@ -98,6 +98,10 @@ mod opt_bytes {
     }
 }
 
+/// A (key, value) pair of byte strings, for values that bundle many small entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytePair(#[serde(with = "bytes")] pub Vec<u8>, #[serde(with = "bytes")] pub Vec<u8>);
+
 /// The chain head, updated atomically with each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Head {

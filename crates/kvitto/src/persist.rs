@@ -1,7 +1,11 @@
-//! Projections on disk: each subject's and controller's state as one value in sled's
-//! `projections` tree (`s ‖ subject`, `c ‖ controller id`), with a watermark. Loaded on open
-//! and caught up from the log; written off the acknowledgement path by the indexer thread.
-//! Derived data: anything unreadable is rebuilt from the log.
+//! Projections on disk, in sled's `projections` tree, as a snapshot plus deltas:
+//! - `S ‖ u32be n`: snapshot chunks written by a rebuild, each ≤ 64 KiB holding many
+//!   `(key, state)` pairs — a rebuild writes a few hundred values instead of one per subject;
+//! - `s ‖ subject`, `c ‖ controller id`: per-state deltas written off the acknowledgement path
+//!   by the indexer as states change; a delta overrides the snapshot entry with the same key;
+//! - `w`: the watermark.
+//!
+//! Loaded on open and caught up from the log. Derived data: anything unreadable is rebuilt.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -59,12 +63,57 @@ pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Projectio
     ProjectionBatch { entries, watermark }
 }
 
+/// Largest snapshot chunk value.
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
+
+/// Packs (key, encoded state) pairs into snapshot chunk values of at most [`SNAPSHOT_CHUNK`].
+fn snapshot(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut size = 0;
+    let mut flush = |current: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+        let mut key = vec![b'S'];
+        key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+        let pairs: Vec<codec::BytePair> = current.drain(..).map(|(k, v)| codec::BytePair(k, v)).collect();
+        chunks.push((key, codec::encode(&pairs)));
+        current.clear();
+    };
+    for (k, v) in entries {
+        let len = k.len() + v.len() + 8;
+        if size + len > SNAPSHOT_CHUNK && !current.is_empty() {
+            flush(&mut current);
+            size = 0;
+        }
+        size += len;
+        current.push((k, v));
+    }
+    if !current.is_empty() {
+        flush(&mut current);
+    }
+    chunks
+}
+
 /// Loads persisted projections; `None` if any value is unreadable (then rebuild).
 fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
     let watermark = store.projection_watermark()?;
     let mut p = Projections { last_seq: watermark.checked_sub(1), ..Projections::default() };
+    // Snapshot entries first, then deltas over them (the tree iterates `S…` before `c…`/`s…`).
+    let mut states: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
     for entry in store.projection_entries() {
         let (k, v) = entry?;
+        if k.first() == Some(&b'S') {
+            match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
+                Ok(pairs) => states.extend(pairs.into_iter().map(|codec::BytePair(k, v)| (k, v))),
+                Err(_) => {
+                    tracing::warn!("a projection snapshot chunk does not decode; rebuilding projections from the log");
+                    return Ok(None);
+                }
+            }
+        } else {
+            states.insert(k, v);
+        }
+    }
+    for (k, v) in states {
         let ok = match k.split_first() {
             Some((b's', id)) if id.len() == 16 => {
                 let mut s = [0u8; 16];
@@ -153,9 +202,35 @@ pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, Rebu
     let fold_time = started.elapsed();
     let persisting = Instant::now();
     store.clear_projections()?;
-    let all =
-        Dirty { subjects: p.subjects.keys().copied().collect(), controllers: p.controllers.keys().cloned().collect() };
-    store.apply_projections(&batch(&p, &all, next_seq))?;
+    let cleared = persisting.elapsed();
+    // Encoding is pure CPU: split it over both cores.
+    let subjects: Vec<SubjectId> = p.subjects.keys().copied().collect();
+    let (left, right) = subjects.split_at(subjects.len() / 2);
+    let half = |part: &[SubjectId]| Dirty { subjects: part.iter().copied().collect(), controllers: HashSet::new() };
+    let (mut encoded, other) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| batch(&p, &half(right), next_seq));
+        let mine = batch(&p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, next_seq);
+        (mine, other.join())
+    });
+    match other {
+        Ok(b) => encoded.entries.extend(b.entries),
+        Err(_) => {
+            return Err(StoreError::Corrupt { at: "projections".into(), what: "encoding thread panicked".into() });
+        }
+    }
+    let bytes: usize = encoded.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let chunks = snapshot(encoded.entries);
+    let encoded_at = persisting.elapsed();
+    let chunk_count = chunks.len();
+    store.apply_projections(&ProjectionBatch { entries: chunks, watermark: next_seq })?;
+    tracing::info!(
+        clear_ms = cleared.as_millis() as u64,
+        encode_ms = (encoded_at - cleared).as_millis() as u64,
+        write_ms = (persisting.elapsed() - encoded_at).as_millis() as u64,
+        bytes,
+        chunks = chunk_count,
+        "projections persisted as a snapshot"
+    );
     let report =
         RebuildReport { events, subjects: p.subjects.len() as u64, fold: fold_time, persist: persisting.elapsed() };
     tracing::info!(events, subjects = report.subjects, fold_ms = fold_time.as_millis() as u64, "projections rebuilt");
