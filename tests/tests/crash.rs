@@ -1,7 +1,8 @@
 //! Crash test: a child process appends continuously (random group sizes, several subjects,
 //! some details, some batches) and records each receipt as it is acknowledged; the parent
 //! kills it with SIGKILL at random moments, reopens, and checks that every acknowledged event
-//! is present with the same hash and that `verify` passes.
+//! is present with the same hash, that `verify` passes, and that the projections (persisted
+//! before the kill, caught up on open) equal a rebuild from the log.
 //!
 //! 5 cycles run in the normal suite; `KVITTO_CRASH_CYCLES=100` (`just crash-loop 100`) for
 //! the long run. The child is this test binary itself, re-run on the ignored `crash_child`.
@@ -129,6 +130,12 @@ async fn crash_loop() {
         let report = ledger.verify().await.unwrap();
         assert!(report.is_ok(), "cycle {cycle}: {:?}", report.failure);
         assert_eq!(report.count, n);
+        // Projections persisted before the kill, caught up on open, equal a rebuild.
+        let events: Vec<kvitto::Event> = ledger.log(0..n).await.unwrap().into_iter().map(|e| e.event).collect();
+        assert!(
+            ledger.projections() == kvitto::Projections::rebuild(&events),
+            "cycle {cycle}: projections differ from a rebuild"
+        );
         ledger.close().await;
         total_acked = acked.len();
     }

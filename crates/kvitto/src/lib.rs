@@ -367,7 +367,10 @@ impl Ledger {
             for e in read::log(&inner.store, next..inner.shared.committed.load(std::sync::atomic::Ordering::Acquire))? {
                 fresh.apply(&e.event);
             }
-            *p = fresh;
+            let old = std::mem::replace(&mut *p, fresh);
+            // Freeing a large state takes long; do it after appends may proceed again.
+            drop(p);
+            drop(old);
             Ok(report)
         })
         .await
