@@ -65,14 +65,18 @@ fn crash_child() {
     });
 }
 
+/// Receipts the child recorded. A SIGKILL can cut a `write` short (Linux checks for fatal
+/// signals between pages), so only newline-terminated lines with well-formed fields count:
+/// a torn last line is a receipt the child never finished writing down.
 fn read_receipts(path: &Path) -> HashMap<u64, (String, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter(|l| !l.is_empty())
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .split('\n')
         .filter_map(|l| {
             let mut p = l.split(' ');
             let (seq, hash, id) = (p.next()?.parse().ok()?, p.next()?.to_string(), p.next()?.to_string());
-            Some((seq, (hash, id)))
+            (hash.len() == 64 && id.len() == 36 && p.next().is_none()).then_some((seq, (hash, id)))
         })
         .collect()
 }
