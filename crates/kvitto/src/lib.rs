@@ -368,9 +368,12 @@ impl Ledger {
                 fresh.apply(&e.event);
             }
             let old = std::mem::replace(&mut *p, fresh);
-            // Freeing a large state takes long; do it after appends may proceed again.
             drop(p);
-            drop(old);
+            // Freeing a large state takes long (≈1 s for 100k subjects): neither appends nor
+            // the caller need to wait for it.
+            if std::thread::Builder::new().name("kvitto-free".into()).spawn(move || drop(old)).is_err() {
+                tracing::debug!("could not spawn a thread to free the old projections; freed inline");
+            }
             Ok(report)
         })
         .await
