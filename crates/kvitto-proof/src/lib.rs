@@ -8,5 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod merkle;
 
 pub use chain::{ChainFault, ChainVerifier, SubjectTip};
+pub use merkle::{Blake3, Hash, MemoryTree, NodeSource, ProofError, Sha256, TreeHash};
