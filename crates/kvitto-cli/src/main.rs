@@ -151,6 +151,9 @@ kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing
     },
     /// Recompute every projection from seq 0 and replace the persisted ones
     Rebuild,
+    /// Merkle proofs as JSON (BLAKE3 tree of RFC 6962 shape; leaf = H(0x00 ‖ event hash))
+    #[command(subcommand)]
+    Prove(ProveCommand),
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
     Demo {
@@ -207,6 +210,30 @@ struct When {
     /// Recorded time: only what the ledger knew by then [default: now]
     #[arg(long = "known-at", value_parser = query::parse_time)]
     known_at: Option<kvitto::Timestamp>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProveCommand {
+    /// Proof that event SEQ is in the tree of the first SIZE events
+    #[command(after_help = "Example:\n  kvitto prove inclusion --seq 41 --size 1000")]
+    Inclusion {
+        /// The event
+        #[arg(long)]
+        seq: u64,
+        /// Tree size [default: the whole ledger]
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Proof that the tree of the first FROM events is a prefix of the tree of TO events
+    #[command(after_help = "Example:\n  kvitto prove consistency --from 500 --to 1000")]
+    Consistency {
+        /// Older size
+        #[arg(long)]
+        from: u64,
+        /// Newer size [default: the whole ledger]
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -330,6 +357,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
+        Command::Prove(p) => {
+            let ledger = open(&dir).await?;
+            let n = ledger.len();
+            let json = match p {
+                ProveCommand::Inclusion { seq, size } => {
+                    ledger.inclusion_proof(seq, size.unwrap_or(n)).await.map(|p| p.to_json())
+                }
+                ProveCommand::Consistency { from, to } => {
+                    ledger.consistency_proof(from, to.unwrap_or(n)).await.map(|p| p.to_json())
+                }
+            };
+            ledger.close().await;
+            let json = json.map_err(query::read_failure)?;
+            say!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            Ok(())
+        }
         Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
     }
 }

@@ -67,8 +67,18 @@ pub struct IndexBatch {
     pub heads: HashMap<SubjectId, SubjectHeadRec>,
     /// New event ids.
     pub event_ids: Vec<(EventId, u64)>,
+    /// Merkle nodes of newly completed subtrees: (level, index, hash).
+    pub nodes: Vec<(u8, u64, [u8; 32])>,
     /// Events indexed after this batch.
     pub watermark: u64,
+}
+
+fn node_key(level: u8, index: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = b'n';
+    k[1] = level;
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
 }
 
 /// One coalesced write of persisted projection states.
@@ -342,6 +352,9 @@ impl Store {
         for (id, seq) in &batch.event_ids {
             b.insert(prefixed(b'e', id.as_bytes()), &seq.to_be_bytes());
         }
+        for (level, index, hash) in &batch.nodes {
+            b.insert(&node_key(*level, *index), hash);
+        }
         b.insert(WATERMARK_KEY, &batch.watermark.to_be_bytes());
         self.index.apply_batch(b)?;
         Ok(())
@@ -382,6 +395,38 @@ impl Store {
     pub fn clear_projections(&self) -> Result<(), StoreError> {
         self.projections.clear()?;
         Ok(())
+    }
+
+    /// The Merkle node of the complete subtree of leaves `[index·2^level, (index+1)·2^level)`,
+    /// if indexed.
+    pub fn merkle_node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.index
+            .get(node_key(level, index))?
+            .map(|v| {
+                <[u8; 32]>::try_from(v.as_ref()).map_err(|_| StoreError::Corrupt {
+                    at: format!("merkle node {level}/{index}"),
+                    what: format!("{} bytes, expected 32", v.len()),
+                })
+            })
+            .transpose()
+    }
+
+    /// The stored Merkle nodes of one level, in index order.
+    pub fn merkle_level(&self, level: u8) -> impl Iterator<Item = Result<(u64, [u8; 32]), StoreError>> + '_ {
+        self.index.scan_prefix([b'n', level]).map(move |kv| {
+            let (k, v) = kv?;
+            let corrupt = |what: &str| StoreError::Corrupt {
+                at: format!("merkle node key {}", hex::encode(&k)),
+                what: what.into(),
+            };
+            let index = k
+                .get(2..10)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| corrupt("bad key"))?;
+            let hash = <[u8; 32]>::try_from(v.as_ref()).map_err(|_| corrupt("value is not 32 bytes"))?;
+            Ok((index, hash))
+        })
     }
 
     /// A subject's tip as of the index watermark.

@@ -19,18 +19,29 @@ pub(crate) struct IndexWork {
     pub heads: Vec<(kvitto_core::SubjectId, SubjectHeadRec)>,
     pub event_ids: Vec<(EventId, u64)>,
     pub dirty: crate::persist::Dirty,
+    /// Event hashes of the group, in seq order (the Merkle leaves).
+    pub leaves: Vec<[u8; 32]>,
     pub watermark: u64,
 }
 
 /// Most events coalesced into one index batch.
 const MAX_BATCH: usize = 16 * 1024;
 
-pub(crate) fn run(store: Arc<Store>, shared: Arc<Shared>, lock: Arc<Mutex<()>>, rx: Receiver<IndexWork>) {
+pub(crate) fn run(
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    lock: Arc<Mutex<()>>,
+    mut frontier: crate::tree::Frontier,
+    rx: Receiver<IndexWork>,
+) {
     // Projection states changed but not yet persisted (kept across a failed write).
     let mut dirty = crate::persist::Dirty::default();
     while let Ok(first) = rx.recv() {
         let mut batch = IndexBatch::default();
         let mut merge = |w: IndexWork, batch: &mut IndexBatch| {
+            for leaf in &w.leaves {
+                frontier.push(leaf, &mut batch.nodes);
+            }
             batch.heads.extend(w.heads);
             batch.event_ids.extend(w.event_ids);
             batch.watermark = batch.watermark.max(w.watermark);
@@ -70,16 +81,26 @@ pub(crate) fn run(store: Arc<Store>, shared: Arc<Shared>, lock: Arc<Mutex<()>>, 
     }
 }
 
-/// Replays events above the index watermark into the index. Returns events replayed.
-pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<u64, StoreError> {
+/// Replays events above the index watermark into the index (subject tips, event ids,
+/// Merkle nodes). Returns the Merkle frontier at `next_seq`.
+pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<crate::tree::Frontier, StoreError> {
     let mut from = store.index_watermark()?;
     if from > next_seq {
         tracing::warn!(watermark = from, next_seq, "index is ahead of the log; rebuilding it from seq 0");
         store.clear_index()?;
         from = 0;
     }
+    let mut frontier = match crate::tree::Frontier::load(store, from) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "merkle nodes missing from the index; rebuilding it from seq 0");
+            store.clear_index()?;
+            from = 0;
+            crate::tree::Frontier::default()
+        }
+    };
     if from == next_seq {
-        return Ok(0);
+        return Ok(frontier);
     }
     let mut batch = IndexBatch::default();
     let mut heads: HashMap<kvitto_core::SubjectId, SubjectHeadRec> = HashMap::new();
@@ -102,6 +123,7 @@ pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<u64, StoreError> 
                 heads.insert(link.subject, head);
             }
             batch.event_ids.push((event.event_id, seq));
+            frontier.push(&hash.0, &mut batch.nodes);
             replayed += 1;
             if batch.event_ids.len() >= MAX_BATCH {
                 batch.heads = std::mem::take(&mut heads);
@@ -115,5 +137,5 @@ pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<u64, StoreError> 
     batch.watermark = next_seq;
     store.apply_index(&batch)?;
     tracing::info!(replayed, watermark = next_seq, "index caught up from the log");
-    Ok(replayed)
+    Ok(frontier)
 }

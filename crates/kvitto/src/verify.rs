@@ -67,6 +67,7 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
     let head = store.head().map_err(storage)?;
     let watermark = store.index_watermark().map_err(storage)?;
     let mut cv = ChainVerifier::new(true);
+    let mut leaves = store.merkle_level(0);
     let mut failure = None;
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
@@ -109,8 +110,8 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             ));
             break;
         }
-        let event = match cv.push(&record.canonical, record.back_link) {
-            Ok((event, _)) => event,
+        let (event, hash) = match cv.push(&record.canonical, record.back_link) {
+            Ok(v) => v,
             Err(fault @ ChainFault::PrevHashMismatch { seq, .. }) => {
                 // Blame the event that was altered: if this one still hashes to what its
                 // successor (or the stored head) recorded, it is intact and its predecessor
@@ -147,8 +148,24 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             ));
             break;
         }
+        if event.seq < watermark && index_failure.is_none() {
+            // Stored leaf hashes against the re-derived event hashes, in lockstep.
+            let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&hash.0);
+            index_failure = match leaves.next() {
+                Some(Ok((i, stored))) if i == event.seq && stored == leaf => None,
+                Some(Ok((i, _))) if i == event.seq => {
+                    Some(at(event.seq, "stored merkle leaf does not match the event hash"))
+                }
+                Some(Ok((i, _))) => Some(at(event.seq, format!("stored merkle leaves skip to index {i}"))),
+                Some(Err(e)) => Some(at(event.seq, format!("merkle leaf: {e}"))),
+                None => Some(at(event.seq, "stored merkle leaf missing")),
+            };
+        }
         if cv.count() == watermark {
-            index_failure = check_index(store, &cv, watermark).map_err(storage)?;
+            index_failure = index_failure.or(check_index(store, &cv, watermark).map_err(storage)?);
+            if index_failure.is_none() {
+                index_failure = check_tree_levels(store, watermark);
+            }
         }
         if cv.count().is_multiple_of(65_536) {
             progress(cv.count(), head.next_seq);
@@ -180,6 +197,44 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
     let r = report(&cv, failure.or(index_failure));
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
+}
+
+/// Checks every stored interior Merkle node against its two stored children, level by level,
+/// streaming each level once (leaves were checked against the events during the scan).
+fn check_tree_levels(store: &Store, size: u64) -> Option<VerifyFailure> {
+    use kvitto_proof::{Blake3, TreeHash};
+    let fail = |reason: String| Some(VerifyFailure { seq: None, reason: format!("merkle nodes: {reason}") });
+    let mut level = 0u8;
+    while (size >> (level + 1)) > 0 {
+        let expected = size >> (level + 1);
+        let mut children = store.merkle_level(level);
+        let mut parents = store.merkle_level(level + 1);
+        for j in 0..expected {
+            let mut child = || match children.next() {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err(format!("level {level} ends before index {}", 2 * j + 1)),
+            };
+            let (left, right) = match (child(), child()) {
+                (Ok(l), Ok(r)) => (l, r),
+                (Err(e), _) | (_, Err(e)) => return fail(e),
+            };
+            if left.0 != 2 * j || right.0 != 2 * j + 1 {
+                return fail(format!("level {level} is missing nodes near index {}", 2 * j));
+            }
+            match parents.next() {
+                Some(Ok((i, h))) if i == j && h == Blake3::node(&left.1, &right.1) => {}
+                Some(Ok((i, _))) if i == j => {
+                    return fail(format!("node {}/{j} is not the hash of its children", level + 1));
+                }
+                Some(Ok((i, _))) => return fail(format!("level {} skips to index {i}", level + 1)),
+                Some(Err(e)) => return fail(e.to_string()),
+                None => return fail(format!("node {}/{j} is missing", level + 1)),
+            }
+        }
+        level += 1;
+    }
+    None
 }
 
 /// Compares the derived index (as of `watermark` events) with the re-derived chain state.

@@ -401,6 +401,7 @@ impl Writer {
                 heads: index_heads,
                 event_ids: ids,
                 dirty,
+                leaves: receipts.iter().map(|r| r.hash.0).collect(),
                 watermark: self.head.next_seq,
             });
         }

@@ -1,0 +1,63 @@
+//! The ledger's Merkle tree (RFC 6962 shape, BLAKE3): leaf data = the event hash, so
+//! leaf i = BLAKE3(0x00 ‖ event_hash(i)). Nodes of complete subtrees are persisted by the
+//! indexer as events are appended; a proof for any i < n ≤ indexed size reads O(log n) nodes.
+
+use kvitto_proof::merkle::{NodeSource, ProofError};
+use kvitto_proof::{Blake3, Hash, TreeHash};
+use kvitto_store::{Store, StoreError};
+
+/// The pending left subtrees of an incomplete tree (one per set bit of its size), used to
+/// complete nodes as leaves arrive.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Frontier {
+    /// `pending[level]` = root of the complete left subtree at that level awaiting a sibling.
+    pending: Vec<Option<Hash>>,
+    size: u64,
+}
+
+impl Frontier {
+    /// Rebuilds the frontier of a tree of `size` leaves from the stored nodes.
+    pub fn load(store: &Store, size: u64) -> Result<Self, StoreError> {
+        let mut pending = vec![None; 64];
+        for (level, slot) in pending.iter_mut().enumerate() {
+            if size >> level & 1 == 1 {
+                let index = (size >> level) - 1;
+                *slot = Some(store.merkle_node(level as u8, index)?.ok_or_else(|| StoreError::Corrupt {
+                    at: format!("merkle node {level}/{index}"),
+                    what: format!("missing for tree size {size}"),
+                })?);
+            }
+        }
+        Ok(Self { pending, size })
+    }
+
+    /// Adds the next leaf (its event hash); returns the nodes completed, leaf included.
+    pub fn push(&mut self, event_hash: &[u8; 32], out: &mut Vec<(u8, u64, Hash)>) {
+        if self.pending.len() < 64 {
+            self.pending.resize(64, None);
+        }
+        let index = self.size;
+        let mut carry = Blake3::leaf(event_hash);
+        out.push((0, index, carry));
+        let mut level = 0usize;
+        while let Some(left) = self.pending[level].take() {
+            carry = Blake3::node(&left, &carry);
+            level += 1;
+            out.push((level as u8, index >> level, carry));
+        }
+        self.pending[level] = Some(carry);
+        self.size += 1;
+    }
+}
+
+/// Reads persisted nodes for proofs.
+pub(crate) struct StoredTree<'a>(pub &'a Store);
+
+impl NodeSource for StoredTree<'_> {
+    fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        self.0
+            .merkle_node(level as u8, index)
+            .map_err(|e| ProofError::Source(e.to_string()))?
+            .ok_or_else(|| ProofError::Source(format!("merkle node {level}/{index} is not indexed")))
+    }
+}
