@@ -94,3 +94,75 @@ async fn tampered_merkle_node_fails_verify() {
     let f = r.failure.expect("a changed merkle node must fail verify");
     assert!(f.reason.contains("merkle"), "{f}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_signed_notes_that_verify_checks() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    assert!(ledger.checkpoint().await.is_err(), "an empty ledger has nothing to checkpoint");
+    for i in 0..20 {
+        ledger.append(consent("kazoom", &format!("c{}", i % 4), "product-news")).await.unwrap();
+    }
+    let note20 = ledger.checkpoint().await.unwrap();
+    for i in 0..13 {
+        ledger.append(consent("kazoom", &format!("c{}", i % 4), "newsletter")).await.unwrap();
+    }
+    let note33 = ledger.checkpoint().await.unwrap();
+    let vkey = ledger.verifier_key().unwrap();
+    let (name, key) = kvitto_proof::checkpoint::parse_vkey(&vkey).unwrap();
+    assert_eq!(name, "test.kvitto/ledger");
+    let c = kvitto_proof::checkpoint::open(&note33, &name, &key).unwrap();
+    assert_eq!((c.size, c.root), (33, ledger.root(33).await.unwrap().0));
+    assert_eq!(ledger.checkpoint_note(Some(20)).unwrap().unwrap().1, note20);
+    assert_eq!(ledger.checkpoint_note(None).unwrap().unwrap(), (33, note33.clone()));
+    assert!(ledger.verify().await.unwrap().is_ok());
+    ledger.close().await;
+
+    // A note whose root was changed and re-signed by another key: the signature fails.
+    let forged = {
+        let other = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        kvitto_proof::checkpoint::sign(
+            &kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 20, root: [1; 32] },
+            &other,
+        )
+        .unwrap()
+    };
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &forged).unwrap();
+    }
+    let ledger = reopen(&path).await;
+    let f = ledger.verify().await.unwrap().failure.expect("forged checkpoint");
+    assert!(f.reason.contains("checkpoint of size 20") && f.reason.contains("no signature"), "{f}");
+    ledger.close().await;
+
+    // A genuine note put under the wrong size.
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &note33).unwrap();
+    }
+    let ledger = reopen(&path).await;
+    let f = ledger.verify().await.unwrap().failure.expect("misfiled checkpoint");
+    assert!(f.reason.contains("the note says size 33"), "{f}");
+    ledger.close().await;
+
+    // Validly signed with the ledger's own key but for other events (as when history under
+    // a published checkpoint was rewritten): the signed root differs from the events' root.
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 20, root: [2; 32] };
+        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &kvitto_proof::checkpoint::sign(&head, &own).unwrap())
+            .unwrap();
+    }
+    let ledger = reopen(&path).await;
+    let f = ledger.verify().await.unwrap().failure.expect("wrong signed root");
+    assert!(f.reason.contains("differs from the root the events give"), "{f}");
+    ledger.close().await;
+
+    // Restored, the ledger verifies again.
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &note20).unwrap();
+    }
+    assert!(reopen(&path).await.verify().await.unwrap().is_ok());
+}

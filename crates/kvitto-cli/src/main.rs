@@ -151,6 +151,23 @@ kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing
     },
     /// Recompute every projection from seq 0 and replace the persisted ones
     Rebuild,
+    /// Print the checkpoint verifier key (C2SP signed-note form: name+id+key)
+    Key,
+    /// Sign the current tree head as a C2SP tlog-checkpoint, or show a stored one
+    #[command(
+        after_help = "Examples:\n  kvitto checkpoint                 sign and store the current tree head, print the note\n  \
+kvitto checkpoint --show          print the latest stored note exactly as stored\n  \
+kvitto checkpoint --show --size 1000\n\n\
+Verify with any C2SP signed-note verifier and the `kvitto key` verifier key."
+    )]
+    Checkpoint {
+        /// Print a stored note instead of signing a new one
+        #[arg(long)]
+        show: bool,
+        /// With --show: the checkpoint of this size [default: the latest]
+        #[arg(long, requires = "show")]
+        size: Option<u64>,
+    },
     /// Merkle proofs as JSON (BLAKE3 tree of RFC 6962 shape; leaf = H(0x00 ‖ event hash))
     #[command(subcommand)]
     Prove(ProveCommand),
@@ -357,6 +374,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
+        Command::Key => {
+            let ledger = open(&dir).await?;
+            let key = ledger.verifier_key().map_err(query::read_failure);
+            ledger.close().await;
+            say!("{}", key?);
+            Ok(())
+        }
+        Command::Checkpoint { show, size } => {
+            let ledger = open(&dir).await?;
+            let note = if show {
+                ledger.checkpoint_note(size).map_err(query::read_failure).and_then(|n| {
+                    n.map(|(_, note)| note).ok_or_else(|| {
+                        Failure::input(match size {
+                            Some(s) => format!("no checkpoint of size {s} is stored"),
+                            None => "no checkpoint is stored yet; run `kvitto checkpoint`".into(),
+                        })
+                    })
+                })
+            } else {
+                ledger.checkpoint().await.map_err(query::read_failure)
+            };
+            ledger.close().await;
+            // Exactly as stored: the note already ends with a newline.
+            let note = note?;
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(note.as_bytes());
+            Ok(())
+        }
         Command::Prove(p) => {
             let ledger = open(&dir).await?;
             let n = ledger.len();

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod checkpoint;
 pub mod merkle;
 
 pub use chain::{ChainFault, ChainVerifier, SubjectTip};

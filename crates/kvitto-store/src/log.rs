@@ -26,6 +26,8 @@ use crate::{OpenError, StoreError};
 pub const LEDGER_FORMAT: u32 = 1;
 const MARKER: &str = "LEDGER";
 const SECRET_FILE: &str = "secret.key";
+const SIGNING_FILE: &str = "checkpoint.key";
+const SIGNING_MAGIC: &[u8; 4] = b"KVE1";
 const SECRET_MAGIC: &[u8; 4] = b"KVS1";
 const STORE_DIR: &str = "store";
 const VAULT_DIR: &str = "vault";
@@ -169,6 +171,8 @@ impl Store {
         secret_file.extend_from_slice(SECRET_MAGIC);
         secret_file.extend_from_slice(&secret);
         write_private_file(&dir.join(SECRET_FILE), &secret_file)?;
+        let seed = random_bytes::<32>().map_err(|e| OpenError::Damaged { path: dir.into(), what: e.to_string() })?;
+        write_private_file(&dir.join(SIGNING_FILE), &[SIGNING_MAGIC.as_slice(), &seed].concat())?;
 
         let store_dir = dir.join(STORE_DIR);
         let db = open_sled(&store_dir)?;
@@ -264,6 +268,47 @@ impl Store {
     /// The ledger directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The Ed25519 seed that signs checkpoints (`checkpoint.key`, 0600), if the ledger has one.
+    pub fn signing_seed(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        match fs::read(self.dir.join(SIGNING_FILE)) {
+            Ok(b) if b.len() == 36 && &b[..4] == SIGNING_MAGIC => {
+                let mut seed = [0u8; 32];
+                seed.copy_from_slice(&b[4..]);
+                Ok(Some(seed))
+            }
+            Ok(_) => Err(StoreError::Corrupt {
+                at: SIGNING_FILE.into(),
+                what: "not a kvitto signing key (KVE1 + 32 bytes)".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores a signed checkpoint note for `size` durably (sled flush + fdatasync).
+    pub fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
+        let mut key = vec![b'k'];
+        key.extend_from_slice(&size.to_be_bytes());
+        self.log.insert(key, note.as_bytes())?;
+        self.db.flush()?;
+        self.db_file.sync_data()?;
+        Ok(())
+    }
+
+    /// Every stored checkpoint note, by size.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.log
+            .scan_prefix([b'k'])
+            .map(|kv| {
+                let (k, v) = kv?;
+                let size = u64_value(&k[1..], "checkpoint key")?;
+                let note = String::from_utf8(v.to_vec())
+                    .map_err(|_| StoreError::Corrupt { at: format!("checkpoint {size}"), what: "not UTF-8".into() })?;
+                Ok((size, note))
+            })
+            .collect()
     }
 
     /// The key vault.

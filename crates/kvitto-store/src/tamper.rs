@@ -76,3 +76,11 @@ pub fn set_format(store: &Store, format: u32) -> Result<(), StoreError> {
     store.log_tree().insert(b"m:format", &format.to_be_bytes())?;
     store.flush_all()
 }
+
+/// Overwrites a stored checkpoint note.
+pub fn put_checkpoint_raw(store: &Store, size: u64, note: &str) -> Result<(), StoreError> {
+    let mut key = vec![b'k'];
+    key.extend_from_slice(&size.to_be_bytes());
+    store.log_tree().insert(key, note.as_bytes())?;
+    store.flush_all()
+}

@@ -552,6 +552,50 @@ impl Ledger {
         .await
     }
 
+    fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, ReadError> {
+        let seed = self.inner.store.signing_seed()?.ok_or_else(|| ReadError::BadQuery {
+            field: "ledger",
+            message: "this ledger has no checkpoint key (checkpoint.key); it predates signed checkpoints".into(),
+        })?;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// The verifier key in C2SP signed-note form: `<origin>+<hex key id>+<base64 key>`.
+    pub fn verifier_key(&self) -> Result<String, ReadError> {
+        Ok(kvitto_proof::checkpoint::vkey(self.origin(), &self.signing_key()?.verifying_key()))
+    }
+
+    /// Signs the current tree head as a C2SP tlog-checkpoint note, stores it, returns it.
+    pub async fn checkpoint(&self) -> Result<String, ReadError> {
+        let size = self.len();
+        if size == 0 {
+            return Err(ReadError::BadQuery {
+                field: "ledger",
+                message: "the ledger is empty: nothing to checkpoint".into(),
+            });
+        }
+        let root = self.root(size).await?;
+        let note = kvitto_proof::checkpoint::sign(
+            &kvitto_proof::checkpoint::TreeHead { origin: self.origin(), size, root: root.0 },
+            &self.signing_key()?,
+        )
+        .map_err(|e| ReadError::BadQuery { field: "origin", message: e.to_string() })?;
+        let inner = self.inner.clone();
+        let stored = note.clone();
+        blocking(move || Ok(inner.store.put_checkpoint(size, &stored)?)).await?;
+        tracing::info!(size, "checkpoint signed");
+        Ok(note)
+    }
+
+    /// A stored checkpoint note exactly as stored: of `size`, or the latest.
+    pub fn checkpoint_note(&self, size: Option<u64>) -> Result<Option<(u64, String)>, ReadError> {
+        let all = self.inner.store.checkpoints()?;
+        Ok(match size {
+            Some(s) => all.into_iter().find(|(n, _)| *n == s),
+            None => all.into_iter().next_back(),
+        })
+    }
+
     /// Verifies the whole ledger (see [`VerifyReport`]).
     pub async fn verify(&self) -> Result<VerifyReport, VerifyError> {
         self.verify_with_progress(|_, _| {}).await
@@ -567,7 +611,7 @@ impl Ledger {
             let _span = tracing::info_span!("verify").entered();
             // Hold the indexer still so the index matches its watermark while we compare.
             let _guard = inner.index_lock.lock();
-            verify::verify_store(&inner.store, progress)
+            verify::verify_store(&inner.store, &inner.info.origin, progress)
         })
         .await
         .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?

@@ -31,6 +31,23 @@ impl Frontier {
         Ok(Self { pending, size })
     }
 
+    /// Root of the tree so far: the pending subtrees combined from the smallest up.
+    pub fn root(&self) -> Hash {
+        let mut acc: Option<Hash> = None;
+        for left in self.pending.iter().flatten() {
+            acc = Some(match acc {
+                None => *left,
+                Some(right) => Blake3::node(left, &right),
+            });
+        }
+        acc.unwrap_or_else(Blake3::empty)
+    }
+
+    /// Leaves so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Adds the next leaf (its event hash); returns the nodes completed, leaf included.
     pub fn push(&mut self, event_hash: &[u8; 32], out: &mut Vec<(u8, u64, Hash)>) {
         if self.pending.len() < 64 {

@@ -61,13 +61,25 @@ fn chain(fault: ChainFault) -> VerifyFailure {
 }
 
 /// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
-pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<VerifyReport, VerifyError> {
+pub(crate) fn verify_store(
+    store: &Store,
+    origin: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
     let storage = |e: kvitto_store::StoreError| VerifyError::Storage(e.to_string());
     let head = store.head().map_err(storage)?;
     let watermark = store.index_watermark().map_err(storage)?;
     let mut cv = ChainVerifier::new(true);
     let mut leaves = store.merkle_level(0);
+    // Signed checkpoints: each root is recomputed from the events at its size.
+    let checkpoints = store.checkpoints().map_err(storage)?;
+    let signer =
+        store.signing_seed().map_err(storage)?.map(|s| ed25519_dalek::SigningKey::from_bytes(&s).verifying_key());
+    let mut frontier = crate::tree::Frontier::default();
+    let mut next_checkpoint = checkpoints.iter().peekable();
+    let mut checkpoint_failure = None;
+    let mut previous: Option<(u64, [u8; 32])> = None;
     let mut failure = None;
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
@@ -148,6 +160,17 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             ));
             break;
         }
+        frontier.push(&hash.0, &mut Vec::new());
+        while let Some((size, note)) = next_checkpoint.peek() {
+            if *size != frontier.size() {
+                break;
+            }
+            if checkpoint_failure.is_none() {
+                checkpoint_failure =
+                    check_checkpoint(store, note, *size, &frontier, signer.as_ref(), origin, &mut previous);
+            }
+            next_checkpoint.next();
+        }
         if event.seq < watermark && index_failure.is_none() {
             // Stored leaf hashes against the re-derived event hashes, in lockstep.
             let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&hash.0);
@@ -194,9 +217,68 @@ pub(crate) fn verify_store(store: &Store, mut progress: impl FnMut(u64, u64)) ->
             reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
         });
     }
-    let r = report(&cv, failure.or(index_failure));
+    if checkpoint_failure.is_none()
+        && let Some((size, _)) = next_checkpoint.next()
+    {
+        checkpoint_failure = Some(VerifyFailure {
+            seq: None,
+            reason: format!("checkpoint of size {size} is beyond the {} events of the log", cv.count()),
+        });
+    }
+    let r = report(&cv, failure.or(checkpoint_failure).or(index_failure));
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
+}
+
+/// One stored checkpoint: signed by the ledger's key, for this origin and size, with the root
+/// the events give, and consistent with the previous checkpoint.
+fn check_checkpoint(
+    store: &Store,
+    note: &str,
+    size: u64,
+    frontier: &crate::tree::Frontier,
+    signer: Option<&ed25519_dalek::VerifyingKey>,
+    origin: &str,
+    previous: &mut Option<(u64, [u8; 32])>,
+) -> Option<VerifyFailure> {
+    let fail = |reason: String| {
+        Some(VerifyFailure { seq: size.checked_sub(1), reason: format!("checkpoint of size {size}: {reason}") })
+    };
+    let Some(key) = signer else { return fail("the ledger has no checkpoint key to check it with".into()) };
+    let c = match kvitto_proof::checkpoint::open(note, origin, key) {
+        Ok(c) => c,
+        Err(e) => return fail(e.to_string()),
+    };
+    if c.size != size {
+        return fail(format!("the note says size {}", c.size));
+    }
+    let root = frontier.root();
+    if c.root != root {
+        return fail(format!(
+            "signed root {} differs from the root the events give, {}",
+            EventHash(c.root),
+            EventHash(root)
+        ));
+    }
+    if c.origin != origin {
+        return fail(format!("origin {:?} is not this ledger's {origin:?}", c.origin));
+    }
+    // Consistency with the previous checkpoint, from the stored tree (what a witness checks).
+    if let Some((size1, root1)) = *previous
+        && size1 < size
+    {
+        use kvitto_proof::{Blake3, merkle};
+        let proof = merkle::consistency_proof::<Blake3>(&crate::tree::StoredTree(store), size1, size);
+        let checked = proof.and_then(|p| {
+            let p: Vec<Vec<u8>> = p.iter().map(|h| h.to_vec()).collect();
+            merkle::verify_consistency::<Blake3>(size1, size, &p, &root1, &c.root)
+        });
+        if let Err(e) = checked {
+            return fail(format!("not consistent with the checkpoint of size {size1}: {e}"));
+        }
+    }
+    *previous = Some((size, root));
+    None
 }
 
 /// Checks every stored interior Merkle node against its two stored children, level by level,
