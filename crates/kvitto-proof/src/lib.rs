@@ -7,6 +7,7 @@
 //! projections — every hash is re-derived from canonical bytes. Must compile to wasm.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
 pub mod merkle;

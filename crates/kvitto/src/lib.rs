@@ -33,6 +33,7 @@
 //! owner.
 #![deny(unsafe_code)]
 
+mod bundle;
 mod error;
 mod indexer;
 mod persist;
@@ -594,6 +595,31 @@ impl Ledger {
             Some(s) => all.into_iter().find(|(n, _)| *n == s),
             None => all.into_iter().next_back(),
         })
+    }
+
+    /// Exports one customer's events as a bundle (docs/BUNDLE.md) proven against a stored
+    /// checkpoint: `checkpoint_size`, or the latest. Events after that checkpoint are left out
+    /// (counted in `info`).
+    pub async fn export_bundle(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        checkpoint_size: Option<u64>,
+    ) -> Result<serde_json::Value, ReadError> {
+        let (size, note) = self.checkpoint_note(checkpoint_size)?.ok_or_else(|| ReadError::BadQuery {
+            field: "checkpoint",
+            message: match checkpoint_size {
+                Some(s) => format!("no checkpoint of size {s} is stored"),
+                None => "no checkpoint is stored yet; run `kvitto checkpoint` first".into(),
+            },
+        })?;
+        self.indexed(size).await?;
+        let history = self.history(controller, subject_ref).await?;
+        let vkey = self.verifier_key()?;
+        let inner = self.inner.clone();
+        let controller = controller.to_string();
+        blocking(move || bundle::export(&inner.store, &inner.info.origin, &vkey, size, &note, &controller, &history))
+            .await
     }
 
     /// Verifies the whole ledger (see [`VerifyReport`]).
