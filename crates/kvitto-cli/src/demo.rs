@@ -111,6 +111,27 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             history.len()
         );
         crate::table::print_events(&history, false, false);
+        // A signed checkpoint, and the customer's bundle verified offline as a regulator would.
+        let note = ledger.checkpoint().await.map_err(|e| Failure::storage(e.to_string()))?;
+        let vkey = ledger.verifier_key().map_err(|e| Failure::storage(e.to_string()))?;
+        let bundle = ledger
+            .export_bundle(c.controller.as_str(), &c.external_ref, None)
+            .await
+            .map_err(|e| Failure::storage(e.to_string()))?;
+        let bundle_path = dir.join(format!("bundle-{}.json", c.external_ref));
+        let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
+        std::fs::write(&bundle_path, format!("{text}\n"))
+            .map_err(|e| Failure::storage(format!("{}: {e}", bundle_path.display())))?;
+        let verified = kvitto_proof::bundle::verify(&text, kvitto_proof::bundle::Trust::Key(&vkey))
+            .map_err(|e| Failure { code: 1, message: format!("the demo bundle does not verify: {e}") })?;
+        crate::say!("\nsigned checkpoint (C2SP tlog-checkpoint, Ed25519 signed-note):\n{note}");
+        crate::say!(
+            "bundle {}: ok: {} events of subject {} proven against checkpoint size {} (verified offline with key {vkey})",
+            bundle_path.display(),
+            verified.events.len(),
+            verified.subject,
+            verified.size
+        );
         let q = kvitto::AsOf::now();
         if let Ok(answers) = ledger.consent(c.controller.as_str(), &c.external_ref, None, q) {
             crate::say!("\nconsent of {} as the projections answer it:", c.external_ref);
@@ -127,6 +148,10 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
              cargo run --release -p kvitto-cli -- --ledger {d} report access --controller {ctl} --subject {r}\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} report processing --controller {ctl}\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} key > {d}/verifier.key\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} export --controller {ctl} --subject {r} --out {d}/bundle.json\n  \
+             cargo run --release -p kvitto-cli -- verify-bundle {d}/bundle.json --key-file {d}/verifier.key\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} prove consistency --from 1000\n  \
              echo '{{\"type\":\"consent_withdrawn\",\"controller\":\"{ctl}\",\"subject\":\"{r}\",\"purpose\":\"marketing\"}}' | \
              cargo run --release -p kvitto-cli -- --ledger {d} append -",
             ctl = c.controller,

@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok · 1 verification failed · 2 bad input or usage · 3 storage or I/O error.
 
 mod append;
+mod bundle;
 mod demo;
 mod query;
 mod table;
@@ -167,6 +168,42 @@ Verify with any C2SP signed-note verifier and the `kvitto key` verifier key."
         /// With --show: the checkpoint of this size [default: the latest]
         #[arg(long, requires = "show")]
         size: Option<u64>,
+    },
+    /// Export one customer's history as a bundle a regulator verifies offline (docs/BUNDLE.md)
+    #[command(
+        after_help = "Example:\n  kvitto checkpoint && kvitto export --controller kazoom --subject KZ-100042 --out kz.json"
+    )]
+    Export {
+        #[command(flatten)]
+        who: Who,
+        /// Prove against the stored checkpoint of this size [default: the latest]
+        #[arg(long)]
+        checkpoint: Option<u64>,
+        /// Output file
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle offline: signature, hashes, inclusion proofs, subject chain, details
+    #[command(
+        name = "verify-bundle",
+        after_help = "Example:\n  kvitto verify-bundle kz.json --key 'kazoom.dk/ledger+1b538788+AdZy…'\n\n\
+Exit 0: every event proven; 1: the bundle does not verify (the reason names the event)."
+    )]
+    VerifyBundle {
+        /// The bundle file
+        file: PathBuf,
+        /// Verifier key (`kvitto key` of the ledger), obtained out of band
+        #[arg(long, conflicts_with = "key_file")]
+        key: Option<String>,
+        /// File holding the verifier key
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Use the key inside the bundle (integrity only; prints a warning)
+        #[arg(long)]
+        trust_embedded_key: bool,
+        /// Machine-readable result
+        #[arg(long)]
+        json: bool,
     },
     /// Merkle proofs as JSON (BLAKE3 tree of RFC 6962 shape; leaf = H(0x00 ‖ event hash))
     #[command(subcommand)]
@@ -374,6 +411,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
+        Command::Export { who, checkpoint, out } => {
+            bundle::export(&dir, &who.controller, &who.subject, checkpoint, &out).await
+        }
+        Command::VerifyBundle { file, key, key_file, trust_embedded_key, json } => {
+            bundle::verify_bundle(&file, key, key_file.as_deref(), trust_embedded_key, json)
+        }
         Command::Key => {
             let ledger = open(&dir).await?;
             let key = ledger.verifier_key().map_err(query::read_failure);
