@@ -347,3 +347,59 @@ fn consent_may_process_reports_and_portability() {
     let again = json_lines(&run("consent", &["--purpose", "product-news", "--json"]));
     assert_eq!(again, now);
 }
+
+#[test]
+fn key_checkpoint_prove_export_and_verify_bundle() {
+    let (d, ledger) = new_ledger();
+    let o = kvitto(&ledger, &["checkpoint"]);
+    assert_eq!(o.status.code(), Some(2), "empty ledger: {}", text(&o.stderr));
+    kvitto(&ledger, &["append", data("projections.jsonl").to_str().unwrap()]);
+    let key = text(&kvitto(&ledger, &["key"]).stdout).trim().to_string();
+    assert!(key.starts_with("cli.test/ledger+") && kvitto_proof::checkpoint::parse_vkey(&key).is_ok(), "{key}");
+    let signed = kvitto(&ledger, &["checkpoint"]);
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let shown = kvitto(&ledger, &["checkpoint", "--show", "--size", "13"]);
+    assert_eq!(shown.stdout, signed.stdout, "--show prints the note exactly as stored");
+    assert!(text(&shown.stdout).starts_with("cli.test/ledger\n13\n"));
+    let o = kvitto(&ledger, &["checkpoint", "--show", "--size", "5"]);
+    assert_eq!(o.status.code(), Some(2));
+    let p: serde_json::Value =
+        serde_json::from_str(&text(&kvitto(&ledger, &["prove", "inclusion", "--seq", "4", "--size", "13"]).stdout))
+            .unwrap();
+    assert_eq!((p["leaf_index"].as_u64(), p["tree_size"].as_u64()), (Some(4), Some(13)));
+    let c: serde_json::Value =
+        serde_json::from_str(&text(&kvitto(&ledger, &["prove", "consistency", "--from", "6"]).stdout)).unwrap();
+    assert_eq!((c["size1"].as_u64(), c["size2"].as_u64()), (Some(6), Some(13)));
+
+    let out = d.path().join("kz1.json");
+    let o = kvitto(&ledger, &["export", "--controller", "kazoom", "--subject", "KZ-1", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let verify = |file: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kvitto")).arg("verify-bundle").arg(file).args(args).output().unwrap()
+    };
+    let o = verify(&out, &["--key", &key]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let t = text(&o.stdout);
+    assert!(t.contains("consent_withdrawn") && t.contains("ok: 7 events of subject"), "{t}");
+    assert!(t.contains("proven against checkpoint size 13"));
+    let o = verify(&out, &[]);
+    assert_eq!(o.status.code(), Some(2), "no key → refuse");
+    let o = verify(&out, &["--trust-embedded-key", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stderr).contains("warning"));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&text(&o.stdout)).unwrap()["ok"], true);
+    let bad = d.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&out).unwrap().replacen(
+            "\"processor\": \"us-analytics\"",
+            "\"processor\": \"sms-partner\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let o = verify(&bad, &["--key", &key]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("event 4 (seq 10): the readable view differs"), "{}", text(&o.stderr));
+    assert!(state(&ledger).starts_with("ok: 13 events"), "verify still passes with the checkpoint stored");
+}
