@@ -17,7 +17,8 @@ lint:
 demo *ARGS:
     cargo run --release -p kvitto-cli -- demo {{ARGS}}
 
-# Criterion benchmarks (append single/concurrent, verify)
+# Criterion benchmarks (append, verify, may_process/rebuild and proofs on 1M events;
+# KVITTO_BENCH_EVENTS sets the big ledgers' size)
 bench:
     cargo bench -p kvitto-bench --locked
 
