@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
-use kvitto_core::{EventId, decode_event, event_hash};
+use kvitto_core::{EventId, event_hash};
 use kvitto_store::{IndexBatch, Store, StoreError, SubjectHeadRec};
 
 use crate::writer::Shared;
@@ -104,35 +104,21 @@ pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<crate::tree::Fron
     }
     let mut batch = IndexBatch::default();
     let mut heads: HashMap<kvitto_core::SubjectId, SubjectHeadRec> = HashMap::new();
-    let mut replayed = 0u64;
-    'chunks: for chunk in store.chunks_from(from) {
-        let (first, records) = chunk?;
-        for (i, record) in records.iter().enumerate() {
-            let seq = first + i as u64;
-            if seq < from {
-                continue;
-            }
-            if seq >= next_seq {
-                break 'chunks;
-            }
-            let event = decode_event(&record.canonical)
-                .map_err(|e| StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
-            let hash = event_hash(&record.canonical);
-            if let Some(link) = event.subject {
-                let head = SubjectHeadRec { last_seq: seq, count: link.subject_seq + 1, last_hash: hash.0 };
-                heads.insert(link.subject, head);
-            }
-            batch.event_ids.push((event.event_id, seq));
-            frontier.push(&hash.0, &mut batch.nodes);
-            replayed += 1;
-            if batch.event_ids.len() >= MAX_BATCH {
-                batch.heads = std::mem::take(&mut heads);
-                batch.watermark = seq + 1;
-                store.apply_index(&batch)?;
-                batch = IndexBatch::default();
-            }
+    let replayed = crate::read::for_each_event(store, from, next_seq, |seq, record, event| {
+        let hash = event_hash(&record.canonical);
+        if let Some(link) = event.subject {
+            heads
+                .insert(link.subject, SubjectHeadRec { last_seq: seq, count: link.subject_seq + 1, last_hash: hash.0 });
         }
-    }
+        batch.event_ids.push((event.event_id, seq));
+        frontier.push(&hash.0, &mut batch.nodes);
+        if batch.event_ids.len() >= MAX_BATCH {
+            batch.heads = std::mem::take(&mut heads);
+            batch.watermark = seq + 1;
+            store.apply_index(&std::mem::take(&mut batch))?;
+        }
+        Ok(())
+    })?;
     batch.heads = heads;
     batch.watermark = next_seq;
     store.apply_index(&batch)?;

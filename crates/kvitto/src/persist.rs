@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use kvitto_core::{Id, SubjectId, decode_event};
+use kvitto_core::{Id, SubjectId};
 use kvitto_projections::{ControllerState, Projections, SubjectState};
 use kvitto_store::codec;
 use kvitto_store::{ProjectionBatch, Store, StoreError};
@@ -140,27 +140,10 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
 
 /// Folds events `from..next_seq` of the log into `p`, recording what changed.
 fn fold(store: &Store, p: &mut Projections, from: u64, next_seq: u64, dirty: &mut Dirty) -> Result<u64, StoreError> {
-    let mut folded = 0;
-    if from >= next_seq {
-        return Ok(0);
-    }
-    'chunks: for chunk in store.chunks_from(from) {
-        let (first, records) = chunk?;
-        for (i, r) in records.iter().enumerate() {
-            let seq = first + i as u64;
-            if seq < from {
-                continue;
-            }
-            if seq >= next_seq {
-                break 'chunks;
-            }
-            let e = decode_event(&r.canonical)
-                .map_err(|e| StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
-            dirty.add(p.apply(&e));
-            folded += 1;
-        }
-    }
-    Ok(folded)
+    crate::read::for_each_event(store, from, next_seq, |_, _, e| {
+        dirty.add(p.apply(&e));
+        Ok(())
+    })
 }
 
 /// Loads the persisted projections and catches them up to `next_seq`.

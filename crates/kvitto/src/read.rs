@@ -170,6 +170,37 @@ pub(crate) fn history(
     Ok(out)
 }
 
+/// Calls `f(seq, record, event)` for each event with seq in `from..to`, in order, decoding
+/// strictly (a record that does not decode is an error naming its seq). Returns how many.
+pub(crate) fn for_each_event(
+    store: &Store,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &Record, Event) -> Result<(), kvitto_store::StoreError>,
+) -> Result<u64, kvitto_store::StoreError> {
+    let mut n = 0;
+    if from >= to {
+        return Ok(0);
+    }
+    for chunk in store.chunks_from(from) {
+        let (first, records) = chunk?;
+        for (i, record) in records.iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < from {
+                continue;
+            }
+            if seq >= to {
+                return Ok(n);
+            }
+            let event = decode_event(&record.canonical)
+                .map_err(|e| kvitto_store::StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
+            f(seq, record, event)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub(crate) fn log(store: &Store, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
     let mut keys = KeyCache::default();
     let mut cursor = ChunkCursor { store, chunk: None };
