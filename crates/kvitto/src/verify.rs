@@ -77,6 +77,7 @@ pub(crate) fn verify_store(
     let signer =
         store.signing_seed().map_err(storage)?.map(|s| ed25519_dalek::SigningKey::from_bytes(&s).verifying_key());
     let mut frontier = crate::tree::Frontier::default();
+    let mut completed = Vec::new();
     let mut next_checkpoint = checkpoints.iter().peekable();
     let mut checkpoint_failure = None;
     let mut previous: Option<(u64, [u8; 32])> = None;
@@ -160,7 +161,8 @@ pub(crate) fn verify_store(
             ));
             break;
         }
-        frontier.push(&hash.0, &mut Vec::new());
+        completed.clear();
+        frontier.push(&hash.0, &mut completed);
         while let Some((size, note)) = next_checkpoint.peek() {
             if *size != frontier.size() {
                 break;
