@@ -72,6 +72,12 @@ impl Projections {
     /// Folds one event. Events at or below the watermark are ignored, and each state skips
     /// seqs it has already applied, so replays are harmless.
     pub fn apply(&mut self, e: &Event) -> Touched {
+        self.apply_owned(e.clone())
+    }
+
+    /// Like [`Projections::apply`], moving the event's fields into the state (the fold's hot
+    /// path: the writer and rebuilds own their events).
+    pub fn apply_owned(&mut self, e: Event) -> Touched {
         let mut touched = Touched::default();
         if self.last_seq.is_some_and(|s| e.seq <= s) {
             return touched;
@@ -83,12 +89,12 @@ impl Projections {
         };
         // A controller first seen is a change even when the event changes nothing else:
         // it makes the controller known to queries.
-        if controller.apply(e) || new {
+        if controller.apply(&e) || new {
             touched.controller = Some(e.controller.clone());
         }
-        if let Some(link) = &e.subject {
-            let subject = self.subjects.entry(link.subject).or_insert_with(|| SubjectState::new(e));
-            if subject.apply(e) {
+        if let Some(link) = e.subject {
+            let subject = self.subjects.entry(link.subject).or_insert_with(|| SubjectState::new(&e));
+            if subject.apply_owned(e) {
                 touched.subject = Some(link.subject);
             }
         }

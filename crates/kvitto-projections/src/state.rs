@@ -264,72 +264,60 @@ impl SubjectState {
 
     /// Folds one event of this subject. Returns whether it was new.
     pub fn apply(&mut self, e: &Event) -> bool {
+        self.apply_owned(e.clone())
+    }
+
+    /// Like [`SubjectState::apply`], moving the event's fields into the state instead of
+    /// cloning them (the fold's hot path: the writer and rebuilds own their events).
+    pub fn apply_owned(&mut self, e: Event) -> bool {
         if self.last_seq.is_some_and(|s| e.seq <= s) {
             return false;
         }
         self.last_seq = Some(e.seq);
-        let st = Stamp::of(e);
+        let st = Stamp::of(&e);
+        let has_details = e.payload_commitment.is_some();
         if (st.occurred, st.seq) < (self.first.occurred, self.first.seq) {
             self.first = st;
         }
-        match &e.kind {
-            EventKind::ConsentGiven { purpose, notice_version, .. } => self
-                .consent
-                .entry(purpose.clone())
-                .or_default()
-                .insert(st, ConsentMark::Given { notice_version: notice_version.clone() }),
+        match e.kind {
+            EventKind::ConsentGiven { purpose, notice_version, .. } => {
+                self.consent.entry(purpose).or_default().insert(st, ConsentMark::Given { notice_version })
+            }
             EventKind::ConsentWithdrawn { purpose, .. } => {
-                self.consent.entry(purpose.clone()).or_default().insert(st, ConsentMark::Withdrawn)
+                self.consent.entry(purpose).or_default().insert(st, ConsentMark::Withdrawn)
             }
             EventKind::ObjectionRecorded { purpose } => {
-                self.consent.entry(purpose.clone()).or_default().insert(st, ConsentMark::Objected)
+                self.consent.entry(purpose).or_default().insert(st, ConsentMark::Objected)
             }
-            EventKind::DataCollected { register, categories, purpose, legal_basis, source } => self.collected.insert(
-                st,
-                Collected {
-                    register: register.clone(),
-                    categories: categories.clone(),
-                    purpose: purpose.clone(),
-                    legal_basis: *legal_basis,
-                    source: *source,
-                    has_details: e.payload_commitment.is_some(),
-                },
-            ),
-            EventKind::DataShared { processor, categories, purpose } => self.shared.insert(
-                st,
-                Shared { processor: processor.clone(), categories: categories.clone(), purpose: purpose.clone() },
-            ),
-            EventKind::DataRectified { register, categories } => {
-                self.rectified.insert(st, (register.clone(), categories.clone()))
+            EventKind::DataCollected { register, categories, purpose, legal_basis, source } => {
+                self.collected.insert(st, Collected { register, categories, purpose, legal_basis, source, has_details })
             }
+            EventKind::DataShared { processor, categories, purpose } => {
+                self.shared.insert(st, Shared { processor, categories, purpose })
+            }
+            EventKind::DataRectified { register, categories } => self.rectified.insert(st, (register, categories)),
             EventKind::ProcessingRestricted { .. } => self.restriction.insert(st, true),
             EventKind::RestrictionLifted { .. } => self.restriction.insert(st, false),
-            EventKind::RecordClosed { register, record_id } => {
-                self.records_closed.insert(st, (register.clone(), record_id.clone()))
-            }
+            EventKind::RecordClosed { register, record_id } => self.records_closed.insert(st, (register, record_id)),
             EventKind::RelationshipEnded { .. } => self.relationship_ended.insert(st, ()),
             EventKind::RightsRequestReceived { request_id, right } => {
-                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Received(*right))
+                self.requests.entry(request_id).or_default().insert(st, RequestMark::Received(right))
             }
             EventKind::RightsRequestExtended { request_id, .. } => {
-                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Extended)
+                self.requests.entry(request_id).or_default().insert(st, RequestMark::Extended)
             }
             EventKind::RightsRequestFulfilled { request_id } => {
-                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Fulfilled)
+                self.requests.entry(request_id).or_default().insert(st, RequestMark::Fulfilled)
             }
             EventKind::RightsRequestRejected { request_id, .. } => {
-                self.requests.entry(request_id.clone()).or_default().insert(st, RequestMark::Rejected)
+                self.requests.entry(request_id).or_default().insert(st, RequestMark::Rejected)
             }
-            EventKind::LegalHoldPlaced { hold_id, .. } => {
-                self.holds.entry(hold_id.clone()).or_default().insert(st, true)
+            EventKind::LegalHoldPlaced { hold_id, .. } => self.holds.entry(hold_id).or_default().insert(st, true),
+            EventKind::LegalHoldReleased { hold_id } => self.holds.entry(hold_id).or_default().insert(st, false),
+            EventKind::ErasureDeferred { register, statute, until } => {
+                self.deferrals.insert(st, Deferral { register, statute, until })
             }
-            EventKind::LegalHoldReleased { hold_id } => {
-                self.holds.entry(hold_id.clone()).or_default().insert(st, false)
-            }
-            EventKind::ErasureDeferred { register, statute, until } => self
-                .deferrals
-                .insert(st, Deferral { register: register.clone(), statute: statute.clone(), until: *until }),
-            EventKind::DataErased { register, .. } => self.erasure.insert(st, register.clone()),
+            EventKind::DataErased { register, .. } => self.erasure.insert(st, register),
             EventKind::PurposeDeclared { .. }
             | EventKind::ProcessorRegistered { .. }
             | EventKind::RetentionRuleDeclared { .. }

@@ -141,7 +141,7 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
 /// Folds events `from..next_seq` of the log into `p`, recording what changed.
 fn fold(store: &Store, p: &mut Projections, from: u64, next_seq: u64, dirty: &mut Dirty) -> Result<u64, StoreError> {
     crate::read::for_each_event(store, from, next_seq, |_, _, e| {
-        dirty.add(p.apply(&e));
+        dirty.add(p.apply_owned(e));
         Ok(())
     })
 }

@@ -387,8 +387,8 @@ impl Writer {
         self.shared.committed.store(self.head.next_seq, Ordering::Release);
         let mut dirty = crate::persist::Dirty::default();
         if let Ok(mut p) = self.shared.projections.write() {
-            for e in &events {
-                dirty.add(p.apply(e));
+            for e in events {
+                dirty.add(p.apply_owned(e));
             }
         }
         if let Ok(mut heads) = self.shared.heads.write() {
