@@ -28,15 +28,16 @@
 //! # }
 //! ```
 //!
-//! **Architecture invariant:** the facade never writes to storage itself; every append goes
-//! through the writer thread ([`writer`]) so seq assignment, chaining and durability have one
-//! owner.
+//! **Architecture invariant:** every append goes through the one writer thread, so seq
+//! assignment, chaining and durability have one owner. The facade itself writes only what is
+//! not an event: signed checkpoint notes and rebuilt (derived) projections.
 #![deny(unsafe_code)]
 
 mod bundle;
 mod error;
 mod indexer;
 mod persist;
+mod proofs;
 mod read;
 pub mod scenario;
 mod tree;
@@ -54,92 +55,10 @@ pub use kvitto_projections::{
     AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, ProcessingReport, Projections, QueryError,
 };
 pub use persist::RebuildReport;
+pub use proofs::{ConsistencyProof, InclusionProof};
 pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem};
 pub use verify::{VerifyFailure, VerifyReport};
 pub use writer::Receipt;
-
-/// Proof that event `leaf_index` is in the tree of the first `tree_size` events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InclusionProof {
-    /// The event's seq (leaf index).
-    pub leaf_index: u64,
-    /// Tree size.
-    pub tree_size: u64,
-    /// The event hash (the leaf data; the leaf hash is BLAKE3(0x00 ‖ event_hash)).
-    pub event_hash: EventHash,
-    /// Root of the tree of `tree_size` events.
-    pub root: EventHash,
-    /// Audit path, leaf to root.
-    pub proof: Vec<EventHash>,
-}
-
-impl InclusionProof {
-    /// Checks the proof (RFC 9162 §2.1.3.2).
-    pub fn verify(&self) -> Result<(), kvitto_proof::ProofError> {
-        let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&self.event_hash.0);
-        let path: Vec<Vec<u8>> = self.proof.iter().map(|h| h.0.to_vec()).collect();
-        kvitto_proof::merkle::verify_inclusion::<kvitto_proof::Blake3>(
-            self.leaf_index,
-            self.tree_size,
-            &leaf,
-            &path,
-            &self.root.0,
-        )
-    }
-
-    /// JSON form (hex hashes).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "tree_hash": "BLAKE3, RFC 6962 shape; leaf = H(0x00 || event_hash)",
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "event_hash": self.event_hash.to_hex(),
-            "root": self.root.to_hex(),
-            "proof": self.proof.iter().map(EventHash::to_hex).collect::<Vec<_>>(),
-        })
-    }
-}
-
-/// Proof that the tree of `size1` events is a prefix of the tree of `size2` events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsistencyProof {
-    /// Older size.
-    pub size1: u64,
-    /// Newer size.
-    pub size2: u64,
-    /// Older root.
-    pub root1: EventHash,
-    /// Newer root.
-    pub root2: EventHash,
-    /// RFC 6962 consistency proof.
-    pub proof: Vec<EventHash>,
-}
-
-impl ConsistencyProof {
-    /// Checks the proof (RFC 9162 §2.1.4.2).
-    pub fn verify(&self) -> Result<(), kvitto_proof::ProofError> {
-        let path: Vec<Vec<u8>> = self.proof.iter().map(|h| h.0.to_vec()).collect();
-        kvitto_proof::merkle::verify_consistency::<kvitto_proof::Blake3>(
-            self.size1,
-            self.size2,
-            &path,
-            &self.root1.0,
-            &self.root2.0,
-        )
-    }
-
-    /// JSON form (hex hashes).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "tree_hash": "BLAKE3, RFC 6962 shape; leaf = H(0x00 || event_hash)",
-            "size1": self.size1,
-            "size2": self.size2,
-            "root1": self.root1.to_hex(),
-            "root2": self.root2.to_hex(),
-            "proof": self.proof.iter().map(EventHash::to_hex).collect::<Vec<_>>(),
-        })
-    }
-}
 
 use kvitto_core::LedgerSecret;
 use kvitto_store::{LedgerInfo, Store};
@@ -462,164 +381,6 @@ impl Ledger {
             Ok(report)
         })
         .await
-    }
-
-    /// Waits (briefly) until the indexer has caught up to `size` events, so that Merkle
-    /// nodes for proofs up to that size exist.
-    async fn indexed(&self, size: u64) -> Result<(), ReadError> {
-        if size > self.len() {
-            return Err(ReadError::BadQuery {
-                field: "size",
-                message: format!("the ledger has only {} events", self.len()),
-            });
-        }
-        for _ in 0..5_000 {
-            if self.inner.shared.indexed.load(std::sync::atomic::Ordering::Acquire) >= size {
-                return Ok(());
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        Err(ReadError::Storage("the indexer has not caught up after 5 s".into()))
-    }
-
-    /// The Merkle root (BLAKE3, RFC 6962 shape; leaf data = event hashes) of the first
-    /// `size` events.
-    pub async fn root(&self, size: u64) -> Result<EventHash, ReadError> {
-        self.indexed(size).await?;
-        let inner = self.inner.clone();
-        blocking(move || {
-            kvitto_proof::merkle::root::<kvitto_proof::Blake3>(&tree::StoredTree(&inner.store), size)
-                .map(EventHash)
-                .map_err(|e| ReadError::Storage(e.to_string()))
-        })
-        .await
-    }
-
-    /// An inclusion proof of event `seq` in the tree of the first `size` events.
-    pub async fn inclusion_proof(&self, seq: u64, size: u64) -> Result<InclusionProof, ReadError> {
-        if seq >= size {
-            return Err(ReadError::BadQuery { field: "seq", message: format!("seq {seq} is not below size {size}") });
-        }
-        self.indexed(size).await?;
-        let inner = self.inner.clone();
-        blocking(move || {
-            let src = tree::StoredTree(&inner.store);
-            let err = |e: kvitto_proof::ProofError| ReadError::Storage(e.to_string());
-            let record = inner
-                .store
-                .record(seq)?
-                .ok_or_else(|| ReadError::Corrupt { at: format!("seq {seq}"), what: "missing".into() })?;
-            Ok(InclusionProof {
-                leaf_index: seq,
-                tree_size: size,
-                event_hash: kvitto_core::event_hash(&record.canonical),
-                root: EventHash(kvitto_proof::merkle::root::<kvitto_proof::Blake3>(&src, size).map_err(err)?),
-                proof: kvitto_proof::merkle::inclusion_proof::<kvitto_proof::Blake3>(&src, seq, size)
-                    .map_err(err)?
-                    .into_iter()
-                    .map(EventHash)
-                    .collect(),
-            })
-        })
-        .await
-    }
-
-    /// A consistency proof from the tree of `size1` events to the tree of `size2`.
-    pub async fn consistency_proof(&self, size1: u64, size2: u64) -> Result<ConsistencyProof, ReadError> {
-        if size1 == 0 || size1 > size2 {
-            return Err(ReadError::BadQuery {
-                field: "from",
-                message: format!("need 1 ≤ from ≤ to, got {size1} → {size2}"),
-            });
-        }
-        self.indexed(size2).await?;
-        let inner = self.inner.clone();
-        blocking(move || {
-            let src = tree::StoredTree(&inner.store);
-            let err = |e: kvitto_proof::ProofError| ReadError::Storage(e.to_string());
-            use kvitto_proof::{Blake3, merkle};
-            Ok(ConsistencyProof {
-                size1,
-                size2,
-                root1: EventHash(merkle::root::<Blake3>(&src, size1).map_err(err)?),
-                root2: EventHash(merkle::root::<Blake3>(&src, size2).map_err(err)?),
-                proof: merkle::consistency_proof::<Blake3>(&src, size1, size2)
-                    .map_err(err)?
-                    .into_iter()
-                    .map(EventHash)
-                    .collect(),
-            })
-        })
-        .await
-    }
-
-    fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, ReadError> {
-        let seed = self.inner.store.signing_seed()?.ok_or_else(|| ReadError::BadQuery {
-            field: "ledger",
-            message: "this ledger has no checkpoint key (checkpoint.key); it predates signed checkpoints".into(),
-        })?;
-        Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
-    }
-
-    /// The verifier key in C2SP signed-note form: `<origin>+<hex key id>+<base64 key>`.
-    pub fn verifier_key(&self) -> Result<String, ReadError> {
-        Ok(kvitto_proof::checkpoint::vkey(self.origin(), &self.signing_key()?.verifying_key()))
-    }
-
-    /// Signs the current tree head as a C2SP tlog-checkpoint note, stores it, returns it.
-    pub async fn checkpoint(&self) -> Result<String, ReadError> {
-        let size = self.len();
-        if size == 0 {
-            return Err(ReadError::BadQuery {
-                field: "ledger",
-                message: "the ledger is empty: nothing to checkpoint".into(),
-            });
-        }
-        let root = self.root(size).await?;
-        let note = kvitto_proof::checkpoint::sign(
-            &kvitto_proof::checkpoint::TreeHead { origin: self.origin(), size, root: root.0 },
-            &self.signing_key()?,
-        )
-        .map_err(|e| ReadError::BadQuery { field: "origin", message: e.to_string() })?;
-        let inner = self.inner.clone();
-        let stored = note.clone();
-        blocking(move || Ok(inner.store.put_checkpoint(size, &stored)?)).await?;
-        tracing::info!(size, "checkpoint signed");
-        Ok(note)
-    }
-
-    /// A stored checkpoint note exactly as stored: of `size`, or the latest.
-    pub fn checkpoint_note(&self, size: Option<u64>) -> Result<Option<(u64, String)>, ReadError> {
-        let all = self.inner.store.checkpoints()?;
-        Ok(match size {
-            Some(s) => all.into_iter().find(|(n, _)| *n == s),
-            None => all.into_iter().next_back(),
-        })
-    }
-
-    /// Exports one customer's events as a bundle (docs/BUNDLE.md) proven against a stored
-    /// checkpoint: `checkpoint_size`, or the latest. Events after that checkpoint are left out
-    /// (counted in `info`).
-    pub async fn export_bundle(
-        &self,
-        controller: &str,
-        subject_ref: &str,
-        checkpoint_size: Option<u64>,
-    ) -> Result<serde_json::Value, ReadError> {
-        let (size, note) = self.checkpoint_note(checkpoint_size)?.ok_or_else(|| ReadError::BadQuery {
-            field: "checkpoint",
-            message: match checkpoint_size {
-                Some(s) => format!("no checkpoint of size {s} is stored"),
-                None => "no checkpoint is stored yet; run `kvitto checkpoint` first".into(),
-            },
-        })?;
-        self.indexed(size).await?;
-        let history = self.history(controller, subject_ref).await?;
-        let vkey = self.verifier_key()?;
-        let inner = self.inner.clone();
-        let controller = controller.to_string();
-        blocking(move || bundle::export(&inner.store, &inner.info.origin, &vkey, size, &note, &controller, &history))
-            .await
     }
 
     /// Verifies the whole ledger (see [`VerifyReport`]).
