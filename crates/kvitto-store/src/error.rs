@@ -47,6 +47,18 @@ pub enum OpenError {
         /// sled's error.
         source: sled::Error,
     },
+    /// Too little free space to open safely.
+    #[error(
+        "{path}: only {available} bytes free; opening needs at least {needed} (sled writes during recovery and corrupts its snapshot when the disk is full). Free some space and retry"
+    )]
+    DiskFull {
+        /// The ledger directory.
+        path: PathBuf,
+        /// Bytes free.
+        available: u64,
+        /// Bytes required.
+        needed: u64,
+    },
     /// Reading during open failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -32,6 +32,11 @@ const SECRET_MAGIC: &[u8; 4] = b"KVS1";
 const STORE_DIR: &str = "store";
 const VAULT_DIR: &str = "vault";
 
+/// Free space required to open a store: sled writes during recovery (a snapshot, a new log
+/// segment), and a recovery interrupted by a full disk leaves an empty snapshot that makes
+/// every later open fail — so never start one without room (measured on a full tmpfs).
+const MIN_FREE_TO_OPEN: u64 = 8 << 20;
+
 const HEAD_KEY: &[u8] = b"m:head";
 const FORMAT_KEY: &[u8] = b"m:format";
 const ORIGIN_KEY: &[u8] = b"m:origin";
@@ -231,6 +236,10 @@ impl Store {
         let store_dir = dir.join(STORE_DIR);
         if !store_dir.join("db").exists() {
             return Err(OpenError::Damaged { path: store_dir, what: "the sled store is missing".into() });
+        }
+        let available = fs2::available_space(&store_dir).map_err(io_err(&store_dir))?;
+        if available < MIN_FREE_TO_OPEN {
+            return Err(OpenError::DiskFull { path: dir.to_path_buf(), available, needed: MIN_FREE_TO_OPEN });
         }
         let db = open_sled(&store_dir)?;
         let sled_err = |source| OpenError::Sled { path: store_dir.clone(), source };

@@ -79,6 +79,10 @@ pub(crate) fn run(
             }
         }
     }
+    if shared.is_poisoned() {
+        // See `Inner::drop`: never let a sled handle drop after a failed commit.
+        std::mem::forget(store);
+    }
 }
 
 /// Replays events above the index watermark into the index (subject tips, event ids,

@@ -116,6 +116,16 @@ impl Drop for Inner {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        if self.shared.is_poisoned() {
+            // After a failed commit (e.g. a full disk) sled 0.34.7 may not have recorded the
+            // I/O error, and then its flush — also the one in its Drop — waits forever for a
+            // write that will never complete. Leak the handle instead: nothing acknowledged
+            // is lost (acknowledged groups were fdatasync'd), the lock goes with the process,
+            // and the next open recovers from the log.
+            std::mem::forget(std::sync::Arc::clone(&self.store));
+            tracing::warn!("ledger closed after a storage failure without flushing; reopen it to recover");
+            return;
+        }
         if let Err(e) = self.store.flush_all() {
             tracing::warn!(error = %e, "flush on close failed");
         }

@@ -81,6 +81,13 @@ impl WriteRequest {
     }
 }
 
+impl Shared {
+    /// Whether a failed commit poisoned the ledger handle.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.lock().map_or(true, |p| p.is_some())
+    }
+}
+
 /// State shared between the writer and readers.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -134,6 +141,10 @@ impl Writer {
             }
             self.commit_group(group);
             self.prune_pending_ids();
+        }
+        if self.shared.is_poisoned() {
+            // See `Inner::drop`: never let a sled handle drop after a failed commit.
+            std::mem::forget(self.store.clone());
         }
         tracing::debug!(events = self.head.next_seq, "writer stopped");
     }
