@@ -36,10 +36,12 @@ pub enum AppendError {
     Refused(String),
     /// Storage failed; the ledger refuses further appends until reopened (it cannot know
     /// whether the failed group reached the disk — like fjall, we poison instead of guessing).
-    #[error("storage failed: {0}; reopen the ledger (it will verify what reached the disk)")]
+    #[error(
+        "storage failed: {0}; this handle accepts no more appends — fix the cause (e.g. free disk space), then reopen the ledger in a new process"
+    )]
     Storage(String),
     /// An earlier storage failure poisoned this ledger handle.
-    #[error("the ledger is unusable after an earlier storage failure ({0}); reopen it")]
+    #[error("the ledger handle is unusable after an earlier storage failure ({0}); reopen the ledger in a new process")]
     Poisoned(String),
     /// The ledger was closed.
     #[error("the ledger is closed")]
