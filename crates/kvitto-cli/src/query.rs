@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kvitto::{AsOf, ConsentAnswer, ConsentState, ReadError, Timestamp};
+use kvitto::{AsOf, ConsentAnswer, ReadError, Timestamp};
 
 use crate::{Failure, say};
 
@@ -38,15 +38,6 @@ fn pretty(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-fn state_word(s: ConsentState) -> &'static str {
-    match s {
-        ConsentState::None => "none",
-        ConsentState::Granted => "granted",
-        ConsentState::Withdrawn => "withdrawn",
-        ConsentState::Objected => "objected",
-    }
-}
-
 /// Prints consent answers as a table with each purpose's timeline.
 pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
     say!("as of {} (known at {})", q.at, q.known_at);
@@ -55,7 +46,7 @@ pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
         say!(
             "  {:<24} {:<10} {:<22} {:>8}  {}",
             a.purpose,
-            state_word(a.state),
+            a.state.as_str(),
             a.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
             a.seq.map(|s| s.to_string()).unwrap_or_default(),
             a.notice_version.as_ref().map(|v| v.to_string()).unwrap_or_default()
@@ -67,7 +58,7 @@ pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
             for i in &a.history {
                 let until = i.until.map_or("…".to_string(), |t| t.to_rfc3339());
                 let via = i.via_objection_to.as_ref().map(|p| format!(" via objection to {p}")).unwrap_or_default();
-                say!("      {:<10} {} → {} (seq {}){via}", state_word(i.state), i.since, until, i.seq);
+                say!("      {:<10} {} → {} (seq {}){via}", i.state.as_str(), i.since, until, i.seq);
             }
         }
     }
@@ -141,7 +132,7 @@ pub(crate) async fn access_report(
     say!("\n(a) purposes");
     for p in &r.purposes {
         let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
-        let consent = p.consent.map(|c| format!("; consent {}", state_word(c))).unwrap_or_default();
+        let consent = p.consent.map(|c| format!("; consent {}", c.as_str())).unwrap_or_default();
         say!(
             "  {:<22} {bases}{consent} — {}  [seqs {}]",
             p.purpose,

@@ -32,6 +32,18 @@ pub enum ConsentState {
     Objected,
 }
 
+impl ConsentState {
+    /// The name used in JSON and text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentState::None => "none",
+            ConsentState::Granted => "granted",
+            ConsentState::Withdrawn => "withdrawn",
+            ConsentState::Objected => "objected",
+        }
+    }
+}
+
 /// One interval of a purpose's consent history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConsentInterval {

@@ -109,7 +109,7 @@ pub struct Store {
     vault: Vault,
 }
 
-fn chunk_key(seq: u64) -> [u8; 9] {
+pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
     let mut k = [b'c'; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
     k

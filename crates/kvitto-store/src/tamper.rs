@@ -2,13 +2,8 @@
 //! with write access to the sled files could do; `verify` must catch every one of them.
 
 use crate::codec::{self, Head, Record};
+use crate::log::chunk_key;
 use crate::{Store, StoreError};
-
-fn chunk_key(seq: u64) -> [u8; 9] {
-    let mut k = [b'c'; 9];
-    k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
 
 fn load(store: &Store, seq: u64) -> Result<(u64, Vec<Record>), StoreError> {
     store

@@ -81,6 +81,19 @@ impl SubjectKeys {
     }
 }
 
+/// The key slot an event's details are sealed under: the register the kind names, or ""
+/// (subject-wide) for kinds without one (docs/FORMAT.md §3.3).
+pub fn slot(kind: &kvitto_core::EventKind) -> &str {
+    kind.register().map_or("", kvitto_core::Id::as_str)
+}
+
+impl SubjectKeys {
+    /// The key an event's details are sealed under, if it still exists.
+    pub fn key_for(&self, kind: &kvitto_core::EventKind) -> Option<&[u8; 32]> {
+        self.key(slot(kind))
+    }
+}
+
 fn encode_frame(subject: &SubjectId, keys: &SubjectKeys, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(96);
     body.extend_from_slice(&subject.0);

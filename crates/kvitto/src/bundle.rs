@@ -2,12 +2,12 @@
 
 use base64::Engine;
 use kvitto_core::json::event_to_json;
-use kvitto_core::{Id, payload_commitment};
 use kvitto_proof::Blake3;
 use kvitto_proof::merkle::inclusion_proof;
-use kvitto_store::{Store, vault};
+use kvitto_store::Store;
 use serde_json::{Value, json};
 
+use crate::read::{Opened, open_details};
 use crate::tree::StoredTree;
 use crate::{LedgerEvent, ReadError};
 
@@ -42,16 +42,9 @@ pub(crate) fn export(
         let mut view = event_to_json(&e.event);
         view.insert("hash".into(), Value::String(e.hash.to_hex()));
         // Disclose details with their salt when the key still exists and they match.
-        let details = match (&record.sealed, &e.event.payload_commitment, &keys) {
-            (Some(sealed), Some(c), Some(k)) => {
-                let slot = e.event.kind.register().map_or("", Id::as_str);
-                k.key(slot)
-                    .and_then(|key| vault::open(key, &subject, &e.event.event_id, sealed).ok())
-                    .filter(|(salt, plain)| payload_commitment(salt, plain) == *c)
-                    .and_then(|(salt, plain)| {
-                        String::from_utf8(plain).ok().map(|p| json!({"salt": hex::encode(salt), "plaintext": p}))
-                    })
-                    .unwrap_or(Value::Null)
+        let details = match record.sealed.as_deref().map(|sealed| open_details(keys.as_ref(), &e.event, sealed)) {
+            Some(Opened::Disclosed { salt, plaintext }) => {
+                String::from_utf8(plaintext).map_or(Value::Null, |p| json!({"salt": hex::encode(salt), "plaintext": p}))
             }
             _ => Value::Null,
         };

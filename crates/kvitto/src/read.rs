@@ -79,6 +79,33 @@ impl KeyCache {
     }
 }
 
+/// An event's sealed details, opened with the subject's key.
+pub(crate) enum Opened {
+    /// The key is gone (erased).
+    Erased,
+    /// Does not decrypt, or does not match the event's commitment.
+    Damaged,
+    /// Decrypted and matching the commitment.
+    Disclosed {
+        /// The salt inside the ciphertext.
+        salt: [u8; 32],
+        /// The canonical details.
+        plaintext: Vec<u8>,
+    },
+}
+
+/// Opens `sealed` for `event` and checks it against the event's commitment.
+pub(crate) fn open_details(keys: Option<&SubjectKeys>, event: &Event, sealed: &[u8]) -> Opened {
+    let (Some(link), Some(commitment)) = (&event.subject, &event.payload_commitment) else { return Opened::Damaged };
+    let Some(key) = keys.and_then(|k| k.key_for(&event.kind)) else { return Opened::Erased };
+    match vault::open(key, &link.subject, &event.event_id, sealed) {
+        Ok((salt, plaintext)) if payload_commitment(&salt, &plaintext) == *commitment => {
+            Opened::Disclosed { salt, plaintext }
+        }
+        _ => Opened::Damaged,
+    }
+}
+
 fn materialize(store: &Store, keys: &mut KeyCache, seq: u64, record: &Record) -> Result<LedgerEvent, ReadError> {
     let event = decode_event(&record.canonical)
         .map_err(|e| ReadError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
@@ -88,20 +115,15 @@ fn materialize(store: &Store, keys: &mut KeyCache, seq: u64, record: &Record) ->
     let hash = event_hash(&record.canonical);
     let subject_keys = event.subject.as_ref().and_then(|l| keys.get(store, &l.subject));
     let subject_ref = subject_keys.map(|k| k.external_ref.clone());
-    let details = match (&record.sealed, &event.payload_commitment, &event.subject) {
-        (None, None, _) => DetailsView::None,
-        (Some(sealed), Some(commitment), Some(link)) => {
-            let slot = event.kind.register().map_or("", Id::as_str);
-            match subject_keys.and_then(|k| k.key(slot)) {
-                None => DetailsView::Erased,
-                Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
-                    Ok((salt, plaintext)) if payload_commitment(&salt, &plaintext) == *commitment => {
-                        serde_json::from_slice(&plaintext).map_or(DetailsView::Damaged, DetailsView::Disclosed)
-                    }
-                    _ => DetailsView::Damaged,
-                },
+    let details = match (&record.sealed, &event.payload_commitment) {
+        (None, None) => DetailsView::None,
+        (Some(sealed), Some(_)) => match open_details(subject_keys, &event, sealed) {
+            Opened::Erased => DetailsView::Erased,
+            Opened::Damaged => DetailsView::Damaged,
+            Opened::Disclosed { plaintext, .. } => {
+                serde_json::from_slice(&plaintext).map_or(DetailsView::Damaged, DetailsView::Disclosed)
             }
-        }
+        },
         _ => DetailsView::Damaged,
     };
     Ok(LedgerEvent { event, hash, subject_ref, details })

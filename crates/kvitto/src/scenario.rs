@@ -126,6 +126,14 @@ struct ControllerSpec {
     prefix: &'static str,
 }
 
+/// Bookkeeping under the Swedish Bokföringslagen, as Kalejdo and Select Telecom declare it.
+const SE_BOOKKEEPING: PurposeSpec = PurposeSpec {
+    purpose: "bookkeeping",
+    description: "Räkenskapsinformation enligt bokföringslagen",
+    basis: LegalBasis::LegalObligation,
+    register: "bokforing",
+};
+
 const BOKFORINGSLAGEN: &str = "Bokföringslagen (1999:1078) 7 kap. 2 §";
 const BOGFORINGSLOVEN: &str = "Bogføringsloven § 12";
 
@@ -165,12 +173,7 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 basis: LegalBasis::LegitimateInterests,
                 register: "kundregister",
             },
-            PurposeSpec {
-                purpose: "bookkeeping",
-                description: "Räkenskapsinformation enligt bokföringslagen",
-                basis: LegalBasis::LegalObligation,
-                register: "bokforing",
-            },
+            SE_BOOKKEEPING,
         ],
         processors: &[
             ProcessorSpec {
@@ -289,12 +292,7 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 basis: LegalBasis::Consent,
                 register: "webbstatistik",
             },
-            PurposeSpec {
-                purpose: "bookkeeping",
-                description: "Räkenskapsinformation enligt bokföringslagen",
-                basis: LegalBasis::LegalObligation,
-                register: "bokforing",
-            },
+            SE_BOOKKEEPING,
         ],
         processors: &[
             ProcessorSpec {

@@ -211,9 +211,8 @@ impl Writer {
         link: &SubjectLink,
         event: &kvitto_core::Event,
     ) -> bool {
-        let slot = event.kind.register().map_or("", Id::as_str);
         let keys = self.store.vault().get(&link.subject);
-        match keys.as_ref().and_then(|k| k.key(slot)) {
+        match keys.as_ref().and_then(|k| k.key_for(&event.kind)) {
             Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
                 Ok((salt, _)) => payload_commitment(&salt, d.as_bytes()) == *c,
                 Err(_) => false,
@@ -453,7 +452,7 @@ impl Writer {
                 subject_seq: tip.map_or(0, |t| t.count),
                 subject_prev: tip.map(|t| t.last_hash),
             });
-            let slot = item.details.as_ref().map(|_| item.kind.register().map_or("", Id::as_str).to_string());
+            let slot = item.details.as_ref().map(|_| vault::slot(&item.kind).to_string());
             let key = self.ensure_key(*subject, &item.controller, external_ref, slot.as_deref(), vault_writes)?;
             if let (Some(details), Some(key)) = (&item.details, key) {
                 let salt = random_bytes::<32>().map_err(|e| e.to_string())?;
