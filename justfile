@@ -22,6 +22,10 @@ demo *ARGS:
 bench:
     cargo bench -p kvitto-bench --locked
 
+# kvitto against SQLite and raw sled, side by side in one run (docs/PERFORMANCE.md)
+compare *ARGS:
+    cargo run --release -p kvitto-bench --locked -- compare {{ARGS}}
+
 # Kill-and-recover loop against the real writer (100 cycles takes ~2 minutes)
 crash-loop CYCLES="100":
     KVITTO_CRASH_CYCLES={{CYCLES}} cargo test --release -p kvitto-integration --test crash --locked -- --nocapture

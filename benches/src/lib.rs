@@ -1,6 +1,8 @@
 //! Shared setup for kvitto's benchmarks: ledgers in temporary directories and the demo
 //! scenario's drafts as one flat, deterministic stream.
 
+pub mod compare;
+
 use std::path::PathBuf;
 
 use kvitto::{Draft, Ledger, OpenOptions};

@@ -1,0 +1,647 @@
+//! The comparison runner: one deterministic stream of demo events, appended and read back by
+//! kvitto and by the baselines a team would otherwise build, in one process run on the same
+//! machine, with the same canonical bytes and the same durability per acknowledged group.
+//!
+//! Every measurement uses its own fresh directory under one temporary root. Group sizes for
+//! the grouped baselines are the ones kvitto's writer formed in this run (read back from the
+//! receipts: one commit group shares one `recorded_at`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kvitto::{Draft, Ledger, OpenOptions, Receipt};
+use serde_json::{Value, json};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Events in the stream (kvitto concurrent append, grouped baselines, verify, rebuild).
+    pub events: usize,
+    /// Concurrent callers for `kvitto_append_concurrent` and `sqlite_per_event`.
+    pub callers: usize,
+    /// Events for the slow per-event measurements (`kvitto_append_single`, `sqlite_per_event`).
+    pub per_event_limit: usize,
+    /// Ledger sizes for the history lookup.
+    pub history_sizes: Vec<usize>,
+    /// History lookups timed per ledger size.
+    pub history_lookups: usize,
+    /// Seed of the demo generator.
+    pub seed: u64,
+    /// Where the temporary directories go (default: the system temp dir).
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            events: 100_000,
+            callers: 64,
+            per_event_limit: 3_000,
+            history_sizes: vec![10_000, 100_000, 1_000_000],
+            history_lookups: 2_000,
+            seed: 1,
+            dir: None,
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Events processed.
+    pub events: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// What this row stands for, in a few words.
+    pub note: String,
+    /// Extra JSON fields (e.g. lookup latency).
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl Measured {
+    fn new(events: usize, elapsed: Duration, note: impl Into<String>) -> Self {
+        Measured { events, elapsed, note: note.into(), extra: serde_json::Map::new() }
+    }
+
+    /// Events per second.
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Events in the stream.
+    pub events: usize,
+    /// Results by name, in run order.
+    pub results: Vec<(String, Measured)>,
+    /// Commit groups kvitto's writer formed (sizes, in order).
+    pub group_sizes: Vec<usize>,
+    /// Bytes on disk per event after flush and close (sled store + key vault).
+    pub bytes_per_event: f64,
+    /// Mean canonical (hashed) event size.
+    pub canonical_bytes_per_event: f64,
+}
+
+/// A target from the issue: (ratio or result name, threshold).
+pub const TARGETS: &[(&str, f64)] = &[
+    ("append_vs_sqlite_per_event", 50.0),
+    ("append_vs_sqlite_grouped", 1.0),
+    ("append_vs_raw_sled_per_key", 1.5),
+    ("append_vs_engine_limit", 0.8),
+    ("verify_vs_raw_blake3", 0.5),
+];
+
+/// Absolute targets in events per second.
+pub const RATE_TARGETS: &[(&str, f64)] = &[
+    ("kvitto_append_concurrent", 80_000.0),
+    ("kvitto_append_single", 1_000.0),
+    ("kvitto_verify", 1_000_000.0),
+    ("rebuild", 500_000.0),
+];
+
+impl Report {
+    fn get(&self, name: &str) -> Option<&Measured> {
+        self.results.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    fn ratio(&self, a: &str, b: &str) -> Option<f64> {
+        Some(self.get(a)?.rate() / self.get(b)?.rate())
+    }
+
+    /// The ratios the issue names.
+    pub fn ratios(&self) -> Vec<(&'static str, Option<f64>)> {
+        let append = "kvitto_append_concurrent";
+        vec![
+            ("append_vs_sqlite_per_event", self.ratio(append, "sqlite_per_event")),
+            ("append_vs_sqlite_grouped", self.ratio(append, "sqlite_grouped")),
+            ("append_vs_raw_sled_per_key", self.ratio(append, "raw_sled_per_key")),
+            ("append_vs_engine_limit", self.ratio(append, "engine_limit")),
+            ("verify_vs_raw_blake3", self.ratio("kvitto_verify", "raw_blake3")),
+        ]
+    }
+
+    /// The JSON document `--json` writes.
+    pub fn to_json(&self) -> Value {
+        let mut results = serde_json::Map::new();
+        for (name, m) in &self.results {
+            let mut o = serde_json::Map::new();
+            o.insert("events_per_sec".into(), json!(round(m.rate(), 1)));
+            o.insert("events".into(), json!(m.events));
+            o.insert("seconds".into(), json!(round(m.elapsed.as_secs_f64(), 6)));
+            o.insert("note".into(), json!(m.note));
+            o.extend(m.extra.clone());
+            results.insert(name.clone(), Value::Object(o));
+        }
+        let ratios: serde_json::Map<String, Value> = self
+            .ratios()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map_or(Value::Null, |r| json!(round(r, 3)))))
+            .collect();
+        let mean_group = self.group_sizes.iter().sum::<usize>() as f64 / self.group_sizes.len().max(1) as f64;
+        json!({
+            "events": self.events,
+            "results": results,
+            "ratios": ratios,
+            "bytes_per_event": round(self.bytes_per_event, 1),
+            "canonical_bytes_per_event": round(self.canonical_bytes_per_event, 1),
+            "groups": {"count": self.group_sizes.len(), "mean_events": round(mean_group, 1),
+                       "max_events": self.group_sizes.iter().max().copied().unwrap_or(0)},
+        })
+    }
+
+    /// The table printed to stdout.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "{:<26} {:>9} {:>10} {:>14}  what", "measurement", "events", "seconds", "events/s");
+        for (name, m) in &self.results {
+            let _ = writeln!(
+                s,
+                "{:<26} {:>9} {:>10.3} {:>14}  {}",
+                name,
+                m.events,
+                m.elapsed.as_secs_f64(),
+                thousands(m.rate()),
+                m.note
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:<28} {:>9} {:>9}  ", "ratio", "value", "target");
+        for (name, v) in self.ratios() {
+            let target = TARGETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
+            let _ = writeln!(s, "{:<28} {:>9} {:>9}  {}", name, fmt_opt(v), fmt_target(target), verdict(v, target));
+        }
+        for (name, t) in RATE_TARGETS {
+            let v = self.get(name).map(Measured::rate);
+            let _ = writeln!(s, "{:<28} {:>9} {:>9}  {}", name, fmt_rate(v), fmt_rate(Some(*t)), verdict(v, Some(*t)));
+        }
+        let bytes_target = 1.5 * self.canonical_bytes_per_event;
+        let _ = writeln!(
+            s,
+            "{:<28} {:>9.1} {:>9.1}  {}  (canonical {:.1} B/event)",
+            "bytes_per_event",
+            self.bytes_per_event,
+            bytes_target,
+            if self.bytes_per_event <= bytes_target { "met" } else { "MISSED" },
+            self.canonical_bytes_per_event
+        );
+        let mean_group = self.group_sizes.iter().sum::<usize>() as f64 / self.group_sizes.len().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "kvitto formed {} commit groups (mean {:.1}, max {} events)",
+            self.group_sizes.len(),
+            mean_group,
+            self.group_sizes.iter().max().copied().unwrap_or(0)
+        );
+        s
+    }
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+fn fmt_target(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("≥{v}"))
+}
+
+fn fmt_rate(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.0}k", v / 1000.0))
+}
+
+fn verdict(v: Option<f64>, target: Option<f64>) -> &'static str {
+    match (v, target) {
+        (Some(v), Some(t)) if v >= t => "met",
+        (Some(_), Some(_)) => "MISSED",
+        _ => "",
+    }
+}
+
+/// A failed measurement (I/O, SQLite, sled or kvitto error), with what was being done.
+#[derive(Debug)]
+pub struct CompareError(pub String);
+
+impl std::fmt::Display for CompareError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CompareError {}
+
+fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> CompareError {
+    move |e| CompareError(format!("{what}: {e}"))
+}
+
+type Result<T> = std::result::Result<T, CompareError>;
+
+/// Runs every measurement; `progress` is told what starts.
+pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    let root = match &options.dir {
+        Some(d) => tempfile::TempDir::with_prefix_in("kvitto-compare-", d),
+        None => tempfile::TempDir::with_prefix("kvitto-compare-"),
+    }
+    .map_err(err("temporary directory"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(err("tokio runtime"))?;
+    let n = options.events;
+    progress(&format!("generating {n} demo events (seed {})", options.seed));
+    let stream = crate::drafts(n, options.seed);
+    let mut results: Vec<(String, Measured)> = Vec::new();
+
+    // kvitto, 64 concurrent callers: this ledger also serves verify, rebuild and size.
+    progress(&format!("kvitto_append_concurrent: {} callers", options.callers));
+    let ledger_dir = root.path().join("kvitto");
+    let (ledger, receipts, elapsed) = rt.block_on(async {
+        let ledger = open_fresh(&ledger_dir).await?;
+        let started = Instant::now();
+        let receipts = append_collect(&ledger, &stream, options.callers).await?;
+        Ok::<_, CompareError>((ledger, receipts, started.elapsed()))
+    })?;
+    results.push((
+        "kvitto_append_concurrent".into(),
+        Measured::new(n, elapsed, format!("{} callers via Ledger::append, each receipt fdatasync'd", options.callers)),
+    ));
+    let group_sizes = group_sizes(&receipts);
+    let events = rt.block_on(ledger.log(0..n as u64)).map_err(err("reading the log back"))?;
+    let canonical: Vec<Vec<u8>> = events.iter().map(|e| kvitto_core::encode_event(&e.event)).collect();
+    let canonical_bytes_per_event = canonical.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1) as f64;
+
+    progress("kvitto_verify");
+    let report = rt.block_on(ledger.verify()).map_err(err("verify"))?;
+    if let Some(f) = report.failure {
+        return Err(CompareError(format!("verify failed on the benchmark ledger: {f:?}")));
+    }
+    results.push((
+        "kvitto_verify".into(),
+        Measured::new(
+            report.count as usize,
+            report.duration,
+            "Ledger::verify: chain, subject chains, index, Merkle nodes",
+        ),
+    ));
+    progress("raw_blake3");
+    let started = Instant::now();
+    let mut acc = 0u8;
+    for c in &canonical {
+        acc ^= kvitto_core::event_hash(c).0[0];
+    }
+    std::hint::black_box(acc);
+    results.push((
+        "raw_blake3".into(),
+        Measured::new(n, started.elapsed(), "BLAKE3 (derive_key) over the stored preimages"),
+    ));
+
+    progress("rebuild");
+    let started = Instant::now();
+    let rebuilt = rt.block_on(ledger.rebuild()).map_err(err("rebuild"))?;
+    let mut m = Measured::new(rebuilt.events as usize, started.elapsed(), "all projections from seq 0, persisted");
+    m.extra.insert("fold_events_per_sec".into(), json!(round(rebuilt.events as f64 / rebuilt.fold.as_secs_f64(), 1)));
+    results.push(("rebuild".into(), m));
+    rt.block_on(ledger.close());
+    let bytes_per_event = dir_size(&ledger_dir) as f64 / n.max(1) as f64;
+
+    progress("kvitto_append_single");
+    let single_n = n.min(options.per_event_limit);
+    let elapsed = rt.block_on(async {
+        let ledger = open_fresh(&root.path().join("kvitto-single")).await?;
+        let started = Instant::now();
+        for d in &stream[..single_n] {
+            ledger.append(d.clone()).await.map_err(err("append"))?;
+        }
+        let elapsed = started.elapsed();
+        ledger.close().await;
+        Ok::<_, CompareError>(elapsed)
+    })?;
+    results.push(("kvitto_append_single".into(), Measured::new(single_n, elapsed, "one caller awaiting each append")));
+
+    progress(&format!("sqlite_per_event: {} callers, {single_n} events", options.callers));
+    let elapsed = sqlite_per_event(&root.path().join("sqlite-per-event.db"), &canonical[..single_n], options.callers)?;
+    results.push((
+        "sqlite_per_event".into(),
+        Measured::new(single_n, elapsed, "SQLite WAL synchronous=FULL, one transaction per event"),
+    ));
+
+    progress("sqlite_grouped");
+    let elapsed = sqlite_grouped(&root.path().join("sqlite-grouped.db"), &canonical, &group_sizes)?;
+    results.push(("sqlite_grouped".into(), Measured::new(n, elapsed, "same table, one transaction per kvitto group")));
+
+    progress("raw_sled_per_key");
+    let elapsed = raw_sled_per_key(&root.path().join("sled-per-key"), &canonical, &group_sizes)?;
+    results.push((
+        "raw_sled_per_key".into(),
+        Measured::new(n, elapsed, "sled, one key per event, flush per group (no fdatasync)"),
+    ));
+
+    progress("engine_limit");
+    let elapsed = engine_limit(&root.path().join("sled-engine"), &canonical, &group_sizes)?;
+    results.push(("engine_limit".into(), Measured::new(n, elapsed, "sled, one value per group + flush + fdatasync")));
+
+    for &size in &options.history_sizes {
+        progress(&format!("history at {size} events (building the ledger)"));
+        let m = history_lookup(&rt, &root.path().join(format!("history-{size}")), size, options)?;
+        results.push((format!("history_{}", short(size)), m));
+    }
+
+    Ok(Report { events: n, results, group_sizes, bytes_per_event, canonical_bytes_per_event })
+}
+
+fn short(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n.is_multiple_of(1_000_000) => format!("{}m", n / 1_000_000),
+        n if n >= 1_000 && n.is_multiple_of(1_000) => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+async fn open_fresh(dir: &Path) -> Result<Ledger> {
+    Ledger::init(dir, "bench.kvitto/compare").map_err(err("init"))?;
+    Ledger::open(dir, OpenOptions::default()).await.map_err(err("open"))
+}
+
+/// Appends `drafts` from `callers` tasks, each awaiting its own appends, and returns every
+/// receipt.
+async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Vec<Receipt>> {
+    let chunk = drafts.len().div_ceil(callers.max(1)).max(1);
+    let mut set = tokio::task::JoinSet::new();
+    for part in drafts.chunks(chunk) {
+        let (ledger, part) = (ledger.clone(), part.to_vec());
+        set.spawn(async move {
+            let mut out = Vec::with_capacity(part.len());
+            for d in part {
+                out.push(ledger.append(d).await.map_err(err("append"))?);
+            }
+            Ok::<_, CompareError>(out)
+        });
+    }
+    let mut receipts = Vec::with_capacity(drafts.len());
+    while let Some(r) = set.join_next().await {
+        receipts.extend(r.map_err(err("append task"))??);
+    }
+    receipts.sort_by_key(|r| r.seq);
+    Ok(receipts)
+}
+
+/// Commit group sizes, in order: the writer gives every event of one group the same
+/// `recorded_at`, and a later group a later one (one fdatasync lies between them).
+pub fn group_sizes(receipts: &[Receipt]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = Vec::new();
+    let mut last = None;
+    for r in receipts {
+        match (last, sizes.last_mut()) {
+            (Some(t), Some(n)) if t == r.recorded_at => *n += 1,
+            _ => sizes.push(1),
+        }
+        last = Some(r.recorded_at);
+    }
+    sizes
+}
+
+fn groups<'a>(canonical: &'a [Vec<u8>], sizes: &'a [usize]) -> impl Iterator<Item = (usize, &'a [Vec<u8>])> + 'a {
+    let mut start = 0;
+    sizes.iter().map(move |&k| {
+        let g = (start, &canonical[start..start + k]);
+        start += k;
+        g
+    })
+}
+
+/// The chained hash a SQLite-based team would compute: BLAKE3(prev ‖ bytes).
+fn chain_hash(prev: &[u8], bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(prev);
+    h.update(bytes);
+    *h.finalize().as_bytes()
+}
+
+fn sqlite_open(path: &Path) -> Result<rusqlite::Connection> {
+    let c = rusqlite::Connection::open(path).map_err(err("sqlite open"))?;
+    c.pragma_update(None, "journal_mode", "WAL").map_err(err("sqlite journal_mode"))?;
+    c.pragma_update(None, "synchronous", "FULL").map_err(err("sqlite synchronous"))?;
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, prev_hash BLOB NOT NULL, hash BLOB NOT NULL, canonical BLOB NOT NULL)",
+    )
+    .map_err(err("sqlite create table"))?;
+    Ok(c)
+}
+
+/// Appends one row inside the caller's transaction: reads the tip, chains, inserts.
+fn sqlite_insert(tx: &rusqlite::Transaction<'_>, bytes: &[u8]) -> Result<()> {
+    let tip: Option<(i64, Vec<u8>)> = tx
+        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(Some)
+        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+        .map_err(err("sqlite tip"))?;
+    let (seq, prev) = tip.map_or((0, vec![0u8; 32]), |(s, h)| (s + 1, h));
+    let hash = chain_hash(&prev, bytes);
+    tx.prepare_cached("INSERT INTO events (seq, prev_hash, hash, canonical) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(rusqlite::params![seq, prev, &hash[..], bytes]))
+        .map_err(err("sqlite insert"))?;
+    Ok(())
+}
+
+/// `callers` threads share one connection (the fastest way to serialize SQLite writers: no
+/// busy-wait sleeps) and each commits one transaction per event.
+fn sqlite_per_event(path: &Path, canonical: &[Vec<u8>], callers: usize) -> Result<Duration> {
+    let conn = Arc::new(Mutex::new(sqlite_open(path)?));
+    let chunk = canonical.len().div_ceil(callers.max(1)).max(1);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = canonical
+            .chunks(chunk)
+            .map(|part| {
+                let conn = conn.clone();
+                s.spawn(move || {
+                    for bytes in part {
+                        let mut c = conn.lock().map_err(|_| CompareError("sqlite lock poisoned".into()))?;
+                        let tx = c.transaction().map_err(err("sqlite begin"))?;
+                        sqlite_insert(&tx, bytes)?;
+                        tx.commit().map_err(err("sqlite commit"))?;
+                    }
+                    Ok::<_, CompareError>(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| CompareError("sqlite caller panicked".into()))?)
+    })?;
+    Ok(started.elapsed())
+}
+
+fn sqlite_grouped(path: &Path, canonical: &[Vec<u8>], sizes: &[usize]) -> Result<Duration> {
+    let mut c = sqlite_open(path)?;
+    let started = Instant::now();
+    for (_, group) in groups(canonical, sizes) {
+        let tx = c.transaction().map_err(err("sqlite begin"))?;
+        for bytes in group {
+            sqlite_insert(&tx, bytes)?;
+        }
+        tx.commit().map_err(err("sqlite commit"))?;
+    }
+    Ok(started.elapsed())
+}
+
+fn raw_sled_per_key(path: &Path, canonical: &[Vec<u8>], sizes: &[usize]) -> Result<Duration> {
+    let db = sled::open(path).map_err(err("sled open"))?;
+    let tree = db.open_tree("events").map_err(err("sled tree"))?;
+    let started = Instant::now();
+    for (start, group) in groups(canonical, sizes) {
+        let mut batch = sled::Batch::default();
+        for (i, bytes) in group.iter().enumerate() {
+            batch.insert(&((start + i) as u64).to_be_bytes(), bytes.as_slice());
+        }
+        tree.apply_batch(batch).map_err(err("sled apply_batch"))?;
+        db.flush().map_err(err("sled flush"))?;
+    }
+    Ok(started.elapsed())
+}
+
+fn engine_limit(path: &Path, canonical: &[Vec<u8>], sizes: &[usize]) -> Result<Duration> {
+    let db = sled::open(path).map_err(err("sled open"))?;
+    let tree = db.open_tree("events").map_err(err("sled tree"))?;
+    let file = File::open(path.join("db")).map_err(err("open sled's db file"))?;
+    let started = Instant::now();
+    let mut value = Vec::new();
+    for (start, group) in groups(canonical, sizes) {
+        value.clear();
+        for bytes in group {
+            value.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            value.extend_from_slice(bytes);
+        }
+        tree.insert((start as u64).to_be_bytes(), value.as_slice()).map_err(err("sled insert"))?;
+        db.flush().map_err(err("sled flush"))?;
+        file.sync_data().map_err(err("fdatasync"))?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Builds a ledger of `size` demo events, then times `history` for customers spread over it.
+fn history_lookup(rt: &tokio::runtime::Runtime, dir: &Path, size: usize, options: &Options) -> Result<Measured> {
+    std::fs::create_dir_all(dir).map_err(err("history directory"))?;
+    let (ledger, who) = rt.block_on(crate::big_ledger(dir, size, options.seed));
+    let lookups = options.history_lookups.min(who.len()).max(1);
+    let step = (who.len() / lookups).max(1);
+    let mut latencies = Vec::with_capacity(lookups);
+    let mut events = 0usize;
+    let started = Instant::now();
+    for (controller, customer, _) in who.iter().step_by(step).take(lookups) {
+        let t = Instant::now();
+        let h = rt.block_on(ledger.history(controller, customer)).map_err(err("history"))?;
+        latencies.push(t.elapsed());
+        events += h.len();
+    }
+    let elapsed = started.elapsed();
+    rt.block_on(ledger.close());
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    let mut m = Measured::new(
+        events,
+        elapsed,
+        format!(
+            "{} lookups in a {}-event ledger: p50 {:.0} µs, p99 {:.0} µs ({:.1} events each)",
+            latencies.len(),
+            short(size),
+            pick(0.5),
+            pick(0.99),
+            events as f64 / latencies.len() as f64
+        ),
+    );
+    m.extra.insert("ledger_events".into(), json!(size));
+    m.extra.insert("lookups".into(), json!(latencies.len()));
+    m.extra.insert("p50_us".into(), json!(round(pick(0.5), 1)));
+    m.extra.insert("p99_us".into(), json!(round(pick(0.99), 1)));
+    Ok(m)
+}
+
+/// Bytes of every file under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Parses "10000,100000,1000000" (also "10k,100k,1m").
+pub fn parse_sizes(s: &str) -> std::result::Result<Vec<usize>, String> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            let (num, mul) = match p.strip_suffix('m') {
+                Some(n) => (n.to_string(), 1_000_000),
+                None => match p.strip_suffix('k') {
+                    Some(n) => (n.to_string(), 1_000),
+                    None => (p.clone(), 1),
+                },
+            };
+            num.parse::<usize>().map(|v| v * mul).map_err(|_| format!("`{p}` is not a size (e.g. 10000, 100k, 1m)"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(seq: u64, at: i64) -> Receipt {
+        Receipt {
+            seq,
+            hash: kvitto::EventHash([0; 32]),
+            event_id: kvitto::EventId::new_v7(),
+            recorded_at: kvitto::Timestamp::from_micros(at).expect("time"),
+        }
+    }
+
+    #[test]
+    fn groups_follow_recorded_at() {
+        let rs = [receipt(0, 5), receipt(1, 5), receipt(2, 9), receipt(3, 12), receipt(4, 12), receipt(5, 12)];
+        assert_eq!(group_sizes(&rs), vec![2, 1, 3]);
+        assert_eq!(group_sizes(&[]), Vec::<usize>::new());
+        let canonical: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i]).collect();
+        let got: Vec<(usize, usize)> = groups(&canonical, &[2, 1, 3]).map(|(s, g)| (s, g.len())).collect();
+        assert_eq!(got, vec![(0, 2), (2, 1), (3, 3)]);
+    }
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_sizes("10000, 100k,1m"), Ok(vec![10_000, 100_000, 1_000_000]));
+        assert!(parse_sizes("1x").is_err());
+        assert_eq!(short(1_000_000), "1m");
+        assert_eq!(short(20_000), "20k");
+        assert_eq!(short(1_500), "1500");
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+    }
+}

@@ -1,0 +1,89 @@
+//! `kvitto-bench compare`: kvitto against the baselines, side by side in one run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kvitto_bench::compare::{self, Options};
+
+#[derive(Debug, Parser)]
+#[command(name = "kvitto-bench", version, about = "kvitto's measurements against the baselines, in one run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Append, verify, rebuild and look up one deterministic demo stream with kvitto and with
+    /// SQLite / raw sled baselines (same bytes, same durability per group); print a table.
+    #[command(after_help = "Examples:\n  \
+        cargo run --release -p kvitto-bench -- compare\n  \
+        cargo run --release -p kvitto-bench -- compare --events 20000 --history-sizes 2k,20k\n  \
+        cargo run --release -p kvitto-bench -- compare --json compare.json --dir /mnt/ssd\n\n\
+        Run it on an idle machine with --release: the figures are wall-clock throughputs.")]
+    Compare {
+        /// Events in the stream.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Concurrent callers (kvitto and sqlite_per_event).
+        #[arg(long, default_value_t = 64)]
+        callers: usize,
+        /// Events for the one-fsync-per-event measurements (single awaited append, SQLite per event).
+        #[arg(long, default_value_t = 3_000)]
+        per_event_limit: usize,
+        /// Ledger sizes at which `history` is timed (comma-separated; k and m suffixes allowed).
+        #[arg(long, default_value = "10k,100k,1m", value_parser = compare::parse_sizes)]
+        history_sizes: std::vec::Vec<usize>,
+        /// History lookups per ledger size.
+        #[arg(long, default_value_t = 2_000)]
+        history_lookups: usize,
+        /// Seed of the demo generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the temporary stores (default: the system temp dir). Use the disk you
+        /// will deploy on: fsync cost is the point.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also write the results as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Compare { events, callers, per_event_limit, history_sizes, history_lookups, seed, dir, json } =
+        cli.command;
+    if events == 0 || callers == 0 || per_event_limit == 0 {
+        eprintln!("error: --events, --callers and --per-event-limit must be at least 1");
+        return ExitCode::from(2);
+    }
+    let options = Options { events, callers, per_event_limit, history_sizes, history_lookups, seed, dir };
+    let started = std::time::Instant::now();
+    let report = match compare::run(&options, &mut |what| {
+        eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", report.table());
+    if let Some(path) = json {
+        let text = match serde_json::to_string_pretty(&report.to_json()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: encoding the JSON report: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("error: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,81 @@
+//! Keeps the comparison runner from rotting: a small run through the real binary, checking
+//! that every measurement and ratio is there and that the runner's own bookkeeping holds.
+//! No timing assertions — speed is judged by reading the numbers, on an idle machine.
+
+use std::process::Command;
+
+#[test]
+fn small_compare_run_writes_every_result_and_ratio() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let json = dir.path().join("compare.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_kvitto-bench"))
+        .args(["compare", "--events", "20000", "--per-event-limit", "200", "--history-sizes", "2k,20k"])
+        .args(["--history-lookups", "100", "--json"])
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .expect("run kvitto-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "compare failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json file")).expect("json");
+    assert_eq!(v["events"], 20000);
+    let results = v["results"].as_object().expect("results");
+    for name in [
+        "kvitto_append_concurrent",
+        "kvitto_append_single",
+        "sqlite_per_event",
+        "sqlite_grouped",
+        "raw_sled_per_key",
+        "engine_limit",
+        "kvitto_verify",
+        "raw_blake3",
+        "rebuild",
+        "history_2k",
+        "history_20k",
+    ] {
+        let r = &results[name];
+        assert!(r["events_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{name}: {r}");
+        assert!(stdout.contains(name), "table lacks {name}");
+    }
+    // The stream sizes each measurement claims.
+    for name in ["kvitto_append_concurrent", "sqlite_grouped", "raw_sled_per_key", "engine_limit", "raw_blake3"] {
+        assert_eq!(results[name]["events"], 20000, "{name}");
+    }
+    assert_eq!(results["kvitto_verify"]["events"], 20000);
+    assert_eq!(results["rebuild"]["events"], 20000);
+    assert_eq!(results["kvitto_append_single"]["events"], 200);
+    assert_eq!(results["sqlite_per_event"]["events"], 200);
+    assert_eq!(results["history_20k"]["ledger_events"], 20000);
+    assert_eq!(results["history_20k"]["lookups"], 100);
+    for ratio in [
+        "append_vs_sqlite_per_event",
+        "append_vs_sqlite_grouped",
+        "append_vs_raw_sled_per_key",
+        "append_vs_engine_limit",
+        "verify_vs_raw_blake3",
+    ] {
+        assert!(v["ratios"][ratio].as_f64().is_some_and(|x| x > 0.0), "{ratio}: {}", v["ratios"]);
+    }
+    // Groups are what the grouped baselines replayed: they add up to the stream, none over
+    // the writer's limit.
+    let groups = &v["groups"];
+    assert!(groups["count"].as_u64().is_some_and(|c| (1..=20000).contains(&c)), "{groups}");
+    assert!(groups["max_events"].as_u64().is_some_and(|m| (1..=1024).contains(&m)), "{groups}");
+    let canonical = v["canonical_bytes_per_event"].as_f64().expect("canonical size");
+    assert!((100.0..1000.0).contains(&canonical), "{canonical}");
+    assert!(v["bytes_per_event"].as_f64().is_some_and(|b| b > canonical), "{v}");
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvitto-bench"))
+        .args(["compare", "--history-sizes", "ten"])
+        .output()
+        .expect("run kvitto-bench");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`ten` is not a size"));
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kvitto-bench")).args(["compare", "--events", "0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
