@@ -65,6 +65,15 @@ impl Measured {
         Measured { events, elapsed, note: note.into(), extra: serde_json::Map::new() }
     }
 
+    /// Records the bytes on disk per event under `path` (a file or directory, plus a SQLite
+    /// `-wal` beside it).
+    fn with_size(mut self, path: &Path) -> Self {
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        let bytes = dir_size(path) + dir_size(&wal);
+        self.extra.insert("bytes_per_event".into(), json!(round(bytes as f64 / self.events.max(1) as f64, 1)));
+        self
+    }
+
     /// Events per second.
     pub fn rate(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -349,18 +358,27 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
 
     progress("sqlite_grouped");
     let elapsed = sqlite_grouped(&root.path().join("sqlite-grouped.db"), &canonical, &group_sizes)?;
-    results.push(("sqlite_grouped".into(), Measured::new(n, elapsed, "same table, one transaction per kvitto group")));
+    results.push((
+        "sqlite_grouped".into(),
+        Measured::new(n, elapsed, "same table, one transaction per kvitto group")
+            .with_size(&root.path().join("sqlite-grouped.db")),
+    ));
 
     progress("raw_sled_per_key");
     let elapsed = raw_sled_per_key(&root.path().join("sled-per-key"), &canonical, &group_sizes)?;
     results.push((
         "raw_sled_per_key".into(),
-        Measured::new(n, elapsed, "sled, one key per event, flush per group (no fdatasync)"),
+        Measured::new(n, elapsed, "sled, one key per event, flush per group (no fdatasync)")
+            .with_size(&root.path().join("sled-per-key")),
     ));
 
     progress("engine_limit");
     let elapsed = engine_limit(&root.path().join("sled-engine"), &canonical, &group_sizes)?;
-    results.push(("engine_limit".into(), Measured::new(n, elapsed, "sled, one value per group + flush + fdatasync")));
+    results.push((
+        "engine_limit".into(),
+        Measured::new(n, elapsed, "sled, one value per group + flush + fdatasync")
+            .with_size(&root.path().join("sled-engine")),
+    ));
 
     for &size in &options.history_sizes {
         progress(&format!("history at {size} events (building the ledger)"));
@@ -579,6 +597,11 @@ fn history_lookup(rt: &tokio::runtime::Runtime, dir: &Path, size: usize, options
 
 /// Bytes of every file under `dir`.
 fn dir_size(dir: &Path) -> u64 {
+    if let Ok(m) = std::fs::metadata(dir)
+        && m.is_file()
+    {
+        return m.len();
+    }
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

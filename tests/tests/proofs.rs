@@ -85,9 +85,9 @@ async fn tampered_merkle_node_fails_verify() {
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         // Level 2, index 3: the subtree of leaves 12..16.
-        let mut key = vec![b'n', 2];
-        key.extend_from_slice(&3u64.to_be_bytes());
-        kvitto_store::tamper::put_index_raw(&store, &key, &[7u8; 32]).unwrap();
+        assert!(store.merkle_node(2, 3).unwrap().is_some_and(|h| h != [7u8; 32]));
+        kvitto_store::tamper::set_merkle_node(&store, 2, 3, &[7u8; 32]).unwrap();
+        assert_eq!(store.merkle_node(2, 3).unwrap(), Some([7u8; 32]));
     }
     let ledger = reopen(&path).await;
     let r = ledger.verify().await.unwrap();

@@ -80,11 +80,19 @@ pub struct IndexBatch {
     pub watermark: u64,
 }
 
-fn node_key(level: u8, index: u64) -> [u8; 10] {
+/// Merkle nodes are stored in pages of this many consecutive nodes of one level: one sled
+/// value per page instead of one key per node (sled's per-key cost dominated the indexer).
+pub const NODES_PER_PAGE: u64 = 64;
+
+/// Key of the page holding node `index` of `level`: `N ‖ level ‖ u64be (index / 64)`. The
+/// value is the page's nodes from its first, 32 bytes each, in index order (a page fills up
+/// as the tree grows). The `N` prefix replaced per-node `n` keys; an index holding only the
+/// old keys is rebuilt from the log on open (derived data).
+fn page_key(level: u8, index: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
-    k[0] = b'n';
+    k[0] = b'N';
     k[1] = level;
-    k[2..].copy_from_slice(&index.to_be_bytes());
+    k[2..].copy_from_slice(&(index / NODES_PER_PAGE).to_be_bytes());
     k
 }
 
@@ -406,8 +414,29 @@ impl Store {
         for (id, seq) in &batch.event_ids {
             b.insert(prefixed(b'e', id.as_bytes()), &seq.to_be_bytes());
         }
+        // Nodes arrive in index order per level; extend each touched page (read once).
+        let mut pages: std::collections::BTreeMap<[u8; 10], Vec<u8>> = std::collections::BTreeMap::new();
         for (level, index, hash) in &batch.nodes {
-            b.insert(&node_key(*level, *index), hash);
+            let key = page_key(*level, *index);
+            let page = match pages.entry(key) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let existing = self.index.get(key)?.map(|v| v.to_vec()).unwrap_or_default();
+                    e.insert(existing)
+                }
+            };
+            let offset = (index % NODES_PER_PAGE) as usize * 32;
+            if page.len() < offset {
+                return Err(StoreError::Corrupt {
+                    at: format!("merkle page {level}/{}", index / NODES_PER_PAGE),
+                    what: format!("node {index} would leave a gap after {} nodes", page.len() / 32),
+                });
+            }
+            page.truncate(offset);
+            page.extend_from_slice(hash);
+        }
+        for (key, page) in pages {
+            b.insert(&key, page);
         }
         b.insert(WATERMARK_KEY, &batch.watermark.to_be_bytes());
         self.index.apply_batch(b)?;
@@ -454,32 +483,45 @@ impl Store {
     /// The Merkle node of the complete subtree of leaves `[index·2^level, (index+1)·2^level)`,
     /// if indexed.
     pub fn merkle_node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
-        self.index
-            .get(node_key(level, index))?
-            .map(|v| {
-                <[u8; 32]>::try_from(v.as_ref()).map_err(|_| StoreError::Corrupt {
-                    at: format!("merkle node {level}/{index}"),
-                    what: format!("{} bytes, expected 32", v.len()),
-                })
-            })
-            .transpose()
+        let Some(page) = self.index.get(page_key(level, index))? else { return Ok(None) };
+        if page.len() % 32 != 0 || page.len() as u64 > NODES_PER_PAGE * 32 {
+            return Err(StoreError::Corrupt {
+                at: format!("merkle page {level}/{}", index / NODES_PER_PAGE),
+                what: format!("{} bytes, not a whole number of nodes (≤ {NODES_PER_PAGE})", page.len()),
+            });
+        }
+        let offset = (index % NODES_PER_PAGE) as usize * 32;
+        Ok(page.get(offset..offset + 32).and_then(|h| <[u8; 32]>::try_from(h).ok()))
     }
 
     /// The stored Merkle nodes of one level, in index order.
     pub fn merkle_level(&self, level: u8) -> impl Iterator<Item = Result<(u64, [u8; 32]), StoreError>> + '_ {
-        self.index.scan_prefix([b'n', level]).map(move |kv| {
-            let (k, v) = kv?;
-            let corrupt = |what: &str| StoreError::Corrupt {
-                at: format!("merkle node key {}", hex::encode(&k)),
-                what: what.into(),
+        self.index.scan_prefix([b'N', level]).flat_map(move |kv| {
+            let page: Vec<Result<(u64, [u8; 32]), StoreError>> = match kv {
+                Err(e) => vec![Err(e.into())],
+                Ok((k, v)) => {
+                    let corrupt = |what: &str| StoreError::Corrupt {
+                        at: format!("merkle page key {}", hex::encode(&k)),
+                        what: what.into(),
+                    };
+                    match k.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes) {
+                        None => vec![Err(corrupt("bad key"))],
+                        Some(_) if v.len() % 32 != 0 || v.len() as u64 > NODES_PER_PAGE * 32 => {
+                            vec![Err(corrupt("value is not a whole number of nodes"))]
+                        }
+                        Some(p) => v
+                            .chunks_exact(32)
+                            .enumerate()
+                            .map(|(i, h)| {
+                                let mut hash = [0u8; 32];
+                                hash.copy_from_slice(h);
+                                Ok((p * NODES_PER_PAGE + i as u64, hash))
+                            })
+                            .collect(),
+                    }
+                }
             };
-            let index = k
-                .get(2..10)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| corrupt("bad key"))?;
-            let hash = <[u8; 32]>::try_from(v.as_ref()).map_err(|_| corrupt("value is not 32 bytes"))?;
-            Ok((index, hash))
+            page
         })
     }
 

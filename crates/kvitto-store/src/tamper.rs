@@ -66,6 +66,21 @@ pub fn put_index_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(), Stor
     store.flush_all()
 }
 
+/// Overwrites one stored Merkle node inside its page (the page must hold it).
+pub fn set_merkle_node(store: &Store, level: u8, index: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+    let mut key = vec![b'N', level];
+    key.extend_from_slice(&(index / crate::log::NODES_PER_PAGE).to_be_bytes());
+    let mut page = store.index_tree().get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
+    let offset = (index % crate::log::NODES_PER_PAGE) as usize * 32;
+    match page.get_mut(offset..offset + 32) {
+        Some(slot) => slot.copy_from_slice(hash),
+        None => {
+            return Err(StoreError::Corrupt { at: format!("merkle node {level}/{index}"), what: "not stored".into() });
+        }
+    }
+    put_index_raw(store, &key, &page)
+}
+
 /// Overwrites the stored format version.
 pub fn set_format(store: &Store, format: u32) -> Result<(), StoreError> {
     store.log_tree().insert(b"m:format", &format.to_be_bytes())?;
