@@ -1,5 +1,10 @@
-//! Faults: a full disk. Needs to mount a small tmpfs (root); skipped with a message otherwise.
-//! A commit that hits ENOSPC is refused and nothing of it is written; the handle is poisoned
+//! Faults: a full disk, a read-only directory, a corrupted byte in the log or the key vault,
+//! missing key files. Each gives a clear error naming what is wrong, writes nothing, and once
+//! the fault is removed the ledger opens whole and verifies. (Foreign and future format
+//! versions: `ledger.rs::open_errors_are_clear`.) Mount tests need root (a tmpfs) and are
+//! skipped with a message otherwise.
+//!
+//! Disk full: a commit that hits ENOSPC is refused and nothing of it is written; the handle is poisoned
 //! and closes without hanging in sled's flush; opening while the disk is full is refused
 //! instead of letting sled's recovery corrupt its snapshot; once space is freed the ledger
 //! opens (in a new process: after a storage failure sled keeps its lock until the process
@@ -52,13 +57,6 @@ async fn disk_full_refuses_cleanly_and_recovers() {
         eprintln!("skipped: cannot mount a tmpfs here (needs root); the disk-full test did not run");
         return;
     }
-    /// Unmounts even when an assertion fails.
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
     let _unmount = Unmount(mnt.clone());
     let path = mnt.join("ledger");
     Ledger::init(&path, "full.test/ledger").unwrap();
@@ -87,4 +85,153 @@ async fn disk_full_refuses_cleanly_and_recovers() {
     assert!(report.is_ok(), "{:?}", report.failure);
     ledger.append(consent("kalejdo", "c1", "marketing")).await.unwrap();
     ledger.close().await;
+}
+
+/// A 32 MiB tmpfs for tests that need to change a mount (root only).
+fn tmpfs() -> Option<(tempfile::TempDir, Unmount)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=32M", "tmpfs"]).arg(&mnt).status();
+    mounted.is_ok_and(|s| s.success()).then(|| (tmp, Unmount(mnt)))
+}
+
+/// Unmounts even when an assertion fails.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+async fn ledger_with_details(path: &Path, n: usize) {
+    Ledger::init(path, "faults.test/ledger").unwrap();
+    let ledger = reopen(path).await;
+    for i in 0..n {
+        ledger.append(collected_with_details("kalejdo", &format!("c{}", i % 40), "a@example.se")).await.unwrap();
+    }
+    ledger.close().await;
+}
+
+async fn opens_whole_and_verifies(path: &Path, n: u64) {
+    let ledger = reopen(path).await;
+    assert_eq!(ledger.len(), n);
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failure);
+    let h = ledger.history("kalejdo", "c7").await.unwrap();
+    assert!(h.iter().all(|e| matches!(e.details, kvitto::DetailsView::Disclosed(_))), "details readable again");
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_directory_refuses_to_open_then_recovers() {
+    let Some((_tmp, mnt)) = tmpfs() else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root); the read-only test did not run");
+        return;
+    };
+    let path = mnt.0.join("ledger");
+    ledger_with_details(&path, 60).await;
+    let remount = |mode: &str| Command::new("mount").args(["-o", &format!("remount,{mode}")]).arg(&mnt.0).status();
+    assert!(remount("ro").unwrap().success());
+    let before = all_bytes_under(&path);
+    let err = Ledger::open(&path, OpenOptions::default()).await.expect_err("a read-only ledger cannot take appends");
+    let msg = err.to_string();
+    assert!(msg.contains("Read-only file system") && msg.contains(path.to_str().unwrap()), "{msg}");
+    assert_eq!(all_bytes_under(&path), before, "nothing written");
+    assert!(remount("rw").unwrap().success());
+    opens_whole_and_verifies(&path, 60).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_byte_in_the_log_is_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    ledger_with_details(&path, 500).await;
+    let db = path.join("store/db");
+    let clean = std::fs::read(&db).unwrap();
+    let mut refused = 0;
+    for frac in [0.5, 0.7, 0.9] {
+        let at = (clean.len() as f64 * frac) as usize;
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x40;
+        std::fs::write(&db, &bytes).unwrap();
+        // Either refused with a clear error, or (a byte sled no longer uses) whole and verified;
+        // never opened short: sled's recovery stops at a damaged entry without an error.
+        match Ledger::open(&path, OpenOptions::default()).await {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("restore the store directory from a backup"), "{msg}");
+                refused += 1;
+            }
+            Ok(ledger) => {
+                assert_eq!(ledger.len(), 500, "byte {at}: opened short instead of refusing");
+                assert!(ledger.verify().await.unwrap().is_ok());
+                ledger.close().await;
+            }
+        }
+        // The fault removed: everything is back.
+        std::fs::write(&db, &clean).unwrap();
+        opens_whole_and_verifies(&path, 500).await;
+    }
+    assert!(refused > 0, "no corrupted byte was noticed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_byte_in_the_key_vault_is_refused_not_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    ledger_with_details(&path, 100).await;
+    let seg = std::fs::read_dir(path.join("vault")).unwrap().next().unwrap().unwrap().path();
+    let clean = std::fs::read(&seg).unwrap();
+    let mut bytes = clean.clone();
+    let at = clean.len() / 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = Ledger::open(&path, OpenOptions::default()).await.expect_err("a damaged key in the middle");
+    let msg = err.to_string();
+    assert!(msg.contains("checksum mismatch") && msg.contains("restore this file from a backup"), "{msg}");
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing cut off");
+    std::fs::write(&seg, &clean).unwrap();
+    opens_whole_and_verifies(&path, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_key_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    ledger_with_details(&path, 80).await;
+    let hide = |name: &str| {
+        let (from, to) = (path.join(name), dir.path().join("hidden"));
+        std::fs::rename(&from, &to).unwrap();
+        move || std::fs::rename(&to, &from).unwrap()
+    };
+
+    // The pseudonym secret: refused, named.
+    let restore = hide("secret.key");
+    let err = Ledger::open(&path, OpenOptions::default()).await.unwrap_err();
+    assert!(err.to_string().contains("secret.key") && err.to_string().contains("pseudonym secret is missing"), "{err}");
+    restore();
+
+    // The checkpoint signing key: the ledger opens and verifies; signing says what is missing.
+    let ledger = reopen(&path).await;
+    ledger.checkpoint().await.unwrap();
+    ledger.close().await;
+    let restore = hide("checkpoint.key");
+    let ledger = reopen(&path).await;
+    let err = ledger.checkpoint().await.unwrap_err();
+    assert!(err.to_string().contains("checkpoint.key"), "{err}");
+    ledger.close().await;
+    restore();
+
+    // The key vault's segment: verify names the first event whose key is gone.
+    let seg = std::fs::read_dir(path.join("vault")).unwrap().next().unwrap().unwrap().file_name();
+    let restore = hide(&format!("vault/{}", seg.to_string_lossy()));
+    let ledger = reopen(&path).await;
+    let f = ledger.verify().await.unwrap().failure.expect("lost keys are reported");
+    assert_eq!(f.seq, Some(0));
+    assert!(f.reason.contains("key vault does not hold"), "{f}");
+    ledger.close().await;
+    restore();
+    opens_whole_and_verifies(&path, 80).await;
 }

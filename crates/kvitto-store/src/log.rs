@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use kvitto_core::{EventId, LedgerSecret, SubjectId};
@@ -31,6 +31,10 @@ const SIGNING_MAGIC: &[u8; 4] = b"KVE1";
 const SECRET_MAGIC: &[u8; 4] = b"KVS1";
 const STORE_DIR: &str = "store";
 const VAULT_DIR: &str = "vault";
+/// The acknowledged head, kept outside sled (docs/FORMAT.md §5).
+const ACKED_FILE: &str = "acked";
+const ACKED_MAGIC: &[u8; 4] = b"KVA1";
+const ACKED_LEN: usize = 56;
 
 /// Free space required to open a store: sled writes during recovery (a snapshot, a new log
 /// segment), and a recovery interrupted by a full disk leaves an empty snapshot that makes
@@ -114,7 +118,43 @@ pub struct Store {
     index: sled::Tree,
     projections: sled::Tree,
     db_file: File,
+    /// `acked`: the newest acknowledged (next_seq, head hash), rewritten after every commit.
+    acked_file: File,
     vault: Vault,
+}
+
+/// The newest acknowledged position as recorded outside sled: a lower bound of what sled
+/// must hold. sled's recovery stops silently at the first damaged byte of its log, so a
+/// store that opens with fewer events than this has lost acknowledged events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// Events acknowledged.
+    pub next_seq: u64,
+    /// Hash of event `next_seq − 1` (zeros when none).
+    pub head_hash: [u8; 32],
+}
+
+impl Acked {
+    /// `KVA1 ‖ u64be next_seq ‖ head hash ‖ BLAKE3(first 44 bytes)[..12]`.
+    pub fn encode(&self) -> [u8; ACKED_LEN] {
+        let mut b = [0u8; ACKED_LEN];
+        b[..4].copy_from_slice(ACKED_MAGIC);
+        b[4..12].copy_from_slice(&self.next_seq.to_be_bytes());
+        b[12..44].copy_from_slice(&self.head_hash);
+        let sum = blake3::hash(&b[..44]);
+        b[44..].copy_from_slice(&sum.as_bytes()[..12]);
+        b
+    }
+
+    /// The inverse of [`Acked::encode`]; `None` if the bytes are not a whole, intact record.
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != ACKED_LEN || &b[..4] != ACKED_MAGIC || b[44..] != blake3::hash(&b[..44]).as_bytes()[..12] {
+            return None;
+        }
+        let mut head_hash = [0u8; 32];
+        head_hash.copy_from_slice(&b[12..44]);
+        Some(Acked { next_seq: u64::from_be_bytes(b[4..12].try_into().ok()?), head_hash })
+    }
 }
 
 pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
@@ -146,16 +186,79 @@ fn u64_value(v: &[u8], at: &str) -> Result<u64, StoreError> {
 fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open() {
+        // sled 0.34.7 panics on some damaged logs instead of returning an error.
+        let opened =
+            std::panic::catch_unwind(|| sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open())
+                .map_err(|panic| {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into());
+                    OpenError::Damaged {
+                        path: path.to_path_buf(),
+                        what: format!(
+                            "sled could not recover its log ({why}); the files are damaged — kvitto wrote nothing; \
+                         restore the store directory from a backup"
+                        ),
+                    }
+                })?;
+        match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
+            Err(source @ sled::Error::Corruption { .. }) => {
+                return Err(OpenError::Damaged {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "sled found damaged data ({source}) — kvitto wrote nothing; restore the store directory \
+                         from a backup"
+                    ),
+                });
+            }
             Err(source) => return Err(OpenError::Sled { path: path.to_path_buf(), source }),
         }
     }
+}
+
+/// Opens `acked` and refuses a store that holds fewer events than were acknowledged. A ledger
+/// made before the file existed gets one recording its current head.
+fn check_acked(dir: &Path, log: &sled::Tree) -> Result<File, OpenError> {
+    let path = dir.join(ACKED_FILE);
+    let head: Head = match log.get(HEAD_KEY).map_err(StoreError::from)? {
+        Some(v) => codec::decode(&v, || "m:head".into())?,
+        None => {
+            return Err(OpenError::Damaged { path: dir.join(STORE_DIR), what: "no chain head in the store".into() });
+        }
+    };
+    if !path.exists() {
+        tracing::warn!("no acknowledged-head file; recording the store's head");
+        write_private_file(&path, &Acked { next_seq: head.next_seq, head_hash: head.head_hash }.encode())?;
+        sync_dir(dir).map_err(io_err(dir))?;
+    }
+    let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err(&path))?;
+    let mut b = Vec::new();
+    (&file).read_to_end(&mut b).map_err(io_err(&path))?;
+    let acked = Acked::decode(&b).ok_or_else(|| OpenError::Damaged {
+        path: path.clone(),
+        what: "not an intact acknowledged-head record (KVA1, 56 bytes); the store was not opened. If the store \
+               directory is known to be intact, delete this file and it is recreated from the store's head"
+            .into(),
+    })?;
+    if head.next_seq < acked.next_seq {
+        return Err(OpenError::Damaged {
+            path: dir.join(STORE_DIR),
+            what: format!(
+                "the store holds {} events but {} were acknowledged: its log is damaged (sled's recovery stops \
+                 at the first corrupted byte) — kvitto wrote nothing; restore the store directory from a backup",
+                head.next_seq, acked.next_seq
+            ),
+        });
+    }
+    Ok(file)
 }
 
 impl Store {
@@ -208,6 +311,7 @@ impl Store {
         sync_dir(&store_dir).map_err(io_err(&store_dir))?;
         let vault_dir = dir.join(VAULT_DIR);
         Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
+        write_private_file(&dir.join(ACKED_FILE), &Acked { next_seq: 0, head_hash: [0; 32] }.encode())?;
         write_private_file(&dir.join(MARKER), format!("kvitto ledger\nformat {LEDGER_FORMAT}\n").as_bytes())?;
         sync_dir(dir).map_err(io_err(dir))?;
         Ok(())
@@ -231,7 +335,18 @@ impl Store {
             return Err(OpenError::UnknownFormat { path: dir.to_path_buf(), found, supported: LEDGER_FORMAT });
         }
         let secret_path = dir.join(SECRET_FILE);
-        let secret_bytes = fs::read(&secret_path).map_err(io_err(&secret_path))?;
+        let secret_bytes = match fs::read(&secret_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OpenError::Damaged {
+                    path: secret_path,
+                    what: "the ledger's pseudonym secret is missing: without it no customer can be found or \
+                           appended to; restore this file from the ledger's backup (kvitto wrote nothing)"
+                        .into(),
+                });
+            }
+            Err(source) => return Err(OpenError::Io { path: secret_path, source }),
+        };
         if secret_bytes.len() != 36 || &secret_bytes[..4] != SECRET_MAGIC {
             return Err(OpenError::Damaged {
                 path: secret_path,
@@ -276,9 +391,10 @@ impl Store {
             .map_or(0, i64::from_be_bytes);
         let db_path = store_dir.join("db");
         let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
+        let acked_file = check_acked(dir, &log)?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, vault };
+        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, acked_file, vault };
         Ok((store, LedgerSecret(secret), LedgerInfo { origin, format, created_at }))
     }
 
@@ -341,6 +457,14 @@ impl Store {
         }
     }
 
+    /// The acknowledged head recorded outside sled.
+    pub fn acked(&self) -> Result<Acked, StoreError> {
+        let mut b = [0u8; ACKED_LEN];
+        std::os::unix::fs::FileExt::read_exact_at(&self.acked_file, &mut b, 0)?;
+        Acked::decode(&b)
+            .ok_or_else(|| StoreError::Corrupt { at: ACKED_FILE.into(), what: "not an intact KVA1 record".into() })
+    }
+
     /// Writes records `first_seq..` and the new head atomically, then makes them durable
     /// (sled flush + fdatasync). On `Ok`, the events survive a kill and a power loss.
     pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, StoreError> {
@@ -359,6 +483,11 @@ impl Store {
         stats.write = started.elapsed();
         self.db_file.sync_data()?;
         stats.sync = started.elapsed() - stats.write;
+        // A lower bound for the next open (not synced: it only has to trail the log).
+        let acked = Acked { next_seq: head.next_seq, head_hash: head.head_hash };
+        if let Err(e) = std::os::unix::fs::FileExt::write_all_at(&self.acked_file, &acked.encode(), 0) {
+            tracing::warn!(error = %e, "could not record the acknowledged head; the next open checks an older one");
+        }
         Ok(stats)
     }
 

@@ -127,28 +127,45 @@ fn decode_body(body: &[u8]) -> Result<(SubjectId, SubjectKeys), kvitto_core::Dec
 /// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
 /// offset where the valid prefix ends (with why it stopped, if before the end).
 #[allow(clippy::type_complexity)]
-fn parse_segment(bytes: &[u8]) -> (Vec<(SubjectId, SubjectKeys, std::ops::Range<usize>)>, usize, Option<String>) {
+/// What is wrong with a segment, where, and whether it can only be a torn tail.
+struct Problem {
+    what: String,
+    /// The bad frame runs to the end of the file: a write that never completed (its group
+    /// was never acknowledged, because the vault is fdatasync'd before the log). A bad frame
+    /// with more bytes after it is damage to data that later writes were made durable after.
+    tail: bool,
+}
+
+/// A parsed frame: whose keys, the keys, and where the frame lies in the segment.
+type Frame = (SubjectId, SubjectKeys, std::ops::Range<usize>);
+
+fn parse_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<Problem>) {
     let mut frames = Vec::new();
     let mut pos = HEADER_LEN as usize;
+    let tail = |what: &str| Some(Problem { what: what.into(), tail: true });
     while pos < bytes.len() {
         let start = pos;
         let Some(len) = bytes.get(pos..pos + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
-            return (frames, start, Some("truncated frame length".into()));
+            return (frames, start, tail("truncated frame length"));
         };
         let Some(body) = bytes.get(pos + 4..pos + 4 + len) else {
-            return (frames, start, Some("truncated frame".into()));
+            return (frames, start, tail("truncated frame"));
         };
-        let Some(sum) = bytes.get(pos + 4 + len..pos + 4 + len + 16) else {
-            return (frames, start, Some("truncated frame checksum".into()));
+        let end = pos + 4 + len + 16;
+        let Some(sum) = bytes.get(pos + 4 + len..end) else {
+            return (frames, start, tail("truncated frame checksum"));
         };
+        let last = end == bytes.len();
         if &blake3::hash(body).as_bytes()[..16] != sum {
-            return (frames, start, Some("frame checksum mismatch".into()));
+            return (frames, start, Some(Problem { what: "frame checksum mismatch".into(), tail: last }));
         }
         match decode_body(body) {
-            Ok((s, k)) => frames.push((s, k, start..pos + 4 + len + 16)),
-            Err(e) => return (frames, start, Some(format!("frame does not decode: {e}"))),
+            Ok((s, k)) => frames.push((s, k, start..end)),
+            Err(e) => {
+                return (frames, start, Some(Problem { what: format!("frame does not decode: {e}"), tail: last }));
+            }
         }
-        pos += 4 + len + 16;
+        pos = end;
     }
     (frames, pos, None)
 }
@@ -234,9 +251,15 @@ impl Vault {
                 return Err(VaultError::Corrupt { path, what: "not a kvitto vault segment (KVV1 v1)".into() });
             }
             let (frames, valid, problem) = parse_segment(&bytes);
-            if let Some(what) = problem {
-                if !last {
-                    return Err(VaultError::Corrupt { path, what: format!("{what} at byte {valid}") });
+            if let Some(Problem { what, tail }) = problem {
+                if !last || !tail {
+                    return Err(VaultError::Corrupt {
+                        path,
+                        what: format!(
+                            "{what} at byte {valid}; keys after it were acknowledged, so nothing is cut off — \
+                             restore this file from a backup"
+                        ),
+                    });
                 }
                 // A torn tail of the newest segment was never acknowledged: cut it off.
                 tracing::warn!(segment = id, at = valid, "truncating torn tail of the key vault");
@@ -267,6 +290,11 @@ impl Vault {
     /// A subject's keys; `None` when it has none (never had, or erased).
     pub fn get(&self, subject: &SubjectId) -> Option<SubjectKeys> {
         self.lock().entries.get(subject).map(|e| e.keys.clone())
+    }
+
+    /// Whether the subject holds the key of `slot` (without copying its key set).
+    pub fn has_key(&self, subject: &SubjectId, slot: &str) -> bool {
+        self.lock().entries.get(subject).is_some_and(|e| e.keys.key(slot).is_some())
     }
 
     /// Number of subjects with keys.

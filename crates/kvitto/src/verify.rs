@@ -91,6 +91,7 @@ pub(crate) fn verify_store(
     };
     // An index mismatch ranks below any chain or head fault: those say which event is bad.
     let mut index_failure = None;
+    let mut vault_failure = None;
     if watermark == 0 {
         index_failure = check_index(store, &cv, 0).map_err(storage)?;
     }
@@ -161,6 +162,21 @@ pub(crate) fn verify_store(
             ));
             break;
         }
+        if vault_failure.is_none()
+            && record.sealed.is_some()
+            && let Some(link) = event.subject
+            && !store.vault().has_key(&link.subject, kvitto_store::vault::slot(&event.kind))
+        {
+            // Erasure is not recorded by any event yet, so a missing key is lost, not erased.
+            vault_failure = Some(at(
+                event.seq,
+                format!(
+                    "its details are sealed under the subject's `{}` key, which the key vault does not hold \
+                     (a vault segment file is missing or damaged)",
+                    kvitto_store::vault::slot(&event.kind)
+                ),
+            ));
+        }
         completed.clear();
         frontier.push(&hash.0, &mut completed);
         while let Some((size, note)) = next_checkpoint.peek() {
@@ -213,6 +229,9 @@ pub(crate) fn verify_store(
             ),
         });
     }
+    if failure.is_none() {
+        failure = check_acked(store, cv.count()).map_err(storage)?;
+    }
     if failure.is_none() && watermark > cv.count() {
         failure = Some(VerifyFailure {
             seq: None,
@@ -227,7 +246,7 @@ pub(crate) fn verify_store(
             reason: format!("checkpoint of size {size} is beyond the {} events of the log", cv.count()),
         });
     }
-    let r = report(&cv, failure.or(checkpoint_failure).or(index_failure));
+    let r = report(&cv, failure.or(checkpoint_failure).or(vault_failure).or(index_failure));
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
 }
@@ -319,6 +338,29 @@ fn check_tree_levels(store: &Store, size: u64) -> Option<VerifyFailure> {
         level += 1;
     }
     None
+}
+
+/// The acknowledged head recorded outside sled must lie within the verified chain and name
+/// the same event hash there (a rewritten history that re-chains cleanly still differs here).
+fn check_acked(store: &Store, count: u64) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
+    let acked = store.acked()?;
+    if acked.next_seq == 0 {
+        return Ok(None);
+    }
+    if acked.next_seq > count {
+        return Ok(Some(at(
+            count,
+            format!("missing: {} events were acknowledged, the log ends after {count}", acked.next_seq),
+        )));
+    }
+    let seq = acked.next_seq - 1;
+    let hash = store.record(seq)?.map(|r| kvitto_core::event_hash(&r.canonical));
+    Ok((hash.map(|h| h.0) != Some(acked.head_hash)).then(|| {
+        at(
+            seq,
+            format!("altered: this event's hash differs from the one acknowledged ({})", EventHash(acked.head_hash)),
+        )
+    }))
 }
 
 /// Compares the derived index (as of `watermark` events) with the re-derived chain state.
