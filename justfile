@@ -30,6 +30,14 @@ compare *ARGS:
 crash-loop CYCLES="100":
     KVITTO_CRASH_CYCLES={{CYCLES}} cargo test --release -p kvitto-integration --test crash --locked -- --nocapture
 
+# Fuzz one target (json_event, canonical, stored_record, bundle) for SECONDS; needs the
+# nightly toolchain and cargo-fuzz (installed on first use). Crashes land in fuzz/artifacts/.
+fuzz TARGET SECONDS="120":
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    mkdir -p fuzz/corpus/{{TARGET}}
+    cd fuzz && cargo +nightly fuzz run {{TARGET}} corpus/{{TARGET}} seeds/{{TARGET}} -- -max_total_time={{SECONDS}} -max_len=65536
+
 # Recompute the golden vectors with the independent Python implementation
 golden-py:
     python3 -m pip install --quiet blake3

@@ -99,7 +99,7 @@ impl fmt::Display for IsoPeriod {
                 write!(f, "{n}{u}")?;
             }
         }
-        if self.hours + self.minutes + self.seconds > 0 {
+        if self.hours > 0 || self.minutes > 0 || self.seconds > 0 {
             f.write_str("T")?;
             for (n, u) in [(self.hours, 'H'), (self.minutes, 'M'), (self.seconds, 'S')] {
                 if n > 0 {
@@ -133,6 +133,15 @@ mod tests {
         let p = IsoPeriod::parse("P1Y2M3W4DT5H6M7S").unwrap();
         assert_eq!(p.to_string(), "P1Y2M3W4DT5H6M7S");
         assert_eq!(IsoPeriod::parse("PT36H").unwrap().hours, 36);
+    }
+
+    #[test]
+    fn large_components_display_as_written() {
+        // Found by the `canonical` fuzz target: the sum of the time parts overflowed u32 (a
+        // panic in debug builds; in release, wrapped to 0 and dropped the time part).
+        let p = IsoPeriod::parse("PT4294967295H1M").unwrap();
+        assert_eq!(p.to_string(), "PT4294967295H1M");
+        assert_eq!(IsoPeriod::parse(&p.to_string()).unwrap(), p);
     }
 
     #[test]
