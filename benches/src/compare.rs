@@ -471,7 +471,8 @@ fn sqlite_open(path: &Path) -> Result<rusqlite::Connection> {
 /// Appends one row inside the caller's transaction: reads the tip, chains, inserts.
 fn sqlite_insert(tx: &rusqlite::Transaction<'_>, bytes: &[u8]) -> Result<()> {
     let tip: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map(Some)
         .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
         .map_err(err("sqlite tip"))?;
