@@ -326,14 +326,18 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         Measured::new(n, started.elapsed(), "BLAKE3 (derive_key) over the stored preimages"),
     ));
 
+    // Size after flush and close, before a rebuild rewrites every projection state.
+    rt.block_on(ledger.close());
+    let bytes_per_event = dir_size(&ledger_dir) as f64 / n.max(1) as f64;
+
     progress("rebuild");
+    let ledger = rt.block_on(Ledger::open(&ledger_dir, OpenOptions::default())).map_err(err("reopen"))?;
     let started = Instant::now();
     let rebuilt = rt.block_on(ledger.rebuild()).map_err(err("rebuild"))?;
     let mut m = Measured::new(rebuilt.events as usize, started.elapsed(), "all projections from seq 0, persisted");
     m.extra.insert("fold_events_per_sec".into(), json!(round(rebuilt.events as f64 / rebuilt.fold.as_secs_f64(), 1)));
     results.push(("rebuild".into(), m));
     rt.block_on(ledger.close());
-    let bytes_per_event = dir_size(&ledger_dir) as f64 / n.max(1) as f64;
 
     progress("kvitto_append_single");
     let single_n = n.min(options.per_event_limit);
