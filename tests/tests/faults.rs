@@ -114,6 +114,13 @@ async fn ledger_with_details(path: &Path, n: usize) {
     ledger.close().await;
 }
 
+async fn temp_ledger_with_details(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    ledger_with_details(&path, n).await;
+    (dir, path)
+}
+
 async fn opens_whole_and_verifies(path: &Path, n: u64) {
     let ledger = reopen(path).await;
     assert_eq!(ledger.len(), n);
@@ -145,9 +152,7 @@ async fn read_only_directory_refuses_to_open_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_byte_in_the_log_is_refused_not_truncated() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger");
-    ledger_with_details(&path, 500).await;
+    let (_dir, path) = temp_ledger_with_details(500).await;
     let db = path.join("store/db");
     let clean = std::fs::read(&db).unwrap();
     let mut refused = 0; // refused or reported
@@ -191,9 +196,7 @@ async fn corrupted_byte_in_the_log_is_refused_not_truncated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_byte_in_the_key_vault_is_refused_not_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger");
-    ledger_with_details(&path, 100).await;
+    let (_dir, path) = temp_ledger_with_details(100).await;
     let seg = std::fs::read_dir(path.join("vault")).unwrap().next().unwrap().unwrap().path();
     let clean = std::fs::read(&seg).unwrap();
     let mut bytes = clean.clone();
@@ -210,9 +213,7 @@ async fn corrupted_byte_in_the_key_vault_is_refused_not_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_files_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger");
-    ledger_with_details(&path, 80).await;
+    let (dir, path) = temp_ledger_with_details(80).await;
     let hide = |name: &str| {
         let (from, to) = (path.join(name), dir.path().join("hidden"));
         std::fs::rename(&from, &to).unwrap();
