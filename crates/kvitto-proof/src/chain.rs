@@ -135,9 +135,19 @@ impl ChainVerifier {
     /// Checks the next event from its canonical bytes and its stored subject back-link.
     /// Returns the decoded event and its re-derived hash.
     pub fn push(&mut self, canonical: &[u8], back_link: Option<u64>) -> Result<(Event, EventHash), ChainFault> {
-        let event = decode_event(canonical)
-            .map_err(|e| ChainFault::Undecodable { seq: self.next_seq, reason: e.to_string() })?;
-        let hash = event_hash(canonical);
+        let decoded = decode_event(canonical).map_err(|e| e.to_string());
+        self.push_decoded(decoded, event_hash(canonical), back_link)
+    }
+
+    /// [`ChainVerifier::push`] with the decoding and hashing done by the caller (e.g. on
+    /// another thread): `decoded` and `hash` must come from the same canonical bytes.
+    pub fn push_decoded(
+        &mut self,
+        decoded: Result<Event, String>,
+        hash: EventHash,
+        back_link: Option<u64>,
+    ) -> Result<(Event, EventHash), ChainFault> {
+        let event = decoded.map_err(|reason| ChainFault::Undecodable { seq: self.next_seq, reason })?;
         let seq = event.seq;
         if seq != self.next_seq {
             return Err(ChainFault::SeqMismatch { expected: self.next_seq, found: seq });

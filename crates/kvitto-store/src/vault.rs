@@ -177,6 +177,51 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], VaultError> {
     Ok(buf)
 }
 
+/// OS randomness fetched 4 KiB at a time: the writer needs a salt, a nonce and sometimes a
+/// key per event, and one `getrandom` call each was a measurable share of sealing a group.
+/// The bytes are the OS CSPRNG's, used once each.
+#[derive(Default)]
+pub struct RandomPool {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl std::fmt::Debug for RandomPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RandomPool").field("left", &(self.buf.len() - self.pos)).finish()
+    }
+}
+
+impl RandomPool {
+    const SIZE: usize = 4096;
+
+    /// The next `N` unused random bytes.
+    pub fn take<const N: usize>(&mut self) -> Result<[u8; N], VaultError> {
+        if self.buf.len() - self.pos < N {
+            self.buf.resize(Self::SIZE.max(N), 0);
+            getrandom::fill(&mut self.buf).map_err(|e| VaultError::Rng(e.to_string()))?;
+            self.pos = 0;
+        }
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.buf[self.pos..self.pos + N]);
+        // Used bytes are not kept around.
+        self.buf[self.pos..self.pos + N].fill(0);
+        self.pos += N;
+        Ok(out)
+    }
+}
+
+/// What the vault holds for one (subject, slot), without copying the subject's key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKey {
+    /// The subject has no keys (never had, or erased).
+    NoSubject,
+    /// The subject has keys, but none for this slot (or no slot was asked for).
+    NoSlot,
+    /// The slot's key.
+    Key([u8; 32]),
+}
+
 struct Entry {
     keys: SubjectKeys,
     /// Segments holding frames of this subject.
@@ -290,6 +335,18 @@ impl Vault {
     /// A subject's keys; `None` when it has none (never had, or erased).
     pub fn get(&self, subject: &SubjectId) -> Option<SubjectKeys> {
         self.lock().entries.get(subject).map(|e| e.keys.clone())
+    }
+
+    /// The key of `slot` (`None`: only whether the subject has keys), without copying the
+    /// subject's key set — the writer asks this once per event.
+    pub fn slot_key(&self, subject: &SubjectId, slot: Option<&str>) -> SlotKey {
+        match self.lock().entries.get(subject) {
+            None => SlotKey::NoSubject,
+            Some(e) => match slot.and_then(|s| e.keys.key(s)) {
+                Some(k) => SlotKey::Key(*k),
+                None => SlotKey::NoSlot,
+            },
+        }
     }
 
     /// Whether the subject holds the key of `slot` (without copying its key set).
@@ -466,17 +523,29 @@ pub fn seal(
     salt: &[u8; 32],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, VaultError> {
+    seal_with_nonce(key, subject, event_id, &random_bytes::<24>()?, salt, plaintext)
+}
+
+/// [`seal`] with a caller-supplied random nonce (e.g. from a [`RandomPool`]); a nonce must
+/// never repeat under one key — 24 random bytes make that a non-event.
+pub fn seal_with_nonce(
+    key: &[u8; 32],
+    subject: &SubjectId,
+    event_id: &EventId,
+    nonce_bytes: &[u8; 24],
+    salt: &[u8; 32],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, VaultError> {
     let cipher = XChaCha20Poly1305::new(&(*key).into());
-    let nonce_bytes = random_bytes::<24>()?;
     let mut msg = Vec::with_capacity(32 + plaintext.len());
     msg.extend_from_slice(salt);
     msg.extend_from_slice(plaintext);
     let aad = aad(subject, event_id);
     let ct = cipher
-        .encrypt(&XNonce::from(nonce_bytes), Payload { msg: &msg, aad: &aad })
+        .encrypt(&XNonce::from(*nonce_bytes), Payload { msg: &msg, aad: &aad })
         .map_err(|_| VaultError::Decrypt(*event_id))?;
     let mut out = Vec::with_capacity(24 + ct.len());
-    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(nonce_bytes);
     out.extend_from_slice(&ct);
     Ok(out)
 }

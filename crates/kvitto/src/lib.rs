@@ -179,8 +179,14 @@ impl Ledger {
                 .spawn(move || indexer::run(store, shared, lock, frontier, index_rx))
                 .map_err(spawn_err)?
         };
-        let writer =
-            Writer { store: store.clone(), shared: shared.clone(), index_tx, head, pending_ids: Default::default() };
+        let writer = Writer {
+            store: store.clone(),
+            shared: shared.clone(),
+            index_tx,
+            head,
+            pending_ids: Default::default(),
+            rng: Default::default(),
+        };
         let writer = std::thread::Builder::new()
             .name("kvitto-writer".into())
             .spawn(move || writer.run(rx))

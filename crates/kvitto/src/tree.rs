@@ -50,11 +50,16 @@ impl Frontier {
 
     /// Adds the next leaf (its event hash); returns the nodes completed, leaf included.
     pub fn push(&mut self, event_hash: &[u8; 32], out: &mut Vec<(u8, u64, Hash)>) {
+        self.push_leaf(Blake3::leaf(event_hash), out);
+    }
+
+    /// [`Frontier::push`] with the leaf hash already computed.
+    pub fn push_leaf(&mut self, leaf: Hash, out: &mut Vec<(u8, u64, Hash)>) {
         if self.pending.len() < 64 {
             self.pending.resize(64, None);
         }
         let index = self.size;
-        let mut carry = Blake3::leaf(event_hash);
+        let mut carry = leaf;
         out.push((0, index, carry));
         let mut level = 0usize;
         while let Some(left) = self.pending[level].take() {

@@ -64,14 +64,82 @@ fn chain(fault: ChainFault) -> VerifyFailure {
 pub(crate) fn verify_store(
     store: &Store,
     origin: &str,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
+    // Two threads: one reads chunks and decodes and hashes every event (the bulk of the
+    // work, and independent per event), this one checks them in order. The bounded channel
+    // keeps memory flat; dropping the receiver (on the first failure) stops the reader.
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
+        s.spawn(move || {
+            for chunk in store.chunks_from(0) {
+                let batch = match chunk {
+                    Ok((first, records)) => records
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, record)| {
+                            let decoded = kvitto_core::decode_event(&record.canonical).map_err(|e| e.to_string());
+                            let hash = kvitto_core::event_hash(&record.canonical);
+                            let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&hash.0);
+                            Ok((first + i as u64, record, decoded, hash, leaf))
+                        })
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                if tx.send(batch).is_err() {
+                    break;
+                }
+            }
+        });
+        // A third thread reads the derived index, which is compared once the chain reaches
+        // the index watermark.
+        let (itx, irx) = std::sync::mpsc::sync_channel::<Vec<IndexItem>>(64);
+        s.spawn(move || {
+            let heads = store.indexed_subject_heads().map(|r| r.map(|(s, h)| IndexEntry::Head(s, h)));
+            let ids = store.indexed_event_ids().map(|r| r.map(|(id, seq)| IndexEntry::Id(id, seq)));
+            let mut batch = Vec::with_capacity(4096);
+            for item in heads.chain(ids) {
+                batch.push(item);
+                if batch.len() == 4096 && itx.send(std::mem::take(&mut batch)).is_err() {
+                    return;
+                }
+            }
+            let _ = itx.send(batch);
+        });
+        let index = irx.into_iter().flatten();
+        check_stream(store, origin, progress, rx.into_iter().flatten().peekable(), index)
+    })
+}
+
+/// One entry of the derived index, as read by the index thread.
+enum IndexEntry {
+    Head(kvitto_core::SubjectId, kvitto_store::SubjectHeadRec),
+    Id(kvitto_core::EventId, u64),
+}
+
+type IndexItem = Result<IndexEntry, kvitto_store::StoreError>;
+
+/// A stored record with its key seq, decoded event and re-derived hash (or why its chunk
+/// did not decode).
+type Prepared = Result<
+    (u64, kvitto_store::Record, Result<kvitto_core::Event, String>, EventHash, kvitto_proof::Hash),
+    kvitto_store::StoreError,
+>;
+
+fn check_stream(
+    store: &Store,
+    origin: &str,
+    mut progress: impl FnMut(u64, u64),
+    mut records: std::iter::Peekable<impl Iterator<Item = Prepared>>,
+    index: impl Iterator<Item = IndexItem>,
+) -> Result<VerifyReport, VerifyError> {
+    let mut index = Some(index);
     let started = Instant::now();
     let storage = |e: kvitto_store::StoreError| VerifyError::Storage(e.to_string());
     let head = store.head().map_err(storage)?;
     let watermark = store.index_watermark().map_err(storage)?;
     let mut cv = ChainVerifier::new(true);
-    let mut leaves = store.merkle_level(0);
+    let mut levels = Vec::new();
     // Signed checkpoints: each root is recomputed from the events at its size.
     let checkpoints = store.checkpoints().map_err(storage)?;
     let signer =
@@ -93,20 +161,11 @@ pub(crate) fn verify_store(
     let mut index_failure = None;
     let mut vault_failure = None;
     if watermark == 0 {
-        index_failure = check_index(store, &cv, 0).map_err(storage)?;
+        index_failure = check_index(index.take().into_iter().flatten(), &cv, 0).map_err(storage)?;
     }
-    let mut records = store
-        .chunks_from(0)
-        .flat_map(|chunk| match chunk {
-            Ok((first, records)) => {
-                records.into_iter().enumerate().map(|(i, r)| Ok((first + i as u64, r))).collect::<Vec<_>>()
-            }
-            Err(e) => vec![Err(e)],
-        })
-        .peekable();
     while failure.is_none() && cv.count() < head.next_seq {
         let Some(item) = records.next() else { break };
-        let (key_seq, record) = match item {
+        let (key_seq, record, decoded, hash, leaf) = match item {
             Ok(v) => v,
             Err(e) => {
                 failure = Some(at(cv.count(), format!("stored chunk does not decode: {e}")));
@@ -124,15 +183,15 @@ pub(crate) fn verify_store(
             ));
             break;
         }
-        let (event, hash) = match cv.push(&record.canonical, record.back_link) {
+        let (event, _) = match cv.push_decoded(decoded, hash, record.back_link) {
             Ok(v) => v,
             Err(fault @ ChainFault::PrevHashMismatch { seq, .. }) => {
                 // Blame the event that was altered: if this one still hashes to what its
                 // successor (or the stored head) recorded, it is intact and its predecessor
                 // changed after it was sealed.
-                let own = kvitto_core::event_hash(&record.canonical);
+                let own = hash;
                 let recorded_by_next = match records.peek() {
-                    Some(Ok((_, next))) => kvitto_core::decode_event(&next.canonical).ok().map(|e| e.prev_hash),
+                    Some(Ok((_, _, next, _, _))) => next.as_ref().ok().map(|e| e.prev_hash),
                     Some(Err(_)) => None,
                     None => Some(EventHash(head.head_hash)),
                 };
@@ -178,7 +237,7 @@ pub(crate) fn verify_store(
             ));
         }
         completed.clear();
-        frontier.push(&hash.0, &mut completed);
+        frontier.push_leaf(leaf, &mut completed);
         while let Some((size, note)) = next_checkpoint.peek() {
             if *size != frontier.size() {
                 break;
@@ -190,23 +249,26 @@ pub(crate) fn verify_store(
             next_checkpoint.next();
         }
         if event.seq < watermark && index_failure.is_none() {
-            // Stored leaf hashes against the re-derived event hashes, in lockstep.
-            let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&hash.0);
-            index_failure = match leaves.next() {
-                Some(Ok((i, stored))) if i == event.seq && stored == leaf => None,
-                Some(Ok((i, _))) if i == event.seq => {
-                    Some(at(event.seq, "stored merkle leaf does not match the event hash"))
+            // Every stored Merkle node (leaves and interior) against the nodes re-derived from
+            // the events, in lockstep, one stream per level.
+            index_failure = completed.iter().find_map(|&(level, index, node)| {
+                let level = level as usize;
+                while levels.len() <= level {
+                    levels.push(store.merkle_level(levels.len() as u8));
                 }
-                Some(Ok((i, _))) => Some(at(event.seq, format!("stored merkle leaves skip to index {i}"))),
-                Some(Err(e)) => Some(at(event.seq, format!("merkle leaf: {e}"))),
-                None => Some(at(event.seq, "stored merkle leaf missing")),
-            };
+                let bad = |what: String| Some(at(event.seq, format!("merkle node {level}/{index}: {what}")));
+                match levels[level].next() {
+                    Some(Ok((i, stored))) if i == index && stored == node => None,
+                    Some(Ok((i, _))) if i == index => bad("stored hash does not match the events".into()),
+                    Some(Ok((i, _))) => bad(format!("stored nodes skip to index {i}")),
+                    Some(Err(e)) => bad(e.to_string()),
+                    None => bad("missing".into()),
+                }
+            });
         }
         if cv.count() == watermark {
-            index_failure = index_failure.or(check_index(store, &cv, watermark).map_err(storage)?);
-            if index_failure.is_none() {
-                index_failure = check_tree_levels(store, watermark);
-            }
+            index_failure =
+                index_failure.or(check_index(index.take().into_iter().flatten(), &cv, watermark).map_err(storage)?);
         }
         if cv.count().is_multiple_of(65_536) {
             progress(cv.count(), head.next_seq);
@@ -302,44 +364,6 @@ fn check_checkpoint(
     None
 }
 
-/// Checks every stored interior Merkle node against its two stored children, level by level,
-/// streaming each level once (leaves were checked against the events during the scan).
-fn check_tree_levels(store: &Store, size: u64) -> Option<VerifyFailure> {
-    use kvitto_proof::{Blake3, TreeHash};
-    let fail = |reason: String| Some(VerifyFailure { seq: None, reason: format!("merkle nodes: {reason}") });
-    let mut level = 0u8;
-    while (size >> (level + 1)) > 0 {
-        let expected = size >> (level + 1);
-        let mut children = store.merkle_level(level);
-        let mut parents = store.merkle_level(level + 1);
-        for j in 0..expected {
-            let mut child = || match children.next() {
-                Some(Ok(v)) => Ok(v),
-                Some(Err(e)) => Err(e.to_string()),
-                None => Err(format!("level {level} ends before index {}", 2 * j + 1)),
-            };
-            let (left, right) = match (child(), child()) {
-                (Ok(l), Ok(r)) => (l, r),
-                (Err(e), _) | (_, Err(e)) => return fail(e),
-            };
-            if left.0 != 2 * j || right.0 != 2 * j + 1 {
-                return fail(format!("level {level} is missing nodes near index {}", 2 * j));
-            }
-            match parents.next() {
-                Some(Ok((i, h))) if i == j && h == Blake3::node(&left.1, &right.1) => {}
-                Some(Ok((i, _))) if i == j => {
-                    return fail(format!("node {}/{j} is not the hash of its children", level + 1));
-                }
-                Some(Ok((i, _))) => return fail(format!("level {} skips to index {i}", level + 1)),
-                Some(Err(e)) => return fail(e.to_string()),
-                None => return fail(format!("node {}/{j} is missing", level + 1)),
-            }
-        }
-        level += 1;
-    }
-    None
-}
-
 /// The acknowledged head recorded outside sled must lie within the verified chain and name
 /// the same event hash there (a rewritten history that re-chains cleanly still differs here).
 fn check_acked(store: &Store, count: u64) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
@@ -365,41 +389,57 @@ fn check_acked(store: &Store, count: u64) -> Result<Option<VerifyFailure>, kvitt
 
 /// Compares the derived index (as of `watermark` events) with the re-derived chain state.
 fn check_index(
-    store: &Store,
+    entries: impl Iterator<Item = IndexItem>,
     cv: &ChainVerifier,
     watermark: u64,
 ) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
     let idx =
         |reason: String| Some(VerifyFailure { seq: None, reason: format!("index (watermark {watermark}): {reason}") });
-    let mut heads = 0u64;
-    for entry in store.indexed_subject_heads() {
-        let (subject, rec) = entry?;
-        heads += 1;
-        match cv.subjects().get(&subject) {
-            Some(tip) if tip.last_seq == rec.last_seq && tip.count == rec.count && tip.last_hash.0 == rec.last_hash => {
+    let (mut heads, mut ids) = (0u64, 0u64);
+    let heads_match = |heads: u64| {
+        (heads != cv.subjects().len() as u64)
+            .then(|| idx(format!("{heads} subject heads indexed, the chain has {} subjects", cv.subjects().len())))
+            .flatten()
+    };
+    // Heads come first, then event ids (key order of the index tree).
+    for entry in entries {
+        match entry? {
+            IndexEntry::Head(subject, rec) => {
+                heads += 1;
+                match cv.subjects().get(&subject) {
+                    Some(tip)
+                        if tip.last_seq == rec.last_seq
+                            && tip.count == rec.count
+                            && tip.last_hash.0 == rec.last_hash => {}
+                    Some(tip) => {
+                        return Ok(idx(format!(
+                            "subject {subject} head says seq {} (#{}) but the chain ends at seq {} (#{})",
+                            rec.last_seq, rec.count, tip.last_seq, tip.count
+                        )));
+                    }
+                    None => return Ok(idx(format!("subject {subject} is indexed but has no events"))),
+                }
             }
-            Some(tip) => {
-                return Ok(idx(format!(
-                    "subject {subject} head says seq {} (#{}) but the chain ends at seq {} (#{})",
-                    rec.last_seq, rec.count, tip.last_seq, tip.count
-                )));
+            IndexEntry::Id(id, seq) => {
+                if ids == 0
+                    && let Some(f) = heads_match(heads)
+                {
+                    return Ok(Some(f));
+                }
+                ids += 1;
+                if cv.event_id_seq(&id) != Some(seq) {
+                    return Ok(idx(format!(
+                        "event_id {id} points to seq {seq}, the chain has it at {:?}",
+                        cv.event_id_seq(&id)
+                    )));
+                }
             }
-            None => return Ok(idx(format!("subject {subject} is indexed but has no events"))),
         }
     }
-    if heads != cv.subjects().len() as u64 {
-        return Ok(idx(format!("{heads} subject heads indexed, the chain has {} subjects", cv.subjects().len())));
-    }
-    let mut ids = 0u64;
-    for entry in store.indexed_event_ids() {
-        let (id, seq) = entry?;
-        ids += 1;
-        if cv.event_id_seq(&id) != Some(seq) {
-            return Ok(idx(format!(
-                "event_id {id} points to seq {seq}, the chain has it at {:?}",
-                cv.event_id_seq(&id)
-            )));
-        }
+    if ids == 0
+        && let Some(f) = heads_match(heads)
+    {
+        return Ok(Some(f));
     }
     if ids != watermark {
         return Ok(idx(format!("{ids} event ids indexed for {watermark} events")));

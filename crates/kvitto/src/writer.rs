@@ -16,7 +16,7 @@ use kvitto_core::{
     decode_event, encode_event, event_hash, payload_commitment,
 };
 use kvitto_proof::SubjectTip;
-use kvitto_store::vault::{self, random_bytes};
+use kvitto_store::vault::{self, RandomPool, SlotKey};
 use kvitto_store::{Head, Record, Store, SubjectHeadRec, SubjectKeys};
 use tokio::sync::{mpsc, oneshot};
 
@@ -112,6 +112,8 @@ pub(crate) struct Writer {
     pub head: Head,
     /// Event ids committed above the index watermark (pruned as the indexer advances).
     pub pending_ids: HashMap<EventId, u64>,
+    /// Salts, nonces and new keys.
+    pub rng: RandomPool,
 }
 
 enum Planned {
@@ -316,7 +318,10 @@ impl Writer {
                                 index_heads.push(h);
                             }
                             receipts.push(Receipt { seq: next_seq, hash, event_id: item.event_id, recorded_at });
-                            staged_ids.insert(item.event_id, (next_seq, item.clone()));
+                            if item.id_given {
+                                // Only caller-given ids can repeat within a group.
+                                staged_ids.insert(item.event_id, (next_seq, item.clone()));
+                            }
                             planned.push(Planned::New(receipts.len() - 1));
                             prev = hash;
                             next_seq += 1;
@@ -404,7 +409,7 @@ impl Writer {
         if let Ok(mut heads) = self.shared.heads.write() {
             heads.extend(staged_heads.iter().map(|(k, v)| (*k, *v)));
         }
-        let ids: Vec<(EventId, u64)> = staged_ids.iter().map(|(id, (seq, _))| (*id, *seq)).collect();
+        let ids: Vec<(EventId, u64)> = receipts.iter().map(|r| (r.event_id, r.seq)).collect();
         self.pending_ids.extend(ids.iter().copied());
         if !records.is_empty() {
             let _ = self.index_tx.send(IndexWork {
@@ -455,10 +460,12 @@ impl Writer {
             let slot = item.details.as_ref().map(|_| vault::slot(&item.kind).to_string());
             let key = self.ensure_key(*subject, &item.controller, external_ref, slot.as_deref(), vault_writes)?;
             if let (Some(details), Some(key)) = (&item.details, key) {
-                let salt = random_bytes::<32>().map_err(|e| e.to_string())?;
+                let salt = self.rng.take::<32>().map_err(|e| e.to_string())?;
+                let nonce = self.rng.take::<24>().map_err(|e| e.to_string())?;
                 commitment = Some(payload_commitment(&salt, details.as_bytes()));
                 sealed_details = Some(
-                    vault::seal(&key, subject, &item.event_id, &salt, details.as_bytes()).map_err(|e| e.to_string())?,
+                    vault::seal_with_nonce(&key, subject, &item.event_id, &nonce, &salt, details.as_bytes())
+                        .map_err(|e| e.to_string())?,
                 );
             }
         }
@@ -487,43 +494,37 @@ impl Writer {
     /// Makes sure the subject has a key file (and the slot's key when `slot` is given);
     /// new files and slots are collected in `vault_writes` and written before the commit.
     fn ensure_key(
-        &self,
+        &mut self,
         subject: SubjectId,
         controller: &Id,
         external_ref: &ExternalRef,
         slot: Option<&str>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
     ) -> Result<Option<[u8; 32]>, String> {
-        let stored;
-        let current = match vault_writes.get(&subject) {
-            Some(k) => Some(k),
-            None => {
-                stored = self.store.vault().get(&subject);
-                stored.as_ref()
-            }
+        let mut keys = match vault_writes.remove(&subject) {
+            Some(staged) => staged,
+            None => match self.store.vault().slot_key(&subject, slot) {
+                SlotKey::Key(k) => return Ok(Some(k)),
+                SlotKey::NoSlot if slot.is_none() => return Ok(None),
+                // Rare: a stored subject gains a slot; copy its key set to extend it.
+                SlotKey::NoSlot => self.store.vault().get(&subject).ok_or("subject keys vanished")?,
+                SlotKey::NoSubject => SubjectKeys {
+                    controller: controller.as_str().to_string(),
+                    external_ref: external_ref.as_str().to_string(),
+                    slots: Vec::new(),
+                },
+            },
         };
-        if let Some(keys) = current {
-            match slot {
-                None => return Ok(None),
-                Some(s) => {
-                    if let Some(k) = keys.key(s) {
-                        return Ok(Some(*k));
-                    }
-                }
-            }
-        }
-        let mut keys = current.cloned().unwrap_or_else(|| SubjectKeys {
-            controller: controller.as_str().to_string(),
-            external_ref: external_ref.as_str().to_string(),
-            slots: Vec::new(),
-        });
         let key = match slot {
-            Some(s) => {
-                let k = random_bytes::<32>().map_err(|e| e.to_string())?;
-                keys.slots.push((s.to_string(), k));
-                Some(k)
-            }
             None => None,
+            Some(s) => match keys.key(s) {
+                Some(k) => Some(*k),
+                None => {
+                    let k = self.rng.take::<32>().map_err(|e| e.to_string())?;
+                    keys.slots.push((s.to_string(), k));
+                    Some(k)
+                }
+            },
         };
         vault_writes.insert(subject, keys);
         Ok(key)
