@@ -257,3 +257,34 @@ fn ledger_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<Ledger>();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_while_appends_continue() {
+    let (_d, _p, ledger) = fresh_ledger().await;
+    for i in 0..200 {
+        ledger.append(collected_with_details("kalejdo", &format!("c{}", i % 30), "a@example.se")).await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ledger.append(consent("kalejdo", &format!("c{}", i % 30), "marketing")).await.unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    for _ in 0..5 {
+        let r = ledger.verify().await.unwrap();
+        assert!(r.is_ok(), "{:?}", r.failure);
+        assert!(r.count >= 200);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let more = writer.await.unwrap();
+    assert!(more > 0, "appends ran during verify");
+    let r = ledger.verify().await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.failure);
+    assert_eq!(r.count, 200 + more as u64);
+}

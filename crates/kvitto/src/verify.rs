@@ -136,6 +136,9 @@ fn check_stream(
     let mut index = Some(index);
     let started = Instant::now();
     let storage = |e: kvitto_store::StoreError| VerifyError::Storage(e.to_string());
+    // The acknowledged head first: the writer updates it after the log head, so read in this
+    // order it never runs ahead of the head verify checks against (appends may continue).
+    let acked = store.acked().map_err(storage)?;
     let head = store.head().map_err(storage)?;
     let watermark = store.index_watermark().map_err(storage)?;
     let mut cv = ChainVerifier::new(true);
@@ -292,7 +295,7 @@ fn check_stream(
         });
     }
     if failure.is_none() {
-        failure = check_acked(store, cv.count()).map_err(storage)?;
+        failure = check_acked(store, acked, cv.count()).map_err(storage)?;
     }
     if failure.is_none() && watermark > cv.count() {
         failure = Some(VerifyFailure {
@@ -366,8 +369,11 @@ fn check_checkpoint(
 
 /// The acknowledged head recorded outside sled must lie within the verified chain and name
 /// the same event hash there (a rewritten history that re-chains cleanly still differs here).
-fn check_acked(store: &Store, count: u64) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
-    let acked = store.acked()?;
+fn check_acked(
+    store: &Store,
+    acked: kvitto_store::log::Acked,
+    count: u64,
+) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
     if acked.next_seq == 0 {
         return Ok(None);
     }
