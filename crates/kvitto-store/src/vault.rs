@@ -124,9 +124,6 @@ fn decode_body(body: &[u8]) -> Result<(SubjectId, SubjectKeys), kvitto_core::Dec
     Ok((subject, SubjectKeys { controller, external_ref, slots }))
 }
 
-/// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
-/// offset where the valid prefix ends (with why it stopped, if before the end).
-#[allow(clippy::type_complexity)]
 /// What is wrong with a segment, where, and whether it can only be a torn tail.
 struct Problem {
     what: String,
@@ -139,6 +136,12 @@ struct Problem {
 /// A parsed frame: whose keys, the keys, and where the frame lies in the segment.
 type Frame = (SubjectId, SubjectKeys, std::ops::Range<usize>);
 
+/// Largest plausible frame body (one subject's references and keys are ~100 bytes). A length
+/// beyond it that runs past the end of the file is damage, not a write cut short.
+const MAX_FRAME: usize = 64 * 1024;
+
+/// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
+/// offset where the valid prefix ends (with why it stopped, if before the end).
 fn parse_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<Problem>) {
     let mut frames = Vec::new();
     let mut pos = HEADER_LEN as usize;
@@ -148,6 +151,9 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<Problem>) {
         let Some(len) = bytes.get(pos..pos + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize) else {
             return (frames, start, tail("truncated frame length"));
         };
+        if len > MAX_FRAME {
+            return (frames, start, Some(Problem { what: format!("implausible frame length {len}"), tail: false }));
+        }
         let Some(body) = bytes.get(pos + 4..pos + 4 + len) else {
             return (frames, start, tail("truncated frame"));
         };
@@ -670,6 +676,31 @@ mod tests {
         fs::write(&path, bytes).unwrap();
         fs::write(dir.path().join(seg_name(2)), [MAGIC.as_slice(), &[VERSION]].concat()).unwrap();
         assert!(matches!(Vault::open(dir.path()), Err(VaultError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn damaged_frame_in_the_newest_segment_is_not_taken_for_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
+        let v = Vault::open(dir.path()).unwrap();
+        v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa)]))]).unwrap();
+        v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
+        drop(v);
+        let path = dir.path().join(seg_name(1));
+        let clean = fs::read(&path).unwrap();
+        // A flipped bit in the first frame's body (a later frame follows), and a length field
+        // flipped so high that the frame would run past the end of the file: both refuse,
+        // and nothing is cut off.
+        for at in [HEADER_LEN as usize + 10, HEADER_LEN as usize] {
+            let mut bytes = clean.clone();
+            bytes[at] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+            assert!(matches!(Vault::open(dir.path()), Err(VaultError::Corrupt { .. })), "byte {at}");
+            assert_eq!(fs::read(&path).unwrap(), bytes, "byte {at}: nothing cut off");
+        }
+        fs::write(&path, &clean).unwrap();
+        let v = Vault::open(dir.path()).unwrap();
+        assert!(v.get(&a).is_some() && v.get(&b).is_some());
     }
 
     #[test]
