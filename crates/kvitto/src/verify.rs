@@ -66,9 +66,10 @@ pub(crate) fn verify_store(
     origin: &str,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
-    // Two threads: one reads chunks and decodes and hashes every event (the bulk of the
-    // work, and independent per event), this one checks them in order. The bounded channel
-    // keeps memory flat; dropping the receiver (on the first failure) stops the reader.
+    // Three threads: one reads chunks and decodes and hashes every event (the bulk of the
+    // work, and independent per event), one reads the derived index, and this one checks in
+    // order. Bounded channels keep memory flat; dropping a receiver (on the first failure, or
+    // when verify returns) stops its reader.
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
         s.spawn(move || {
@@ -119,8 +120,8 @@ enum IndexEntry {
 
 type IndexItem = Result<IndexEntry, kvitto_store::StoreError>;
 
-/// A stored record with its key seq, decoded event and re-derived hash (or why its chunk
-/// did not decode).
+/// A stored record with its key seq, decoded event, re-derived hash and Merkle leaf (or why
+/// its chunk did not decode).
 type Prepared = Result<
     (u64, kvitto_store::Record, Result<kvitto_core::Event, String>, EventHash, kvitto_proof::Hash),
     kvitto_store::StoreError,
