@@ -31,7 +31,7 @@ const SIGNING_MAGIC: &[u8; 4] = b"KVE1";
 const SECRET_MAGIC: &[u8; 4] = b"KVS1";
 const STORE_DIR: &str = "store";
 const VAULT_DIR: &str = "vault";
-/// The acknowledged head, kept outside sled (docs/FORMAT.md §5).
+/// The acknowledged head, kept outside sled (docs/FORMAT.md §4, `acked`).
 const ACKED_FILE: &str = "acked";
 const ACKED_MAGIC: &[u8; 4] = b"KVA1";
 const ACKED_LEN: usize = 56;
