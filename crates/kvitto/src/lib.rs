@@ -186,6 +186,8 @@ impl Ledger {
             head,
             pending_ids: Default::default(),
             rng: Default::default(),
+            inflight_heads: Default::default(),
+            inflight_ids: Default::default(),
         };
         let writer = std::thread::Builder::new()
             .name("kvitto-writer".into())

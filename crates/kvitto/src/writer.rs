@@ -1,6 +1,9 @@
 //! The single writer: one OS thread that takes queued appends, forms a commit group, seals
-//! every event (seq, recorded_at, prev_hash, subject links, hash), writes the group as chunk
-//! values in one sled batch, makes it durable, and only then completes each caller's future.
+//! every event (seq, recorded_at, prev_hash, subject links, hash) and makes the group's new
+//! subject keys durable in the vault; then a committer thread writes the group as chunk values
+//! in one sled batch, makes it durable, and only then completes each caller's future. The two
+//! overlap: group k+1 is sealed and its keys synced while group k is committed (sled commits
+//! stay strictly in order, and a group's keys are durable before its events are written).
 //!
 //! **Architecture invariant:** a receipt is sent only after `Store::commit` returned, i.e.
 //! after fdatasync. Nothing of a refused request is staged; a storage failure poisons the
@@ -101,6 +104,8 @@ pub(crate) struct Shared {
     pub indexed: AtomicU64,
     /// Append requests entered but not yet answered (the writer waits briefly for them).
     pub in_flight: AtomicUsize,
+    /// Requests in the group the committer holds (entered, but not joinable any more).
+    pub committing: AtomicUsize,
     /// The projections, applied by the writer before it answers (read-your-writes).
     pub projections: RwLock<kvitto_projections::Projections>,
 }
@@ -114,6 +119,34 @@ pub(crate) struct Writer {
     pub pending_ids: HashMap<EventId, u64>,
     /// Salts, nonces and new keys.
     pub rng: RandomPool,
+    /// Subject tips of the last group handed to the committer (it may not be published yet).
+    pub inflight_heads: HashMap<SubjectId, SubjectTip>,
+    /// Caller-given ids of that group, with their item and receipt.
+    pub inflight_ids: HashMap<EventId, (Prepared, Receipt)>,
+}
+
+/// A sealed group whose keys are durable, on its way to the committer.
+struct Sealed {
+    group: Vec<WriteRequest>,
+    outcomes: Vec<Result<Vec<Planned>, AppendError>>,
+    records: Vec<Record>,
+    events: Vec<kvitto_core::Event>,
+    index_heads: Vec<(SubjectId, SubjectHeadRec)>,
+    receipts: Vec<Receipt>,
+    staged_heads: HashMap<SubjectId, SubjectTip>,
+    first_seq: u64,
+    head: Head,
+    started: Instant,
+    seal_us: u64,
+    vault_us: u64,
+    new_keys: usize,
+}
+
+/// Writes sealed groups to sled in order, publishes them and answers their callers.
+struct Committer {
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    index_tx: std::sync::mpsc::Sender<IndexWork>,
 }
 
 enum Planned {
@@ -123,6 +156,21 @@ enum Planned {
 
 impl Writer {
     pub fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>) {
+        // A rendezvous channel: handing group k+1 over waits until group k is answered, so at
+        // most one group is in the committer while the writer seals the next.
+        let (to_committer, from_writer) = std::sync::mpsc::sync_channel::<Sealed>(0);
+        let committer =
+            Committer { store: self.store.clone(), shared: self.shared.clone(), index_tx: self.index_tx.clone() };
+        let committer =
+            match std::thread::Builder::new().name("kvitto-commit".into()).spawn(move || committer.run(from_writer)) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    if let Ok(mut p) = self.shared.poisoned.lock() {
+                        *p = Some(format!("could not start the commit thread: {e}"));
+                    }
+                    None
+                }
+            };
         while let Some(first) = rx.blocking_recv() {
             let mut group = vec![first];
             let mut n = group[0].items.len();
@@ -134,15 +182,30 @@ impl Writer {
                         group.push(r);
                     }
                     Err(mpsc::error::TryRecvError::Empty)
-                        if group.len() < self.shared.in_flight.load(Ordering::Acquire) && Instant::now() < deadline =>
+                        if group.len() + self.shared.committing.load(Ordering::Acquire)
+                            < self.shared.in_flight.load(Ordering::Acquire)
+                            && Instant::now() < deadline =>
                     {
                         std::thread::yield_now();
                     }
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
+            if let Some(sealed) = self.seal_group(group) {
+                self.shared.committing.fetch_add(sealed.group.len(), Ordering::AcqRel);
+                if let Err(std::sync::mpsc::SendError(sealed)) = to_committer.send(sealed) {
+                    self.shared.committing.fetch_sub(sealed.group.len(), Ordering::AcqRel);
+                    let why = self.shared.poisoned.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+                    for req in sealed.group {
+                        req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
+                    }
+                }
+            }
             self.prune_pending_ids();
+        }
+        drop(to_committer);
+        if let Some(h) = committer {
+            let _ = h.join();
         }
         if self.shared.is_poisoned() {
             // See `Inner::drop`: never let a sled handle drop after a failed commit.
@@ -159,7 +222,7 @@ impl Writer {
     }
 
     fn tip(&self, staged: &HashMap<SubjectId, SubjectTip>, s: &SubjectId) -> Result<Option<SubjectTip>, String> {
-        if let Some(t) = staged.get(s) {
+        if let Some(t) = staged.get(s).or_else(|| self.inflight_heads.get(s)) {
             return Ok(Some(*t));
         }
         if let Some(t) = self.shared.heads.read().map_err(|_| "lock poisoned".to_string())?.get(s) {
@@ -224,21 +287,16 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<WriteRequest>) {
-        let span = tracing::info_span!(
-            "append_group",
-            first_seq = self.head.next_seq,
-            requests = group.len(),
-            events = tracing::field::Empty,
-            bytes = tracing::field::Empty,
-            duration_us = tracing::field::Empty,
-        );
-        let _entered = span.enter();
+    /// Seals a group and makes its new keys durable; `None` when the group was answered here
+    /// (refused, or the handle is poisoned). The committer does the rest.
+    fn seal_group(&mut self, group: Vec<WriteRequest>) -> Option<Sealed> {
+        let _span =
+            tracing::info_span!("append_group", first_seq = self.head.next_seq, requests = group.len()).entered();
         if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
             }
-            return;
+            return None;
         }
         let started = Instant::now();
         let recorded_at = Timestamp::now().max(Timestamp::from_micros(self.head.last_recorded_at).unwrap_or_default());
@@ -255,7 +313,6 @@ impl Writer {
         let mut receipts: Vec<Receipt> = Vec::new();
         // A failure while preparing refuses the group; only a failed commit poisons.
         let mut refused: Option<String> = None;
-        let mut failure: Option<String> = None;
 
         'requests: for req in &group {
             // Phase 1: decide duplicates for the whole request before staging anything.
@@ -282,6 +339,16 @@ impl Writer {
                         continue;
                     }
                     outcomes.push(Err(conflict(*seq)));
+                    continue 'requests;
+                }
+                // In the group the committer holds: its receipt goes out only after this group
+                // is durable, which is after that one (commits are in order; a failure poisons).
+                if let Some((staged, receipt)) = self.inflight_ids.get(&item.event_id) {
+                    if staged == item {
+                        plan.push(Some(Ok(*receipt)));
+                        continue;
+                    }
+                    outcomes.push(Err(conflict(receipt.seq)));
                     continue 'requests;
                 }
                 match self.existing_seq(&item.event_id).and_then(|s| match s {
@@ -345,93 +412,50 @@ impl Writer {
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Refused(why.clone())));
             }
-            return;
+            return None;
         }
 
-        if !records.is_empty() {
-            let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
-            let sealed_at = Instant::now();
-            if let Err(e) = self.store.vault().put_all(&writes) {
-                // Nothing reached sled: refuse this group, keep the writer usable.
-                let msg = e.to_string();
-                tracing::error!(error = %msg, "key vault write failed; group refused");
-                for req in group {
-                    req.answer(&self.shared, Err(AppendError::Storage(msg.clone())));
-                }
-                return;
-            }
-            let vault_time = sealed_at.elapsed();
-            let head = Head { next_seq, head_hash: prev.0, last_recorded_at: recorded_at.as_micros() };
-            match self.store.commit(first_seq, &records, &head) {
-                Ok(stats) => {
-                    self.head = head;
-                    span.record("events", records.len());
-                    span.record("bytes", stats.bytes);
-                    span.record("duration_us", started.elapsed().as_micros() as u64);
-                    tracing::info!(
-                        first_seq,
-                        events = records.len(),
-                        requests = group.len(),
-                        chunks = stats.chunks,
-                        bytes = stats.bytes,
-                        new_keys = writes.len(),
-                        seal_us = (sealed_at - started).as_micros() as u64,
-                        vault_us = vault_time.as_micros() as u64,
-                        write_us = stats.write.as_micros() as u64,
-                        sync_us = stats.sync.as_micros() as u64,
-                        duration_us = started.elapsed().as_micros() as u64,
-                        "append group durable"
-                    );
-                }
-                Err(e) => failure = Some(e.to_string()),
-            }
-        }
-
-        if let Some(why) = failure {
-            tracing::error!(error = %why, "append group failed; ledger handle poisoned");
-            if let Ok(mut p) = self.shared.poisoned.lock() {
-                *p = Some(why.clone());
-            }
+        let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
+        let sealed_at = Instant::now();
+        if !writes.is_empty()
+            && let Err(e) = self.store.vault().put_all(&writes)
+        {
+            // Nothing reached sled: refuse this group, keep the writer usable.
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "key vault write failed; group refused");
             for req in group {
-                req.answer(&self.shared, Err(AppendError::Storage(why.clone())));
+                req.answer(&self.shared, Err(AppendError::Storage(msg.clone())));
             }
-            return;
+            return None;
         }
-
-        // Durable: publish state, fold projections, feed the indexer, answer callers.
-        self.shared.committed.store(self.head.next_seq, Ordering::Release);
-        let mut dirty = crate::persist::Dirty::default();
-        if let Ok(mut p) = self.shared.projections.write() {
-            for e in events {
-                dirty.add(p.apply_owned(e));
-            }
-        }
-        if let Ok(mut heads) = self.shared.heads.write() {
-            heads.extend(staged_heads.iter().map(|(k, v)| (*k, *v)));
-        }
-        let ids: Vec<(EventId, u64)> = receipts.iter().map(|r| (r.event_id, r.seq)).collect();
-        self.pending_ids.extend(ids.iter().copied());
+        let vault_us = sealed_at.elapsed().as_micros() as u64;
+        let head = Head { next_seq, head_hash: prev.0, last_recorded_at: recorded_at.as_micros() };
         if !records.is_empty() {
-            let _ = self.index_tx.send(IndexWork {
-                heads: index_heads,
-                event_ids: ids,
-                dirty,
-                leaves: receipts.iter().map(|r| r.hash.0).collect(),
-                watermark: self.head.next_seq,
-            });
+            // The next group chains on this one before it is durable; if its commit fails,
+            // the handle is poisoned and the next group is refused by the committer.
+            self.head = head;
         }
-        for (req, outcome) in group.into_iter().zip(outcomes) {
-            let reply = outcome.map(|planned| {
-                planned
-                    .into_iter()
-                    .map(|p| match p {
-                        Planned::New(k) => receipts[k],
-                        Planned::Existing(r) => r,
-                    })
-                    .collect()
-            });
-            req.answer(&self.shared, reply);
-        }
+        self.pending_ids.extend(receipts.iter().map(|r| (r.event_id, r.seq)));
+        self.inflight_heads = staged_heads.clone();
+        self.inflight_ids = staged_ids
+            .into_iter()
+            .map(|(id, (seq, item))| (id, (item, receipts[(seq - first_seq) as usize])))
+            .collect();
+        Some(Sealed {
+            group,
+            outcomes,
+            records,
+            events,
+            index_heads,
+            receipts,
+            staged_heads,
+            first_seq,
+            head,
+            started,
+            seal_us: (sealed_at - started).as_micros() as u64,
+            vault_us,
+            new_keys: writes.len(),
+        })
     }
 
     /// Seals one event at `seq`: subject link, key slot, encrypted details, canonical bytes.
@@ -528,5 +552,91 @@ impl Writer {
         };
         vault_writes.insert(subject, keys);
         Ok(key)
+    }
+}
+
+impl Committer {
+    fn run(self, rx: std::sync::mpsc::Receiver<Sealed>) {
+        for sealed in rx {
+            self.commit(sealed);
+        }
+        if self.shared.is_poisoned() {
+            // See `Inner::drop`: never let a sled handle drop after a failed commit.
+            std::mem::forget(self.store.clone());
+        }
+    }
+
+    fn answer_all(&self, s: Sealed, why: impl Fn() -> AppendError) {
+        self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
+        for req in s.group {
+            req.answer(&self.shared, Err(why()));
+        }
+    }
+
+    /// Writes the group to sled, makes it durable, publishes it and answers its callers.
+    fn commit(&self, s: Sealed) {
+        if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
+            // An earlier group failed after this one was sealed on top of it.
+            return self.answer_all(s, || AppendError::Poisoned(why.clone()));
+        }
+        if !s.records.is_empty() {
+            match self.store.commit(s.first_seq, &s.records, &s.head) {
+                Ok(stats) => tracing::info!(
+                    first_seq = s.first_seq,
+                    events = s.records.len(),
+                    requests = s.group.len(),
+                    chunks = stats.chunks,
+                    bytes = stats.bytes,
+                    new_keys = s.new_keys,
+                    seal_us = s.seal_us,
+                    vault_us = s.vault_us,
+                    write_us = stats.write.as_micros() as u64,
+                    sync_us = stats.sync.as_micros() as u64,
+                    duration_us = s.started.elapsed().as_micros() as u64,
+                    "append group durable"
+                ),
+                Err(e) => {
+                    let why = e.to_string();
+                    tracing::error!(error = %why, "append group failed; ledger handle poisoned");
+                    if let Ok(mut p) = self.shared.poisoned.lock() {
+                        *p = Some(why.clone());
+                    }
+                    return self.answer_all(s, || AppendError::Storage(why.clone()));
+                }
+            }
+            // Durable: publish state, fold projections, feed the indexer.
+            self.shared.committed.store(s.head.next_seq, Ordering::Release);
+        }
+        let mut dirty = crate::persist::Dirty::default();
+        if let Ok(mut p) = self.shared.projections.write() {
+            for e in s.events {
+                dirty.add(p.apply_owned(e));
+            }
+        }
+        if let Ok(mut heads) = self.shared.heads.write() {
+            heads.extend(s.staged_heads.iter().map(|(k, v)| (*k, *v)));
+        }
+        if !s.records.is_empty() {
+            let _ = self.index_tx.send(IndexWork {
+                heads: s.index_heads,
+                event_ids: s.receipts.iter().map(|r| (r.event_id, r.seq)).collect(),
+                dirty,
+                leaves: s.receipts.iter().map(|r| r.hash.0).collect(),
+                watermark: s.head.next_seq,
+            });
+        }
+        self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
+        for (req, outcome) in s.group.into_iter().zip(s.outcomes) {
+            let reply = outcome.map(|planned| {
+                planned
+                    .into_iter()
+                    .map(|p| match p {
+                        Planned::New(k) => s.receipts[k],
+                        Planned::Existing(r) => r,
+                    })
+                    .collect()
+            });
+            req.answer(&self.shared, reply);
+        }
     }
 }
