@@ -355,11 +355,6 @@ impl Vault {
         }
     }
 
-    /// Whether the subject holds the key of `slot` (without copying its key set).
-    pub fn has_key(&self, subject: &SubjectId, slot: &str) -> bool {
-        self.lock().entries.get(subject).is_some_and(|e| e.keys.key(slot).is_some())
-    }
-
     /// Number of subjects with keys.
     pub fn len(&self) -> usize {
         self.lock().entries.len()
@@ -520,20 +515,10 @@ fn aad(subject: &SubjectId, event_id: &EventId) -> [u8; 32] {
     a
 }
 
-/// Encrypts `salt ‖ plaintext` under `key`, bound to (subject, event_id) as associated data.
+/// Encrypts `salt ‖ plaintext` under `key`, bound to (subject, event_id) as associated data,
+/// with a random nonce from the caller (e.g. a [`RandomPool`]); a nonce must never repeat
+/// under one key — 24 random bytes make that a non-event.
 /// Output: `nonce(24) ‖ ciphertext ‖ tag(16)`.
-pub fn seal(
-    key: &[u8; 32],
-    subject: &SubjectId,
-    event_id: &EventId,
-    salt: &[u8; 32],
-    plaintext: &[u8],
-) -> Result<Vec<u8>, VaultError> {
-    seal_with_nonce(key, subject, event_id, &random_bytes::<24>()?, salt, plaintext)
-}
-
-/// [`seal`] with a caller-supplied random nonce (e.g. from a [`RandomPool`]); a nonce must
-/// never repeat under one key — 24 random bytes make that a non-event.
 pub fn seal_with_nonce(
     key: &[u8; 32],
     subject: &SubjectId,
@@ -708,7 +693,7 @@ mod tests {
         let key = [7u8; 32];
         let s = SubjectId([2; 16]);
         let id = EventId::new_v7();
-        let sealed = seal(&key, &s, &id, &[9; 32], b"{\"name\":\"x\"}").unwrap();
+        let sealed = seal_with_nonce(&key, &s, &id, &[5; 24], &[9; 32], b"{\"name\":\"x\"}").unwrap();
         let (salt, pt) = open(&key, &s, &id, &sealed).unwrap();
         assert_eq!((salt, pt.as_slice()), ([9; 32], &b"{\"name\":\"x\"}"[..]));
         assert!(open(&[8; 32], &s, &id, &sealed).is_err());

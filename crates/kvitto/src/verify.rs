@@ -228,7 +228,10 @@ fn check_stream(
         if vault_failure.is_none()
             && record.sealed.is_some()
             && let Some(link) = event.subject
-            && !store.vault().has_key(&link.subject, kvitto_store::vault::slot(&event.kind))
+            && !matches!(
+                store.vault().slot_key(&link.subject, Some(kvitto_store::vault::slot(&event.kind))),
+                kvitto_store::vault::SlotKey::Key(_)
+            )
         {
             // Erasure is not recorded by any event yet, so a missing key is lost, not erased.
             vault_failure = Some(at(
