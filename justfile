@@ -30,6 +30,15 @@ compare *ARGS:
 crash-loop CYCLES="100":
     KVITTO_CRASH_CYCLES={{CYCLES}} cargo test --release -p kvitto-integration --test crash --locked -- --nocapture
 
+# Run the fault tests RUNS times with one core kept busy and print every failure
+# (`just soak crash 20`, `just soak ledger 20` for the crash loop and the concurrency test)
+fault-soak RUNS="100":
+    scripts/soak faults {{RUNS}}
+
+# Run one integration test file RUNS times with one core busy
+soak FILE RUNS="20":
+    scripts/soak {{FILE}} {{RUNS}}
+
 # Fuzz one target (json_event, canonical, stored_record, bundle) for SECONDS; needs the
 # nightly toolchain and cargo-fuzz (installed on first use). Crashes land in fuzz/artifacts/.
 fuzz TARGET SECONDS="120":

@@ -82,6 +82,20 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
             lines.get(first).copied().unwrap_or(0)
         ))),
         Err(e @ AppendError::Empty) => Err(Failure::input(e.to_string())),
+        Err(AppendError::OutcomeUnknown { why, event_ids }) => {
+            // The ids the ledger gave lines without one: re-sending the input with them
+            // returns the original receipts if the events were recorded.
+            let mut msg = format!(
+                "storage failed while committing: {why}; whether these {} events were recorded is unknown. Once \
+                 the cause is fixed, append the same input again with these event ids (lines without an \
+                 event_id got one): recorded events answer with their original receipts, the rest are appended",
+                event_ids.len()
+            );
+            for (line, id) in lines.iter().zip(&event_ids) {
+                msg.push_str(&format!("\nline {line}: event_id {id}"));
+            }
+            Err(Failure::storage(msg))
+        }
         Err(e) => Err(Failure::storage(format!("{e}; nothing appended"))),
     }
 }

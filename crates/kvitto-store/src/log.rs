@@ -71,6 +71,18 @@ pub struct CommitStats {
     pub sync: std::time::Duration,
 }
 
+/// Why a commit failed, and whether the group can be in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Refused before sled saw anything: the group is not written.
+    #[error("{0}")]
+    NotWritten(StoreError),
+    /// Failed after the group was handed to sled (its write, flush or fdatasync): after a
+    /// reopen the store holds the whole group or none of it, and only a reopen tells which.
+    #[error("{0}")]
+    Unknown(StoreError),
+}
+
 /// One coalesced update of the derived indexes.
 #[derive(Debug, Default)]
 pub struct IndexBatch {
@@ -180,29 +192,54 @@ fn u64_value(v: &[u8], at: &str) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt { at: at.into(), what: format!("{} bytes, expected 8", v.len()) })
 }
 
+/// The one error for a store whose files are damaged, whatever sled or kvitto noticed.
+pub fn damaged_store(path: &Path, why: impl std::fmt::Display) -> OpenError {
+    OpenError::Damaged {
+        path: path.to_path_buf(),
+        what: format!(
+            "{why}: the store's files are damaged — kvitto wrote nothing; restore the store directory from a backup"
+        ),
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// Runs `f`, turning a panic into the damaged-store error. sled 0.34.7 panics on some damaged
+/// logs instead of returning an error — during recovery, and when a page it recovered badly
+/// is first read — so every step of opening that touches sled runs under this.
+pub fn catch_sled_panic<T>(path: &Path, f: impl FnOnce() -> Result<T, OpenError>) -> Result<T, OpenError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        Err(damaged_store(path, format!("sled failed reading its log ({})", panic_message(&*panic))))
+    })
+}
+
+/// Maps a read error while opening: damaged data is the damaged-store error.
+pub fn open_read_err(path: &Path) -> impl Fn(StoreError) -> OpenError + '_ {
+    move |e| match e {
+        StoreError::Sled(source @ sled::Error::Corruption { .. }) => {
+            damaged_store(path, format!("sled found damaged data ({source})"))
+        }
+        StoreError::Corrupt { at, what } => damaged_store(path, format!("{at} does not decode ({what})")),
+        StoreError::Sled(source) => OpenError::Sled { path: path.to_path_buf(), source },
+        other => OpenError::Store(other),
+    }
+}
+
 /// Opens sled. A lock conflict is retried for up to 2 s: sled's own I/O threads may keep the
 /// locked file open for a moment after a previous handle in this process was dropped. A lock
 /// held longer means another process has the ledger open.
 fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        // sled 0.34.7 panics on some damaged logs instead of returning an error.
         let opened =
-            std::panic::catch_unwind(|| sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open())
-                .map_err(|panic| {
-                    let why = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "no message".into());
-                    OpenError::Damaged {
-                        path: path.to_path_buf(),
-                        what: format!(
-                            "sled could not recover its log ({why}); the files are damaged — kvitto wrote nothing; \
-                         restore the store directory from a backup"
-                        ),
-                    }
-                })?;
+            catch_sled_panic(path, || Ok(sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open()))?;
         match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
@@ -210,17 +247,27 @@ fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(source @ sled::Error::Corruption { .. }) => {
-                return Err(OpenError::Damaged {
-                    path: path.to_path_buf(),
-                    what: format!(
-                        "sled found damaged data ({source}) — kvitto wrote nothing; restore the store directory \
-                         from a backup"
-                    ),
-                });
-            }
-            Err(source) => return Err(OpenError::Sled { path: path.to_path_buf(), source }),
+            Err(e) => return Err(open_read_err(path)(e.into())),
         }
+    }
+}
+
+/// Waits (up to `timeout`) until no handle in this process holds the store's sled files:
+/// sled's I/O threads may keep its log file open for a moment after the last handle is
+/// dropped. Returns whether the files were released.
+pub fn wait_released(dir: &Path, timeout: std::time::Duration) -> bool {
+    use fs2::FileExt;
+    let Ok(file) = File::open(dir.join(STORE_DIR).join("db")) else { return true };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if file.try_lock_exclusive().is_ok() {
+            let _ = FileExt::unlock(&file);
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
@@ -228,11 +275,11 @@ fn open_sled(path: &Path) -> Result<sled::Db, OpenError> {
 /// made before the file existed gets one recording its current head.
 fn check_acked(dir: &Path, log: &sled::Tree) -> Result<File, OpenError> {
     let path = dir.join(ACKED_FILE);
-    let head: Head = match log.get(HEAD_KEY).map_err(StoreError::from)? {
-        Some(v) => codec::decode(&v, || "m:head".into())?,
-        None => {
-            return Err(OpenError::Damaged { path: dir.join(STORE_DIR), what: "no chain head in the store".into() });
-        }
+    let store_dir = dir.join(STORE_DIR);
+    let read_err = open_read_err(&store_dir);
+    let head: Head = match log.get(HEAD_KEY).map_err(|e| read_err(e.into()))? {
+        Some(v) => codec::decode(&v, || "m:head".into()).map_err(&read_err)?,
+        None => return Err(damaged_store(&dir.join(STORE_DIR), "no chain head in the store")),
     };
     if !path.exists() {
         tracing::warn!("no acknowledged-head file; recording the store's head");
@@ -249,14 +296,14 @@ fn check_acked(dir: &Path, log: &sled::Tree) -> Result<File, OpenError> {
             .into(),
     })?;
     if head.next_seq < acked.next_seq {
-        return Err(OpenError::Damaged {
-            path: dir.join(STORE_DIR),
-            what: format!(
-                "the store holds {} events but {} were acknowledged: its log is damaged (sled's recovery stops \
-                 at the first corrupted byte) — kvitto wrote nothing; restore the store directory from a backup",
+        return Err(damaged_store(
+            &dir.join(STORE_DIR),
+            format!(
+                "the store holds {} events but {} were acknowledged (sled's recovery stops at the first corrupted \
+                 byte of its log)",
                 head.next_seq, acked.next_seq
             ),
-        });
+        ));
     }
     Ok(file)
 }
@@ -365,17 +412,28 @@ impl Store {
             return Err(OpenError::DiskFull { path: dir.to_path_buf(), available, needed: MIN_FREE_TO_OPEN });
         }
         let db = open_sled(&store_dir)?;
-        let sled_err = |source| OpenError::Sled { path: store_dir.clone(), source };
+        catch_sled_panic(&store_dir, || Self::open_trees(dir, &store_dir, db, LedgerSecret(secret)))
+    }
+
+    /// The part of [`Store::open`] after sled recovered: trees, metadata, `acked`, the vault.
+    fn open_trees(
+        dir: &Path,
+        store_dir: &Path,
+        db: sled::Db,
+        secret: LedgerSecret,
+    ) -> Result<(Store, LedgerSecret, LedgerInfo), OpenError> {
+        let store_dir = store_dir.to_path_buf();
+        let sled_err = |source: sled::Error| open_read_err(&store_dir)(source.into());
         let log = db.open_tree("log").map_err(sled_err)?;
         let index = db.open_tree("index").map_err(sled_err)?;
         let projections = db.open_tree("projections").map_err(sled_err)?;
         let format = log
             .get(FORMAT_KEY)
             .map_err(sled_err)?
-            .ok_or_else(|| OpenError::Damaged { path: store_dir.clone(), what: "no format version in store".into() })?;
+            .ok_or_else(|| damaged_store(&store_dir, "no format version in store"))?;
         let format = <[u8; 4]>::try_from(format.as_ref())
             .map(u32::from_be_bytes)
-            .map_err(|_| OpenError::Damaged { path: store_dir.clone(), what: "malformed format version".into() })?;
+            .map_err(|_| damaged_store(&store_dir, "malformed format version"))?;
         if format != LEDGER_FORMAT {
             return Err(OpenError::UnknownFormat { path: dir.to_path_buf(), found: format, supported: LEDGER_FORMAT });
         }
@@ -395,7 +453,7 @@ impl Store {
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, acked_file, vault };
-        Ok((store, LedgerSecret(secret), LedgerInfo { origin, format, created_at }))
+        Ok((store, secret, LedgerInfo { origin, format, created_at }))
     }
 
     /// The ledger directory.
@@ -466,9 +524,16 @@ impl Store {
     }
 
     /// Writes records `first_seq..` and the new head atomically, then makes them durable
-    /// (sled flush + fdatasync). On `Ok`, the events survive a kill and a power loss.
-    pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, StoreError> {
-        let chunks = codec::chunk_records(first_seq, records)?;
+    /// (sled flush + fdatasync). On `Ok`, the events survive a kill and a power loss. On
+    /// [`CommitError::Unknown`] the group may or may not be in the store after a reopen: sled
+    /// had the batch, and a failed flush or fdatasync does not say which bytes reached the
+    /// disk (sled's batch is atomic: all of the group or none of it).
+    pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, CommitError> {
+        let chunks = codec::chunk_records(first_seq, records).map_err(CommitError::NotWritten)?;
+        self.commit_chunks(chunks, head).map_err(CommitError::Unknown)
+    }
+
+    fn commit_chunks(&self, chunks: Vec<(u64, Vec<u8>)>, head: &Head) -> Result<CommitStats, StoreError> {
         let mut stats = CommitStats::default();
         let mut batch = sled::Batch::default();
         for (seq, value) in chunks {

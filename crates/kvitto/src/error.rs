@@ -4,7 +4,8 @@ use kvitto_core::EventId;
 
 pub use kvitto_store::OpenError;
 
-/// Why an append (or batch) was refused. Nothing of a refused request is written.
+/// Why an append (or batch) failed. Nothing of a refused request is written, with one
+/// exception that says so: [`AppendError::OutcomeUnknown`].
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     /// The batch was empty.
@@ -34,12 +35,30 @@ pub enum AppendError {
     /// written and the ledger stays usable.
     #[error("append refused, nothing written: {0}")]
     Refused(String),
-    /// Storage failed; the ledger refuses further appends until reopened (it cannot know
-    /// whether the failed group reached the disk — like fjall, we poison instead of guessing).
+    /// Storage failed before any of the request reached the store (the key vault's write, or
+    /// a commit sled refused before writing): none of its events is recorded. After a failed
+    /// commit the handle accepts no more appends (later ones get [`AppendError::Poisoned`]);
+    /// fix the cause and reopen the ledger in a new process.
     #[error(
-        "storage failed: {0}; this handle accepts no more appends — fix the cause (e.g. free disk space), then reopen the ledger in a new process"
+        "storage failed: {0}; none of these events was recorded — fix the cause (e.g. free disk space); if later appends are refused, reopen the ledger in a new process"
     )]
     Storage(String),
+    /// Storage failed after the request's group was handed to sled (its write, flush or
+    /// fdatasync failed, e.g. on a full disk). Whether the events are recorded is unknown
+    /// until the ledger is reopened: the store then holds all of the group or none of it.
+    /// To learn the outcome, reopen the ledger in a new process and append the same drafts
+    /// again with these `event_ids` (in the request's order): idempotency returns the
+    /// original receipts of events that were recorded and records those that were not, so
+    /// nothing is recorded twice. The handle accepts no more appends.
+    #[error(
+        "storage failed while committing: {why}; whether these {n} events were recorded is unknown — reopen the ledger in a new process and append them again with the same event ids (idempotency answers with the original receipts if they were recorded)", n = event_ids.len()
+    )]
+    OutcomeUnknown {
+        /// What failed.
+        why: String,
+        /// The request's event ids, in its order (generated ids included).
+        event_ids: Vec<EventId>,
+    },
     /// An earlier storage failure poisoned this ledger handle.
     #[error("the ledger handle is unusable after an earlier storage failure ({0}); reopen the ledger in a new process")]
     Poisoned(String),

@@ -162,9 +162,15 @@ impl Ledger {
     fn open_blocking(dir: &Path, options: OpenOptions) -> Result<Ledger, OpenError> {
         let (store, secret, info) = Store::open(dir)?;
         let store = Arc::new(store);
-        let head = store.head()?;
-        let frontier = indexer::catch_up(&store, head.next_seq)?;
-        let projections = persist::open(&store, head.next_seq)?;
+        // Catching up reads the log: a page sled recovered badly panics or fails to decode here.
+        let store_dir = dir.join("store");
+        let damaged = kvitto_store::log::open_read_err(&store_dir);
+        let (head, frontier, projections) = kvitto_store::log::catch_sled_panic(&store_dir, || {
+            let head = store.head().map_err(&damaged)?;
+            let frontier = indexer::catch_up(&store, head.next_seq).map_err(&damaged)?;
+            let projections = persist::open(&store, head.next_seq).map_err(&damaged)?;
+            Ok((head, frontier, projections))
+        })?;
         let shared = Arc::new(Shared { projections: std::sync::RwLock::new(projections), ..Shared::default() });
         shared.committed.store(head.next_seq, std::sync::atomic::Ordering::Release);
         shared.indexed.store(head.next_seq, std::sync::atomic::Ordering::Release);
@@ -209,10 +215,21 @@ impl Ledger {
         })
     }
 
-    /// Closes this handle; when it is the last one, waits for the writer to finish and flushes.
+    /// Closes this handle; when it is the last one, waits for the writer to finish, flushes,
+    /// and returns once sled's files are closed (so the directory can be moved, remounted or
+    /// opened by another process at once). After a storage failure the store is left to the
+    /// process's exit instead (see [`AppendError::Storage`]).
     pub async fn close(self) {
         let inner = self.inner;
-        let _ = tokio::task::spawn_blocking(move || drop(inner)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let Some(inner) = Arc::into_inner(inner) else { return };
+            let (dir, poisoned) = (inner.dir.clone(), inner.shared.is_poisoned());
+            drop(inner);
+            if !poisoned && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
+                tracing::warn!("sled still holds the store's files 5 s after close");
+            }
+        })
+        .await;
     }
 
     /// The ledger's origin (named at `init`).

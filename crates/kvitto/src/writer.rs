@@ -6,8 +6,9 @@
 //! stay strictly in order, and a group's keys are durable before its events are written).
 //!
 //! **Architecture invariant:** a receipt is sent only after `Store::commit` returned, i.e.
-//! after fdatasync. Nothing of a refused request is staged; a storage failure poisons the
-//! writer instead of guessing what reached the disk.
+//! after fdatasync. Nothing of a refused request is staged; a failed commit poisons the
+//! writer instead of guessing what reached the disk, and its callers are told exactly that
+//! ([`AppendError::OutcomeUnknown`], with the event ids that find out).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use kvitto_core::{
 };
 use kvitto_proof::SubjectTip;
 use kvitto_store::vault::{self, RandomPool, SlotKey};
-use kvitto_store::{Head, Record, Store, SubjectHeadRec, SubjectKeys};
+use kvitto_store::{CommitError, Head, Record, Store, SubjectHeadRec, SubjectKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppendError;
@@ -596,12 +597,25 @@ impl Committer {
                     "append group durable"
                 ),
                 Err(e) => {
+                    // Poison either way: the group the writer may have sealed on top chains on
+                    // this one, and sled 0.34.7 cannot be trusted to flush after an I/O error.
                     let why = e.to_string();
                     tracing::error!(error = %why, "append group failed; ledger handle poisoned");
                     if let Ok(mut p) = self.shared.poisoned.lock() {
                         *p = Some(why.clone());
                     }
-                    return self.answer_all(s, || AppendError::Storage(why.clone()));
+                    self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
+                    for req in s.group {
+                        let err = match &e {
+                            CommitError::NotWritten(_) => AppendError::Storage(why.clone()),
+                            CommitError::Unknown(_) => AppendError::OutcomeUnknown {
+                                why: why.clone(),
+                                event_ids: req.items.iter().map(|i| i.event_id).collect(),
+                            },
+                        };
+                        req.answer(&self.shared, Err(err));
+                    }
+                    return;
                 }
             }
             // Durable: publish state, fold projections, feed the indexer.
