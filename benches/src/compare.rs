@@ -402,12 +402,21 @@ async fn open_fresh(dir: &Path) -> Result<Ledger> {
 }
 
 /// Appends `drafts` from `callers` tasks, each awaiting its own appends, and returns every
-/// receipt.
+/// receipt. Each customer's events go to one caller, in order (a request is fulfilled after
+/// it was received, as a real service sends them); the customers are spread over the callers.
 async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Vec<Receipt>> {
-    let chunk = drafts.len().div_ceil(callers.max(1)).max(1);
+    let callers = callers.max(1);
+    let mut parts: Vec<Vec<Draft>> = vec![Vec::new(); callers];
+    for d in drafts {
+        let caller = d.subject.as_ref().map_or(0, |r| {
+            let h = blake3::hash(format!("{}\0{}", d.controller, r.as_str()).as_bytes());
+            u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or_default()) as usize % callers
+        });
+        parts[caller].push(d.clone());
+    }
     let mut set = tokio::task::JoinSet::new();
-    for part in drafts.chunks(chunk) {
-        let (ledger, part) = (ledger.clone(), part.to_vec());
+    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+        let ledger = ledger.clone();
         set.spawn(async move {
             let mut out = Vec::with_capacity(part.len());
             for d in part {

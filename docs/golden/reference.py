@@ -16,6 +16,7 @@ ENUMS = {
     "source": ["subject", "controller", "third_party"],
     "right": ["access", "rectification", "erasure", "restriction", "portability", "objection"],
     "trigger": ["collected", "record_closed", "relationship_ended"],
+    "extend_to": ["calendar_year_end"],
 }
 # code, type, [(field, type)]; "?" suffix = opt<>
 KINDS = {
@@ -42,6 +43,11 @@ KINDS = {
     "erasure_deferred": (32, [("register", "str"), ("statute", "str"), ("until", "time")]),
     "data_erased": (33, [("register", "str?"), ("reason", "str")]),
 }
+# Extended layouts (§2.3): written under the extended code, with the trailing optional fields,
+# exactly when one of those fields is present; otherwise the base layout above, unchanged.
+EXTENDED = {
+    "retention_rule_declared": (5, [("financial_year_end", "monthday?"), ("extend_to", "enum?")]),
+}
 
 def s(x): b = x.encode(); return struct.pack(">I", len(b)) + b
 def t(x):
@@ -66,6 +72,9 @@ def field(name, typ, v):
     if typ == "period": return period(v)
     if typ == "hex32": return bytes.fromhex(v)
     if typ == "time": return t(v)
+    if typ == "monthday":
+        mm, dd = v.split("-")
+        return bytes([int(mm), int(dd)])
     if typ == "list": return struct.pack(">I", len(v)) + b"".join(s(c) for c in v)
     raise ValueError(typ)
 
@@ -79,6 +88,10 @@ def preimage(e):
     else:
         out += b"\x00"
     code, fields = KINDS[e["type"]]
+    if e["type"] in EXTENDED:
+        xcode, xfields = EXTENDED[e["type"]]
+        if any(e.get(name) is not None for name, _ in xfields):
+            code, fields = xcode, fields + xfields
     out += struct.pack(">H", code)
     for name, typ in fields:
         out += field(name, typ, e.get(name))

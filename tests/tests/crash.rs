@@ -21,7 +21,14 @@ use kvitto_integration::*;
 fn random_draft(rng: &mut Rng) -> Draft {
     let controller = if rng.chance(50) { "kalejdo" } else { "kazoom" };
     let subject = format!("cust-{}", rng.below(40));
-    if rng.chance(30) {
+    if rng.chance(3) {
+        // Erasure: the append destroys the keys before its receipt; a kill at any moment must
+        // leave the event absent with its keys, or recorded without them.
+        let register = if rng.chance(50) { r#","register":"kundregister""# } else { "" };
+        draft(&format!(
+            r#"{{"type":"data_erased","controller":"{controller}","subject":"{subject}"{register},"reason":"crash test"}}"#
+        ))
+    } else if rng.chance(30) {
         collected_with_details(controller, &subject, &format!("p{}@example.se", rng.below(1000)))
     } else {
         consent(controller, &subject, if rng.chance(50) { "marketing" } else { "newsletter" })
@@ -51,7 +58,12 @@ fn crash_child() {
                     (0..if rng.chance(20) { 2 + rng.below(4) } else { 1 }).map(|_| random_draft(&mut rng)).collect();
                 let (ledger, out) = (ledger.clone(), out.clone());
                 set.spawn(async move {
-                    let receipts = ledger.append_batch(batch).await.unwrap();
+                    let receipts = match ledger.append_batch(batch).await {
+                        Ok(r) => r,
+                        // A batch that erases a customer and then adds details for it.
+                        Err(kvitto::AppendError::DetailsAfterErasure { .. }) => return,
+                        Err(e) => panic!("{e}"),
+                    };
                     let mut line = String::new();
                     for r in receipts {
                         line.push_str(&format!("{} {} {}\n", r.seq, r.hash, r.event_id));
@@ -91,6 +103,7 @@ async fn crash_loop() {
     let mut rng = Rng::new(42);
     let exe = std::env::current_exe().unwrap();
     let mut total_acked = 0;
+    let mut total_erasures = 0;
     for cycle in 0..cycles {
         let before = std::fs::metadata(&receipts_path).map(|m| m.len()).unwrap_or(0);
         let mut child = Command::new(&exe)
@@ -131,9 +144,31 @@ async fn crash_loop() {
             let (h, i) = &stored[seq];
             assert_eq!((&h.to_hex(), i), (hash, id), "cycle {cycle}: acknowledged seq {seq} changed");
         }
+        // verify also fails an erasure whose covered details still decrypt.
         let report = ledger.verify().await.unwrap();
         assert!(report.is_ok(), "cycle {cycle}: {:?}", report.failure);
         assert_eq!(report.count, n);
+        let logged = ledger.log(0..n).await.unwrap();
+        let mut erasures: HashMap<kvitto::SubjectId, kvitto_core::Erasures> = HashMap::new();
+        for e in &logged {
+            if let (Some(l), kvitto::EventKind::DataErased { register, .. }) = (&e.event.subject, &e.event.kind) {
+                erasures.entry(l.subject).or_default().push(e.event.seq, register.clone());
+            }
+        }
+        for e in &logged {
+            let Some(l) = e.event.subject else { continue };
+            let covered =
+                erasures.get(&l.subject).and_then(|x| x.covering(e.event.seq, kvitto_core::key_slot(&e.event.kind)));
+            match (&e.details, covered) {
+                (kvitto::DetailsView::None, _) => {}
+                (kvitto::DetailsView::Erased { by }, Some(c)) => {
+                    assert_eq!(*by, c, "cycle {cycle}: seq {}", e.event.seq)
+                }
+                (kvitto::DetailsView::Disclosed(_), None) => {}
+                (other, c) => panic!("cycle {cycle}: seq {}: details {other:?}, covering erasure {c:?}", e.event.seq),
+            }
+        }
+        total_erasures = erasures.values().map(|x| x.as_slice().len()).sum();
         // Projections persisted before the kill, caught up on open, equal a rebuild.
         let events: Vec<kvitto::Event> = ledger.log(0..n).await.unwrap().into_iter().map(|e| e.event).collect();
         assert!(
@@ -143,5 +178,9 @@ async fn crash_loop() {
         ledger.close().await;
         total_acked = acked.len();
     }
-    eprintln!("crash loop: {cycles} cycles, {total_acked} acknowledged events all present, verify ok after every kill");
+    assert!(total_erasures > 0, "the loop erased nothing");
+    eprintln!(
+        "crash loop: {cycles} cycles, {total_acked} acknowledged events all present, {total_erasures} erasures carried \
+         out, verify ok after every kill"
+    );
 }

@@ -82,6 +82,21 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
             lines.get(first).copied().unwrap_or(0)
         ))),
         Err(e @ AppendError::Empty) => Err(Failure::input(e.to_string())),
+        Err(AppendError::ErasureBlocked { index, why }) => Err(Failure::input(format!(
+            "line {}: erasure refused: {why}; nothing appended",
+            lines.get(index).copied().unwrap_or(0)
+        ))),
+        Err(AppendError::InvalidStep { index, why }) => Err(Failure::input(format!(
+            "line {}: field request_id: {why}; nothing appended",
+            lines.get(index).copied().unwrap_or(0)
+        ))),
+        Err(AppendError::DetailsAfterErasure { index, erasure }) => Err(Failure::input(format!(
+            "line {}: field details: this customer's data_erased on line {} destroys the key these details would \
+             be sealed under; append them separately after the erasure; nothing appended",
+            lines.get(index).copied().unwrap_or(0),
+            lines.get(erasure).copied().unwrap_or(0)
+        ))),
+        Err(e @ AppendError::ErasureIncomplete { .. }) => Err(Failure::storage(e.to_string())),
         Err(AppendError::OutcomeUnknown { why, event_ids }) => {
             // The ids the ledger gave lines without one: re-sending the input with them
             // returns the original receipts if the events were recorded.

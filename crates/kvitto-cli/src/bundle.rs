@@ -39,12 +39,11 @@ fn print_timeline(v: &VerifiedBundle) {
     say!("{:>8}  {:<20}  {:<26}  what", "seq", "occurred_at", "event");
     for e in &v.events {
         let t = e.event.occurred_at.to_rfc3339();
-        let details = if e.details.is_some() {
-            " [details disclosed]"
-        } else if e.withheld {
-            " [details erased or withheld]"
-        } else {
-            ""
+        let details = match (&e.details, e.withheld, e.erased_by) {
+            (Some(_), _, _) => " [details disclosed]".to_string(),
+            (None, true, Some(by)) => format!(" [details erased by seq {by}]"),
+            (None, true, None) => " [details withheld]".to_string(),
+            (None, false, _) => String::new(),
         };
         say!(
             "{:>8}  {:<20}  {:<26}  {}{details}",

@@ -30,6 +30,59 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Erasure in the demo: what the customers asked for and the statutes and holds allowed, then
+/// the retention rules run by themselves, and one erased customer's history.
+async fn forgetting(ledger: &Ledger, customers: &[Customer]) -> Result<(), Failure> {
+    let p = ledger.projections();
+    let (mut whole, mut register, mut deferrals, mut holds, mut active) = (0, 0, 0, 0, 0);
+    let now = kvitto::Timestamp::now();
+    for st in p.subjects.values() {
+        for (_, r) in st.erasure.all() {
+            if r.is_some() { register += 1 } else { whole += 1 }
+        }
+        deferrals += st.deferrals.all().len();
+        for t in st.holds.values() {
+            holds += 1;
+            active += usize::from(t.all().last().is_some_and(|(_, placed)| *placed));
+        }
+    }
+    drop(p);
+    crate::say!(
+        "\nforgetting: {whole} customers erased whole and {register} registers erased on request (keys destroyed, \
+         every hash still valid); {deferrals} bookkeeping deferrals; {holds} legal holds, {active} still active"
+    );
+    let plan = ledger.retention_plan(None, now).map_err(crate::query::read_failure)?;
+    let mut by_status = std::collections::BTreeMap::new();
+    for item in &plan {
+        *by_status.entry(item.status.as_str()).or_insert(0usize) += 1;
+    }
+    let summary: Vec<String> = by_status.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    crate::say!("retention plan now ({} customer registers under a rule): {}", plan.len(), summary.join(", "));
+    let run = ledger.retention_run(None, now).await.map_err(crate::query::read_failure)?;
+    crate::say!(
+        "retention run: {} registers erased under their rules (ärendelista 12 months after closure, customer data \
+         after the relationship ended), {} refused by a hold or deferral; bookkeeping kept by statute",
+        run.erased.len(),
+        run.refused.len()
+    );
+    let erased = customers.iter().find(|c| {
+        c.events.iter().any(|d| matches!(&d.kind, kvitto_core::EventKind::DataErased { register: None, .. }))
+    });
+    if let Some(c) = erased {
+        let history = ledger
+            .history(c.controller.as_str(), &c.external_ref)
+            .await
+            .map_err(|e| Failure::storage(e.to_string()))?;
+        crate::say!(
+            "\nhistory of erased customer {} at {} (details and reference destroyed):",
+            c.external_ref,
+            c.controller
+        );
+        crate::table::print_events(&history, false, false);
+    }
+    Ok(())
+}
+
 /// The customer whose life shows the most: consent given and withdrawn first, then variety.
 fn showcase(customers: &[Customer]) -> Option<&Customer> {
     customers.iter().max_by_key(|c| {
@@ -86,6 +139,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         ledger.len() as f64 / elapsed.as_secs_f64()
     );
 
+    forgetting(&ledger, &scenario.customers).await?;
     let report = ledger.verify().await.map_err(|e| Failure::storage(e.to_string()))?;
     match &report.failure {
         None => crate::say!(

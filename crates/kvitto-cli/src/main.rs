@@ -5,6 +5,7 @@
 mod append;
 mod bundle;
 mod demo;
+mod erasure;
 mod query;
 mod table;
 
@@ -36,6 +37,7 @@ Exit codes:
   kvitto consent --controller kalejdo --subject cust-1 --at 2026-03-01
   kvitto may-process --controller kalejdo --subject cust-1 --purpose marketing
   kvitto report access --controller kalejdo --subject cust-1
+  kvitto erase --controller kalejdo --subject cust-1 --reason \"Art 17 request\"
 
 Exit codes:
   0  ok
@@ -149,6 +151,50 @@ kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing
         /// Write to this file instead of stdout
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Erase a customer's personal data for good: every register, or one (`data_erased`)
+    #[command(after_help = "Destroys the keys of the customer's encrypted details (and, without --register, the
+customer reference) before it returns; the events and every hash, proof and bundle over
+them stay valid and show the details as erased. Refused (exit 2, nothing written) while a
+legal hold on the customer is active or an erasure_deferred for a register in scope is in
+force. Erasing what is already erased writes nothing and says so (exit 0).
+
+Examples:
+  kvitto erase --controller kalejdo --subject KAL-100042 --reason 'Art 17 request r-77'
+  kvitto erase --controller kalejdo --subject KAL-100042 --register arendelista --reason 'retention: 12 months after closure'")]
+    Erase {
+        #[command(flatten)]
+        who: Who,
+        /// Only this register [default: everything of the customer]
+        #[arg(long)]
+        register: Option<String>,
+        /// Why (recorded in the event; no personal data)
+        #[arg(long)]
+        reason: String,
+    },
+    /// Retention: what is due for erasure under the declared rules, and erasing it
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Rights requests (Art 12(3)): due dates, overdue first
+    #[command(after_help = "A request is due one month after receipt; a rights_request_extended recorded within
+that month extends it to three. Fulfilled after the due date: shown as answered late.
+
+Examples:
+  kvitto requests                     open requests of every controller, overdue first
+  kvitto requests --controller kazoom --now 2026-06-01 --all --json")]
+    Requests {
+        /// Only this controller
+        #[arg(long)]
+        controller: Option<String>,
+        /// The instant to judge deadlines at (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_parser = query::parse_time)]
+        now: Option<kvitto::Timestamp>,
+        /// Closed requests too
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
     },
     /// Recompute every projection from seq 0 and replace the persisted ones
     Rebuild,
@@ -291,6 +337,39 @@ enum ProveCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum RetentionCommand {
+    /// Per customer and register: due, overdue (by how long), deferred (until when, why), not due, erased
+    #[command(after_help = "Examples:
+  kvitto retention plan --now 2027-01-01
+  kvitto retention plan --controller komteknik-el --json")]
+    Plan {
+        /// Only this controller
+        #[arg(long)]
+        controller: Option<String>,
+        /// The instant to plan for (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_parser = query::parse_time)]
+        now: Option<kvitto::Timestamp>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase what is due (not deferred), one data_erased per customer and register, idempotent
+    #[command(after_help = "Each erasure names the rule that caused it and has a deterministic event id, so a run
+started again records nothing twice. Legal holds and statutory deferrals are skipped.
+
+Example:
+  kvitto retention plan --now 2027-01-01 && kvitto retention run --now 2027-01-01")]
+    Run {
+        /// Only this controller
+        #[arg(long)]
+        controller: Option<String>,
+        /// The instant to judge due dates at (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_parser = query::parse_time)]
+        now: Option<kvitto::Timestamp>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ReportCommand {
     /// Art 15(1) access report for one customer (a–h, with the events behind each line)
     #[command(after_help = "Example:\n  kvitto report access --controller kalejdo --subject KAL-100007 [--json]")]
@@ -411,6 +490,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
+        Command::Retention(RetentionCommand::Plan { controller, now, json }) => {
+            let now = now.unwrap_or_else(kvitto::Timestamp::now);
+            erasure::retention_plan(&dir, controller.as_deref(), now, json).await
+        }
+        Command::Retention(RetentionCommand::Run { controller, now }) => {
+            erasure::retention_run(&dir, controller.as_deref(), now.unwrap_or_else(kvitto::Timestamp::now)).await
+        }
+        Command::Requests { controller, now, all, json } => {
+            let now = now.unwrap_or_else(kvitto::Timestamp::now);
+            erasure::requests(&dir, controller.as_deref(), now, all, json).await
+        }
+        Command::Erase { who, register, reason } => {
+            erasure::erase(&dir, &who.controller, &who.subject, register.as_deref(), &reason).await
+        }
         Command::Export { who, checkpoint, out } => {
             bundle::export(&dir, &who.controller, &who.subject, checkpoint, &out).await
         }

@@ -64,10 +64,10 @@ pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: 
         let t = e.event.occurred_at.to_rfc3339();
         let t = t.get(..19).unwrap_or(&t);
         let details = match &e.details {
-            DetailsView::None => "",
-            DetailsView::Disclosed(_) => " [details]",
-            DetailsView::Erased => " [details erased]",
-            DetailsView::Damaged => " [details DAMAGED]",
+            DetailsView::None => String::new(),
+            DetailsView::Disclosed(_) => " [details]".into(),
+            DetailsView::Erased { by } => format!(" [details erased by seq {by}]"),
+            DetailsView::Damaged => " [details DAMAGED]".into(),
         };
         let hash = &e.hash.to_hex()[..12];
         if with_controller {

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::country::CountryCode;
 use crate::field::{DecodeError, FieldCodec, Reader, code_enum};
 use crate::ids::{Commitment, EventHash, EventId, Id, SubjectId, Text, TextHash};
-use crate::period::IsoPeriod;
+use crate::period::{IsoPeriod, MonthDay};
 use crate::time::Timestamp;
 
 code_enum!(
@@ -96,6 +96,14 @@ code_enum!(
     }
 );
 
+code_enum!(
+    /// How far a retention period is stretched after its duration is added.
+    ExtendTo {
+        /// Kept through 31 December of the year in which the period ran out.
+        CalendarYearEnd = 1, "calendar_year_end";
+    }
+);
+
 /// A non-empty list of distinct category ids (at most [`Categories::MAX`]), in the order given.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "Vec<Id>", into = "Vec<Id>")]
@@ -149,21 +157,37 @@ pub enum Scope {
     Subject,
 }
 
+/// One kind's canonical code: its base code, or — for a kind with an extended layout — the
+/// extended code exactly when one of the extension fields is present.
+macro_rules! kind_code {
+    ($code:literal ;) => {
+        $code
+    };
+    ($code:literal ; $xcode:literal $( $xfield:ident )+) => {
+        if $( $crate::field::OptionalField::is_present($xfield) )||+ { $xcode } else { $code }
+    };
+}
+
 macro_rules! event_kinds {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, $scope:ident { $( $field:ident : $ty:ty ),* $(,)? } )+) => {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, $scope:ident { $( $field:ident : $ty:ty ),* $(,)? } $( + $xcode:literal { $( $xfield:ident : $xty:ty ),+ $(,)? } )? )+) => {
         /// What an event says. One variant per `type` of EVENTS.md; codes per docs/FORMAT.md.
         #[derive(Clone, PartialEq, Eq, Debug)]
         pub enum EventKind {
-            $( $(#[$doc])* $variant { $( #[allow(missing_docs)] $field: $ty ),* }, )+
+            $( $(#[$doc])* $variant { $( #[allow(missing_docs)] $field: $ty, )* $( $( #[allow(missing_docs)] $xfield: $xty, )+ )? }, )+
         }
 
         impl EventKind {
-            /// Every kind's (`type` name, code, scope), in code order.
+            /// Every kind's (`type` name, base code, scope), in code order.
             pub const TABLE: &'static [(&'static str, u16, Scope)] = &[$( ($name, $code, Scope::$scope) ),+];
+
+            /// Kinds with an extended layout: (`type` name, base code, extended code). The
+            /// extended code is used exactly when one of the trailing optional fields is present
+            /// (docs/FORMAT.md §2.3), so events without them keep their base bytes.
+            pub const EXTENDED: &'static [(&'static str, u16, u16)] = &[$( $( ($name, $code, $xcode), )? )+];
 
             /// The canonical kind code.
             pub fn code(&self) -> u16 {
-                match self { $( Self::$variant { .. } => $code, )+ }
+                match self { $( Self::$variant { $( $( $xfield, )+ )? .. } => kind_code!($code ; $( $xcode $( $xfield )+ )?), )+ }
             }
 
             /// The JSON `type` name.
@@ -178,20 +202,38 @@ macro_rules! event_kinds {
 
             /// The JSON field names this kind accepts, in canonical order.
             pub fn field_names(type_name: &str) -> Option<&'static [&'static str]> {
-                match type_name { $( $name => Some(&[$( stringify!($field) ),*]), )+ _ => None }
+                match type_name { $( $name => Some(&[$( stringify!($field), )* $( $( stringify!($xfield), )+ )?]), )+ _ => None }
             }
 
             /// Appends the kind's fields in canonical order.
             pub(crate) fn encode_fields(&self, out: &mut Vec<u8>) {
+                let code = self.code();
                 match self {
-                    $( Self::$variant { $( $field ),* } => { $( FieldCodec::encode($field, out); )* } )+
+                    $( Self::$variant { $( $field, )* $( $( $xfield, )+ )? } => {
+                        $( FieldCodec::encode($field, out); )*
+                        $( if code == $xcode { $( FieldCodec::encode($xfield, out); )+ } )?
+                    } )+
                 }
             }
 
             /// Reads the fields of kind `code`.
             pub(crate) fn decode_fields(code: u16, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 match code {
-                    $( $code => Ok(Self::$variant { $( $field: <$ty as FieldCodec>::decode(r)? ),* }), )+
+                    $( $code => Ok(Self::$variant { $( $field: <$ty as FieldCodec>::decode(r)?, )* $( $( $xfield: <$xty>::default(), )+ )? }), )+
+                    $( $( $xcode => {
+                        let at = r.position().saturating_sub(2);
+                        let mut kind = Self::decode_fields($code, r)?;
+                        if let Self::$variant { $( $xfield, )+ .. } = &mut kind {
+                            $( *$xfield = <$xty as FieldCodec>::decode(r)?; )+
+                        }
+                        if kind.code() != $xcode {
+                            return Err(DecodeError {
+                                offset: at,
+                                what: format!("kind code {} without any of its extension fields (must be written as kind {})", $xcode, $code),
+                            });
+                        }
+                        Ok(kind)
+                    } )? )+
                     other => Err(DecodeError { offset: r.position().saturating_sub(2), what: format!("unknown kind code {other}") }),
                 }
             }
@@ -199,10 +241,12 @@ macro_rules! event_kinds {
             /// Parses the fields of `type_name` from a JSON object; errors name the field.
             pub(crate) fn from_json(type_name: &str, obj: &Map<String, Value>) -> Result<Self, (Option<&'static str>, String)> {
                 match type_name {
-                    $( $name => Ok(Self::$variant { $(
-                        $field: <$ty as FieldCodec>::from_json(obj.get(stringify!($field)))
-                            .map_err(|e| (Some(stringify!($field)), e))?
-                    ),* }), )+
+                    $( $name => Ok(Self::$variant {
+                        $( $field: <$ty as FieldCodec>::from_json(obj.get(stringify!($field)))
+                            .map_err(|e| (Some(stringify!($field)), e))?, )*
+                        $( $( $xfield: <$xty as FieldCodec>::from_json(obj.get(stringify!($xfield)))
+                            .map_err(|e| (Some(stringify!($xfield)), e))?, )+ )?
+                    }), )+
                     other => Err((Some("type"), format!("unknown event type {other:?}"))),
                 }
             }
@@ -210,8 +254,9 @@ macro_rules! event_kinds {
             /// Writes the kind's fields into a JSON object (absent optionals omitted).
             pub fn to_json_fields(&self, out: &mut Map<String, Value>) {
                 match self {
-                    $( Self::$variant { $( $field ),* } => {
+                    $( Self::$variant { $( $field, )* $( $( $xfield, )+ )? } => {
                         $( if let Some(v) = FieldCodec::to_json($field) { out.insert(stringify!($field).into(), v); } )*
+                        $( $( if let Some(v) = FieldCodec::to_json($xfield) { out.insert(stringify!($xfield).into(), v); } )+ )?
                     } )+
                 }
             }
@@ -224,8 +269,10 @@ event_kinds! {
     PurposeDeclared = 1, "purpose_declared", Controller { purpose: Id, description: Text, legal_basis: LegalBasis, register: Id }
     /// A processor, sub-processor, recipient or joint controller.
     ProcessorRegistered = 2, "processor_registered", Controller { processor: Id, name: Text, country: CountryCode, role: Role, transfer_mechanism: Option<TransferMechanism>, dpa_ref: Option<Text> }
-    /// How long a register keeps data after a trigger.
+    /// How long a register keeps data after a trigger. With `financial_year_end` and/or
+    /// `extend_to` (bookkeeping rules, docs/FORMAT.md §2.3) it is encoded as kind 5.
     RetentionRuleDeclared = 3, "retention_rule_declared", Controller { register: Id, trigger: Trigger, duration: IsoPeriod, statute: Option<Text> }
+        + 5 { financial_year_end: Option<MonthDay>, extend_to: Option<ExtendTo> }
     /// A privacy notice version came into force.
     NoticePublished = 4, "notice_published", Controller { version: Id, text_hash: TextHash }
     /// Consent given for a purpose.

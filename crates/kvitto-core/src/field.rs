@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::country::CountryCode;
 use crate::event::Categories;
 use crate::ids::{Id, Text, TextHash};
-use crate::period::IsoPeriod;
+use crate::period::{IsoPeriod, MonthDay};
 use crate::time::Timestamp;
 
 /// Why canonical bytes could not be decoded. Decoding is strict: no defaults, no trailing bytes.
@@ -208,6 +208,36 @@ impl<T: FieldCodec> FieldCodec for Option<T> {
     }
     fn to_json(&self) -> Option<Value> {
         self.as_ref().and_then(T::to_json)
+    }
+}
+
+/// A trailing field of an extended kind layout: optional, and able to say whether it is set.
+pub trait OptionalField {
+    /// Whether the field has a value.
+    fn is_present(&self) -> bool;
+}
+
+impl<T> OptionalField for Option<T> {
+    fn is_present(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl FieldCodec for MonthDay {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.month());
+        out.push(self.day());
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let at = r.position();
+        let [month, day] = r.array::<2>()?;
+        MonthDay::new(month, day).map_err(|e| DecodeError { offset: at, what: format!("month-day {e}") })
+    }
+    fn from_json(v: Option<&Value>) -> Result<Self, String> {
+        MonthDay::parse(json_str(v)?)
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.to_string()))
     }
 }
 

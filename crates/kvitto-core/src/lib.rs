@@ -10,6 +10,7 @@
 pub mod canonical;
 pub mod country;
 pub mod draft;
+pub mod erasure;
 pub mod event;
 pub mod field;
 pub mod ids;
@@ -21,6 +22,7 @@ pub mod time;
 pub use canonical::{decode_event, encode_event, event_hash};
 pub use country::CountryCode;
 pub use draft::{Details, Draft, DraftError};
+pub use erasure::{Erasures, key_slot};
 pub use event::{
     Categories, Event, EventKind, LegalBasis, Right, Role, Scope, Source, SubjectLink, TransferMechanism, Trigger,
 };

@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
+use kvitto_core::event::ExtendTo;
 use kvitto_core::json::{event_from_json, event_to_json};
+use kvitto_core::period::MonthDay;
 use kvitto_core::*;
 use serde_json::{Value, json};
 
@@ -96,6 +98,8 @@ fn build_vectors() -> Vec<(&'static str, Event)> {
                 trigger: Trigger::RecordClosed,
                 duration: IsoPeriod::parse("P12M").unwrap(),
                 statute: None,
+                financial_year_end: None,
+                extend_to: None,
             },
             false,
             None,
@@ -107,6 +111,8 @@ fn build_vectors() -> Vec<(&'static str, Event)> {
                 trigger: Trigger::Collected,
                 duration: IsoPeriod::parse("P7YT1H").unwrap(),
                 statute: Some(text("Bokföringslagen (1999:1078) 7 kap. 2 §")),
+                financial_year_end: None,
+                extend_to: None,
             },
             false,
             None,
@@ -174,6 +180,60 @@ fn build_vectors() -> Vec<(&'static str, Event)> {
             "data_erased_everything",
             EventKind::DataErased { register: None, reason: text("Art 17 request req-2026-0001") },
             true,
+            None,
+        ),
+        // Kind 5: retention rules with the bookkeeping fields (appended; the vectors above are
+        // unchanged from the first version of this file).
+        (
+            "retention_rule_bokforingslagen",
+            EventKind::RetentionRuleDeclared {
+                register: id("bokforing"),
+                trigger: Trigger::Collected,
+                duration: IsoPeriod::parse("P7Y").unwrap(),
+                statute: Some(text("Bokföringslagen (1999:1078) 7 kap. 2 §")),
+                financial_year_end: Some(MonthDay::parse("12-31").unwrap()),
+                extend_to: Some(ExtendTo::CalendarYearEnd),
+            },
+            false,
+            None,
+        ),
+        (
+            "retention_rule_bogforingsloven",
+            EventKind::RetentionRuleDeclared {
+                register: id("bogforing"),
+                trigger: Trigger::Collected,
+                duration: IsoPeriod::parse("P5Y").unwrap(),
+                statute: Some(text("Bogføringsloven § 12")),
+                financial_year_end: Some(MonthDay::parse("12-31").unwrap()),
+                extend_to: None,
+            },
+            false,
+            None,
+        ),
+        (
+            "retention_rule_financial_year_0630",
+            EventKind::RetentionRuleDeclared {
+                register: id("bokforing"),
+                trigger: Trigger::Collected,
+                duration: IsoPeriod::parse("P7Y").unwrap(),
+                statute: None,
+                financial_year_end: Some(MonthDay::parse("06-30").unwrap()),
+                extend_to: Some(ExtendTo::CalendarYearEnd),
+            },
+            false,
+            None,
+        ),
+        (
+            "retention_rule_extend_to_only",
+            EventKind::RetentionRuleDeclared {
+                register: id("fakturaregister"),
+                trigger: Trigger::RelationshipEnded,
+                duration: IsoPeriod::parse("P1Y").unwrap(),
+                statute: None,
+                financial_year_end: None,
+                extend_to: Some(ExtendTo::CalendarYearEnd),
+            },
+            false,
             None,
         ),
     ];

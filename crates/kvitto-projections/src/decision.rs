@@ -3,6 +3,7 @@
 use kvitto_core::{Id, LegalBasis, SubjectId, Timestamp};
 use serde::Serialize;
 
+use crate::retention::{register_clock, relationship_end};
 use crate::state::{ConsentMark, ControllerState, SubjectState};
 use crate::timeline::{AsOf, Stamp};
 use crate::{Projections, QueryError};
@@ -252,14 +253,47 @@ fn decide(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> Deci
             return deny(format!("{what} was erased"), Some(st.seq));
         }
     }
-    // 3. While restricted (Art 18), only storage is allowed.
+    // 3. After the relationship ended: contract purposes end; legal-obligation purposes last
+    //    until their register's retention is due; the other bases are unaffected.
+    if let Some(end) = relationship_end(s, q) {
+        match decl.legal_basis {
+            LegalBasis::Contract => {
+                return deny(
+                    format!(
+                        "the relationship ended at {}: {purpose} relies on the contract (Art 6(1)(b)), which no longer applies",
+                        end.occurred
+                    ),
+                    Some(end.seq),
+                );
+            }
+            LegalBasis::LegalObligation => {
+                if let Some((rule_at, rule)) = c.retention.get(&decl.register).and_then(|t| t.latest(q)) {
+                    let clock = register_clock(s, &decl.register, rule.trigger, q);
+                    if let Some(start) = clock.start {
+                        let due = rule.due_at(start.occurred);
+                        if due <= q.at {
+                            return deny(
+                                format!(
+                                    "the retention of register {} ran out at {due} (rule seq {}): no legal obligation requires {purpose} any more",
+                                    decl.register, rule_at.seq
+                                ),
+                                Some(start.seq),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // 4. While restricted (Art 18), only storage is allowed.
     if let Some((st, true)) = s.restriction.latest(q).map(|(st, r)| (*st, *r)) {
         if purpose.as_str() != STORAGE_PURPOSE {
             return deny("processing is restricted (Art 18): only storage is allowed".into(), Some(st.seq));
         }
         return Decision { allowed: true, reason: "storage of restricted data (Art 18(2))".into(), seq: Some(st.seq) };
     }
-    // 4. The legal basis.
+    // 5. The legal basis.
     let latest = consent_marks(s, purpose, q).pop();
     match decl.legal_basis {
         LegalBasis::Consent => match latest {

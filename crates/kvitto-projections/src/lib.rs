@@ -10,7 +10,10 @@
 #![forbid(unsafe_code)]
 
 mod decision;
+mod erasure;
 mod report;
+pub mod requests;
+pub mod retention;
 mod state;
 mod timeline;
 
@@ -19,7 +22,11 @@ use std::collections::HashMap;
 use kvitto_core::{Event, Id, SubjectId, SubjectMap};
 
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
+pub use erasure::ErasureBlocker;
 pub use report::{AccessReport, ProcessingReport, RequestStatus, add_period};
+pub use requests::{RequestListItem, request_step_problem};
+pub use retention::{DeferredBy, OVERDUE_AFTER_SECONDS, PlanItem, PlanRule, PlanStatus, RetentionCandidate};
+pub use state::STATE_LAYOUT;
 pub use state::{
     Collected, ConsentMark, ControllerState, Deferral, ProcessorDecl, PurposeDecl, RequestMark, RetentionDecl, Shared,
     SubjectState,

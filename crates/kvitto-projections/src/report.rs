@@ -4,87 +4,58 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Months, Utc};
+use kvitto_core::event::ExtendTo;
+use kvitto_core::period::MonthDay;
 use kvitto_core::{
     CountryCode, Id, IsoPeriod, LegalBasis, Right, Role, Source, SubjectId, Timestamp, TransferMechanism, Trigger,
 };
 use serde::Serialize;
 
 use crate::decision::{ConsentAnswer, ConsentState};
-use crate::state::{ControllerState, ProcessorDecl, RequestMark, SubjectState};
+use crate::retention::{data_registers, register_clock};
+use crate::state::{ControllerState, ProcessorDecl};
 use crate::timeline::AsOf;
 use crate::{Projections, QueryError};
 
-/// `t + period`, calendar-aware for years and months; saturates at the end of time.
+/// `t + period`, calendar-aware for years and months; saturates at the end of time
+/// ([`IsoPeriod::add_to`]).
 pub fn add_period(t: Timestamp, p: &IsoPeriod) -> Timestamp {
-    let Some(dt) = DateTime::<Utc>::from_timestamp_micros(t.as_micros()) else { return Timestamp::MAX };
-    let months = p.years as u64 * 12 + p.months as u64;
-    let dt = match u32::try_from(months).ok().and_then(|m| dt.checked_add_months(Months::new(m))) {
-        Some(d) => d,
-        None => return Timestamp::MAX,
-    };
-    let extra_us = (p.weeks as i64 * 7 + p.days as i64) * 86_400_000_000
-        + (p.hours as i64 * 3600 + p.minutes as i64 * 60 + p.seconds as i64) * 1_000_000;
-    Timestamp::from_micros(dt.timestamp_micros().saturating_add(extra_us)).unwrap_or(Timestamp::MAX)
+    p.add_to(t)
 }
 
-fn months_later(t: Timestamp, months: u32) -> Timestamp {
-    add_period(t, &IsoPeriod { months, ..IsoPeriod::default() })
-}
-
-/// A data subject request with its deadline (Art 12(3): one month, extendable by two).
+/// A data subject request with its deadline (Art 12(3): one month, extendable by two);
+/// the rules are in docs/DECISIONS.md and [`crate::requests`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RequestStatus {
     /// Request id.
     pub request_id: Id,
     /// The right invoked (unknown when only later steps are visible).
     pub right: Option<Right>,
-    /// `open`, `extended`, `fulfilled` or `rejected`.
+    /// `open`, `extended`, `fulfilled`, `fulfilled_late`, `rejected` or `rejected_late`.
     pub status: &'static str,
     /// When it was received.
     pub received: Option<Timestamp>,
-    /// When it is (or was) due.
+    /// When it is (or was) due: one month after receipt, three after an extension in time.
     pub deadline: Option<Timestamp>,
     /// Still open after its deadline at the query's `at`.
     pub overdue: bool,
     /// Events behind it.
     pub seqs: Vec<u64>,
-}
-
-impl SubjectState {
-    /// Every request's status as of `q`.
-    pub fn requests(&self, q: &AsOf) -> Vec<RequestStatus> {
-        let mut out = Vec::new();
-        for (id, timeline) in &self.requests {
-            let marks: Vec<_> = timeline.visible(q).collect();
-            if marks.is_empty() {
-                continue;
-            }
-            let received = marks.iter().find_map(|(st, m)| match m {
-                RequestMark::Received(r) => Some((st.occurred, *r)),
-                _ => None,
-            });
-            let extended = marks.iter().any(|(_, m)| matches!(m, RequestMark::Extended));
-            let status = match marks.last().map(|(_, m)| m) {
-                Some(RequestMark::Fulfilled) => "fulfilled",
-                Some(RequestMark::Rejected) => "rejected",
-                _ if extended => "extended",
-                _ => "open",
-            };
-            let deadline = received.map(|(t, _)| months_later(t, if extended { 3 } else { 1 }));
-            let open = matches!(status, "open" | "extended");
-            out.push(RequestStatus {
-                request_id: id.clone(),
-                right: received.map(|(_, r)| r),
-                status,
-                received: received.map(|(t, _)| t),
-                deadline,
-                overdue: open && deadline.is_some_and(|d| d < q.at),
-                seqs: marks.iter().map(|(st, _)| st.seq).collect(),
-            });
-        }
-        out
-    }
+    /// One month after receipt: the deadline without extension, and the last moment an
+    /// extension can be recorded.
+    pub first_deadline: Option<Timestamp>,
+    /// An extension recorded within the first month moved the deadline.
+    pub extended: bool,
+    /// An extension was recorded only after the first month: it did not extend the deadline.
+    pub extension_late: bool,
+    /// When it was fulfilled or rejected.
+    pub closed_at: Option<Timestamp>,
+    /// Closed after its deadline: by how many days (whole days, rounded up).
+    pub late_by_days: Option<i64>,
+    /// Open and not overdue at `at`: whole days left until the deadline (rounded down).
+    pub days_left: Option<i64>,
+    /// Open and overdue at `at`: by how many days (whole days, rounded up).
+    pub overdue_by_days: Option<i64>,
 }
 
 /// Art 15(1)(a): a purpose the subject's data is processed for.
@@ -151,9 +122,14 @@ pub struct AccessRetention {
     pub duration: Option<String>,
     /// Statute.
     pub statute: Option<String>,
+    /// Financial-year end the clock waits for (`MM-DD`), when declared.
+    pub financial_year_end: Option<MonthDay>,
+    /// Extension after the duration, when declared.
+    pub extend_to: Option<ExtendTo>,
     /// When the clock started for this subject, if it has.
     pub clock_started: Option<Timestamp>,
-    /// Planned erasure time, when the clock has started.
+    /// Planned erasure time, when the clock has started: the first instant the data is due
+    /// for erasure ([`crate::RetentionDecl::due_at`]; kept through the microsecond before).
     pub keep_until: Option<Timestamp>,
     /// Statutory deferral recorded for this subject.
     pub deferred_until: Option<Timestamp>,
@@ -235,6 +211,10 @@ pub struct RecordRetention {
     pub duration: String,
     /// Statute.
     pub statute: Option<String>,
+    /// Financial-year end (`MM-DD`), when declared.
+    pub financial_year_end: Option<MonthDay>,
+    /// Extension after the duration, when declared.
+    pub extend_to: Option<ExtendTo>,
     /// Declaration event.
     pub seq: u64,
 }
@@ -345,36 +325,28 @@ impl Projections {
             line.seqs.sort_unstable();
             line.seqs.dedup();
         }
-        // Registers the subject has data in, and their retention.
-        let mut registers: BTreeSet<Id> = s.collected.visible(q).map(|(_, col)| col.register.clone()).collect();
-        registers.extend(s.deferrals.visible(q).map(|(_, d)| d.register.clone()));
-        let ended = s.relationship_ended.latest(q).map(|(st, _)| st.occurred);
-        let retention = registers
+        // Registers the subject has data in, and their retention (the same clock and due
+        // date as the retention plan).
+        let retention = data_registers(s, q)
             .into_iter()
             .map(|reg| {
-                let rule = c.retention.get(&reg).and_then(|t| t.latest(q)).map(|(_, r)| r);
-                let clock_started = rule.and_then(|r| match r.trigger {
-                    Trigger::RelationshipEnded => ended,
-                    Trigger::Collected => {
-                        s.collected.visible(q).filter(|(_, col)| col.register == reg).map(|(st, _)| st.occurred).max()
-                    }
-                    Trigger::RecordClosed => {
-                        s.records_closed.visible(q).filter(|(_, (r, _))| r == &reg).map(|(st, _)| st.occurred).max()
-                    }
-                });
+                let rule = c.retention.get(reg).and_then(|t| t.latest(q)).map(|(_, r)| r);
+                let clock_started = rule.and_then(|r| register_clock(s, reg, r.trigger, q).start).map(|st| st.occurred);
                 AccessRetention {
-                    keep_until: rule.zip(clock_started).map(|(r, t)| add_period(t, &r.duration)),
+                    keep_until: rule.zip(clock_started).map(|(r, t)| r.due_at(t)),
                     trigger: rule.map(|r| r.trigger),
                     duration: rule.map(|r| r.duration.to_string()),
                     statute: rule.and_then(|r| r.statute.as_ref().map(|t| t.to_string())),
+                    financial_year_end: rule.and_then(|r| r.financial_year_end),
+                    extend_to: rule.and_then(|r| r.extend_to),
                     clock_started,
                     deferred_until: s
                         .deferrals
                         .visible(q)
-                        .filter(|(_, d)| d.register == reg)
+                        .filter(|(_, d)| &d.register == reg)
                         .map(|(_, d)| d.until)
                         .max(),
-                    register: reg,
+                    register: reg.clone(),
                 }
             })
             .collect();
@@ -478,6 +450,8 @@ impl Projections {
                     trigger: r.trigger,
                     duration: r.duration.to_string(),
                     statute: r.statute.as_ref().map(|s| s.to_string()),
+                    financial_year_end: r.financial_year_end,
+                    extend_to: r.extend_to,
                     seq: st.seq,
                 })
             })

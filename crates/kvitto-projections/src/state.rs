@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use kvitto_core::event::ExtendTo;
+use kvitto_core::period::{MonthDay, retention_due};
 use kvitto_core::{
     Categories, CountryCode, Event, EventKind, Id, IsoPeriod, LegalBasis, Right, Role, Source, Text, TextHash,
     Timestamp, TransferMechanism, Trigger,
@@ -38,6 +40,11 @@ pub struct ProcessorDecl {
     pub dpa_ref: Option<Text>,
 }
 
+/// The layout of the persisted states in this module. Bumped whenever a stored field is
+/// added or changes type, so a store can tell old bytes from new ones without relying on a
+/// decode failure (2: `RetentionDecl` gained `financial_year_end` and `extend_to`).
+pub const STATE_LAYOUT: u32 = 2;
+
 /// A retention rule (`retention_rule_declared`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionDecl {
@@ -47,6 +54,19 @@ pub struct RetentionDecl {
     pub duration: IsoPeriod,
     /// Statute requiring it, if any.
     pub statute: Option<Text>,
+    /// The clock starts at the end of the financial year the trigger falls in.
+    pub financial_year_end: Option<MonthDay>,
+    /// After the duration, keep through the end of that calendar year.
+    pub extend_to: Option<ExtendTo>,
+}
+
+impl RetentionDecl {
+    /// When data whose clock started at `clock_start` is due for erasure (the first instant
+    /// it need no longer be kept): [`kvitto_core::period::retention_due`], the one computation
+    /// the access report, the retention plan and the decisions share.
+    pub fn due_at(&self, clock_start: Timestamp) -> Timestamp {
+        retention_due(clock_start, &self.duration, self.financial_year_end, self.extend_to)
+    }
 }
 
 /// What a controller declared, and what it actually did across all its subjects.
@@ -215,11 +235,24 @@ impl ControllerState {
                     },
                 );
             }
-            EventKind::RetentionRuleDeclared { register, trigger, duration, statute } => {
-                self.retention
-                    .entry(register.clone())
-                    .or_default()
-                    .insert(st, RetentionDecl { trigger: *trigger, duration: *duration, statute: statute.clone() });
+            EventKind::RetentionRuleDeclared {
+                register,
+                trigger,
+                duration,
+                statute,
+                financial_year_end,
+                extend_to,
+            } => {
+                self.retention.entry(register.clone()).or_default().insert(
+                    st,
+                    RetentionDecl {
+                        trigger: *trigger,
+                        duration: *duration,
+                        statute: statute.clone(),
+                        financial_year_end: *financial_year_end,
+                        extend_to: *extend_to,
+                    },
+                );
             }
             EventKind::NoticePublished { version, text_hash } => self.notices.insert(st, (version.clone(), *text_hash)),
             EventKind::DataCollected { categories, purpose, legal_basis, .. } => {

@@ -261,6 +261,8 @@ fn requests_deadlines_and_reports() {
             trigger: Trigger::RecordClosed,
             duration: IsoPeriod::parse("P12M").unwrap(),
             statute: None,
+            financial_year_end: None,
+            extend_to: None,
         },
     );
     let c = subject(10);
@@ -352,4 +354,110 @@ fn calendar_periods() {
         Timestamp::parse_rfc3339("2026-01-02T13:00:00Z").unwrap()
     );
     assert_eq!(add_period(Timestamp::MAX, &IsoPeriod::parse("P1Y").unwrap()), Timestamp::MAX);
+}
+
+#[test]
+fn seed_004_after_the_contract_ends_contract_purposes_stop_and_bookkeeping_lasts_its_retention() {
+    // Given Kazoom: delivery on the contract, product news on consent, bookkeeping by law
+    // (bogføringsloven: five years from the end of the financial year)
+    let mut s = Script::default();
+    s.declare("kazoom", "contract-delivery", LegalBasis::Contract, "kunderegister");
+    s.declare("kazoom", "product-news", LegalBasis::Consent, "kunderegister");
+    s.declare("kazoom", "bookkeeping", LegalBasis::LegalObligation, "bogforing");
+    s.declare("kazoom", "network-security", LegalBasis::LegitimateInterests, "kunderegister");
+    s.rule("kazoom", Rule::new("kunderegister", Trigger::RelationshipEnded, "P0D"));
+    s.rule("kazoom", Rule::bogforingsloven("bogforing"));
+    let c = subject(20);
+    s.collect("kazoom", c, "kunderegister", "contract-delivery", LegalBasis::Contract, Source::Subject, "2026-01-10");
+    let g = s.consent("kazoom", c, "product-news", "2026-01-10");
+    let invoice = s.collect(
+        "kazoom",
+        c,
+        "bogforing",
+        "bookkeeping",
+        LegalBasis::LegalObligation,
+        Source::Controller,
+        "2026-03-10",
+    );
+    // When the relationship ends on 31 August
+    let end = s.end_relationship("kazoom", c, "2026-08-31");
+    let p = given(&s);
+    // Then delivery on the contract is denied from then on, decided by the end
+    let d = may(&p, "kazoom", c, "contract-delivery", "2026-09-01");
+    assert_eq!((d.allowed, d.seq), (false, Some(end)));
+    assert!(d.reason.contains("relationship ended") && d.reason.contains("Art 6(1)(b)"), "{}", d.reason);
+    // but not as of before the end
+    assert!(may(&p, "kazoom", c, "contract-delivery", "2026-08-30").allowed);
+    // Consent purposes keep following consent; legitimate interests are not affected
+    let d = may(&p, "kazoom", c, "product-news", "2026-09-01");
+    assert_eq!((d.allowed, d.seq), (true, Some(g)));
+    assert!(may(&p, "kazoom", c, "network-security", "2026-09-01").allowed);
+    // Bookkeeping stays allowed until its retention is due: kept through 2031-12-31
+    assert!(may(&p, "kazoom", c, "bookkeeping", "2031-12-31").allowed);
+    let d = p.may_process(&id("kazoom"), &c, &id("bookkeeping"), &AsOf::at(at("2032-01-01T00:00:00Z"))).unwrap();
+    assert_eq!((d.allowed, d.seq), (false, Some(invoice)));
+    assert!(d.reason.contains("retention of register bogforing ran out at 2032-01-01T00:00:00Z"), "{}", d.reason);
+    // When the customer signs a new contract, delivery is allowed again
+    s.collect("kazoom", c, "kunderegister", "contract-delivery", LegalBasis::Contract, Source::Subject, "2027-02-01");
+    let p = given(&s);
+    assert!(may(&p, "kazoom", c, "contract-delivery", "2027-02-02").allowed);
+    assert!(!may(&p, "kazoom", c, "contract-delivery", "2027-01-31").allowed);
+}
+
+#[test]
+fn seed_003_bookkeeping_without_a_retention_rule_stays_allowed_after_the_end() {
+    let mut s = Script::default();
+    s.declare("komteknik-el", "bookkeeping", LegalBasis::LegalObligation, "bokforing");
+    let decl = s.declare("komteknik-el", "archive", LegalBasis::LegalObligation, "arkiv");
+    s.rule("komteknik-el", Rule::bokforingslagen("bokforing", "12-31"));
+    let c = subject(21);
+    s.collect(
+        "komteknik-el",
+        c,
+        "bokforing",
+        "bookkeeping",
+        LegalBasis::LegalObligation,
+        Source::Controller,
+        "2026-03-10",
+    );
+    s.end_relationship("komteknik-el", c, "2026-09-30");
+    let p = given(&s);
+    // Bokföringslagen: through the end of 2033
+    assert!(may(&p, "komteknik-el", c, "bookkeeping", "2033-12-31").allowed);
+    assert!(!may(&p, "komteknik-el", c, "bookkeeping", "2034-01-01").allowed);
+    // A legal-obligation purpose whose register has no rule is not limited by one
+    let d = may(&p, "komteknik-el", c, "archive", "2040-01-01");
+    assert_eq!((d.allowed, d.seq), (true, Some(decl)));
+}
+
+#[test]
+fn erasure_of_a_register_denies_its_purposes_whatever_the_basis() {
+    let mut s = Script::default();
+    s.declare("kalejdo", "customer-support", LegalBasis::Contract, "arendelista");
+    s.declare("kalejdo", "support-records", LegalBasis::LegalObligation, "arendelista");
+    s.declare("kalejdo", "bookkeeping", LegalBasis::LegalObligation, "bokforing");
+    s.declare("kalejdo", "marketing", LegalBasis::LegitimateInterests, "kundregister");
+    let c = subject(22);
+    s.collect("kalejdo", c, "arendelista", "customer-support", LegalBasis::Contract, Source::Subject, "2026-01-05");
+    s.collect("kalejdo", c, "bokforing", "bookkeeping", LegalBasis::LegalObligation, Source::Controller, "2026-01-05");
+    let e = s.erase("kalejdo", c, Some("arendelista"), "2027-01-21");
+    let p = given(&s);
+    for purpose in ["customer-support", "support-records"] {
+        let d = may(&p, "kalejdo", c, purpose, "2027-01-22");
+        assert_eq!((d.allowed, d.seq), (false, Some(e)), "{purpose}");
+        assert!(d.reason.contains("register arendelista was erased"), "{}", d.reason);
+    }
+    // legal-obligation purposes of registers not erased go on, and so do other registers' purposes
+    assert!(may(&p, "kalejdo", c, "bookkeeping", "2027-01-22").allowed);
+    assert!(may(&p, "kalejdo", c, "marketing", "2027-01-22").allowed);
+    // Before the erasure, allowed
+    assert!(may(&p, "kalejdo", c, "support-records", "2027-01-20").allowed);
+    // Erasing everything denies every purpose, naming the erasure
+    let all = s.erase("kalejdo", c, None, "2027-02-01");
+    let p = given(&s);
+    for purpose in ["bookkeeping", "marketing", "customer-support"] {
+        let d = may(&p, "kalejdo", c, purpose, "2027-02-02");
+        assert_eq!((d.allowed, d.seq), (false, Some(all)), "{purpose}");
+    }
+    assert!(may(&p, "kalejdo", c, "bookkeeping", "2027-02-02").reason.contains("all of the subject's data was erased"));
 }

@@ -65,6 +65,9 @@ pub struct VerifiedEvent {
     pub details: Option<Value>,
     /// The event commits to details that are not disclosed.
     pub withheld: bool,
+    /// For undisclosed details: the proven `data_erased` of this bundle that destroyed their
+    /// key (`None`: withheld by the exporter, or erased by an event outside the bundle).
+    pub erased_by: Option<u64>,
 }
 
 /// A bundle that verified.
@@ -215,7 +218,20 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
             }
         };
         prev = Some(hash);
-        events.push(VerifiedEvent { event, hash, details, withheld });
+        events.push(VerifiedEvent { event, hash, details, withheld, erased_by: None });
+    }
+    // Which undisclosed details a proven erasure of this subject explains.
+    let erasures = kvitto_core::Erasures::new(
+        events
+            .iter()
+            .filter_map(|e| match &e.event.kind {
+                kvitto_core::EventKind::DataErased { register, .. } => Some((e.event.seq, register.clone())),
+                _ => None,
+            })
+            .collect(),
+    );
+    for e in events.iter_mut().filter(|e| e.withheld) {
+        e.erased_by = erasures.covering(e.event.seq, kvitto_core::key_slot(&e.event.kind));
     }
     Ok(VerifiedBundle { origin: origin.to_string(), size: cp.size, root: cp.root, subject, events })
 }

@@ -16,4 +16,4 @@ pub mod vault;
 pub use codec::{CHUNK_LIMIT, Head, Record, STORE_FORMAT, SubjectHeadRec};
 pub use error::{OpenError, StoreError};
 pub use log::{CommitError, CommitStats, IndexBatch, LedgerInfo, ProjectionBatch, Store};
-pub use vault::{SubjectKeys, Vault, VaultError};
+pub use vault::{PendingErasure, SubjectKeys, Vault, VaultError};

@@ -84,7 +84,7 @@ impl SubjectKeys {
 /// The key slot an event's details are sealed under: the register the kind names, or ""
 /// (subject-wide) for kinds without one (docs/FORMAT.md §3.3).
 pub fn slot(kind: &kvitto_core::EventKind) -> &str {
-    kind.register().map_or("", kvitto_core::Id::as_str)
+    kvitto_core::key_slot(kind)
 }
 
 impl SubjectKeys {
@@ -277,6 +277,13 @@ impl Vault {
                 sync_dir(parent).map_err(io(parent))?;
             }
         }
+        // A rewrite or pending record cut short by a crash leaves a `.tmp` file: never renamed,
+        // so never relied on; it may hold frames of a subject being erased, so it goes.
+        for e in fs::read_dir(&dir).map_err(io(&dir))?.filter_map(|e| e.ok()) {
+            if e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
+                fs::remove_file(e.path()).map_err(io(&e.path()))?;
+            }
+        }
         let mut ids: Vec<u32> = fs::read_dir(&dir)
             .map_err(io(&dir))?
             .filter_map(|e| e.ok())
@@ -418,29 +425,37 @@ impl Vault {
         Ok(())
     }
 
-    /// Destroys a subject's keys — all of them when `slot` is `None`, else that register's.
-    /// The reduced key set (if any) is appended first, so a crash midway never loses the
-    /// other slots; then every segment holding a frame with a destroyed key is rewritten
-    /// without those frames, fsynced and renamed over the old file. Returns whether there
-    /// was anything to destroy.
+    /// Destroys a subject's keys — all of them and its external reference when `slot` is
+    /// `None`, else that register's. The reduced key set (if any) is appended first, so a
+    /// crash midway never loses the other slots; then every segment holding a frame of the
+    /// subject with that slot (any frame of the subject, for `None`) is rewritten without
+    /// those frames, fsynced and renamed over the old file, and the directory is fsynced.
+    /// Running it again after a crash midway finishes the job: frames are chosen by slot
+    /// name, not by the key in memory. Returns whether anything was destroyed.
+    ///
+    /// The caller must not create a new key for the slot between recording the erasure and
+    /// this call (the writer seals nothing else while an erasure is pending).
     pub fn erase(&self, subject: &SubjectId, slot: Option<&str>) -> Result<bool, VaultError> {
-        let Some(keys) = self.get(subject) else { return Ok(false) };
-        let destroyed: Vec<[u8; 32]> = match slot {
-            None => keys.slots.iter().map(|(_, k)| *k).collect(),
-            Some(s) => match keys.key(s) {
-                Some(k) => vec![*k],
-                None => return Ok(false),
-            },
+        let held = self.get(subject);
+        let reduced = match (slot, &held) {
+            (Some(s), Some(keys)) if keys.key(s).is_some() => {
+                let mut k = keys.clone();
+                k.slots.retain(|(r, _)| r != s);
+                Some(k)
+            }
+            _ => None,
         };
-        let reduced = slot.map(|s| {
-            let mut k = keys.clone();
-            k.slots.retain(|(r, _)| r != s);
-            k
-        });
+        let mut destroyed = match slot {
+            None => held.is_some(),
+            Some(_) => reduced.is_some(),
+        };
         if let Some(r) = &reduced {
             self.put_all(&[(*subject, r.clone())])?;
         }
         let mut st = self.lock();
+        if let Some(why) = &st.failed {
+            return Err(VaultError::Failed(why.clone()));
+        }
         let segments = st.entries.get(subject).map(|e| e.segments.clone()).unwrap_or_default();
         let mut still_holding = Vec::new();
         for id in segments {
@@ -451,7 +466,7 @@ impl Vault {
             let mut out = bytes[..HEADER_LEN as usize].to_vec();
             let (mut dropped, mut kept_own) = (false, false);
             for (s, k, range) in &frames {
-                let doomed = s == subject && (slot.is_none() || k.slots.iter().any(|(_, key)| destroyed.contains(key)));
+                let doomed = s == subject && slot.is_none_or(|slot| k.slots.iter().any(|(r, _)| r == slot));
                 if doomed {
                     dropped = true;
                     continue;
@@ -465,6 +480,7 @@ impl Vault {
             if !dropped {
                 continue;
             }
+            destroyed = true;
             let tmp = path.with_extension("tmp");
             let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
             set_private(&f).map_err(io)?;
@@ -477,20 +493,118 @@ impl Vault {
             }
         }
         sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
-        match reduced {
-            Some(keys) => {
+        match (slot, reduced) {
+            (None, _) => {
+                st.entries.remove(subject);
+            }
+            (Some(_), reduced) => {
                 if let Some(e) = st.entries.get_mut(subject) {
-                    e.keys = keys;
+                    if let Some(keys) = reduced {
+                        e.keys = keys;
+                    }
                     e.segments = still_holding;
                 }
             }
-            None => {
-                st.entries.remove(subject);
+        }
+        Ok(destroyed)
+    }
+
+    /// Durably records erasures about to be committed (`erasures.pending`, docs/FORMAT.md
+    /// §5.2): written to a temporary file, fsynced, renamed, directory fsynced. Opening a
+    /// ledger completes those whose event is in the log and drops the others.
+    pub fn record_pending(&self, items: &[PendingErasure]) -> Result<(), VaultError> {
+        let path = self.dir.join(PENDING_FILE);
+        let io = |source| VaultError::Io { path: path.clone(), source };
+        let mut body = Vec::with_capacity(8 + items.len() * 48);
+        body.extend_from_slice(PENDING_MAGIC);
+        body.extend_from_slice(&(items.len() as u32).to_be_bytes());
+        for p in items {
+            body.extend_from_slice(&p.subject.0);
+            body.extend_from_slice(&p.seq.to_be_bytes());
+            match &p.slot {
+                None => body.push(0),
+                Some(s) => {
+                    body.push(1);
+                    put_str(&mut body, s);
+                }
             }
         }
-        Ok(true)
+        let sum = *blake3::hash(&body).as_bytes();
+        body.extend_from_slice(&sum[..16]);
+        let tmp = path.with_extension("tmp");
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
+        set_private(&f).map_err(io)?;
+        f.write_all(&body).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })
+    }
+
+    /// The erasures recorded by [`Vault::record_pending`] and not yet cleared.
+    pub fn pending(&self) -> Result<Vec<PendingErasure>, VaultError> {
+        let path = self.dir.join(PENDING_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(VaultError::Io { path, source }),
+        };
+        let corrupt = |what: &str| VaultError::Corrupt { path: path.clone(), what: what.into() };
+        let Some((body, sum)) = bytes.split_at_checked(bytes.len().saturating_sub(16)) else {
+            return Err(corrupt("truncated"));
+        };
+        if bytes.len() < 24 || &body[..4] != PENDING_MAGIC || blake3::hash(body).as_bytes()[..16] != *sum {
+            return Err(corrupt("not an intact pending-erasure record (KVP1); the ledger was not opened"));
+        }
+        let mut r = Reader::new(&body[4..]);
+        let parse = |r: &mut Reader<'_>| -> Result<Vec<PendingErasure>, kvitto_core::DecodeError> {
+            let n = r.u32()?;
+            let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
+            for _ in 0..n {
+                let subject = SubjectId(r.array()?);
+                let seq = u64::from_be_bytes(r.array()?);
+                let slot = match r.u8()? {
+                    0 => None,
+                    _ => Some(r.str()?.to_string()),
+                };
+                out.push(PendingErasure { subject, seq, slot });
+            }
+            r.finish()?;
+            Ok(out)
+        };
+        parse(&mut r).map_err(|e| corrupt(&format!("does not decode: {e}")))
+    }
+
+    /// Removes the pending-erasure record once its erasures are done.
+    pub fn clear_pending(&self) -> Result<(), VaultError> {
+        let path = self.dir.join(PENDING_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(VaultError::Io { path, source }),
+        }
+        sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })
+    }
+
+    /// The key a test captured before an erasure, to search the files for it afterwards.
+    #[doc(hidden)]
+    pub fn keys_for_test(&self, subject: &SubjectId) -> Vec<[u8; 32]> {
+        self.get(subject).map(|k| k.slots.iter().map(|(_, key)| *key).collect()).unwrap_or_default()
     }
 }
+
+/// One erasure recorded before its event is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingErasure {
+    /// Whose keys.
+    pub subject: SubjectId,
+    /// The `data_erased` event's seq.
+    pub seq: u64,
+    /// The register (`None`: every key and the external reference).
+    pub slot: Option<String>,
+}
+
+const PENDING_FILE: &str = "erasures.pending";
+const PENDING_MAGIC: &[u8; 4] = b"KVP1";
 
 /// fsync a directory so that entries created or renamed in it survive power loss.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -633,6 +747,52 @@ mod tests {
         drop(v);
         let v = Vault::open(dir.path()).unwrap();
         assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
+    }
+
+    #[test]
+    fn an_erasure_cut_short_after_its_reduced_frame_is_finished_by_running_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SubjectId([1; 16]);
+        {
+            let v = Vault::open(dir.path()).unwrap();
+            v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa), ("bokforing", 0xbb)]))]).unwrap();
+            // The first step of an erasure: the reduced key set appended; then a crash.
+            v.put_all(&[(a, keys("cust-a", &[("bokforing", 0xbb)]))]).unwrap();
+        }
+        assert!(files_contain(dir.path(), &[0xaa; 32]), "the old frame is still on disk");
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.slot_key(&a, Some("kundregister")), SlotKey::NoSlot);
+        assert!(v.erase(&a, Some("kundregister")).unwrap(), "bytes on disk were destroyed");
+        assert!(!files_contain(dir.path(), &[0xaa; 32]));
+        assert!(files_contain(dir.path(), &[0xbb; 32]));
+        assert!(!v.erase(&a, Some("kundregister")).unwrap(), "nothing left to destroy");
+        drop(v);
+        assert_eq!(Vault::open(dir.path()).unwrap().get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
+    }
+
+    #[test]
+    fn pending_erasures_round_trip_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.pending().unwrap(), vec![]);
+        let items = vec![
+            PendingErasure { subject: SubjectId([1; 16]), seq: 7, slot: None },
+            PendingErasure { subject: SubjectId([2; 16]), seq: 9, slot: Some("kundregister".into()) },
+        ];
+        v.record_pending(&items).unwrap();
+        assert_eq!(v.pending().unwrap(), items);
+        let path = dir.path().join(PENDING_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[10] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(v.pending(), Err(VaultError::Corrupt { .. })));
+        v.clear_pending().unwrap();
+        assert_eq!(v.pending().unwrap(), vec![]);
+        // A temporary file left by a crash is removed on open.
+        fs::write(dir.path().join("seg-00000001.tmp"), b"partial").unwrap();
+        drop(v);
+        Vault::open(dir.path()).unwrap();
+        assert!(!dir.path().join("seg-00000001.tmp").exists());
     }
 
     #[test]

@@ -24,6 +24,15 @@ pub(crate) fn export(
         return Err(ReadError::UnknownSubject { controller: controller.to_string() });
     };
     let keys = store.vault().get(&subject);
+    let erasures = kvitto_core::Erasures::new(
+        history
+            .iter()
+            .filter_map(|e| match &e.event.kind {
+                kvitto_core::EventKind::DataErased { register, .. } => Some((e.event.seq, register.clone())),
+                _ => None,
+            })
+            .collect(),
+    );
     let covered: Vec<&LedgerEvent> = history.iter().filter(|e| e.event.seq < size).collect();
     if covered.is_empty() {
         return Err(ReadError::BadQuery {
@@ -42,12 +51,12 @@ pub(crate) fn export(
         let mut view = event_to_json(&e.event);
         view.insert("hash".into(), Value::String(e.hash.to_hex()));
         // Disclose details with their salt when the key still exists and they match.
-        let details = match record.sealed.as_deref().map(|sealed| open_details(keys.as_ref(), &e.event, sealed)) {
-            Some(Opened::Disclosed { salt, plaintext }) => {
-                String::from_utf8(plaintext).map_or(Value::Null, |p| json!({"salt": hex::encode(salt), "plaintext": p}))
-            }
-            _ => Value::Null,
-        };
+        let details =
+            match record.sealed.as_deref().map(|sealed| open_details(keys.as_ref(), &erasures, &e.event, sealed)) {
+                Some(Opened::Disclosed { salt, plaintext }) => String::from_utf8(plaintext)
+                    .map_or(Value::Null, |p| json!({"salt": hex::encode(salt), "plaintext": p})),
+                _ => Value::Null,
+            };
         events.push(json!({
             "leaf_index": seq,
             "canonical": base64::engine::general_purpose::STANDARD.encode(&record.canonical),

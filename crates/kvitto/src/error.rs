@@ -31,6 +31,49 @@ pub enum AppendError {
         /// The id.
         event_id: EventId,
     },
+    /// A `data_erased` was refused: a legal hold on the subject is active, or an
+    /// `erasure_deferred` for a register in its scope is in force. Nothing of the request is
+    /// written.
+    #[error("event {index}: erasure refused, nothing written: {why}")]
+    ErasureBlocked {
+        /// Position of the `data_erased` in the batch.
+        index: usize,
+        /// The hold or deferral, with its seq.
+        why: String,
+    },
+    /// A rights-request step that does not follow from the subject's requests: extended,
+    /// fulfilled or rejected without being received, or after it was closed, or extended
+    /// twice. Nothing of the request is written.
+    #[error("event {index}: {why}; nothing written")]
+    InvalidStep {
+        /// Position of the draft in the batch.
+        index: usize,
+        /// What is wrong, naming the request and the seqs.
+        why: String,
+    },
+    /// Details for a subject follow that subject's `data_erased` in the same batch, under a
+    /// key the erasure destroys. Send them in a later append. Nothing of the request is written.
+    #[error(
+        "event {index}: details for a subject after its erasure (event {erasure}) in the same batch; append them separately after the erasure"
+    )]
+    DetailsAfterErasure {
+        /// Position of the draft with details.
+        index: usize,
+        /// Position of the `data_erased`.
+        erasure: usize,
+    },
+    /// The events are recorded (durable), but destroying the keys of an erasure among them
+    /// failed. The handle accepts no more appends; reopening the ledger finishes the erasure
+    /// (from its pending record, `vault/erasures.pending`) before any read.
+    #[error(
+        "events recorded, but destroying the erased keys failed: {why}; reopen the ledger in a new process to finish the erasure"
+    )]
+    ErasureIncomplete {
+        /// What failed.
+        why: String,
+        /// The receipts of the recorded events.
+        receipts: Vec<crate::Receipt>,
+    },
     /// A group could not be prepared (an index read or the system RNG failed); nothing was
     /// written and the ledger stays usable.
     #[error("append refused, nothing written: {0}")]

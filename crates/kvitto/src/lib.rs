@@ -34,11 +34,13 @@
 #![deny(unsafe_code)]
 
 mod bundle;
+mod erase;
 mod error;
 mod indexer;
 mod persist;
 mod proofs;
 mod read;
+mod retention;
 pub mod scenario;
 mod tree;
 mod verify;
@@ -49,14 +51,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+pub use erase::{EraseError, EraseOutcome};
 pub use error::{AppendError, OpenError, ReadError, VerifyError};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
-    AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, ProcessingReport, Projections, QueryError,
+    AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus, ProcessingReport,
+    Projections, QueryError, RequestListItem, RetentionCandidate,
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
 pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem};
+pub use retention::{RetentionRun, retention_event_id};
 pub use verify::{VerifyFailure, VerifyReport};
 pub use writer::Receipt;
 
@@ -132,6 +137,40 @@ impl Drop for Inner {
     }
 }
 
+/// Completes the erasures recorded as pending by a writer that stopped (a crash, or a failed
+/// key destruction) between recording them and destroying their keys: those whose
+/// `data_erased` is in the log destroy their keys now; those whose event never became
+/// durable are dropped, keys intact. Afterwards an erasure is either absent with its keys, or
+/// recorded without them.
+fn finish_pending_erasures(store: &Store, next_seq: u64) -> Result<(), OpenError> {
+    let vault_err =
+        |e: kvitto_store::VaultError| OpenError::Damaged { path: store.dir().join("vault"), what: e.to_string() };
+    let pending = store.vault().pending().map_err(vault_err)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut finished = 0;
+    for p in &pending {
+        let recorded = if p.seq < next_seq {
+            let record = store.record(p.seq)?;
+            record.and_then(|r| kvitto_core::decode_event(&r.canonical).ok()).is_some_and(|e| {
+                e.subject.is_some_and(|l| l.subject == p.subject)
+                    && matches!(&e.kind, EventKind::DataErased { register, .. }
+                        if register.as_ref().map(|r| r.as_str()) == p.slot.as_deref())
+            })
+        } else {
+            false
+        };
+        if recorded {
+            store.vault().erase(&p.subject, p.slot.as_deref()).map_err(vault_err)?;
+            finished += 1;
+        }
+    }
+    store.vault().clear_pending().map_err(vault_err)?;
+    tracing::warn!(finished, dropped = pending.len() - finished, "pending erasures from an interrupted writer");
+    Ok(())
+}
+
 /// Checks an origin (the future checkpoint key name): non-empty, printable, no spaces, no `+`.
 pub fn validate_origin(origin: &str) -> Result<(), String> {
     if origin.is_empty() || origin.len() > 256 {
@@ -167,6 +206,7 @@ impl Ledger {
         let damaged = kvitto_store::log::open_read_err(&store_dir);
         let (head, frontier, projections) = kvitto_store::log::catch_sled_panic(&store_dir, || {
             let head = store.head().map_err(&damaged)?;
+            finish_pending_erasures(&store, head.next_seq)?;
             let frontier = indexer::catch_up(&store, head.next_seq).map_err(&damaged)?;
             let projections = persist::open(&store, head.next_seq).map_err(&damaged)?;
             Ok((head, frontier, projections))
@@ -194,6 +234,7 @@ impl Ledger {
             rng: Default::default(),
             inflight_heads: Default::default(),
             inflight_ids: Default::default(),
+            inflight_marks: Default::default(),
         };
         let writer = std::thread::Builder::new()
             .name("kvitto-writer".into())
@@ -316,7 +357,7 @@ impl Ledger {
     pub async fn log(&self, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
         let inner = self.inner.clone();
         let end = range.end.min(self.len());
-        blocking(move || read::log(&inner.store, range.start..end)).await
+        blocking(move || read::log(&inner.store, &inner.shared, range.start..end)).await
     }
 
     fn subject_of(&self, controller: &str, subject_ref: &str) -> Result<(Id, SubjectId), ReadError> {
@@ -403,7 +444,8 @@ impl Ledger {
             // Groups committed after `next` were (or will be) applied by the writer;
             // replaying them on the fresh state is idempotent.
             let mut fresh = fresh;
-            for e in read::log(&inner.store, next..inner.shared.committed.load(std::sync::atomic::Ordering::Acquire))? {
+            let committed = inner.shared.committed.load(std::sync::atomic::Ordering::Acquire);
+            for e in read::log(&inner.store, &inner.shared, next..committed)? {
                 fresh.apply(&e.event);
             }
             let old = std::mem::replace(&mut *p, fresh);
@@ -433,7 +475,19 @@ impl Ledger {
             let _span = tracing::info_span!("verify").entered();
             // Hold the indexer still so the index matches its watermark while we compare.
             let _guard = inner.index_lock.lock();
-            verify::verify_store(&inner.store, &inner.info.origin, progress)
+            let erasures = inner
+                .shared
+                .projections
+                .read()
+                .map(|p| {
+                    p.subjects
+                        .iter()
+                        .filter(|(_, st)| !st.erasure.is_empty())
+                        .map(|(s, st)| (*s, st.erasures()))
+                        .collect::<std::collections::HashMap<_, _>>()
+                })
+                .map_err(|_| VerifyError::Storage("projection lock poisoned".into()))?;
+            verify::verify_store(&inner.store, &inner.info.origin, &erasures, progress)
         })
         .await
         .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?

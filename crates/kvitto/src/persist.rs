@@ -3,7 +3,10 @@
 //!   `(key, state)` pairs — a rebuild writes a few hundred values instead of one per subject;
 //! - `s ‖ subject`, `c ‖ controller id`: per-state deltas written off the acknowledgement path
 //!   by the indexer as states change; a delta overrides the snapshot entry with the same key;
-//! - `w`: the watermark.
+//! - `w`: the watermark;
+//! - `L`: u32be [`kvitto_projections::STATE_LAYOUT`] of the states above, written with every
+//!   snapshot. Stored states of another layout (or none recorded) are rebuilt from the log:
+//!   bincode would not reliably refuse the old bytes.
 //!
 //! Loaded on open and caught up from the log. Derived data: anything unreadable is rebuilt.
 
@@ -60,8 +63,12 @@ pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Projectio
             entries.push((controller_key(c), codec::encode(state)));
         }
     }
+    entries.push((LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()));
     ProjectionBatch { entries, watermark }
 }
+
+/// Key of the layout version of the stored states.
+const LAYOUT_KEY: &[u8] = b"L";
 
 /// Largest snapshot chunk value.
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
@@ -99,9 +106,12 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
     let mut p = Projections { last_seq: watermark.checked_sub(1), ..Projections::default() };
     // Snapshot entries first, then deltas over them (the tree iterates `S…` before `c…`/`s…`).
     let mut states: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
+    let mut layout = None;
     for entry in store.projection_entries() {
         let (k, v) = entry?;
-        if k.first() == Some(&b'S') {
+        if k == LAYOUT_KEY {
+            layout = <[u8; 4]>::try_from(v.as_slice()).ok().map(u32::from_be_bytes);
+        } else if k.first() == Some(&b'S') {
             match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
                 Ok(pairs) => states.extend(pairs.into_iter().map(|codec::BytePair(k, v)| (k, v))),
                 Err(_) => {
@@ -112,6 +122,14 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
         } else {
             states.insert(k, v);
         }
+    }
+    if watermark > 0 && layout != Some(kvitto_projections::STATE_LAYOUT) {
+        tracing::warn!(
+            found = layout,
+            expected = kvitto_projections::STATE_LAYOUT,
+            "persisted projections have another layout; rebuilding them from the log"
+        );
+        return Ok(None);
     }
     for (k, v) in states {
         let ok = match k.split_first() {
@@ -202,10 +220,14 @@ pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, Rebu
         }
     }
     let bytes: usize = encoded.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // The halves' batches each end with the layout entry; the snapshot records it once, apart.
+    encoded.entries.retain(|(k, _)| k != LAYOUT_KEY);
     let chunks = snapshot(encoded.entries);
     let encoded_at = persisting.elapsed();
     let chunk_count = chunks.len();
-    store.apply_projections(&ProjectionBatch { entries: chunks, watermark: next_seq })?;
+    let mut entries = chunks;
+    entries.push((LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()));
+    store.apply_projections(&ProjectionBatch { entries, watermark: next_seq })?;
     tracing::info!(
         clear_ms = cleared.as_millis() as u64,
         encode_ms = (encoded_at - cleared).as_millis() as u64,

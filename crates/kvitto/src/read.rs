@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use kvitto_core::json::event_to_json;
-use kvitto_core::{Event, EventHash, Id, SubjectId, decode_event, event_hash, payload_commitment};
+use kvitto_core::{Erasures, Event, EventHash, Id, SubjectId, decode_event, event_hash, payload_commitment};
 use kvitto_store::vault;
 use kvitto_store::{Record, Store, SubjectKeys};
 use serde_json::{Map, Value};
@@ -20,9 +20,14 @@ pub enum DetailsView {
     None,
     /// Decrypted and matching the event's commitment.
     Disclosed(Value),
-    /// The key was destroyed (erasure): the ciphertext is unreadable for good.
-    Erased,
-    /// Present but does not decrypt or does not match the commitment — run `kvitto verify`.
+    /// A recorded `data_erased` (at seq `by`) destroyed the key: the ciphertext is unreadable
+    /// for good.
+    Erased {
+        /// The `data_erased` event.
+        by: u64,
+    },
+    /// Present but does not decrypt or does not match the commitment, or its key is missing
+    /// without an erasure that covers it — run `kvitto verify`.
     Damaged,
 }
 
@@ -58,8 +63,9 @@ impl LedgerEvent {
             DetailsView::Disclosed(v) => {
                 m.insert("details".into(), v.clone());
             }
-            DetailsView::Erased => {
+            DetailsView::Erased { by } => {
                 m.insert("details".into(), Value::String("<erased>".into()));
+                m.insert("erased_by".into(), Value::from(*by));
             }
             DetailsView::Damaged => {
                 m.insert("details".into(), Value::String("<damaged: run kvitto verify>".into()));
@@ -69,20 +75,32 @@ impl LedgerEvent {
     }
 }
 
-/// Subject key files read during one call, by subject.
+/// Subject key files and recorded erasures read during one call, by subject.
 #[derive(Default)]
-struct KeyCache(HashMap<SubjectId, Option<SubjectKeys>>);
+struct KeyCache(HashMap<SubjectId, (Option<SubjectKeys>, Erasures)>);
 
 impl KeyCache {
-    fn get(&mut self, store: &Store, s: &SubjectId) -> Option<&SubjectKeys> {
-        self.0.entry(*s).or_insert_with(|| store.vault().get(s)).as_ref()
+    fn get(&mut self, store: &Store, shared: &Shared, s: &SubjectId) -> (Option<&SubjectKeys>, &Erasures) {
+        let (keys, erasures) = self.0.entry(*s).or_insert_with(|| (store.vault().get(s), erasures_of(shared, s)));
+        (keys.as_ref(), erasures)
     }
+}
+
+/// A subject's recorded erasures, from the projections (which fold every durable event
+/// before its receipt is sent, and are rebuilt from the log on open).
+pub(crate) fn erasures_of(shared: &Shared, s: &SubjectId) -> Erasures {
+    shared.projections.read().ok().and_then(|p| p.subjects.get(s).map(|st| st.erasures())).unwrap_or_default()
 }
 
 /// An event's sealed details, opened with the subject's key.
 pub(crate) enum Opened {
-    /// The key is gone (erased).
-    Erased,
+    /// A recorded erasure destroyed the key.
+    Erased {
+        /// The `data_erased` event.
+        by: u64,
+    },
+    /// The key is missing, and no recorded erasure covers it (a lost vault file).
+    Missing,
     /// Does not decrypt, or does not match the event's commitment.
     Damaged,
     /// Decrypted and matching the commitment.
@@ -94,10 +112,14 @@ pub(crate) enum Opened {
     },
 }
 
-/// Opens `sealed` for `event` and checks it against the event's commitment.
-pub(crate) fn open_details(keys: Option<&SubjectKeys>, event: &Event, sealed: &[u8]) -> Opened {
+/// Opens `sealed` for `event` and checks it against the event's commitment. Details an
+/// erasure covers are erased whatever key the slot holds now (a later one is a new key).
+pub(crate) fn open_details(keys: Option<&SubjectKeys>, erasures: &Erasures, event: &Event, sealed: &[u8]) -> Opened {
     let (Some(link), Some(commitment)) = (&event.subject, &event.payload_commitment) else { return Opened::Damaged };
-    let Some(key) = keys.and_then(|k| k.key_for(&event.kind)) else { return Opened::Erased };
+    if let Some(by) = erasures.covering(event.seq, vault::slot(&event.kind)) {
+        return Opened::Erased { by };
+    }
+    let Some(key) = keys.and_then(|k| k.key_for(&event.kind)) else { return Opened::Missing };
     match vault::open(key, &link.subject, &event.event_id, sealed) {
         Ok((salt, plaintext)) if payload_commitment(&salt, &plaintext) == *commitment => {
             Opened::Disclosed { salt, plaintext }
@@ -106,20 +128,30 @@ pub(crate) fn open_details(keys: Option<&SubjectKeys>, event: &Event, sealed: &[
     }
 }
 
-fn materialize(store: &Store, keys: &mut KeyCache, seq: u64, record: &Record) -> Result<LedgerEvent, ReadError> {
+fn materialize(
+    store: &Store,
+    shared: &Shared,
+    keys: &mut KeyCache,
+    seq: u64,
+    record: &Record,
+) -> Result<LedgerEvent, ReadError> {
     let event = decode_event(&record.canonical)
         .map_err(|e| ReadError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
     if event.seq != seq {
         return Err(ReadError::Corrupt { at: format!("seq {seq}"), what: format!("record carries seq {}", event.seq) });
     }
     let hash = event_hash(&record.canonical);
-    let subject_keys = event.subject.as_ref().and_then(|l| keys.get(store, &l.subject));
+    let no_erasures = Erasures::default();
+    let (subject_keys, erasures) = match event.subject.as_ref() {
+        Some(l) => keys.get(store, shared, &l.subject),
+        None => (None, &no_erasures),
+    };
     let subject_ref = subject_keys.map(|k| k.external_ref.clone());
     let details = match (&record.sealed, &event.payload_commitment) {
         (None, None) => DetailsView::None,
-        (Some(sealed), Some(_)) => match open_details(subject_keys, &event, sealed) {
-            Opened::Erased => DetailsView::Erased,
-            Opened::Damaged => DetailsView::Damaged,
+        (Some(sealed), Some(_)) => match open_details(subject_keys, erasures, &event, sealed) {
+            Opened::Erased { by } => DetailsView::Erased { by },
+            Opened::Damaged | Opened::Missing => DetailsView::Damaged,
             Opened::Disclosed { plaintext, .. } => {
                 serde_json::from_slice(&plaintext).map_or(DetailsView::Damaged, DetailsView::Disclosed)
             }
@@ -169,7 +201,7 @@ pub(crate) fn history(
     let mut out = Vec::new();
     loop {
         let record = cursor.get(seq)?.clone();
-        let e = materialize(store, &mut keys, seq, &record)?;
+        let e = materialize(store, shared, &mut keys, seq, &record)?;
         if e.event.subject.map(|l| l.subject) != Some(subject) {
             return Err(ReadError::Corrupt {
                 at: format!("seq {seq}"),
@@ -223,13 +255,13 @@ pub(crate) fn for_each_event(
     Ok(n)
 }
 
-pub(crate) fn log(store: &Store, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
+pub(crate) fn log(store: &Store, shared: &Shared, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
     let mut keys = KeyCache::default();
     let mut cursor = ChunkCursor { store, chunk: None };
     let mut out = Vec::with_capacity(range.end.saturating_sub(range.start).min(1 << 16) as usize);
     for seq in range {
         let record = cursor.get(seq)?.clone();
-        out.push(materialize(store, &mut keys, seq, &record)?);
+        out.push(materialize(store, shared, &mut keys, seq, &record)?);
     }
     Ok(out)
 }
@@ -299,7 +331,7 @@ pub(crate) fn portable(
                         DetailsView::Disclosed(v) => Some(v.clone()),
                         _ => None,
                     },
-                    erased: matches!(e.details, DetailsView::Erased),
+                    erased: matches!(e.details, DetailsView::Erased { .. }),
                 })
             }
             _ => None,

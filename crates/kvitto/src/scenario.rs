@@ -5,6 +5,8 @@
 //!
 //! The same `(customers, seed)` always yields the same drafts, event ids included.
 
+use kvitto_core::event::ExtendTo;
+use kvitto_core::period::MonthDay;
 use kvitto_core::{
     Categories, CountryCode, Details, Draft, EventId, EventKind, ExternalRef, Id, IsoPeriod, LegalBasis, Right, Role,
     Source, Text, TextHash, Timestamp, TransferMechanism, Trigger,
@@ -99,6 +101,10 @@ struct RetentionSpec {
     trigger: Trigger,
     duration: &'static str,
     statute: Option<&'static str>,
+    /// The bookkeeping rules: the clock starts at the end of the financial year ("MM-DD").
+    fy_end: Option<&'static str>,
+    /// Kept through the end of the calendar year the duration ends in (Bokföringslagen).
+    to_year_end: bool,
 }
 
 struct ControllerSpec {
@@ -215,25 +221,40 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 trigger: Trigger::RecordClosed,
                 duration: "P12M",
                 statute: None,
+                fy_end: None,
+                to_year_end: false,
             },
-            RetentionSpec { register: "arendelista", trigger: Trigger::RecordClosed, duration: "P12M", statute: None },
+            RetentionSpec {
+                register: "arendelista",
+                trigger: Trigger::RecordClosed,
+                duration: "P12M",
+                statute: None,
+                fy_end: None,
+                to_year_end: false,
+            },
             RetentionSpec {
                 register: "kundregister",
                 trigger: Trigger::RelationshipEnded,
                 duration: "P0D",
                 statute: None,
+                fy_end: None,
+                to_year_end: false,
             },
             RetentionSpec {
                 register: "faktureringsregister",
                 trigger: Trigger::RelationshipEnded,
                 duration: "P0D",
                 statute: None,
+                fy_end: None,
+                to_year_end: false,
             },
             RetentionSpec {
                 register: "bokforing",
                 trigger: Trigger::Collected,
                 duration: "P7Y",
                 statute: Some(BOKFORINGSLAGEN),
+                fy_end: Some("12-31"),
+                to_year_end: true,
             },
         ],
         customer_register: "kundregister",
@@ -313,18 +334,29 @@ const CONTROLLERS: &[ControllerSpec] = &[
             },
         ],
         retention: &[
-            RetentionSpec { register: "kunddata", trigger: Trigger::RelationshipEnded, duration: "P1Y", statute: None },
+            RetentionSpec {
+                register: "kunddata",
+                trigger: Trigger::RelationshipEnded,
+                duration: "P1Y",
+                statute: None,
+                fy_end: None,
+                to_year_end: false,
+            },
             RetentionSpec {
                 register: "trafikdata",
                 trigger: Trigger::Collected,
                 duration: "P6M",
                 statute: Some("Lag (2022:482) om elektronisk kommunikation"),
+                fy_end: None,
+                to_year_end: false,
             },
             RetentionSpec {
                 register: "bokforing",
                 trigger: Trigger::Collected,
                 duration: "P7Y",
                 statute: Some(BOKFORINGSLAGEN),
+                fy_end: Some("12-31"),
+                to_year_end: true,
             },
         ],
         customer_register: "kunddata",
@@ -426,13 +458,24 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 trigger: Trigger::RelationshipEnded,
                 duration: "P0D",
                 statute: None,
+                fy_end: None,
+                to_year_end: false,
             },
-            RetentionSpec { register: "analyse", trigger: Trigger::RelationshipEnded, duration: "P0D", statute: None },
+            RetentionSpec {
+                register: "analyse",
+                trigger: Trigger::RelationshipEnded,
+                duration: "P0D",
+                statute: None,
+                fy_end: None,
+                to_year_end: false,
+            },
             RetentionSpec {
                 register: "bogforing",
                 trigger: Trigger::Collected,
                 duration: "P5Y",
                 statute: Some(BOGFORINGSLOVEN),
+                fy_end: Some("12-31"),
+                to_year_end: false,
             },
         ],
         customer_register: "kunderegister",
@@ -529,12 +572,21 @@ const KOMTEKNIK_PROCESSORS: &[ProcessorSpec] = &[
 ];
 
 const KOMTEKNIK_RETENTION: &[RetentionSpec] = &[
-    RetentionSpec { register: "kundregister", trigger: Trigger::RelationshipEnded, duration: "P1Y", statute: None },
+    RetentionSpec {
+        register: "kundregister",
+        trigger: Trigger::RelationshipEnded,
+        duration: "P1Y",
+        statute: None,
+        fy_end: None,
+        to_year_end: false,
+    },
     RetentionSpec {
         register: "bokforing",
         trigger: Trigger::Collected,
         duration: "P7Y",
         statute: Some(BOKFORINGSLAGEN),
+        fy_end: Some("12-31"),
+        to_year_end: true,
     },
 ];
 
@@ -660,6 +712,8 @@ fn declarations(spec: &ControllerSpec, rng: &mut Rng) -> Vec<Draft> {
                 trigger: r.trigger,
                 duration: IsoPeriod::parse(r.duration).unwrap_or_else(|e| unreachable!("{e}")),
                 statute: r.statute.map(text),
+                financial_year_end: r.fy_end.map(|f| MonthDay::parse(f).unwrap_or_else(|e| unreachable!("{e}"))),
+                extend_to: r.to_year_end.then_some(ExtendTo::CalendarYearEnd),
             },
             None,
         );
@@ -690,6 +744,22 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
         },
         details(serde_json::json!({"name": format!("{first} {last}"), "email": email, "phone": phone, "address": format!("{street} {house}")})),
     );
+    if b.rng.chance(3) {
+        // Withdrawal within the cooling-off period, before anything was billed: nothing is
+        // kept for bookkeeping, so the whole customer is erased on request.
+        b.later(3);
+        b.push("crm", EventKind::RelationshipEnded { reason: Some(text("Ångerrätt utnyttjad")) }, None);
+        let req = format!("req-{n}-trial");
+        b.push("dpo", EventKind::RightsRequestReceived { request_id: id(&req), right: Right::Erasure }, None);
+        b.later(2);
+        b.push(
+            "dpo",
+            EventKind::DataErased { register: None, reason: text("Radering av hela kunden på begäran (Art 17)") },
+            None,
+        );
+        b.push("dpo", EventKind::RightsRequestFulfilled { request_id: id(&req) }, None);
+        return Customer { controller: id(spec.id), external_ref, events: b.out };
+    }
     b.later(2);
     b.push(
         "billing",
@@ -902,7 +972,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             let (reg, statute, years) = spec.bookkeeping;
             let until = Timestamp::from_micros(b.t + years as i64 * 365 * DAY + 2 * DAY).unwrap_or(Timestamp::MAX);
             b.later(3);
-            if b.rng.chance(10) {
+            if b.rng.chance(25) {
                 b.push(
                     "legal",
                     EventKind::LegalHoldPlaced {
@@ -911,6 +981,20 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
                     },
                     None,
                 );
+                if b.rng.chance(40) {
+                    // The dispute goes on: the hold stays, and erasure must wait (the ledger
+                    // would refuse it); the request is answered with the reason.
+                    b.later(5);
+                    b.push(
+                        "dpo",
+                        EventKind::RightsRequestRejected {
+                            request_id: req,
+                            reason: text("Rättslig tvist pågår: uppgifterna omfattas av ett bevarandebeslut"),
+                        },
+                        None,
+                    );
+                    return Customer { controller: id(spec.id), external_ref, events: b.out };
+                }
                 b.later(60);
                 b.push("legal", EventKind::LegalHoldReleased { hold_id: id(&format!("hold-{n}")) }, None);
             }

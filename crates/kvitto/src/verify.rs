@@ -1,9 +1,10 @@
 //! Full verification: re-derive every hash from the stored bytes, check both chains, the
 //! stored back-links, the head, and the derived indexes. Trusts no stored hash.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kvitto_core::EventHash;
+use kvitto_core::{Erasures, EventHash, SubjectId};
 use kvitto_proof::{ChainFault, ChainVerifier};
 use kvitto_store::Store;
 
@@ -61,9 +62,14 @@ fn chain(fault: ChainFault) -> VerifyFailure {
 }
 
 /// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
+///
+/// `erasures` are the recorded erasures per subject as the projections hold them; they decide
+/// which missing keys are erased rather than lost, and are themselves checked against the
+/// `data_erased` events of the log.
 pub(crate) fn verify_store(
     store: &Store,
     origin: &str,
+    erasures: &HashMap<SubjectId, Erasures>,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     // Three threads: one reads chunks and decodes and hashes every event (the bulk of the
@@ -108,7 +114,7 @@ pub(crate) fn verify_store(
             let _ = itx.send(batch);
         });
         let index = irx.into_iter().flatten();
-        check_stream(store, origin, progress, rx.into_iter().flatten().peekable(), index)
+        check_stream(store, origin, erasures, progress, rx.into_iter().flatten().peekable(), index)
     })
 }
 
@@ -130,6 +136,7 @@ type Prepared = Result<
 fn check_stream(
     store: &Store,
     origin: &str,
+    erasures: &HashMap<SubjectId, Erasures>,
     mut progress: impl FnMut(u64, u64),
     mut records: std::iter::Peekable<impl Iterator<Item = Prepared>>,
     index: impl Iterator<Item = IndexItem>,
@@ -164,6 +171,9 @@ fn check_stream(
     // An index mismatch ranks below any chain or head fault: those say which event is bad.
     let mut index_failure = None;
     let mut vault_failure = None;
+    let no_erasures = Erasures::default();
+    // The erasures the log records, to compare with those the decisions above relied on.
+    let mut seen_erasures: HashMap<SubjectId, Vec<(u64, Option<kvitto_core::Id>)>> = HashMap::new();
     if watermark == 0 {
         index_failure = check_index(index.take().into_iter().flatten(), &cv, 0).map_err(storage)?;
     }
@@ -225,23 +235,43 @@ fn check_stream(
             ));
             break;
         }
+        if let (Some(link), kvitto_core::EventKind::DataErased { register, .. }) = (&event.subject, &event.kind) {
+            seen_erasures.entry(link.subject).or_default().push((event.seq, register.clone()));
+        }
         if vault_failure.is_none()
-            && record.sealed.is_some()
+            && let Some(sealed) = &record.sealed
             && let Some(link) = event.subject
-            && !matches!(
-                store.vault().slot_key(&link.subject, Some(kvitto_store::vault::slot(&event.kind))),
-                kvitto_store::vault::SlotKey::Key(_)
-            )
         {
-            // Erasure is not recorded by any event yet, so a missing key is lost, not erased.
-            vault_failure = Some(at(
-                event.seq,
-                format!(
-                    "its details are sealed under the subject's `{}` key, which the key vault does not hold \
-                     (a vault segment file is missing or damaged)",
-                    kvitto_store::vault::slot(&event.kind)
-                ),
-            ));
+            let slot = kvitto_store::vault::slot(&event.kind);
+            let key = store.vault().slot_key(&link.subject, Some(slot));
+            let covering = erasures.get(&link.subject).unwrap_or(&no_erasures).covering(event.seq, slot);
+            vault_failure = match (covering, key) {
+                // A missing key is erased exactly when a recorded erasure covers it.
+                (None, kvitto_store::vault::SlotKey::Key(_)) | (Some(_), kvitto_store::vault::SlotKey::NoSubject) => {
+                    None
+                }
+                (None, _) => Some(at(
+                    event.seq,
+                    format!(
+                        "its details are sealed under the subject's `{slot}` key, which the key vault does not hold, \
+                         and no data_erased covers them (a vault segment file is missing or damaged)"
+                    ),
+                )),
+                (Some(_), kvitto_store::vault::SlotKey::NoSlot) => None,
+                // The slot holds a key: a new one made after the erasure, unless it still opens
+                // the erased details.
+                (Some(by), kvitto_store::vault::SlotKey::Key(k)) => {
+                    kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok().then(|| {
+                        at(
+                            event.seq,
+                            format!(
+                                "data_erased seq {by} covers its details, yet they still decrypt: the erasure was \
+                                 not carried out"
+                            ),
+                        )
+                    })
+                }
+            };
         }
         completed.clear();
         frontier.push_leaf(leaf, &mut completed);
@@ -306,6 +336,24 @@ fn check_stream(
             seq: None,
             reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
         });
+    }
+    if failure.is_none() && vault_failure.is_none() {
+        // The erasures decided on must be exactly those the verified events record.
+        let verified = cv.count();
+        let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = erasures
+            .iter()
+            .map(|(s, e)| (s, e.as_slice().iter().filter(|(seq, _)| *seq < verified).collect::<Vec<_>>()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let seen: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> =
+            seen_erasures.iter().map(|(s, v)| (s, v.iter().collect())).collect();
+        if relied != seen {
+            vault_failure = Some(VerifyFailure {
+                seq: None,
+                reason: "the projections' erasures differ from the data_erased events in the log; run `kvitto rebuild`"
+                    .into(),
+            });
+        }
     }
     if checkpoint_failure.is_none()
         && let Some((size, _)) = next_checkpoint.next()

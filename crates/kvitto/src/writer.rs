@@ -21,7 +21,7 @@ use kvitto_core::{
 };
 use kvitto_proof::SubjectTip;
 use kvitto_store::vault::{self, RandomPool, SlotKey};
-use kvitto_store::{CommitError, Head, Record, Store, SubjectHeadRec, SubjectKeys};
+use kvitto_store::{CommitError, Head, PendingErasure, Record, Store, SubjectHeadRec, SubjectKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppendError;
@@ -124,6 +124,30 @@ pub(crate) struct Writer {
     pub inflight_heads: HashMap<SubjectId, SubjectTip>,
     /// Caller-given ids of that group, with their item and receipt.
     pub inflight_ids: HashMap<EventId, (Prepared, Receipt)>,
+    /// That group's events the preconditions depend on (holds, deferrals, erasures, request
+    /// steps): the projections may not have folded them yet.
+    pub inflight_marks: Vec<kvitto_core::Event>,
+}
+
+/// Whether an event changes what the writer's preconditions answer (erasure blockers and
+/// rights-request steps), or is itself checked by them.
+fn is_state_mark(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::LegalHoldPlaced { .. }
+            | EventKind::LegalHoldReleased { .. }
+            | EventKind::ErasureDeferred { .. }
+            | EventKind::DataErased { .. }
+            | EventKind::RightsRequestReceived { .. }
+            | EventKind::RightsRequestExtended { .. }
+            | EventKind::RightsRequestFulfilled { .. }
+            | EventKind::RightsRequestRejected { .. }
+    )
+}
+
+/// What an erasure in the group being sealed destroys: (subject, register or `None`).
+fn scope_covers(scope: &[(SubjectId, Option<Id>)], subject: &SubjectId, slot: &str) -> Option<usize> {
+    scope.iter().position(|(s, r)| s == subject && kvitto_core::erasure::scope_covers(r.as_ref().map(Id::as_str), slot))
 }
 
 /// A sealed group whose keys are durable, on its way to the committer.
@@ -141,6 +165,8 @@ struct Sealed {
     seal_us: u64,
     vault_us: u64,
     new_keys: usize,
+    /// Keys the group's `data_erased` events destroy once it is durable.
+    erasures: Vec<PendingErasure>,
 }
 
 /// Writes sealed groups to sled in order, publishes them and answers their callers.
@@ -148,6 +174,8 @@ struct Committer {
     store: Arc<Store>,
     shared: Arc<Shared>,
     index_tx: std::sync::mpsc::Sender<IndexWork>,
+    /// Tells the writer a group with erasures is done with.
+    erased_tx: std::sync::mpsc::SyncSender<()>,
 }
 
 enum Planned {
@@ -160,8 +188,14 @@ impl Writer {
         // A rendezvous channel: handing group k+1 over waits until group k is answered, so at
         // most one group is in the committer while the writer seals the next.
         let (to_committer, from_writer) = std::sync::mpsc::sync_channel::<Sealed>(0);
-        let committer =
-            Committer { store: self.store.clone(), shared: self.shared.clone(), index_tx: self.index_tx.clone() };
+        // A group with erasures is answered (its keys destroyed) before the next is sealed.
+        let (erased_tx, erased_rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let committer = Committer {
+            store: self.store.clone(),
+            shared: self.shared.clone(),
+            index_tx: self.index_tx.clone(),
+            erased_tx,
+        };
         let committer =
             match std::thread::Builder::new().name("kvitto-commit".into()).spawn(move || committer.run(from_writer)) {
                 Ok(h) => Some(h),
@@ -172,9 +206,18 @@ impl Writer {
                     None
                 }
             };
-        while let Some(first) = rx.blocking_recv() {
-            let mut group = vec![first];
-            let mut n = group[0].items.len();
+        // Requests held back from the last group (they touch keys an erasure in it destroys).
+        let mut carried: Vec<WriteRequest> = Vec::new();
+        loop {
+            let mut group = if carried.is_empty() {
+                match rx.blocking_recv() {
+                    Some(first) => vec![first],
+                    None => break,
+                }
+            } else {
+                std::mem::take(&mut carried)
+            };
+            let mut n: usize = group.iter().map(|r| r.items.len()).sum();
             let deadline = Instant::now() + LINGER;
             while n < MAX_GROUP_EVENTS {
                 match rx.try_recv() {
@@ -192,13 +235,24 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Some(sealed) = self.seal_group(group) {
+            let (sealed, rest) = self.seal_group(group);
+            carried = rest;
+            if let Some(sealed) = sealed {
+                let erasing = !sealed.erasures.is_empty();
                 self.shared.committing.fetch_add(sealed.group.len(), Ordering::AcqRel);
-                if let Err(std::sync::mpsc::SendError(sealed)) = to_committer.send(sealed) {
-                    self.shared.committing.fetch_sub(sealed.group.len(), Ordering::AcqRel);
-                    let why = self.shared.poisoned.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
-                    for req in sealed.group {
-                        req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
+                match to_committer.send(sealed) {
+                    Ok(()) if erasing => {
+                        // Nothing is sealed while keys are being destroyed: a new key for an
+                        // erased slot must not be made from (or be mistaken for) the old one.
+                        let _ = erased_rx.recv();
+                    }
+                    Ok(()) => {}
+                    Err(std::sync::mpsc::SendError(sealed)) => {
+                        self.shared.committing.fetch_sub(sealed.group.len(), Ordering::AcqRel);
+                        let why = self.shared.poisoned.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+                        for req in sealed.group {
+                            req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
+                        }
                     }
                 }
             }
@@ -288,16 +342,80 @@ impl Writer {
         }
     }
 
+    /// Why `item` may not be recorded now, if it is a `data_erased` (a hold or a deferral in
+    /// force: [`kvitto_projections::SubjectState::erasure_blocker`]) or a rights-request step
+    /// (one for a request never received, or already closed:
+    /// [`kvitto_projections::request_step_problem`]). Decided on the subject's projected
+    /// state with every event not yet folded applied first: the in-flight group's, this
+    /// group's so far, and the new items before it in the same request (`earlier`, sealed
+    /// from `next_seq` on).
+    fn precondition(
+        &self,
+        subject: &SubjectId,
+        item: &Prepared,
+        staged: &[kvitto_core::Event],
+        earlier: &[&Prepared],
+        next_seq: u64,
+        recorded_at: Timestamp,
+    ) -> Option<String> {
+        if !is_state_mark(&item.kind) {
+            return None;
+        }
+        let mine = |e: &&kvitto_core::Event| e.subject.is_some_and(|l| l.subject == *subject) && is_state_mark(&e.kind);
+        let pending: Vec<kvitto_core::Event> = self
+            .inflight_marks
+            .iter()
+            .chain(staged.iter())
+            .filter(mine)
+            .cloned()
+            .chain(
+                earlier.iter().enumerate().filter(|(_, p)| p.subject.as_ref().is_some_and(|(s, _)| s == subject)).map(
+                    |(i, p)| kvitto_core::Event {
+                        seq: next_seq + i as u64,
+                        prev_hash: EventHash([0; 32]),
+                        recorded_at,
+                        occurred_at: p.occurred_at.unwrap_or(recorded_at),
+                        event_id: p.event_id,
+                        controller: p.controller.clone(),
+                        actor: p.actor.clone(),
+                        subject: Some(SubjectLink { subject: *subject, subject_seq: 0, subject_prev: None }),
+                        kind: p.kind.clone(),
+                        payload_commitment: None,
+                    },
+                ),
+            )
+            .collect();
+        let projected = self.shared.projections.read().ok().and_then(|p| p.subjects.get(subject).cloned());
+        let state = match (projected, pending.first()) {
+            (Some(s), _) => Some(s),
+            (None, Some(first)) => Some(kvitto_projections::SubjectState::new(first)),
+            (None, None) => None,
+        };
+        let state = state.map(|mut s| {
+            for e in pending {
+                s.apply_owned(e);
+            }
+            s
+        });
+        match &item.kind {
+            EventKind::DataErased { register, .. } => state?
+                .erasure_blocker(register.as_ref(), item.occurred_at.unwrap_or(recorded_at))
+                .map(|b| b.to_string()),
+            kind => kvitto_projections::request_step_problem(state.as_ref(), kind),
+        }
+    }
+
     /// Seals a group and makes its new keys durable; `None` when the group was answered here
-    /// (refused, or the handle is poisoned). The committer does the rest.
-    fn seal_group(&mut self, group: Vec<WriteRequest>) -> Option<Sealed> {
+    /// (refused, or the handle is poisoned). The committer does the rest. Requests that need
+    /// a key an earlier request's erasure destroys are returned, for the next group.
+    fn seal_group(&mut self, mut group: Vec<WriteRequest>) -> (Option<Sealed>, Vec<WriteRequest>) {
         let _span =
             tracing::info_span!("append_group", first_seq = self.head.next_seq, requests = group.len()).entered();
         if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
             }
-            return None;
+            return (None, Vec::new());
         }
         let started = Instant::now();
         let recorded_at = Timestamp::now().max(Timestamp::from_micros(self.head.last_recorded_at).unwrap_or_default());
@@ -314,9 +432,25 @@ impl Writer {
         let mut receipts: Vec<Receipt> = Vec::new();
         // A failure while preparing refuses the group; only a failed commit poisons.
         let mut refused: Option<String> = None;
+        // Erasures sealed in this group: (subject, register), and what they destroy.
+        let mut scope: Vec<(SubjectId, Option<Id>)> = Vec::new();
+        let mut erasures: Vec<PendingErasure> = Vec::new();
+        let mut carry_from = None;
 
-        'requests: for req in &group {
-            // Phase 1: decide duplicates for the whole request before staging anything.
+        'requests: for (r, req) in group.iter().enumerate() {
+            // Details under a key an earlier request of this group erases: next group.
+            if req.items.iter().any(|item| {
+                item.details.is_some()
+                    && item
+                        .subject
+                        .as_ref()
+                        .is_some_and(|(s, _)| scope_covers(&scope, s, vault::slot(&item.kind)).is_some())
+            }) {
+                carry_from = Some(r);
+                break;
+            }
+            // Phase 1: decide duplicates and erasure preconditions for the whole request
+            // before staging anything.
             let mut plan = Vec::with_capacity(req.items.len());
             let mut local: HashMap<EventId, usize> = HashMap::new();
             for (i, item) in req.items.iter().enumerate() {
@@ -371,6 +505,36 @@ impl Writer {
                     }
                 }
             }
+            // Phase 1b: preconditions of the events that are new (a retry of a recorded event
+            // is answered with its receipt, whatever the state is now).
+            let mut own_scope: Vec<(SubjectId, Option<Id>)> = Vec::new();
+            let mut own_erasures: Vec<usize> = Vec::new();
+            let mut earlier: Vec<&Prepared> = Vec::new();
+            for (i, (item, p)) in req.items.iter().zip(&plan).enumerate() {
+                if p.is_some() {
+                    continue;
+                }
+                if let Some((subject, _)) = &item.subject {
+                    if item.details.is_some()
+                        && let Some(k) = scope_covers(&own_scope, subject, vault::slot(&item.kind))
+                    {
+                        outcomes.push(Err(AppendError::DetailsAfterErasure { index: i, erasure: own_erasures[k] }));
+                        continue 'requests;
+                    }
+                    if let Some(problem) = self.precondition(subject, item, &events, &earlier, next_seq, recorded_at) {
+                        outcomes.push(Err(match item.kind {
+                            EventKind::DataErased { .. } => AppendError::ErasureBlocked { index: i, why: problem },
+                            _ => AppendError::InvalidStep { index: i, why: problem },
+                        }));
+                        continue 'requests;
+                    }
+                    if let EventKind::DataErased { register, .. } = &item.kind {
+                        own_scope.push((*subject, register.clone()));
+                        own_erasures.push(i);
+                    }
+                }
+                earlier.push(item);
+            }
             // Phase 2: seal the new events.
             let mut planned = Vec::with_capacity(req.items.len());
             let mut mine: Vec<usize> = Vec::with_capacity(req.items.len());
@@ -384,6 +548,16 @@ impl Writer {
                             events.push(event);
                             if let Some(h) = head {
                                 index_heads.push(h);
+                            }
+                            if let (Some((subject, _)), EventKind::DataErased { register, .. }) =
+                                (&item.subject, &item.kind)
+                            {
+                                scope.push((*subject, register.clone()));
+                                erasures.push(PendingErasure {
+                                    subject: *subject,
+                                    seq: next_seq,
+                                    slot: register.as_ref().map(|r| r.to_string()),
+                                });
                             }
                             receipts.push(Receipt { seq: next_seq, hash, event_id: item.event_id, recorded_at });
                             if item.id_given {
@@ -408,26 +582,29 @@ impl Writer {
             outcomes.push(Ok(planned));
         }
 
+        let carried = carry_from.map_or_else(Vec::new, |r| group.split_off(r));
         if let Some(why) = refused {
             tracing::error!(error = %why, "append group refused before writing");
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Refused(why.clone())));
             }
-            return None;
+            return (None, carried);
         }
 
         let writes: Vec<(SubjectId, SubjectKeys)> = vault_writes.drain().collect();
         let sealed_at = Instant::now();
-        if !writes.is_empty()
-            && let Err(e) = self.store.vault().put_all(&writes)
-        {
+        // New keys first, then the record of what this group will erase: both durable before
+        // sled sees the group, so a crash leaves the event absent or the erasure completable.
+        let vault_result = (if writes.is_empty() { Ok(()) } else { self.store.vault().put_all(&writes) })
+            .and_then(|()| if erasures.is_empty() { Ok(()) } else { self.store.vault().record_pending(&erasures) });
+        if let Err(e) = vault_result {
             // Nothing reached sled: refuse this group, keep the writer usable.
             let msg = e.to_string();
             tracing::error!(error = %msg, "key vault write failed; group refused");
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Storage(msg.clone())));
             }
-            return None;
+            return (None, carried);
         }
         let vault_us = sealed_at.elapsed().as_micros() as u64;
         let head = Head { next_seq, head_hash: prev.0, last_recorded_at: recorded_at.as_micros() };
@@ -438,25 +615,30 @@ impl Writer {
         }
         self.pending_ids.extend(receipts.iter().map(|r| (r.event_id, r.seq)));
         self.inflight_heads = staged_heads.clone();
+        self.inflight_marks = events.iter().filter(|e| is_state_mark(&e.kind)).cloned().collect();
         self.inflight_ids = staged_ids
             .into_iter()
             .map(|(id, (seq, item))| (id, (item, receipts[(seq - first_seq) as usize])))
             .collect();
-        Some(Sealed {
-            group,
-            outcomes,
-            records,
-            events,
-            index_heads,
-            receipts,
-            staged_heads,
-            first_seq,
-            head,
-            started,
-            seal_us: (sealed_at - started).as_micros() as u64,
-            vault_us,
-            new_keys: writes.len(),
-        })
+        (
+            Some(Sealed {
+                group,
+                outcomes,
+                records,
+                events,
+                index_heads,
+                receipts,
+                staged_heads,
+                first_seq,
+                head,
+                started,
+                seal_us: (sealed_at - started).as_micros() as u64,
+                vault_us,
+                new_keys: writes.len(),
+                erasures,
+            }),
+            carried,
+        )
     }
 
     /// Seals one event at `seq`: subject link, key slot, encrypted details, canonical bytes.
@@ -559,7 +741,11 @@ impl Writer {
 impl Committer {
     fn run(self, rx: std::sync::mpsc::Receiver<Sealed>) {
         for sealed in rx {
+            let erasing = !sealed.erasures.is_empty();
             self.commit(sealed);
+            if erasing {
+                let _ = self.erased_tx.send(());
+            }
         }
         if self.shared.is_poisoned() {
             // See `Inner::drop`: never let a sled handle drop after a failed commit.
@@ -621,6 +807,8 @@ impl Committer {
             // Durable: publish state, fold projections, feed the indexer.
             self.shared.committed.store(s.head.next_seq, Ordering::Release);
         }
+        // The erasures are recorded: destroy their keys before anyone hears of them.
+        let erased = self.erase(&s.erasures);
         let mut dirty = crate::persist::Dirty::default();
         if let Ok(mut p) = self.shared.projections.write() {
             for e in s.events {
@@ -648,9 +836,35 @@ impl Committer {
                         Planned::New(k) => s.receipts[k],
                         Planned::Existing(r) => r,
                     })
-                    .collect()
+                    .collect::<Vec<_>>()
             });
+            let reply = match (reply, &erased) {
+                (Ok(receipts), Err(why)) => Err(AppendError::ErasureIncomplete { why: why.clone(), receipts }),
+                (reply, _) => reply,
+            };
             req.answer(&self.shared, reply);
         }
+    }
+
+    /// Destroys the keys of a durable group's erasures and clears their pending record. A
+    /// failure poisons the handle: the events are recorded, and the next open finishes the
+    /// erasure from the pending record before anything can read the keys.
+    fn erase(&self, erasures: &[PendingErasure]) -> Result<(), String> {
+        if erasures.is_empty() {
+            return Ok(());
+        }
+        let vault = self.store.vault();
+        let done = erasures
+            .iter()
+            .try_for_each(|p| vault.erase(&p.subject, p.slot.as_deref()).map(|_| ()))
+            .and_then(|()| vault.clear_pending());
+        done.map_err(|e| {
+            let why = format!("destroying erased keys failed: {e}");
+            tracing::error!(error = %why, "erasure incomplete; ledger handle poisoned");
+            if let Ok(mut p) = self.shared.poisoned.lock() {
+                *p = Some(why.clone());
+            }
+            why
+        })
     }
 }

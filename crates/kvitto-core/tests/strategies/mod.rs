@@ -1,6 +1,8 @@
 //! proptest strategies for every event kind (shared by the core property tests).
 #![allow(dead_code)]
 
+use kvitto_core::event::ExtendTo;
+use kvitto_core::period::MonthDay;
 use kvitto_core::*;
 use proptest::prelude::*;
 
@@ -39,6 +41,11 @@ pub fn period() -> impl Strategy<Value = IsoPeriod> {
     )
 }
 
+/// Every valid `MM-DD`, 02-29 included.
+pub fn month_day() -> impl Strategy<Value = MonthDay> {
+    (1u8..=12, 1u8..=31).prop_filter_map("a day of the year", |(m, d)| MonthDay::new(m, d).ok())
+}
+
 fn pick<T: Copy + std::fmt::Debug + 'static>(all: &'static [T]) -> impl Strategy<Value = T> {
     proptest::sample::select(all)
 }
@@ -59,14 +66,17 @@ pub fn controller_kind() -> impl Strategy<Value = EventKind> {
             .prop_map(|(processor, name, country, role, transfer_mechanism, dpa_ref)| {
                 EventKind::ProcessorRegistered { processor, name, country, role, transfer_mechanism, dpa_ref }
             }),
-        (id(), pick(Trigger::ALL), period(), proptest::option::of(text())).prop_map(
-            |(register, trigger, duration, statute)| EventKind::RetentionRuleDeclared {
-                register,
-                trigger,
-                duration,
-                statute
-            }
-        ),
+        (
+            id(),
+            pick(Trigger::ALL),
+            period(),
+            proptest::option::of(text()),
+            proptest::option::of(month_day()),
+            proptest::option::of(pick(ExtendTo::ALL))
+        )
+            .prop_map(|(register, trigger, duration, statute, financial_year_end, extend_to)| {
+                EventKind::RetentionRuleDeclared { register, trigger, duration, statute, financial_year_end, extend_to }
+            }),
         (id(), h32()).prop_map(|(version, h)| EventKind::NoticePublished { version, text_hash: TextHash(h) }),
     ]
 }

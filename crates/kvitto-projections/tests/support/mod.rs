@@ -140,3 +140,105 @@ impl Script {
         self.push(controller, Some(s), t(at), kind)
     }
 }
+
+/// A retention rule as declared, with the optional bookkeeping fields.
+pub struct Rule<'a> {
+    pub register: &'a str,
+    pub trigger: Trigger,
+    pub duration: &'a str,
+    pub statute: Option<&'a str>,
+    pub financial_year_end: Option<&'a str>,
+    pub extend_to: Option<kvitto_core::event::ExtendTo>,
+}
+
+impl<'a> Rule<'a> {
+    /// A plain rule: `duration` after `trigger`.
+    pub fn new(register: &'a str, trigger: Trigger, duration: &'a str) -> Self {
+        Self { register, trigger, duration, statute: None, financial_year_end: None, extend_to: None }
+    }
+
+    /// Bokföringslagen 7 kap. 2 §: through the end of the seventh calendar year after the year
+    /// in which the financial year (ending `fye`) ended.
+    pub fn bokforingslagen(register: &'a str, fye: &'a str) -> Self {
+        Self {
+            register,
+            trigger: Trigger::Collected,
+            duration: "P7Y",
+            statute: Some("Bokföringslagen (1999:1078) 7 kap. 2 §"),
+            financial_year_end: Some(fye),
+            extend_to: Some(kvitto_core::event::ExtendTo::CalendarYearEnd),
+        }
+    }
+
+    /// Bogføringsloven § 12: five years from the end of the financial year.
+    pub fn bogforingsloven(register: &'a str) -> Self {
+        Self {
+            register,
+            trigger: Trigger::Collected,
+            duration: "P5Y",
+            statute: Some("Bogføringsloven § 12"),
+            financial_year_end: Some("12-31"),
+            extend_to: None,
+        }
+    }
+
+    pub fn kind(&self) -> EventKind {
+        EventKind::RetentionRuleDeclared {
+            register: id(self.register),
+            trigger: self.trigger,
+            duration: IsoPeriod::parse(self.duration).unwrap(),
+            statute: self.statute.map(|s| Text::new(s).unwrap()),
+            financial_year_end: self.financial_year_end.map(|s| kvitto_core::period::MonthDay::parse(s).unwrap()),
+            extend_to: self.extend_to,
+        }
+    }
+}
+
+impl Script {
+    pub fn rule(&mut self, controller: &str, rule: Rule<'_>) -> u64 {
+        self.push(controller, None, t("2020-01-01"), rule.kind())
+    }
+
+    pub fn close_record(&mut self, controller: &str, s: SubjectId, register: &str, record: &str, at: &str) -> u64 {
+        self.push(controller, Some(s), t(at), EventKind::RecordClosed { register: id(register), record_id: id(record) })
+    }
+
+    pub fn end_relationship(&mut self, controller: &str, s: SubjectId, at: &str) -> u64 {
+        self.push(controller, Some(s), t(at), EventKind::RelationshipEnded { reason: None })
+    }
+
+    pub fn erase(&mut self, controller: &str, s: SubjectId, register: Option<&str>, at: &str) -> u64 {
+        self.push(
+            controller,
+            Some(s),
+            t(at),
+            EventKind::DataErased { register: register.map(id), reason: Text::new("Art 17").unwrap() },
+        )
+    }
+
+    pub fn defer(
+        &mut self,
+        controller: &str,
+        s: SubjectId,
+        register: &str,
+        statute: &str,
+        until: &str,
+        at: &str,
+    ) -> u64 {
+        self.push(
+            controller,
+            Some(s),
+            t(at),
+            EventKind::ErasureDeferred {
+                register: id(register),
+                statute: Text::new(statute).unwrap(),
+                until: Timestamp::parse_rfc3339(until).unwrap(),
+            },
+        )
+    }
+}
+
+/// An exact instant (`t` gives noon of a date).
+pub fn at(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).unwrap()
+}

@@ -1,0 +1,117 @@
+//! The retention engine's library side: the plan from the projections, and a run that erases
+//! what is due through the same append path as [`Ledger::erase`], one `data_erased` per
+//! (subject, register) with a deterministic event id, so a re-run (or a run cut short and
+//! started again) records nothing twice.
+
+use kvitto_core::{Draft, EventId, EventKind, Id, Text, Timestamp};
+use kvitto_projections::{PlanItem, RetentionCandidate};
+
+use crate::{AppendError, Ledger, ReadError, Receipt};
+
+/// What one retention run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionRun {
+    /// Erasures recorded by this run (with the rule's register and the receipt).
+    pub erased: Vec<(RetentionCandidate, Receipt)>,
+    /// Candidates an earlier run had already erased (same event id: the original receipt).
+    pub already: Vec<(RetentionCandidate, Receipt)>,
+    /// Candidates refused at append time (a hold or deferral recorded since the plan), why.
+    pub refused: Vec<(RetentionCandidate, String)>,
+}
+
+/// The event id of the erasure a retention run records for `c`: UUID v8 from
+/// BLAKE3(`c.id_input()`), the same on every run.
+pub fn retention_event_id(c: &RetentionCandidate) -> EventId {
+    let digest = blake3::hash(&c.id_input());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_bytes()[..16]);
+    EventId(uuid::Builder::from_custom_bytes(b).into_uuid())
+}
+
+fn controller_id(controller: Option<&str>) -> Result<Option<Id>, ReadError> {
+    controller.map(|c| Id::new(c).map_err(|message| ReadError::BadQuery { field: "controller", message })).transpose()
+}
+
+impl Ledger {
+    /// Per subject and register with a declared rule: due, overdue (by how long), deferred
+    /// (until when, by which statute or hold), not due, or erased — overdue first.
+    pub fn retention_plan(&self, controller: Option<&str>, now: Timestamp) -> Result<Vec<PlanItem>, ReadError> {
+        let c = controller_id(controller)?;
+        let p =
+            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+        if let Some(c) = &c
+            && !p.controllers.contains_key(c)
+        {
+            return Err(ReadError::UnknownController(c.to_string()));
+        }
+        Ok(p.retention_plan(c.as_ref(), now))
+    }
+
+    /// Erases everything due at `now` (and not deferred), each as a `data_erased` of the
+    /// rule's register recorded with the rule that caused it.
+    pub async fn retention_run(&self, controller: Option<&str>, now: Timestamp) -> Result<RetentionRun, ReadError> {
+        let candidates: Vec<RetentionCandidate> =
+            self.retention_plan(controller, now)?.iter().filter_map(PlanItem::candidate).collect();
+        let mut run = RetentionRun::default();
+        let committed = self.len();
+        for c in candidates {
+            let reason = format!(
+                "retention: register {} due {} under the rule of seq {} (clock started by seq {})",
+                c.register,
+                c.due_at.to_rfc3339(),
+                c.rule_seq,
+                c.clock_seq
+            );
+            let reason = Text::new(reason).map_err(|message| ReadError::BadQuery { field: "reason", message })?;
+            let subject_ref = self.subject_ref(&c.subject);
+            let Some(subject_ref) = subject_ref else {
+                // No reference left: a whole-customer erasure got there first.
+                continue;
+            };
+            let draft = Draft {
+                controller: c.controller.clone(),
+                subject: Some(subject_ref),
+                occurred_at: None,
+                event_id: Some(retention_event_id(&c)),
+                actor: Some(
+                    Id::new("kvitto-retention").map_err(|message| ReadError::BadQuery { field: "actor", message })?,
+                ),
+                details: None,
+                kind: EventKind::DataErased { register: Some(c.register.clone()), reason },
+            };
+            match self.append(draft).await {
+                Ok(r) if r.seq < committed => run.already.push((c, r)),
+                Ok(r) => run.erased.push((c, r)),
+                Err(AppendError::ErasureBlocked { why, .. }) => run.refused.push((c, why)),
+                Err(e) => return Err(ReadError::Storage(e.to_string())),
+            }
+        }
+        Ok(run)
+    }
+
+    /// The external reference of a subject while its key file exists.
+    fn subject_ref(&self, s: &kvitto_core::SubjectId) -> Option<kvitto_core::ExternalRef> {
+        self.inner.store.vault().get(s).and_then(|k| kvitto_core::ExternalRef::new(k.external_ref).ok())
+    }
+}
+
+impl Ledger {
+    /// Rights requests with their Art 12(3) deadlines as of `now`, overdue first: the open
+    /// ones, or every one with `all`.
+    pub fn requests(
+        &self,
+        controller: Option<&str>,
+        now: Timestamp,
+        all: bool,
+    ) -> Result<Vec<kvitto_projections::RequestListItem>, ReadError> {
+        let c = controller_id(controller)?;
+        let p =
+            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+        if let Some(c) = &c
+            && !p.controllers.contains_key(c)
+        {
+            return Err(ReadError::UnknownController(c.to_string()));
+        }
+        Ok(if all { p.all_requests(c.as_ref(), now) } else { p.requests(c.as_ref(), now) })
+    }
+}

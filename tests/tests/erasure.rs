@@ -1,0 +1,398 @@
+//! Erasure: a `data_erased` destroys the keys in its scope before its receipt, every read
+//! path shows the details as erased, `verify` accepts exactly the missing keys an erasure
+//! covers, bundles still verify, holds and deferrals refuse it, nothing comes back on reopen
+//! or rebuild, and no erased key or reference is left in any file under the ledger.
+#![allow(clippy::unwrap_used)]
+
+use kvitto::{AppendError, DetailsView, EraseError, EraseOutcome, Ledger};
+use kvitto_integration::*;
+use kvitto_proof::bundle::{Trust, verify};
+
+/// One collection with details into `register`.
+fn collected(subject: &str, register: &str, marker: &str) -> kvitto::Draft {
+    draft(&format!(
+        r#"{{"type":"data_collected","controller":"kalejdo","subject":"{subject}","register":"{register}","categories":["contact"],"purpose":"service-delivery","legal_basis":"contract","source":"subject","details":{{"note":"{marker}"}}}}"#
+    ))
+}
+
+fn details_of(events: &[kvitto::LedgerEvent]) -> Vec<&DetailsView> {
+    events.iter().map(|e| &e.details).filter(|d| !matches!(d, DetailsView::None)).collect()
+}
+
+async fn three_customers(ledger: &Ledger) {
+    for (s, reg) in [("REF-ERASE-ALL-B", "kundregister"), ("REF-ERASE-ALL-B", "arendelista")] {
+        ledger.append(collected(s, reg, "marker-b")).await.unwrap();
+    }
+    ledger.append(collected("REF-KEEP-A", "kundregister", "marker-a-kund")).await.unwrap();
+    ledger.append(collected("REF-KEEP-A", "arendelista", "marker-a-arende")).await.unwrap();
+    ledger.append(collected("REF-KEEP-C", "kundregister", "marker-c")).await.unwrap();
+    ledger.append(consent("kalejdo", "REF-KEEP-C", "marketing")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_it() {
+    let (dir, path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    let b_keys = ledger.keys_for_test("kalejdo", "REF-ERASE-ALL-B");
+    let a_keys = ledger.keys_for_test("kalejdo", "REF-KEEP-A");
+    assert_eq!((b_keys.len(), a_keys.len()), (2, 2));
+    // Before: the references and keys are on disk (so the scan below can fail).
+    let before = all_bytes_under(&path);
+    assert!(contains(&before, b"REF-ERASE-ALL-B"));
+    assert!(b_keys.iter().chain(&a_keys).all(|k| contains(&before, k)));
+
+    let erased_b = match ledger.erase("kalejdo", "REF-ERASE-ALL-B", None, "Art 17 request r-1").await.unwrap() {
+        EraseOutcome::Erased(r) => r.seq,
+        other => panic!("{other:?}"),
+    };
+    let erased_a = match ledger.erase("kalejdo", "REF-KEEP-A", Some("arendelista"), "retention").await.unwrap() {
+        EraseOutcome::Erased(r) => r.seq,
+        other => panic!("{other:?}"),
+    };
+    // Idempotent: nothing left to destroy, nothing written.
+    let n = ledger.len();
+    assert_eq!(
+        ledger.erase("kalejdo", "REF-ERASE-ALL-B", None, "again").await.unwrap(),
+        EraseOutcome::AlreadyErased { seq: erased_b }
+    );
+    assert_eq!(
+        ledger.erase("kalejdo", "REF-KEEP-A", Some("arendelista"), "again").await.unwrap(),
+        EraseOutcome::AlreadyErased { seq: erased_a }
+    );
+    assert_eq!(ledger.len(), n);
+
+    // history: B all erased (by its erasure) and without reference; A's ärendelista erased,
+    // its kundregister and C's details still readable.
+    let b = ledger.history("kalejdo", "REF-ERASE-ALL-B").await.unwrap();
+    assert_eq!(details_of(&b), vec![&DetailsView::Erased { by: erased_b }; 2]);
+    assert!(b.iter().all(|e| e.subject_ref.is_none()));
+    let a = ledger.history("kalejdo", "REF-KEEP-A").await.unwrap();
+    assert!(matches!(details_of(&a)[..], [DetailsView::Disclosed(_), DetailsView::Erased { by }] if *by == erased_a));
+    assert!(a.iter().all(|e| e.subject_ref.as_deref() == Some("REF-KEEP-A")));
+    let c = ledger.history("kalejdo", "REF-KEEP-C").await.unwrap();
+    assert!(matches!(details_of(&c)[..], [DetailsView::Disclosed(v)] if v["note"] == "marker-c"));
+
+    // log --json: a marker, not plaintext, and no reference for B.
+    let log = ledger.log(0..ledger.len()).await.unwrap();
+    let json: Vec<String> = log.iter().map(|e| serde_json::Value::Object(e.to_json()).to_string()).collect();
+    let all = json.join("\n");
+    assert!(!all.contains("marker-b") && !all.contains("marker-a-arende") && !all.contains("REF-ERASE-ALL-B"), "{all}");
+    assert!(all.contains("marker-a-kund") && all.contains("marker-c"));
+    assert!(json[0].contains(r#""details":"<erased>""#) && json[0].contains(&format!(r#""erased_by":{erased_b}"#)));
+
+    // Art 20 export and Art 15 report.
+    let portable = ledger.export_portable("kalejdo", "REF-ERASE-ALL-B", kvitto::AsOf::now()).await.unwrap();
+    assert!(portable.items.iter().all(|i| i.erased && i.data.is_none()));
+    assert_eq!(portable.items.len(), 2);
+    let report = ledger.access_report("kalejdo", "REF-KEEP-A", kvitto::AsOf::now()).unwrap();
+    assert_eq!(report.erased, vec!["arendelista".to_string()]);
+
+    // verify accepts the destroyed keys (covered by recorded erasures).
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+
+    // The regulator's bundle still verifies and says which events were erased, by which seq.
+    ledger.checkpoint().await.unwrap();
+    let bundle = ledger.export_bundle("kalejdo", "REF-ERASE-ALL-B", None).await.unwrap();
+    let text = serde_json::to_string(&bundle).unwrap();
+    assert!(!text.contains("marker-b") && !text.contains("REF-ERASE-ALL-B"));
+    let verified = verify(&text, Trust::Embedded).unwrap();
+    let erased: Vec<Option<u64>> = verified.events.iter().filter(|e| e.withheld).map(|e| e.erased_by).collect();
+    assert_eq!(erased, vec![Some(erased_b); 2]);
+
+    // On disk: no erased key and no erased reference anywhere under the ledger; the others stay.
+    ledger.close().await;
+    let after = all_bytes_under(&path);
+    assert!(!contains(&after, b"REF-ERASE-ALL-B"), "an erased reference is still on disk");
+    for (i, k) in b_keys.iter().enumerate() {
+        assert!(!contains(&after, k), "erased key {i} of B is still on disk");
+    }
+    let a_left = {
+        let l = reopen(&path).await;
+        let k = l.keys_for_test("kalejdo", "REF-KEEP-A");
+        l.close().await;
+        k
+    };
+    assert_eq!(a_left.len(), 1);
+    let a_erased: Vec<_> = a_keys.iter().filter(|k| !a_left.contains(k)).collect();
+    assert_eq!(a_erased.len(), 1);
+    assert!(!contains(&after, a_erased[0]), "A's erased register key is still on disk");
+    assert!(contains(&after, &a_left[0]) && contains(&after, b"REF-KEEP-A"));
+
+    // No resurrection: reopen and rebuild show the same.
+    let ledger = reopen(&path).await;
+    ledger.rebuild().await.unwrap();
+    let b = ledger.history("kalejdo", "REF-ERASE-ALL-B").await.unwrap();
+    assert_eq!(details_of(&b), vec![&DetailsView::Erased { by: erased_b }; 2]);
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_subject_or_register_is_refused_and_nothing_is_written() {
+    let (_dir, _path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    let n = ledger.len();
+    let e = ledger.erase("kalejdo", "REF-NOBODY", None, "x").await.unwrap_err();
+    assert!(matches!(e, EraseError::UnknownSubject { .. }), "{e}");
+    let e = ledger.erase("kalejdo", "REF-KEEP-A", Some("no-such-register"), "x").await.unwrap_err();
+    assert!(matches!(e, EraseError::UnknownRegister { .. }) && e.to_string().contains("no-such-register"), "{e}");
+    let e = ledger.erase("kalejdo", "REF-KEEP-A", None, "").await.unwrap_err();
+    assert!(matches!(e, EraseError::BadArgument { field: "reason", .. }), "{e}");
+    assert_eq!(ledger.len(), n);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legal_holds_and_deferrals_in_force_refuse_erasure_whoever_asks() {
+    let (_dir, _path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    let hold = ledger
+        .append(draft(
+            r#"{"type":"legal_hold_placed","controller":"kalejdo","subject":"REF-KEEP-A","hold_id":"case-17","reason":"dispute"}"#,
+        ))
+        .await
+        .unwrap();
+    let n = ledger.len();
+    // Through the library's erase and through a raw append alike.
+    let e = ledger.erase("kalejdo", "REF-KEEP-A", None, "Art 17").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("case-17") && msg.contains(&format!("seq {}", hold.seq)), "{msg}");
+    let raw = draft(r#"{"type":"data_erased","controller":"kalejdo","subject":"REF-KEEP-A","reason":"Art 17"}"#);
+    assert!(matches!(ledger.append(raw.clone()).await, Err(AppendError::ErasureBlocked { index: 0, .. })));
+    // A release in the same batch, before the erasure, lets it through.
+    let release =
+        draft(r#"{"type":"legal_hold_released","controller":"kalejdo","subject":"REF-KEEP-A","hold_id":"case-17"}"#);
+    assert_eq!(ledger.len(), n, "nothing written while refused");
+    ledger.append_batch(vec![release, raw]).await.unwrap();
+    assert!(ledger.keys_for_test("kalejdo", "REF-KEEP-A").is_empty());
+
+    // A statutory deferral of one register refuses that register and a full erasure, not others.
+    let deferred = ledger
+        .append(draft(
+            r#"{"type":"erasure_deferred","controller":"kalejdo","subject":"REF-KEEP-C","register":"kundregister","statute":"Bokföringslagen 7 kap. 2 §","until":"2099-12-31T23:59:59Z"}"#,
+        ))
+        .await
+        .unwrap();
+    let e = ledger.erase("kalejdo", "REF-KEEP-C", Some("kundregister"), "x").await.unwrap_err();
+    assert!(e.to_string().contains("Bokföringslagen") && e.to_string().contains(&format!("seq {}", deferred.seq)));
+    assert!(ledger.erase("kalejdo", "REF-KEEP-C", None, "x").await.is_err());
+    // A deferral that has run out does not.
+    ledger
+        .append(draft(
+            r#"{"type":"erasure_deferred","controller":"kalejdo","subject":"REF-ERASE-ALL-B","register":"kundregister","statute":"old","until":"2020-01-01T00:00:00Z"}"#,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger.erase("kalejdo", "REF-ERASE-ALL-B", Some("kundregister"), "x").await.unwrap(),
+        EraseOutcome::Erased(_)
+    ));
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_after_an_erasure_get_a_new_key_and_the_old_ones_stay_erased() {
+    let (_dir, path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    let erase = draft(
+        r#"{"type":"data_erased","controller":"kalejdo","subject":"REF-KEEP-C","register":"kundregister","reason":"x"}"#,
+    );
+    // In the same batch: refused, nothing written.
+    let n = ledger.len();
+    let e = ledger.append_batch(vec![erase.clone(), collected("REF-KEEP-C", "kundregister", "new")]).await;
+    assert!(matches!(e, Err(AppendError::DetailsAfterErasure { index: 1, erasure: 0 })), "{e:?}");
+    assert_eq!(ledger.len(), n);
+    // Concurrent callers: whatever the grouping, each event is sealed under the right key.
+    let erased = ledger.append(erase).await.unwrap().seq;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let l = ledger.clone();
+        set.spawn(async move {
+            l.append(collected("REF-KEEP-C", "kundregister", &format!("after-{i}"))).await.unwrap();
+            if i % 2 == 0 {
+                l.erase("kalejdo", "REF-KEEP-A", Some("kundregister"), "x").await.unwrap();
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+    let c = ledger.history("kalejdo", "REF-KEEP-C").await.unwrap();
+    let views = details_of(&c);
+    assert_eq!(views[0], &DetailsView::Erased { by: erased });
+    assert_eq!(views.iter().filter(|v| matches!(v, DetailsView::Disclosed(_))).count(), 8);
+    ledger.close().await;
+    let ledger = reopen(&path).await;
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_recorded_is_dropped() {
+    let (dir, path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    ledger.close().await;
+    // The vault as it was before the erasure: as if the writer died after the commit and
+    // before destroying the keys, with its pending record in place.
+    let vault = path.join("vault");
+    let saved = dir.path().join("vault-before");
+    std::fs::create_dir(&saved).unwrap();
+    for e in std::fs::read_dir(&vault).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), saved.join(e.file_name())).unwrap();
+    }
+    let ledger = reopen(&path).await;
+    let keys = ledger.keys_for_test("kalejdo", "REF-KEEP-C");
+    let seq = match ledger.erase("kalejdo", "REF-KEEP-C", None, "x").await.unwrap() {
+        EraseOutcome::Erased(r) => r.seq,
+        other => panic!("{other:?}"),
+    };
+    let subject =
+        ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-C").unwrap());
+    ledger.close().await;
+    for e in std::fs::read_dir(&saved).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), vault.join(e.file_name())).unwrap();
+    }
+    let pending = |seq| vec![kvitto_store::PendingErasure { subject, seq, slot: None }];
+    kvitto_store::Vault::open(&vault).unwrap().record_pending(&pending(seq)).unwrap();
+    assert!(contains(&all_bytes_under(&path), &keys[0]), "the key is back on disk");
+    let ledger = reopen(&path).await;
+    assert!(ledger.keys_for_test("kalejdo", "REF-KEEP-C").is_empty());
+    ledger.close().await;
+    assert!(!contains(&all_bytes_under(&path), &keys[0]) && !vault.join("erasures.pending").exists());
+
+    // A pending record whose event never became durable: dropped, keys kept.
+    let ledger = reopen(&path).await;
+    let a_keys = ledger.keys_for_test("kalejdo", "REF-KEEP-A");
+    let a = ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-A").unwrap());
+    let next = ledger.len();
+    ledger.close().await;
+    kvitto_store::Vault::open(&vault)
+        .unwrap()
+        .record_pending(&[kvitto_store::PendingErasure { subject: a, seq: next, slot: None }])
+        .unwrap();
+    let ledger = reopen(&path).await;
+    assert_eq!(ledger.keys_for_test("kalejdo", "REF-KEEP-A"), a_keys);
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_still_calls_a_missing_key_without_an_erasure_damage() {
+    let (_dir, path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    ledger.erase("kalejdo", "REF-ERASE-ALL-B", None, "x").await.unwrap();
+    let a = ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-A").unwrap());
+    ledger.close().await;
+    // Destroy A's keys behind the ledger's back: no data_erased covers them.
+    kvitto_store::Vault::open(path.join("vault")).unwrap().erase(&a, None).unwrap();
+    let ledger = reopen(&path).await;
+    let f = ledger.verify().await.unwrap().failure.expect("a lost key is damage");
+    assert!(f.reason.contains("no data_erased covers them"), "{f}");
+    let a = ledger.history("kalejdo", "REF-KEEP-A").await.unwrap();
+    assert!(details_of(&a).iter().all(|d| matches!(d, DetailsView::Damaged)));
+    ledger.close().await;
+}
+
+mod no_resurrection {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Collect { subject: u8, register: bool },
+        Erase { subject: u8, register: Option<bool> },
+        Consent { subject: u8 },
+    }
+
+    fn register(r: bool) -> &'static str {
+        if r { "kundregister" } else { "arendelista" }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..4u8, any::<bool>()).prop_map(|(subject, register)| Op::Collect { subject, register }),
+            2 => (0..4u8, proptest::option::of(any::<bool>())).prop_map(|(subject, register)| Op::Erase { subject, register }),
+            1 => (0..4u8).prop_map(|subject| Op::Consent { subject }),
+        ]
+    }
+
+    /// What every read path must show for the details of event `seq`: the marker, or erased
+    /// by the first later erasure that covers it.
+    fn expected(ops: &[(u64, Op)], seq: u64) -> Option<Result<String, u64>> {
+        let (_, Op::Collect { subject, register: r }) = ops.iter().find(|(s, _)| *s == seq)? else { return None };
+        let by = ops.iter().find_map(|(s, o)| match o {
+            Op::Erase { subject: es, register } if es == subject && *s > seq && register.is_none_or(|g| g == *r) => {
+                Some(*s)
+            }
+            _ => None,
+        });
+        Some(by.map_or_else(|| Ok(format!("m-{seq}")), Err))
+    }
+
+    fn check(events: &[kvitto::LedgerEvent], ops: &[(u64, Op)], when: &str) {
+        for e in events {
+            let want = expected(ops, e.event.seq);
+            match (&e.details, want) {
+                (DetailsView::None, None) => {}
+                (DetailsView::Disclosed(v), Some(Ok(m))) => assert_eq!(v["note"], m.as_str(), "{when}"),
+                (DetailsView::Erased { by }, Some(Err(b))) => assert_eq!(*by, b, "{when}: seq {}", e.event.seq),
+                (got, want) => panic!("{when}: seq {}: got {got:?}, want {want:?}", e.event.seq),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn erased_details_never_come_back(ops in proptest::collection::vec(op(), 1..24)) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async {
+                let (_dir, path, ledger) = fresh_ledger().await;
+                let mut applied = Vec::new();
+                for op in ops {
+                    let r = match &op {
+                        Op::Collect { subject, register: r } => {
+                            let seq = ledger.len();
+                            collected(&format!("s{subject}"), register(*r), &format!("m-{seq}"))
+                        }
+                        Op::Erase { subject, register: r } => draft(&format!(
+                            r#"{{"type":"data_erased","controller":"kalejdo","subject":"s{subject}"{},"reason":"p"}}"#,
+                            r.map(|g| format!(r#","register":"{}""#, register(g))).unwrap_or_default()
+                        )),
+                        Op::Consent { subject } => consent("kalejdo", &format!("s{subject}"), "marketing"),
+                    };
+                    let seq = ledger.append(r).await.unwrap().seq;
+                    applied.push((seq, op));
+                }
+                let n = ledger.len();
+                check(&ledger.log(0..n).await.unwrap(), &applied, "log");
+                for s in 0..4 {
+                    if let Ok(h) = ledger.history("kalejdo", &format!("s{s}")).await {
+                        check(&h, &applied, "history");
+                        let p = ledger.export_portable("kalejdo", &format!("s{s}"), kvitto::AsOf::now()).await.unwrap();
+                        for item in p.items {
+                            let want = expected(&applied, item.seq).unwrap();
+                            assert_eq!(item.erased, want.is_err(), "portable seq {}", item.seq);
+                            assert_eq!(item.data.is_some(), want.is_ok());
+                        }
+                    }
+                }
+                ledger.close().await;
+                let ledger = reopen(&path).await;
+                check(&ledger.log(0..n).await.unwrap(), &applied, "after reopen");
+                ledger.rebuild().await.unwrap();
+                check(&ledger.log(0..n).await.unwrap(), &applied, "after rebuild");
+                let v = ledger.verify().await.unwrap();
+                assert!(v.is_ok(), "{:?}", v.failure);
+                ledger.close().await;
+            });
+        }
+    }
+}
