@@ -86,6 +86,13 @@ async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_
     assert_eq!(portable.items.len(), 2);
     let report = ledger.access_report("kalejdo", "REF-KEEP-A", kvitto::AsOf::now()).unwrap();
     assert_eq!(report.erased, vec!["arendelista".to_string()]);
+    // The erased register's data is no longer listed as held; the other register's is.
+    let held: Vec<String> = report.categories.iter().flat_map(|c| c.registers.iter().map(|r| r.to_string())).collect();
+    assert!(held.contains(&"kundregister".to_string()) && !held.contains(&"arendelista".to_string()), "{held:?}");
+    assert!(report.retention.iter().all(|r| r.register.as_str() != "arendelista"));
+    let report = ledger.access_report("kalejdo", "REF-ERASE-ALL-B", kvitto::AsOf::now()).unwrap();
+    assert!(report.categories.is_empty(), "{:?}", report.categories);
+    assert_eq!(report.erased, vec!["*".to_string()]);
 
     // verify accepts the destroyed keys (covered by recorded erasures).
     let v = ledger.verify().await.unwrap();
@@ -395,4 +402,70 @@ mod no_resurrection {
             });
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_by_itself_defers_for_statutes_and_holds_and_a_rerun_records_nothing() {
+    let (_dir, _path, ledger) = fresh_ledger().await;
+    let at = |d: &str| kvitto::Timestamp::parse_rfc3339(d).unwrap();
+    let batch: Vec<kvitto::Draft> = [
+        r#"{"type":"retention_rule_declared","controller":"kalejdo","register":"arendelista","trigger":"record_closed","duration":"P12M","occurred_at":"2024-01-01T00:00:00Z"}"#,
+        r#"{"type":"retention_rule_declared","controller":"kalejdo","register":"bokforing","trigger":"collected","duration":"P7Y","statute":"Bokföringslagen 7 kap. 2 §","financial_year_end":"12-31","extend_to":"calendar_year_end","occurred_at":"2024-01-01T00:00:00Z"}"#,
+    ]
+    .iter()
+    .map(|d| draft(d))
+    .collect();
+    ledger.append_batch(batch).await.unwrap();
+    for s in ["T-1", "T-2", "T-3"] {
+        let mut d = collected(s, "arendelista", "ticket");
+        d.occurred_at = Some(at("2025-01-10T10:00:00Z"));
+        ledger.append(d).await.unwrap();
+        ledger
+            .append(draft(&format!(
+                r#"{{"type":"record_closed","controller":"kalejdo","subject":"{s}","register":"arendelista","record_id":"ticket-{}","occurred_at":"2025-02-01T00:00:00Z"}}"#,
+                s.to_lowercase()
+            )))
+            .await
+            .unwrap();
+        let mut b = collected(s, "bokforing", "invoice");
+        b.occurred_at = Some(at("2025-03-10T10:00:00Z"));
+        ledger.append(b).await.unwrap();
+    }
+    ledger
+        .append(draft(
+            r#"{"type":"legal_hold_placed","controller":"kalejdo","subject":"T-3","hold_id":"case-9","reason":"dispute","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        ))
+        .await
+        .unwrap();
+    // 2026-03-01: the ärendelista entries are due (closed 2025-02-01 + 12 months), except under
+    // the hold; bookkeeping is kept through 2032 (FY 2025 ends 2025-12-31, + 7 years).
+    let now = at("2026-03-01T00:00:00Z");
+    let plan = ledger.retention_plan(Some("kalejdo"), now).unwrap();
+    let status = |s: &str, reg: &str| {
+        let id =
+            ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new(s).unwrap()).to_hex();
+        plan.iter().find(|i| i.subject_id == id && i.register.as_str() == reg).map(|i| (i.status.as_str(), i.due_at))
+    };
+    assert_eq!(status("T-1", "arendelista"), Some(("overdue", Some(at("2026-02-01T00:00:00Z")))));
+    assert_eq!(status("T-3", "arendelista").map(|s| s.0), Some("deferred"));
+    assert_eq!(status("T-1", "bokforing"), Some(("not_due", Some(at("2033-01-01T00:00:00Z")))));
+    let run = ledger.retention_run(Some("kalejdo"), now).await.unwrap();
+    assert_eq!(run.erased.len(), 2, "{run:?}");
+    assert!(run.erased.iter().all(|(c, _)| c.register.as_str() == "arendelista"));
+    let t1 = ledger.history("kalejdo", "T-1").await.unwrap();
+    let views = details_of(&t1);
+    assert!(matches!(views[0], DetailsView::Erased { .. }) && matches!(views[1], DetailsView::Disclosed(_)));
+    // The erasure names the rule that caused it.
+    let erasure = t1.iter().find(|e| matches!(e.event.kind, kvitto::EventKind::DataErased { .. })).unwrap();
+    assert!(serde_json::Value::Object(erasure.to_json()).to_string().contains("retention: register arendelista"));
+    // A second run finds nothing due; the deterministic ids would answer a repeat anyway.
+    let n = ledger.len();
+    let again = ledger.retention_run(Some("kalejdo"), now).await.unwrap();
+    assert!(again.erased.is_empty() && again.refused.is_empty(), "{again:?}");
+    assert_eq!(ledger.len(), n);
+    let (c, r) = &run.erased[0];
+    assert_eq!(kvitto::retention_event_id(c), r.event_id);
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
 }

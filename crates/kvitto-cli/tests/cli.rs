@@ -403,3 +403,67 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     assert!(text(&o.stderr).contains("event 4 (seq 10): the readable view differs"), "{}", text(&o.stderr));
     assert!(state(&ledger).starts_with("ok: 13 events"), "verify still passes with the checkpoint stored");
 }
+
+#[test]
+fn erase_retention_and_requests_from_the_command_line() {
+    let (_d, ledger) = new_ledger();
+    let events = concat!(
+        r#"{"type":"retention_rule_declared","controller":"kalejdo","register":"arendelista","trigger":"collected","duration":"P1M","occurred_at":"2025-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"data_collected","controller":"kalejdo","subject":"CLI-1","register":"arendelista","categories":["ticket"],"purpose":"support","legal_basis":"contract","source":"subject","occurred_at":"2025-02-01T00:00:00Z","details":{"text":"printer broken"}}"#,
+        "\n",
+        r#"{"type":"data_collected","controller":"kalejdo","subject":"CLI-2","register":"kundregister","categories":["contact"],"purpose":"delivery","legal_basis":"contract","source":"subject","details":{"email":"cli2@example.se"}}"#,
+        "\n",
+        r#"{"type":"rights_request_received","controller":"kalejdo","subject":"CLI-2","request_id":"r-1","right":"access","occurred_at":"2025-03-01T00:00:00Z"}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], events.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // A step for a request never received: exit 2, line and field named, nothing written.
+    let before = state(&ledger);
+    let bad = r#"{"type":"rights_request_fulfilled","controller":"kalejdo","subject":"CLI-2","request_id":"r-9"}"#;
+    let o = kvitto_stdin(&ledger, &["append", "-"], bad.as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("line 1: field request_id") && text(&o.stderr).contains("r-9"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(state(&ledger), before);
+    // Requests: overdue, by how long.
+    let o = kvitto(&ledger, &["requests", "--now", "2025-05-01", "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let line: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
+    assert_eq!((line["request_id"].as_str(), line["overdue"].as_bool()), (Some("r-1"), Some(true)), "{line}");
+    // Retention: the ticket list is overdue; the run erases it; a second run erases nothing.
+    let o = kvitto(&ledger, &["retention", "plan", "--now", "2025-06-01"]);
+    assert!(o.status.success() && text(&o.stdout).contains("overdue"), "{}", text(&o.stdout));
+    let o = kvitto(&ledger, &["retention", "run", "--now", "2025-06-01"]);
+    assert!(text(&o.stdout).contains("1 erased"), "{}", text(&o.stdout));
+    let o = kvitto(&ledger, &["retention", "run", "--now", "2025-06-01"]);
+    assert!(text(&o.stdout).contains("0 erased"), "{}", text(&o.stdout));
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "CLI-1", "--json"]);
+    assert!(!text(&o.stdout).contains("printer broken") && text(&o.stdout).contains("<erased>"));
+    // erase: done, then already done; unknown register and unknown customer are exit 2.
+    let erase = |args: &[&str]| {
+        let mut a = vec!["erase", "--controller", "kalejdo", "--reason", "Art 17"];
+        a.extend_from_slice(args);
+        kvitto(&ledger, &a)
+    };
+    let o = erase(&["--subject", "CLI-2"]);
+    assert!(o.status.success() && text(&o.stdout).contains("data_erased recorded at seq"), "{}", text(&o.stderr));
+    let o = erase(&["--subject", "CLI-2"]);
+    assert!(o.status.success() && text(&o.stdout).contains("already erased"), "{}", text(&o.stdout));
+    assert_eq!(erase(&["--subject", "CLI-1", "--register", "nope"]).status.code(), Some(2));
+    assert_eq!(erase(&["--subject", "CLI-404"]).status.code(), Some(2));
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "CLI-2", "--json"]);
+    assert!(!text(&o.stdout).contains("cli2@example.se") && !text(&o.stdout).contains("\"subject\":\"CLI-2\""));
+    // A hold refuses it: exit 2, the hold named.
+    let hold =
+        r#"{"type":"legal_hold_placed","controller":"kalejdo","subject":"CLI-1","hold_id":"h-1","reason":"dispute"}"#;
+    assert!(kvitto_stdin(&ledger, &["append", "-"], hold.as_bytes()).status.success());
+    let o = erase(&["--subject", "CLI-1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("legal hold h-1"), "{}", text(&o.stderr));
+    assert!(state(&ledger).starts_with("ok:"));
+}

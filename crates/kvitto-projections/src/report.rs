@@ -275,8 +275,15 @@ impl Projections {
             line.seqs.push(seq);
         };
         let mut categories: BTreeMap<Id, AccessCategory> = BTreeMap::new();
+        // Data a later erasure covers is no longer held: listed under `erased`, not here.
+        let erased_by = |seq: u64, register: &Id| {
+            s.erasure.visible(q).any(|(e, r)| e.seq > seq && r.as_ref().is_none_or(|r| r == register))
+        };
         for (st, col) in s.collected.visible(q) {
             purpose_line(&mut purposes, &col.purpose, st.seq, Some(col.legal_basis));
+            if erased_by(st.seq, &col.register) {
+                continue;
+            }
             for cat in col.categories.as_slice() {
                 let line = categories.entry(cat.clone()).or_insert_with(|| AccessCategory {
                     category: cat.clone(),
@@ -329,6 +336,12 @@ impl Projections {
         // date as the retention plan).
         let retention = data_registers(s, q)
             .into_iter()
+            .filter(|reg| {
+                // A register whose data was erased holds nothing to keep.
+                let trigger =
+                    c.retention.get(*reg).and_then(|t| t.latest(q)).map_or(Trigger::Collected, |(_, r)| r.trigger);
+                register_clock(s, reg, trigger, q).erased.is_none()
+            })
             .map(|reg| {
                 let rule = c.retention.get(reg).and_then(|t| t.latest(q)).map(|(_, r)| r);
                 let clock_started = rule.and_then(|r| register_clock(s, reg, r.trigger, q).start).map(|st| st.occurred);
