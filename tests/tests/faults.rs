@@ -329,3 +329,64 @@ async fn missing_key_files_are_named() {
     restore();
     opens_whole_and_verifies(&path, 80).await;
 }
+
+/// A commit whose flush failed can leave part of its group in sled (some chunks and the new
+/// head): opening cuts that never-acknowledged group off, back to where it began, instead of
+/// opening with a hole; a hole with a later commit above it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_unacknowledged_group_is_cut_off_on_open() {
+    use kvitto_store::{Store, log::Acked, tamper};
+    let (_dir, path) = temp_ledger_with_details(30).await;
+    let acked = {
+        let ledger = reopen(&path).await;
+        let acked_head = ledger.log(29..30).await.unwrap()[0].hash;
+        // One big batch: several chunks in one group, with one sled batch.
+        let big: Vec<kvitto::Draft> =
+            (0..300).map(|i| collected_with_details("kalejdo", &format!("c{}", i % 40), &"y".repeat(400))).collect();
+        ledger.append_batch(big).await.unwrap();
+        ledger.close().await;
+        Acked { next_seq: 30, head_hash: acked_head.0 }
+    };
+    let torn = dir_copy(&path);
+    {
+        let (store, _, _) = Store::open(&path).unwrap();
+        let starts = tamper::chunk_starts(&store).unwrap();
+        let group: Vec<u64> = starts.iter().copied().filter(|s| *s >= 30).collect();
+        assert!(group.len() >= 2, "the batch spans chunks: {starts:?}");
+        // Its receipt never went out, and its second chunk did not reach the disk: the first
+        // is cut off too (all of the group or none of it).
+        assert!(tamper::remove_chunk(&store, group[1]).unwrap());
+        tamper::set_acked(&store, &acked).unwrap();
+        store.flush_all().unwrap();
+    }
+    opens_whole_and_verifies(&path, 30).await;
+    let ledger = reopen(&path).await;
+    ledger.append(consent("kalejdo", "c1", "marketing")).await.unwrap();
+    assert_eq!(ledger.len(), 31);
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await;
+
+    // A hole under a later, different commit: damage, refused, nothing changed.
+    let path = torn.1.clone();
+    {
+        let ledger = reopen(&path).await;
+        ledger.append(consent("kalejdo", "c2", "marketing")).await.unwrap();
+        ledger.close().await;
+        let (store, _, _) = Store::open(&path).unwrap();
+        let starts = tamper::chunk_starts(&store).unwrap();
+        assert!(tamper::remove_chunk(&store, *starts.iter().find(|s| **s >= 30).unwrap()).unwrap());
+        tamper::set_acked(&store, &acked).unwrap();
+        store.flush_all().unwrap();
+    }
+    let err = Ledger::open(&path, OpenOptions::default()).await.unwrap_err().to_string();
+    assert!(err.contains("another commit") && err.contains("restore the store directory from a backup"), "{err}");
+}
+
+/// A copy of a ledger directory (kept alive with the returned temp dir).
+fn dir_copy(path: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let to = d.path().join("ledger");
+    copy_tree(path, &to);
+    (d, to)
+}

@@ -273,7 +273,7 @@ pub fn wait_released(dir: &Path, timeout: std::time::Duration) -> bool {
 
 /// Opens `acked` and refuses a store that holds fewer events than were acknowledged. A ledger
 /// made before the file existed gets one recording its current head.
-fn check_acked(dir: &Path, log: &sled::Tree) -> Result<File, OpenError> {
+fn check_acked(dir: &Path, log: &sled::Tree) -> Result<(File, Acked, Head), OpenError> {
     let path = dir.join(ACKED_FILE);
     let store_dir = dir.join(STORE_DIR);
     let read_err = open_read_err(&store_dir);
@@ -305,7 +305,124 @@ fn check_acked(dir: &Path, log: &sled::Tree) -> Result<File, OpenError> {
             ),
         ));
     }
-    Ok(file)
+    Ok((file, acked, head))
+}
+
+/// Removes a torn, never-acknowledged group from the end of the log. A commit whose flush
+/// failed (a full disk) can leave part of its group in sled after recovery — some of its
+/// chunks and the new head, but not all chunks: sled's batch is not atomic across an I/O
+/// error. Such a tail lies above the acknowledged head, is one group (every event of a group
+/// has the head's `recorded_at`), and was never acknowledged; it is cut back to where the
+/// group began. Chunks above the head (a group whose head never landed) go too. Anything else
+/// missing is damage, refused.
+fn repair_torn_tail(
+    db: &sled::Db,
+    log: &sled::Tree,
+    db_file: &File,
+    acked: Acked,
+    head: Head,
+    store_dir: &Path,
+) -> Result<(), OpenError> {
+    let read_err = open_read_err(store_dir);
+    let sled_err = |e: sled::Error| read_err(e.into());
+    let mut expected = acked.next_seq;
+    let mut hole: Option<u64> = None;
+    // Seqs from the acknowledged head on, with each record's recorded_at, contiguous part only.
+    let mut contiguous: Vec<(u64, i64)> = Vec::new();
+    let mut beyond_hole_other_group = false;
+    let mut doomed: Vec<sled::IVec> = Vec::new();
+    for kv in log.range(chunk_key(acked.next_seq)..=chunk_key(u64::MAX)) {
+        let (k, v) = kv.map_err(sled_err)?;
+        let first = decode_chunk_key(&k).map_err(&read_err)?;
+        if first >= head.next_seq {
+            doomed.push(k);
+            continue;
+        }
+        let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}")).map_err(&read_err)?;
+        let recorded = |r: &Record| {
+            kvitto_core::decode_event(&r.canonical)
+                .map(|e| e.recorded_at.as_micros())
+                .map_err(|e| damaged_store(store_dir, format!("seq in chunk {first} does not decode ({e})")))
+        };
+        if hole.is_none() && first == expected {
+            for (i, r) in records.iter().enumerate() {
+                contiguous.push((first + i as u64, recorded(r)?));
+            }
+            expected = first + records.len() as u64;
+        } else {
+            hole.get_or_insert(expected);
+            for r in &records {
+                beyond_hole_other_group |= recorded(r)? != head.last_recorded_at;
+            }
+            doomed.push(k);
+        }
+    }
+    if hole.is_none() && expected < head.next_seq {
+        hole = Some(expected); // the last chunks are missing
+    }
+    let Some(hole) = hole else {
+        if !doomed.is_empty() {
+            tracing::warn!(chunks = doomed.len(), "removing log chunks above the head (a commit that never completed)");
+            let mut batch = sled::Batch::default();
+            for k in doomed {
+                batch.remove(k);
+            }
+            log.apply_batch(batch).map_err(sled_err)?;
+            db.flush().map_err(sled_err)?;
+            db_file.sync_data().map_err(io_err(store_dir))?;
+        }
+        return Ok(());
+    };
+    if beyond_hole_other_group {
+        return Err(damaged_store(
+            store_dir,
+            format!(
+                "events {hole}.. are missing from the log while later ones of another commit are present \
+                 (the head says {})",
+                head.next_seq
+            ),
+        ));
+    }
+    // Back to where the torn group began: its events share the head's recorded_at.
+    let start = contiguous.iter().find(|(_, at)| *at == head.last_recorded_at).map_or(hole, |(seq, _)| *seq);
+    let new_head = if start == acked.next_seq {
+        let last_recorded_at = match start.checked_sub(1) {
+            None => 0,
+            Some(prev) => last_event_at(log, prev, store_dir)?.1,
+        };
+        Head { next_seq: start, head_hash: acked.head_hash, last_recorded_at }
+    } else {
+        let (hash, at) = last_event_at(log, start - 1, store_dir)?;
+        Head { next_seq: start, head_hash: hash, last_recorded_at: at }
+    };
+    tracing::warn!(
+        from = start,
+        to = head.next_seq,
+        "cutting off a torn commit group that was never acknowledged (its commit failed)"
+    );
+    let mut batch = sled::Batch::default();
+    for kv in log.range(chunk_key(start)..=chunk_key(u64::MAX)).keys() {
+        batch.remove(kv.map_err(sled_err)?);
+    }
+    batch.insert(HEAD_KEY, codec::encode(&new_head));
+    log.apply_batch(batch).map_err(sled_err)?;
+    db.flush().map_err(sled_err)?;
+    db_file.sync_data().map_err(io_err(store_dir))?;
+    Ok(())
+}
+
+/// The hash and recorded_at (µs) of event `seq`, read from its chunk.
+fn last_event_at(log: &sled::Tree, seq: u64, store_dir: &Path) -> Result<([u8; 32], i64), OpenError> {
+    let read_err = open_read_err(store_dir);
+    let missing = || damaged_store(store_dir, format!("seq {seq} is missing from the log"));
+    let (k, v) =
+        log.range(chunk_key(0)..=chunk_key(seq)).next_back().ok_or_else(missing)?.map_err(|e| read_err(e.into()))?;
+    let first = decode_chunk_key(&k).map_err(&read_err)?;
+    let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}")).map_err(&read_err)?;
+    let r = records.get((seq - first) as usize).ok_or_else(missing)?;
+    let e = kvitto_core::decode_event(&r.canonical)
+        .map_err(|e| damaged_store(store_dir, format!("seq {seq} does not decode ({e})")))?;
+    Ok((kvitto_core::event_hash(&r.canonical).0, e.recorded_at.as_micros()))
 }
 
 impl Store {
@@ -449,7 +566,8 @@ impl Store {
             .map_or(0, i64::from_be_bytes);
         let db_path = store_dir.join("db");
         let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
-        let acked_file = check_acked(dir, &log)?;
+        let (acked_file, acked, head) = check_acked(dir, &log)?;
+        repair_torn_tail(&db, &log, &db_file, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, acked_file, vault };
@@ -527,7 +645,9 @@ impl Store {
     /// (sled flush + fdatasync). On `Ok`, the events survive a kill and a power loss. On
     /// [`CommitError::Unknown`] the group may or may not be in the store after a reopen: sled
     /// had the batch, and a failed flush or fdatasync does not say which bytes reached the
-    /// disk (sled's batch is atomic: all of the group or none of it).
+    /// disk. After a reopen the store holds all of the group or none of it: sled keeps a
+    /// batch whole across a crash, and a part of one left by an I/O error is cut off on open
+    /// (`repair_torn_tail`).
     pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, CommitError> {
         let chunks = codec::chunk_records(first_seq, records).map_err(CommitError::NotWritten)?;
         self.commit_chunks(chunks, head).map_err(CommitError::Unknown)

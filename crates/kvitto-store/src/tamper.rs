@@ -94,3 +94,21 @@ pub fn put_checkpoint_raw(store: &Store, size: u64, note: &str) -> Result<(), St
     store.log_tree().insert(key, note.as_bytes())?;
     store.flush_all()
 }
+
+/// Removes the chunk whose first seq is `first_seq` (the head stays as it was).
+pub fn remove_chunk(store: &Store, first_seq: u64) -> Result<bool, StoreError> {
+    let removed = store.log_tree().remove(chunk_key(first_seq))?.is_some();
+    store.flush_all()?;
+    Ok(removed)
+}
+
+/// The first seqs of the stored chunks, in order.
+pub fn chunk_starts(store: &Store) -> Result<Vec<u64>, StoreError> {
+    store.chunks_from(0).map(|c| c.map(|(first, _)| first)).collect()
+}
+
+/// Overwrites the acknowledged-head file (as if the last commits' receipts were never sent).
+pub fn set_acked(store: &Store, acked: &crate::log::Acked) -> Result<(), StoreError> {
+    std::fs::write(store.dir().join("acked"), acked.encode())?;
+    Ok(())
+}
