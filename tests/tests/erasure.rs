@@ -469,3 +469,71 @@ async fn retention_runs_by_itself_defers_for_statutes_and_holds_and_a_rerun_reco
     assert!(v.is_ok(), "{:?}", v.failure);
     ledger.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_erasure_does_not_slip_past_a_hold_and_retries_of_erased_events_keep_their_receipt() {
+    let (_dir, _path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    ledger
+        .append(draft(
+            r#"{"type":"legal_hold_placed","controller":"kalejdo","subject":"REF-KEEP-A","hold_id":"h-2","reason":"x","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        ))
+        .await
+        .unwrap();
+    let backdated = draft(
+        r#"{"type":"data_erased","controller":"kalejdo","subject":"REF-KEEP-A","reason":"x","occurred_at":"2025-06-01T00:00:00Z"}"#,
+    );
+    assert!(matches!(ledger.append(backdated).await, Err(AppendError::ErasureBlocked { .. })));
+    assert_eq!(ledger.keys_for_test("kalejdo", "REF-KEEP-A").len(), 2);
+
+    // An event with details, erased, then new details under a new key: a retry of the first
+    // still answers with its original receipt.
+    let mut first = collected("REF-KEEP-C", "kundregister", "old");
+    first.event_id = Some(kvitto::EventId::new_v7());
+    let original = ledger.append(first.clone()).await.unwrap();
+    ledger.erase("kalejdo", "REF-KEEP-C", Some("kundregister"), "x").await.unwrap();
+    // New data without details: the register is no longer "already erased".
+    ledger
+        .append(draft(
+            r#"{"type":"data_collected","controller":"kalejdo","subject":"REF-KEEP-C","register":"kundregister","categories":["contact"],"purpose":"service-delivery","legal_basis":"contract","source":"subject"}"#,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ledger.erase("kalejdo", "REF-KEEP-C", Some("kundregister"), "x").await.unwrap(),
+        EraseOutcome::Erased(_)
+    ));
+    ledger.append(collected("REF-KEEP-C", "kundregister", "new")).await.unwrap();
+    assert_eq!(ledger.append(first).await.unwrap(), original);
+    ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_and_verify_while_erasures_and_appends_run() {
+    let (_dir, _path, ledger) = fresh_ledger().await;
+    for i in 0..60 {
+        ledger.append(collected(&format!("R-{i}"), "kundregister", "x")).await.unwrap();
+    }
+    let writer = {
+        let l = ledger.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                l.append(collected(&format!("R-{i}"), "arendelista", "y")).await.unwrap();
+                l.erase("kalejdo", &format!("R-{i}"), Some("kundregister"), "x").await.unwrap();
+            }
+        })
+    };
+    for _ in 0..4 {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(60), ledger.rebuild()).await;
+        assert!(r.expect("rebuild does not hang while appends run").is_ok());
+        let v = ledger.verify().await.unwrap();
+        assert!(v.is_ok(), "verify during erasures: {:?}", v.failure);
+    }
+    writer.await.unwrap();
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    // A retention run in the future is refused.
+    let future = kvitto::Timestamp::parse_rfc3339("2999-01-01T00:00:00Z").unwrap();
+    assert!(matches!(ledger.retention_run(None, future).await, Err(kvitto::ReadError::BadQuery { field: "now", .. })));
+    ledger.close().await;
+}

@@ -96,7 +96,17 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
             lines.get(index).copied().unwrap_or(0),
             lines.get(erasure).copied().unwrap_or(0)
         ))),
-        Err(e @ AppendError::ErasureIncomplete { .. }) => Err(Failure::storage(e.to_string())),
+        Err(AppendError::ErasureIncomplete { why, receipts }) => {
+            // Recorded: the receipts stand; the erasure completes when the ledger is reopened.
+            for r in &receipts {
+                crate::emit(format_args!("{}", r.to_json()));
+            }
+            Err(Failure::storage(format!(
+                "the {} events are recorded (receipts above), but destroying the erased keys failed: {why}; \
+                 reopen the ledger to finish the erasure",
+                receipts.len()
+            )))
+        }
         Err(AppendError::OutcomeUnknown { why, event_ids }) => {
             // The ids the ledger gave lines without one: re-sending the input with them
             // returns the original receipts if the events were recorded.

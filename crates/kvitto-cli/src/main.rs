@@ -358,7 +358,7 @@ enum RetentionCommand {
 started again records nothing twice. Legal holds and statutory deferrals are skipped.
 
 Example:
-  kvitto retention plan --now 2027-01-01 && kvitto retention run --now 2027-01-01")]
+  kvitto retention plan && kvitto retention run\n\n--now may be in the past (a run that catches up), not in the future.")]
     Run {
         /// Only this controller
         #[arg(long)]

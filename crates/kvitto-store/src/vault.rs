@@ -462,7 +462,18 @@ impl Vault {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
-            let (frames, _, _) = parse_segment(&bytes);
+            let (frames, valid, problem) = parse_segment(&bytes);
+            // Never rewrite a segment that does not parse whole: the frames after the damage
+            // (other subjects' keys) would be left out of the new file.
+            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || problem.is_some() {
+                let what = problem.map_or_else(|| "not a kvitto vault segment (KVV1 v1)".to_string(), |p| p.what);
+                return Err(VaultError::Corrupt {
+                    path,
+                    what: format!(
+                        "{what} at byte {valid}; the erasure was not carried out — restore this file from a backup"
+                    ),
+                });
+            }
             let mut out = bytes[..HEADER_LEN as usize].to_vec();
             let (mut dropped, mut kept_own) = (false, false);
             for (s, k, range) in &frames {
@@ -513,6 +524,10 @@ impl Vault {
     /// §5.2): written to a temporary file, fsynced, renamed, directory fsynced. Opening a
     /// ledger completes those whose event is in the log and drops the others.
     pub fn record_pending(&self, items: &[PendingErasure]) -> Result<(), VaultError> {
+        // A record left by a writer that failed is kept: its erasures are still to be done.
+        let mut all = self.pending()?;
+        all.extend(items.iter().filter(|p| !all.contains(p)).cloned().collect::<Vec<_>>());
+        let items = &all[..];
         let path = self.dir.join(PENDING_FILE);
         let io = |source| VaultError::Io { path: path.clone(), source };
         let mut body = Vec::with_capacity(8 + items.len() * 48);

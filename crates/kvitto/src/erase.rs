@@ -98,6 +98,7 @@ impl Ledger {
                         || cs.purposes.values().any(|t| t.all().iter().any(|(_, d)| &d.register == g))
                 });
                 let used = state.collected.all().iter().any(|(_, col)| &col.register == g)
+                    || state.rectified.all().iter().any(|(_, (reg, _))| reg == g)
                     || state.deferrals.all().iter().any(|(_, d)| &d.register == g)
                     || state.records_closed.all().iter().any(|(_, (reg, _))| reg == g);
                 if !declared && !used {
@@ -107,8 +108,25 @@ impl Ledger {
                     });
                 }
             }
-            // The last erasure whose scope covers this one's.
-            state.erasures().as_slice().iter().rev().find(|(_, r)| r.is_none() || *r == register).map(|(seq, _)| *seq)
+            // The last erasure whose scope covers this one's, if nothing in scope came after it
+            // (the same rule as the retention plan's `erased`).
+            let in_scope = |r: &Id| register.as_ref().is_none_or(|g| g == r);
+            let data = state
+                .collected
+                .all()
+                .iter()
+                .filter(|(_, c)| in_scope(&c.register))
+                .map(|(st, _)| st.seq)
+                .chain(state.rectified.all().iter().filter(|(_, (r, _))| in_scope(r)).map(|(st, _)| st.seq))
+                .max();
+            state
+                .erasures()
+                .as_slice()
+                .iter()
+                .rev()
+                .find(|(_, r)| r.is_none() || *r == register)
+                .map(|(seq, _)| *seq)
+                .filter(|seq| data.is_none_or(|d| d < *seq))
         };
         if let Some(seq) = earlier {
             let left = match register.as_ref() {

@@ -145,6 +145,10 @@ impl Drop for Inner {
 fn finish_pending_erasures(store: &Store, next_seq: u64) -> Result<(), OpenError> {
     let vault_err =
         |e: kvitto_store::VaultError| OpenError::Damaged { path: store.dir().join("vault"), what: e.to_string() };
+    // A pending record removed by a writer whose directory fsync then failed must not come
+    // back after a power loss once new keys exist: make its removal durable first.
+    kvitto_store::vault::sync_dir(&store.dir().join("vault"))
+        .map_err(|source| OpenError::Io { path: store.dir().join("vault"), source })?;
     let pending = store.vault().pending().map_err(vault_err)?;
     if pending.is_empty() {
         return Ok(());
@@ -264,9 +268,10 @@ impl Ledger {
         let inner = self.inner;
         let _ = tokio::task::spawn_blocking(move || {
             let Some(inner) = Arc::into_inner(inner) else { return };
-            let (dir, poisoned) = (inner.dir.clone(), inner.shared.is_poisoned());
+            let (dir, shared) = (inner.dir.clone(), inner.shared.clone());
+            // Dropping drains the queue, which may still fail and poison.
             drop(inner);
-            if !poisoned && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
+            if !shared.is_poisoned() && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
                 tracing::warn!("sled still holds the store's files 5 s after close");
             }
         })
@@ -445,9 +450,11 @@ impl Ledger {
             // replaying them on the fresh state is idempotent.
             let mut fresh = fresh;
             let committed = inner.shared.committed.load(std::sync::atomic::Ordering::Acquire);
-            for e in read::log(&inner.store, &inner.shared, next..committed)? {
-                fresh.apply(&e.event);
-            }
+            // Events only (no details): reading details takes the projections lock held here.
+            read::for_each_event(&inner.store, next, committed, |_, _, e| {
+                fresh.apply_owned(e);
+                Ok(())
+            })?;
             let old = std::mem::replace(&mut *p, fresh);
             drop(p);
             // Freeing a large state takes long (≈1 s for 100k subjects): neither appends nor
@@ -475,19 +482,35 @@ impl Ledger {
             let _span = tracing::info_span!("verify").entered();
             // Hold the indexer still so the index matches its watermark while we compare.
             let _guard = inner.index_lock.lock();
+            let snapshot = |p: &Projections| {
+                p.subjects
+                    .iter()
+                    .filter(|(_, st)| !st.erasure.is_empty())
+                    .map(|(s, st)| (*s, st.erasures()))
+                    .collect::<std::collections::HashMap<_, _>>()
+            };
             let erasures = inner
                 .shared
                 .projections
                 .read()
-                .map(|p| {
-                    p.subjects
-                        .iter()
-                        .filter(|(_, st)| !st.erasure.is_empty())
-                        .map(|(s, st)| (*s, st.erasures()))
-                        .collect::<std::collections::HashMap<_, _>>()
-                })
+                .map(|p| snapshot(&p))
                 .map_err(|_| VerifyError::Storage("projection lock poisoned".into()))?;
-            verify::verify_store(&inner.store, &inner.info.origin, &erasures, progress)
+            // The projections fold a group right after its commit: wait for them briefly.
+            let mut folded = |n: u64| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                loop {
+                    let p = inner.shared.projections.read().ok()?;
+                    if p.last_seq.map_or(0, |s| s + 1) >= n {
+                        return Some(snapshot(&p));
+                    }
+                    drop(p);
+                    if std::time::Instant::now() > deadline {
+                        return None;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            };
+            verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, progress)
         })
         .await
         .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?

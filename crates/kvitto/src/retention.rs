@@ -48,10 +48,41 @@ impl Ledger {
     }
 
     /// Erases everything due at `now` (and not deferred), each as a `data_erased` of the
-    /// rule's register recorded with the rule that caused it.
+    /// rule's register recorded with the rule that caused it. `now` may lie in the past (a
+    /// run that catches up), never in the future: that would erase data not yet due. A
+    /// register that received data after the event that started its clock (a record still
+    /// open, a collection after the plan's `now`) is left alone: its key would take that data.
     pub async fn retention_run(&self, controller: Option<&str>, now: Timestamp) -> Result<RetentionRun, ReadError> {
-        let candidates: Vec<RetentionCandidate> =
-            self.retention_plan(controller, now)?.iter().filter_map(PlanItem::candidate).collect();
+        let real = Timestamp::now();
+        if now > real {
+            return Err(ReadError::BadQuery {
+                field: "now",
+                message: format!(
+                    "{} is in the future: a retention run erases only what is due by now ({})",
+                    now.to_rfc3339(),
+                    real.to_rfc3339()
+                ),
+            });
+        }
+        let candidates: Vec<RetentionCandidate> = {
+            let plan = self.retention_plan(controller, now)?;
+            let p = self
+                .inner
+                .shared
+                .projections
+                .read()
+                .map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+            plan.iter()
+                .filter_map(PlanItem::candidate)
+                .filter(|c| {
+                    let Some(st) = p.subjects.get(&c.subject) else { return false };
+                    let newer =
+                        st.collected.all().iter().any(|(s, col)| col.register == c.register && s.seq > c.clock_seq)
+                            || st.rectified.all().iter().any(|(s, (r, _))| *r == c.register && s.seq > c.clock_seq);
+                    !newer
+                })
+                .collect()
+        };
         let mut run = RetentionRun::default();
         let committed = self.len();
         for c in candidates {

@@ -63,13 +63,16 @@ fn chain(fault: ChainFault) -> VerifyFailure {
 
 /// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
 ///
-/// `erasures` are the recorded erasures per subject as the projections hold them; they decide
-/// which missing keys are erased rather than lost, and are themselves checked against the
-/// `data_erased` events of the log.
+/// `erasures` are the recorded erasures per subject as the projections held them when verify
+/// began: covered details whose key still opens them are an erasure not carried out. A
+/// missing key is accepted when an erasure in the log covers it. `final_erasures(n)` gives the
+/// projections' erasures once they have folded the first `n` events (`None`: they did not in
+/// time), compared with the log's.
 pub(crate) fn verify_store(
     store: &Store,
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
+    final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     // Three threads: one reads chunks and decodes and hashes every event (the bulk of the
@@ -114,7 +117,7 @@ pub(crate) fn verify_store(
             let _ = itx.send(batch);
         });
         let index = irx.into_iter().flatten();
-        check_stream(store, origin, erasures, progress, rx.into_iter().flatten().peekable(), index)
+        check_stream(store, origin, erasures, final_erasures, progress, rx.into_iter().flatten().peekable(), index)
     })
 }
 
@@ -133,10 +136,12 @@ type Prepared = Result<
     kvitto_store::StoreError,
 >;
 
+#[allow(clippy::too_many_arguments)]
 fn check_stream(
     store: &Store,
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
+    final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
     mut progress: impl FnMut(u64, u64),
     mut records: std::iter::Peekable<impl Iterator<Item = Prepared>>,
     index: impl Iterator<Item = IndexItem>,
@@ -174,6 +179,8 @@ fn check_stream(
     let no_erasures = Erasures::default();
     // The erasures the log records, to compare with those the decisions above relied on.
     let mut seen_erasures: HashMap<SubjectId, Vec<(u64, Option<kvitto_core::Id>)>> = HashMap::new();
+    // Sealed details whose key is missing and that no erasure known at the start covers.
+    let mut unresolved: Vec<(u64, SubjectId, String)> = Vec::new();
     if watermark == 0 {
         index_failure = check_index(index.take().into_iter().flatten(), &cv, 0).map_err(storage)?;
     }
@@ -246,17 +253,16 @@ fn check_stream(
             let key = store.vault().slot_key(&link.subject, Some(slot));
             let covering = erasures.get(&link.subject).unwrap_or(&no_erasures).covering(event.seq, slot);
             vault_failure = match (covering, key) {
-                // A missing key is erased exactly when a recorded erasure covers it.
                 (None, kvitto_store::vault::SlotKey::Key(_)) | (Some(_), kvitto_store::vault::SlotKey::NoSubject) => {
                     None
                 }
-                (None, _) => Some(at(
-                    event.seq,
-                    format!(
-                        "its details are sealed under the subject's `{slot}` key, which the key vault does not hold, \
-                         and no data_erased covers them (a vault segment file is missing or damaged)"
-                    ),
-                )),
+                // A missing key is erased exactly when a recorded erasure covers it: decided at
+                // the end from the log itself (the erasure comes later in the log; one
+                // committed while verify runs destroys keys behind the head it read).
+                (None, _) => {
+                    unresolved.push((event.seq, link.subject, slot.to_string()));
+                    None
+                }
                 (Some(_), kvitto_store::vault::SlotKey::NoSlot) => None,
                 // The slot holds a key: a new one made after the erasure, unless it still opens
                 // the erased details.
@@ -337,17 +343,45 @@ fn check_stream(
             reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
         });
     }
-    if failure.is_none() && vault_failure.is_none() {
-        // The erasures decided on must be exactly those the verified events record.
-        let verified = cv.count();
-        let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = erasures
+    if failure.is_none() && vault_failure.is_none() && !unresolved.is_empty() {
+        // The log's own erasures: the verified ones, and any committed since verify read the
+        // head (their keys may have gone while it ran).
+        let mut logged: HashMap<SubjectId, Erasures> =
+            seen_erasures.iter().map(|(s, v)| (*s, Erasures::new(v.clone()))).collect();
+        crate::read::for_each_event(store, cv.count(), u64::MAX, |_, _, e| {
+            if let (Some(l), kvitto_core::EventKind::DataErased { register, .. }) = (&e.subject, &e.kind) {
+                logged.entry(l.subject).or_default().push(e.seq, register.clone());
+            }
+            Ok(())
+        })
+        .map_err(storage)?;
+        vault_failure = unresolved
             .iter()
+            .find(|(seq, s, slot)| logged.get(s).is_none_or(|e| e.covering(*seq, slot).is_none()))
+            .map(|(seq, _, slot)| {
+                at(
+                    *seq,
+                    format!(
+                        "its details are sealed under the subject's `{slot}` key, which the key vault does not hold, \
+                         and no data_erased covers them (a vault segment file is missing or damaged)"
+                    ),
+                )
+            });
+    }
+    if failure.is_none() && vault_failure.is_none() {
+        // The projections' erasures must be exactly those the verified events record (taken
+        // once the projections have folded every verified event; skipped if they never do).
+        let verified = cv.count();
+        let folded = final_erasures(verified);
+        let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = folded
+            .iter()
+            .flatten()
             .map(|(s, e)| (s, e.as_slice().iter().filter(|(seq, _)| *seq < verified).collect::<Vec<_>>()))
             .filter(|(_, v)| !v.is_empty())
             .collect();
         let seen: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> =
             seen_erasures.iter().map(|(s, v)| (s, v.iter().collect())).collect();
-        if relied != seen {
+        if folded.is_some() && relied != seen {
             vault_failure = Some(VerifyFailure {
                 seq: None,
                 reason: "the projections' erasures differ from the data_erased events in the log; run `kvitto rebuild`"

@@ -244,7 +244,11 @@ impl Writer {
                     Ok(()) if erasing => {
                         // Nothing is sealed while keys are being destroyed: a new key for an
                         // erased slot must not be made from (or be mistaken for) the old one.
-                        let _ = erased_rx.recv();
+                        if erased_rx.recv().is_err()
+                            && let Ok(mut p) = self.shared.poisoned.lock()
+                        {
+                            p.get_or_insert_with(|| "the commit thread stopped during an erasure".into());
+                        }
                     }
                     Ok(()) => {}
                     Err(std::sync::mpsc::SendError(sealed)) => {
@@ -331,6 +335,11 @@ impl Writer {
         link: &SubjectLink,
         event: &kvitto_core::Event,
     ) -> bool {
+        // Erased: the content can no longer be compared (a key in the slot now is a new one).
+        if crate::read::erasures_of(&self.shared, &link.subject).covering(event.seq, vault::slot(&event.kind)).is_some()
+        {
+            return true;
+        }
         let keys = self.store.vault().get(&link.subject);
         match keys.as_ref().and_then(|k| k.key_for(&event.kind)) {
             Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
@@ -357,9 +366,9 @@ impl Writer {
         earlier: &[&Prepared],
         next_seq: u64,
         recorded_at: Timestamp,
-    ) -> Option<String> {
+    ) -> Result<Option<String>, String> {
         if !is_state_mark(&item.kind) {
-            return None;
+            return Ok(None);
         }
         let mine = |e: &&kvitto_core::Event| e.subject.is_some_and(|l| l.subject == *subject) && is_state_mark(&e.kind);
         let pending: Vec<kvitto_core::Event> = self
@@ -385,7 +394,14 @@ impl Writer {
                 ),
             )
             .collect();
-        let projected = self.shared.projections.read().ok().and_then(|p| p.subjects.get(subject).cloned());
+        let projected = self
+            .shared
+            .projections
+            .read()
+            .map_err(|_| "projection lock poisoned: preconditions cannot be checked".to_string())?
+            .subjects
+            .get(subject)
+            .cloned();
         let state = match (projected, pending.first()) {
             (Some(s), _) => Some(s),
             (None, Some(first)) => Some(kvitto_projections::SubjectState::new(first)),
@@ -398,10 +414,15 @@ impl Writer {
             s
         });
         match &item.kind {
-            EventKind::DataErased { register, .. } => state?
-                .erasure_blocker(register.as_ref(), item.occurred_at.unwrap_or(recorded_at))
-                .map(|b| b.to_string()),
-            kind => kvitto_projections::request_step_problem(state.as_ref(), kind),
+            // Judged when it occurred and when its keys are destroyed (now): a backdated
+            // erasure does not slip past a hold or deferral placed since.
+            EventKind::DataErased { register, .. } => Ok(state.and_then(|s| {
+                let occurred = item.occurred_at.unwrap_or(recorded_at);
+                s.erasure_blocker(register.as_ref(), occurred)
+                    .or_else(|| s.erasure_blocker(register.as_ref(), recorded_at.max(occurred)))
+                    .map(|b| b.to_string())
+            })),
+            kind => Ok(kvitto_projections::request_step_problem(state.as_ref(), kind)),
         }
     }
 
@@ -521,12 +542,19 @@ impl Writer {
                         outcomes.push(Err(AppendError::DetailsAfterErasure { index: i, erasure: own_erasures[k] }));
                         continue 'requests;
                     }
-                    if let Some(problem) = self.precondition(subject, item, &events, &earlier, next_seq, recorded_at) {
-                        outcomes.push(Err(match item.kind {
-                            EventKind::DataErased { .. } => AppendError::ErasureBlocked { index: i, why: problem },
-                            _ => AppendError::InvalidStep { index: i, why: problem },
-                        }));
-                        continue 'requests;
+                    match self.precondition(subject, item, &events, &earlier, next_seq, recorded_at) {
+                        Ok(None) => {}
+                        Ok(Some(problem)) => {
+                            outcomes.push(Err(match item.kind {
+                                EventKind::DataErased { .. } => AppendError::ErasureBlocked { index: i, why: problem },
+                                _ => AppendError::InvalidStep { index: i, why: problem },
+                            }));
+                            continue 'requests;
+                        }
+                        Err(e) => {
+                            refused = Some(e);
+                            break 'requests;
+                        }
                     }
                     if let EventKind::DataErased { register, .. } = &item.kind {
                         own_scope.push((*subject, register.clone()));
@@ -742,7 +770,15 @@ impl Committer {
     fn run(self, rx: std::sync::mpsc::Receiver<Sealed>) {
         for sealed in rx {
             let erasing = !sealed.erasures.is_empty();
-            self.commit(sealed);
+            // A panic here must not leave the writer sealing on: poison, like a failed commit
+            // (its callers see their reply dropped; an erasure is finished on reopen).
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(sealed))) {
+                let why = format!("the commit thread failed: {}", kvitto_store::log::panic_message(&*panic));
+                tracing::error!(error = %why, "ledger handle poisoned");
+                if let Ok(mut p) = self.shared.poisoned.lock() {
+                    *p = Some(why);
+                }
+            }
             if erasing {
                 let _ = self.erased_tx.send(());
             }
@@ -791,15 +827,27 @@ impl Committer {
                         *p = Some(why.clone());
                     }
                     self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
-                    for req in s.group {
-                        let err = match &e {
-                            CommitError::NotWritten(_) => AppendError::Storage(why.clone()),
-                            CommitError::Unknown(_) => AppendError::OutcomeUnknown {
-                                why: why.clone(),
-                                event_ids: req.items.iter().map(|i| i.event_id).collect(),
-                            },
+                    for (req, outcome) in s.group.into_iter().zip(s.outcomes) {
+                        let reply = match outcome {
+                            // Refused while sealing: nothing of it was in the group.
+                            Err(refusal) => Err(refusal),
+                            // Only retries of events recorded earlier: their receipts stand.
+                            Ok(planned) if planned.iter().all(|p| matches!(p, Planned::Existing(_))) => Ok(planned
+                                .into_iter()
+                                .filter_map(|p| match p {
+                                    Planned::Existing(r) => Some(r),
+                                    Planned::New(_) => None,
+                                })
+                                .collect()),
+                            Ok(_) => Err(match &e {
+                                CommitError::NotWritten(_) => AppendError::Storage(why.clone()),
+                                CommitError::Unknown(_) => AppendError::OutcomeUnknown {
+                                    why: why.clone(),
+                                    event_ids: req.items.iter().map(|i| i.event_id).collect(),
+                                },
+                            }),
                         };
-                        req.answer(&self.shared, Err(err));
+                        req.answer(&self.shared, reply);
                     }
                     return;
                 }
@@ -807,8 +855,6 @@ impl Committer {
             // Durable: publish state, fold projections, feed the indexer.
             self.shared.committed.store(s.head.next_seq, Ordering::Release);
         }
-        // The erasures are recorded: destroy their keys before anyone hears of them.
-        let erased = self.erase(&s.erasures);
         let mut dirty = crate::persist::Dirty::default();
         if let Ok(mut p) = self.shared.projections.write() {
             for e in s.events {
@@ -818,6 +864,9 @@ impl Committer {
         if let Ok(mut heads) = self.shared.heads.write() {
             heads.extend(s.staged_heads.iter().map(|(k, v)| (*k, *v)));
         }
+        // The erasures are recorded and folded (readers now see the details as erased, not
+        // as a missing key): destroy their keys before anyone hears of them.
+        let erased = self.erase(&s.erasures);
         if !s.records.is_empty() {
             let _ = self.index_tx.send(IndexWork {
                 heads: s.index_heads,
@@ -838,8 +887,11 @@ impl Committer {
                     })
                     .collect::<Vec<_>>()
             });
+            let erasing = req.items.iter().any(|i| matches!(i.kind, EventKind::DataErased { .. }));
             let reply = match (reply, &erased) {
-                (Ok(receipts), Err(why)) => Err(AppendError::ErasureIncomplete { why: why.clone(), receipts }),
+                (Ok(receipts), Err(why)) if erasing => {
+                    Err(AppendError::ErasureIncomplete { why: why.clone(), receipts })
+                }
                 (reply, _) => reply,
             };
             req.answer(&self.shared, reply);
