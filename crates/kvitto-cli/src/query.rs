@@ -190,7 +190,11 @@ pub(crate) async fn access_report(
     for q in &r.requests {
         let right = q.right.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
         let deadline = q.deadline.map(|d| d.to_rfc3339()).unwrap_or_default();
-        let overdue = if q.overdue { " OVERDUE" } else { "" };
+        let overdue = match (q.overdue, q.late_by_days) {
+            (true, _) => format!(" OVERDUE by {} days", q.overdue_by_days.unwrap_or(0)),
+            (false, Some(d)) => format!(" (answered {d} days late)"),
+            (false, None) => String::new(),
+        };
         say!(
             "  request {} ({right}): {}, received {}, due {deadline}{overdue}  [seqs {}]",
             q.request_id,

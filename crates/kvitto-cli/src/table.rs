@@ -42,12 +42,28 @@ pub(crate) fn summary(kind: &EventKind) -> String {
 }
 
 pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: bool) {
+    print_events_with_late(events, json, with_controller, &std::collections::HashMap::new());
+}
+
+/// Like [`print_events`]; `late` maps the seq of a closing request step answered after its
+/// Art 12(3) deadline to the whole days it was late (shown as `[late by N days]`, and as
+/// `late_by_days` in JSON).
+pub(crate) fn print_events_with_late(
+    events: &[LedgerEvent],
+    json: bool,
+    with_controller: bool,
+    late: &std::collections::HashMap<u64, i64>,
+) {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = LineOut(std::io::BufWriter::new(stdout.lock()));
     if json {
         for e in events {
-            let _ = writeln!(out, "{}", serde_json::Value::Object(e.to_json()));
+            let mut m = e.to_json();
+            if let Some(d) = late.get(&e.event.seq) {
+                m.insert("late_by_days".into(), serde_json::Value::from(*d));
+            }
+            let _ = writeln!(out, "{}", serde_json::Value::Object(m));
         }
         return;
     }
@@ -68,6 +84,10 @@ pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: 
             DetailsView::Disclosed(_) => " [details]".into(),
             DetailsView::Erased { by } => format!(" [details erased by seq {by}]"),
             DetailsView::Damaged => " [details DAMAGED]".into(),
+        };
+        let details = match late.get(&e.event.seq) {
+            Some(d) => format!("{details} [late by {d} days]"),
+            None => details,
         };
         let hash = &e.hash.to_hex()[..12];
         if with_controller {

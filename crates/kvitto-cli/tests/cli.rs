@@ -435,6 +435,13 @@ fn erase_retention_and_requests_from_the_command_line() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let line: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).unwrap();
     assert_eq!((line["request_id"].as_str(), line["overdue"].as_bool()), (Some("r-1"), Some(true)), "{line}");
+    // Answered after its deadline: history says by how many days.
+    let done = r#"{"type":"rights_request_fulfilled","controller":"kalejdo","subject":"CLI-2","request_id":"r-1","occurred_at":"2025-04-11T00:00:00Z"}"#;
+    assert!(kvitto_stdin(&ledger, &["append", "-"], done.as_bytes()).status.success());
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "CLI-2"]);
+    assert!(text(&o.stdout).contains("[late by 10 days]"), "{}", text(&o.stdout));
+    let o = kvitto(&ledger, &["history", "--controller", "kalejdo", "--subject", "CLI-2", "--json"]);
+    assert!(text(&o.stdout).contains(r#""late_by_days":10"#), "{}", text(&o.stdout));
     // Retention: the ticket list is overdue; the run erases it; a second run erases nothing.
     let o = kvitto(&ledger, &["retention", "plan", "--now", "2025-06-01"]);
     assert!(o.status.success() && text(&o.stdout).contains("overdue"), "{}", text(&o.stdout));
