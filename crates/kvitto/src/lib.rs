@@ -510,7 +510,32 @@ impl Ledger {
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
             };
-            verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, progress)
+            // sled 0.34.7 panics on some damaged pages when it first reads them: that is a
+            // finding about the store, not a crash of verify.
+            let started = std::time::Instant::now();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, progress)
+            }))
+            .unwrap_or_else(|panic| {
+                // A store sled cannot read takes no appends, and is not flushed on close.
+                if let Ok(mut p) = inner.shared.poisoned.lock() {
+                    p.get_or_insert_with(|| "sled failed reading the store: its files are damaged".into());
+                }
+                Ok(VerifyReport {
+                    count: 0,
+                    head: EventHash([0; 32]),
+                    subjects: 0,
+                    failure: Some(VerifyFailure {
+                        seq: None,
+                        reason: format!(
+                            "damaged store: sled failed reading it ({}) — corrupted data; restore the store directory \
+                             from a backup",
+                            kvitto_store::log::panic_message(&*panic)
+                        ),
+                    }),
+                    duration: started.elapsed(),
+                })
+            })
         })
         .await
         .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?
@@ -520,5 +545,12 @@ impl Ledger {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
 ) -> Result<T, ReadError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ReadError::Storage(format!("read task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| match e.try_into_panic() {
+        // sled 0.34.7 panics on some damaged pages instead of returning an error.
+        Ok(panic) => ReadError::Corrupt {
+            at: "store".into(),
+            what: format!("sled failed reading it ({})", kvitto_store::log::panic_message(&*panic)),
+        },
+        Err(e) => ReadError::Storage(format!("read task failed: {e}")),
+    })?
 }
