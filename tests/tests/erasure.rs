@@ -391,6 +391,19 @@ mod no_resurrection {
                         }
                     }
                 }
+                // The regulator's bundle: undisclosed exactly where erased, each by its erasure.
+                ledger.checkpoint().await.unwrap();
+                for s in 0..4 {
+                    let Ok(b) = ledger.export_bundle("kalejdo", &format!("s{s}"), None).await else { continue };
+                    let v = verify(&serde_json::to_string(&b).unwrap(), Trust::Embedded).unwrap();
+                    for e in &v.events {
+                        match expected(&applied, e.event.seq) {
+                            Some(Ok(_)) => assert!(e.details.is_some(), "bundle seq {}", e.event.seq),
+                            Some(Err(by)) => assert_eq!(e.erased_by, Some(by), "bundle seq {}", e.event.seq),
+                            None => assert!(!e.withheld),
+                        }
+                    }
+                }
                 ledger.close().await;
                 let ledger = reopen(&path).await;
                 check(&ledger.log(0..n).await.unwrap(), &applied, "after reopen");
