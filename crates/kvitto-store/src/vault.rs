@@ -436,28 +436,54 @@ impl Vault {
     /// The caller must not create a new key for the slot between recording the erasure and
     /// this call (the writer seals nothing else while an erasure is pending).
     pub fn erase(&self, subject: &SubjectId, slot: Option<&str>) -> Result<bool, VaultError> {
-        let held = self.get(subject);
-        let reduced = match (slot, &held) {
-            (Some(s), Some(keys)) if keys.key(s).is_some() => {
-                let mut k = keys.clone();
-                k.slots.retain(|(r, _)| r != s);
-                Some(k)
+        Ok(self.erase_all(&[(*subject, slot.map(str::to_string))])? > 0)
+    }
+
+    /// [`Vault::erase`] for many (subject, slot) at once: one append of all reduced key sets,
+    /// each affected segment rewritten once, one directory fsync. Returns how many subjects
+    /// lost something.
+    pub fn erase_all(&self, items: &[(SubjectId, Option<String>)]) -> Result<usize, VaultError> {
+        // Per subject: `None` = everything, else the slots to destroy.
+        let mut scope: HashMap<SubjectId, Option<Vec<&str>>> = HashMap::new();
+        for (subject, slot) in items {
+            match (scope.entry(*subject).or_insert_with(|| Some(Vec::new())), slot) {
+                (all @ Some(_), None) => *all = None,
+                (Some(slots), Some(s)) => slots.push(s.as_str()),
+                (None, _) => {}
             }
-            _ => None,
-        };
-        let mut destroyed = match slot {
-            None => held.is_some(),
-            Some(_) => reduced.is_some(),
-        };
-        if let Some(r) = &reduced {
-            self.put_all(&[(*subject, r.clone())])?;
         }
+        let doomed_slot = |subject: &SubjectId, reg: &str| match scope.get(subject) {
+            Some(None) => true,
+            Some(Some(slots)) => slots.contains(&reg),
+            None => false,
+        };
+        let mut destroyed: HashMap<SubjectId, bool> = HashMap::new();
+        let mut reduced: Vec<(SubjectId, SubjectKeys)> = Vec::new();
+        for (subject, slots) in &scope {
+            let held = self.get(subject);
+            let lost = match (slots, &held) {
+                (None, held) => held.is_some(),
+                (Some(_), Some(keys)) if keys.slots.iter().any(|(r, _)| doomed_slot(subject, r)) => {
+                    let mut k = keys.clone();
+                    k.slots.retain(|(r, _)| !doomed_slot(subject, r));
+                    reduced.push((*subject, k));
+                    true
+                }
+                _ => false,
+            };
+            destroyed.insert(*subject, lost);
+        }
+        // The reduced key sets first: a crash midway never loses the other slots.
+        self.put_all(&reduced)?;
         let mut st = self.lock();
         if let Some(why) = &st.failed {
             return Err(VaultError::Failed(why.clone()));
         }
-        let segments = st.entries.get(subject).map(|e| e.segments.clone()).unwrap_or_default();
-        let mut still_holding = Vec::new();
+        let mut segments: Vec<u32> =
+            scope.keys().filter_map(|s| st.entries.get(s)).flat_map(|e| e.segments.iter().copied()).collect();
+        segments.sort_unstable();
+        segments.dedup();
+        let mut still_holding: HashMap<SubjectId, Vec<u32>> = HashMap::new();
         for id in segments {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
@@ -475,23 +501,28 @@ impl Vault {
                 });
             }
             let mut out = bytes[..HEADER_LEN as usize].to_vec();
-            let (mut dropped, mut kept_own) = (false, false);
+            let mut dropped = false;
             for (s, k, range) in &frames {
-                let doomed = s == subject && slot.is_none_or(|slot| k.slots.iter().any(|(r, _)| r == slot));
+                // Frames are chosen by slot name, not by the key in memory: a rerun after a
+                // crash midway finds the frames a first run left.
+                let doomed = match scope.get(s) {
+                    None => false,
+                    Some(None) => true,
+                    Some(Some(_)) => k.slots.iter().any(|(r, _)| doomed_slot(s, r)),
+                };
                 if doomed {
                     dropped = true;
+                    destroyed.insert(*s, true);
                     continue;
                 }
-                kept_own |= s == subject;
+                if scope.contains_key(s) {
+                    still_holding.entry(*s).or_default().push(id);
+                }
                 out.extend_from_slice(&bytes[range.clone()]);
-            }
-            if kept_own {
-                still_holding.push(id);
             }
             if !dropped {
                 continue;
             }
-            destroyed = true;
             let tmp = path.with_extension("tmp");
             let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
             set_private(&f).map_err(io)?;
@@ -504,20 +535,25 @@ impl Vault {
             }
         }
         sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
-        match (slot, reduced) {
-            (None, _) => {
-                st.entries.remove(subject);
-            }
-            (Some(_), reduced) => {
-                if let Some(e) = st.entries.get_mut(subject) {
-                    if let Some(keys) = reduced {
-                        e.keys = keys;
+        let mut reduced: HashMap<SubjectId, SubjectKeys> = reduced.into_iter().collect();
+        for (subject, slots) in &scope {
+            match slots {
+                None => {
+                    st.entries.remove(subject);
+                }
+                Some(_) => {
+                    if let Some(e) = st.entries.get_mut(subject) {
+                        if let Some(keys) = reduced.remove(subject) {
+                            e.keys = keys;
+                        }
+                        let mut held = still_holding.remove(subject).unwrap_or_default();
+                        held.dedup();
+                        e.segments = held;
                     }
-                    e.segments = still_holding;
                 }
             }
         }
-        Ok(destroyed)
+        Ok(destroyed.values().filter(|d| **d).count())
     }
 
     /// Durably records erasures about to be committed (`erasures.pending`, docs/FORMAT.md
@@ -783,6 +819,38 @@ mod tests {
         assert!(!v.erase(&a, Some("kundregister")).unwrap(), "nothing left to destroy");
         drop(v);
         assert_eq!(Vault::open(dir.path()).unwrap().get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
+    }
+
+    #[test]
+    fn many_erasures_at_once_rewrite_each_segment_once_and_keep_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (SubjectId([1; 16]), SubjectId([2; 16]), SubjectId([3; 16]));
+        let v = Vault::open(dir.path()).unwrap();
+        v.put_all(&[
+            (a, keys("cust-a", &[("kundregister", 0xa1), ("bokforing", 0xa2)])),
+            (b, keys("cust-b-gone", &[("kundregister", 0xb1)])),
+            (c, keys("cust-c", &[("kundregister", 0xc1)])),
+        ])
+        .unwrap();
+        let n = v
+            .erase_all(&[
+                (a, Some("kundregister".into())),
+                (b, Some("kundregister".into())),
+                (b, None),
+                (SubjectId([9; 16]), None),
+            ])
+            .unwrap();
+        assert_eq!(n, 2, "a lost a slot, b everything, the unknown subject nothing");
+        for gone in [[0xa1; 32], [0xb1; 32]] {
+            assert!(!files_contain(dir.path(), &gone));
+        }
+        assert!(!files_contain(dir.path(), b"cust-b-gone"));
+        assert!(files_contain(dir.path(), &[0xa2; 32]) && files_contain(dir.path(), &[0xc1; 32]));
+        drop(v);
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xa2)])));
+        assert_eq!(v.get(&b), None);
+        assert_eq!(v.get(&c), Some(keys("cust-c", &[("kundregister", 0xc1)])));
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn finish_pending_erasures(store: &Store, next_seq: u64) -> Result<(), OpenError
     if pending.is_empty() {
         return Ok(());
     }
-    let mut finished = 0;
+    let mut finished = Vec::new();
     for p in &pending {
         let recorded = if p.seq < next_seq {
             let record = store.record(p.seq)?;
@@ -166,10 +166,11 @@ fn finish_pending_erasures(store: &Store, next_seq: u64) -> Result<(), OpenError
             false
         };
         if recorded {
-            store.vault().erase(&p.subject, p.slot.as_deref()).map_err(vault_err)?;
-            finished += 1;
+            finished.push((p.subject, p.slot.clone()));
         }
     }
+    store.vault().erase_all(&finished).map_err(vault_err)?;
+    let finished = finished.len();
     store.vault().clear_pending().map_err(vault_err)?;
     tracing::warn!(finished, dropped = pending.len() - finished, "pending erasures from an interrupted writer");
     Ok(())

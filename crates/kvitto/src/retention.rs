@@ -8,6 +8,9 @@ use kvitto_projections::{PlanItem, RetentionCandidate};
 
 use crate::{AppendError, Ledger, ReadError, Receipt};
 
+/// Erasures a retention run sends in one batch.
+const RUN_BATCH: usize = 256;
+
 /// What one retention run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionRun {
@@ -85,6 +88,10 @@ impl Ledger {
         };
         let mut run = RetentionRun::default();
         let committed = self.len();
+        // In batches: one commit, one pending record and one rewrite per vault segment for
+        // many erasures. A batch is all or nothing, so a candidate refused (a hold recorded
+        // since the plan) is taken out and the rest sent again.
+        let mut drafts = Vec::with_capacity(candidates.len());
         for c in candidates {
             let reason = format!(
                 "retention: register {} due {} under the rule of seq {} (clock started by seq {})",
@@ -94,8 +101,7 @@ impl Ledger {
                 c.clock_seq
             );
             let reason = Text::new(reason).map_err(|message| ReadError::BadQuery { field: "reason", message })?;
-            let subject_ref = self.subject_ref(&c.subject);
-            let Some(subject_ref) = subject_ref else {
+            let Some(subject_ref) = self.subject_ref(&c.subject) else {
                 // No reference left: a whole-customer erasure got there first.
                 continue;
             };
@@ -110,11 +116,24 @@ impl Ledger {
                 details: None,
                 kind: EventKind::DataErased { register: Some(c.register.clone()), reason },
             };
-            match self.append(draft).await {
-                Ok(r) if r.seq < committed => run.already.push((c, r)),
-                Ok(r) => run.erased.push((c, r)),
-                Err(AppendError::ErasureBlocked { why, .. }) => run.refused.push((c, why)),
-                Err(e) => return Err(ReadError::Storage(e.to_string())),
+            drafts.push((c, draft));
+        }
+        let mut rest = drafts.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut batch: Vec<(RetentionCandidate, Draft)> = rest.by_ref().take(RUN_BATCH).collect();
+            while !batch.is_empty() {
+                match self.append_batch(batch.iter().map(|(_, d)| d.clone()).collect()).await {
+                    Ok(receipts) => {
+                        for ((c, _), r) in batch.drain(..).zip(receipts) {
+                            if r.seq < committed { run.already.push((c, r)) } else { run.erased.push((c, r)) }
+                        }
+                    }
+                    Err(AppendError::ErasureBlocked { index, why }) if index < batch.len() => {
+                        let (c, _) = batch.remove(index);
+                        run.refused.push((c, why));
+                    }
+                    Err(e) => return Err(ReadError::Storage(e.to_string())),
+                }
             }
         }
         Ok(run)

@@ -906,10 +906,8 @@ impl Committer {
             return Ok(());
         }
         let vault = self.store.vault();
-        let done = erasures
-            .iter()
-            .try_for_each(|p| vault.erase(&p.subject, p.slot.as_deref()).map(|_| ()))
-            .and_then(|()| vault.clear_pending());
+        let items: Vec<(SubjectId, Option<String>)> = erasures.iter().map(|p| (p.subject, p.slot.clone())).collect();
+        let done = vault.erase_all(&items).and_then(|_| vault.clear_pending());
         done.map_err(|e| {
             let why = format!("destroying erased keys failed: {e}");
             tracing::error!(error = %why, "erasure incomplete; ledger handle poisoned");
