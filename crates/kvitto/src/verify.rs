@@ -266,8 +266,25 @@ fn check_stream(
                 (Some(_), kvitto_store::vault::SlotKey::NoSlot) => None,
                 // The slot holds a key: a new one made after the erasure, unless it still opens
                 // the erased details.
-                (Some(by), kvitto_store::vault::SlotKey::Key(k)) => {
-                    kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok().then(|| {
+                (Some(by), kvitto_store::vault::SlotKey::Key(k))
+                    if kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok() =>
+                {
+                    // Unless the erasure is being carried out right now (its group is folded
+                    // before its keys go, and its pending record lives until they have): read
+                    // the record, then the key again — an erasure not pending any more is done.
+                    let in_progress = store
+                        .vault()
+                        .pending()
+                        .map_err(|e| VerifyError::Storage(e.to_string()))?
+                        .iter()
+                        .any(|p| p.seq == by);
+                    let still = match store.vault().slot_key(&link.subject, Some(slot)) {
+                        kvitto_store::vault::SlotKey::Key(k) => {
+                            kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok()
+                        }
+                        _ => false,
+                    };
+                    (!in_progress && still).then(|| {
                         at(
                             event.seq,
                             format!(
@@ -277,6 +294,8 @@ fn check_stream(
                         )
                     })
                 }
+                // A new key made after the erasure: it does not open the erased details.
+                (Some(_), kvitto_store::vault::SlotKey::Key(_)) => None,
             };
         }
         completed.clear();
