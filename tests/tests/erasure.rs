@@ -15,6 +15,11 @@ fn collected(subject: &str, register: &str, marker: &str) -> kvitto::Draft {
     ))
 }
 
+/// The pseudonym of a customer of Kalejdo.
+fn pseudonym(ledger: &Ledger, r: &str) -> kvitto::SubjectId {
+    ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new(r).unwrap())
+}
+
 fn details_of(events: &[kvitto::LedgerEvent]) -> Vec<&DetailsView> {
     events.iter().map(|e| &e.details).filter(|d| !matches!(d, DetailsView::None)).collect()
 }
@@ -258,8 +263,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
         EraseOutcome::Erased(r) => r.seq,
         other => panic!("{other:?}"),
     };
-    let subject =
-        ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-C").unwrap());
+    let subject = pseudonym(&ledger, "REF-KEEP-C");
     ledger.close().await;
     for e in std::fs::read_dir(&saved).unwrap() {
         let e = e.unwrap();
@@ -276,7 +280,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     // A pending record whose event never became durable: dropped, keys kept.
     let ledger = reopen(&path).await;
     let a_keys = ledger.keys_for_test("kalejdo", "REF-KEEP-A");
-    let a = ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-A").unwrap());
+    let a = pseudonym(&ledger, "REF-KEEP-A");
     let next = ledger.len();
     ledger.close().await;
     kvitto_store::Vault::open(&vault)
@@ -295,7 +299,7 @@ async fn verify_still_calls_a_missing_key_without_an_erasure_damage() {
     let (_dir, path, ledger) = fresh_ledger().await;
     three_customers(&ledger).await;
     ledger.erase("kalejdo", "REF-ERASE-ALL-B", None, "x").await.unwrap();
-    let a = ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("REF-KEEP-A").unwrap());
+    let a = pseudonym(&ledger, "REF-KEEP-A");
     ledger.close().await;
     // Destroy A's keys behind the ledger's back: no data_erased covers them.
     kvitto_store::Vault::open(path.join("vault")).unwrap().erase(&a, None).unwrap();
@@ -455,8 +459,7 @@ async fn retention_runs_by_itself_defers_for_statutes_and_holds_and_a_rerun_reco
     let now = at("2026-03-01T00:00:00Z");
     let plan = ledger.retention_plan(Some("kalejdo"), now).unwrap();
     let status = |s: &str, reg: &str| {
-        let id =
-            ledger.subject_id(&kvitto::Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new(s).unwrap()).to_hex();
+        let id = pseudonym(&ledger, s).to_hex();
         plan.iter().find(|i| i.subject_id == id && i.register.as_str() == reg).map(|i| (i.status.as_str(), i.due_at))
     };
     assert_eq!(status("T-1", "arendelista"), Some(("overdue", Some(at("2026-02-01T00:00:00Z")))));

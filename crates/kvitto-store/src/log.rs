@@ -411,14 +411,24 @@ fn repair_torn_tail(
     Ok(())
 }
 
+/// The chunk of `log` holding `seq`, as (first seq, records).
+fn chunk_holding(log: &sled::Tree, seq: u64) -> Result<Option<(u64, Vec<Record>)>, StoreError> {
+    match log.range(chunk_key(0)..=chunk_key(seq)).next_back() {
+        None => Ok(None),
+        Some(kv) => {
+            let (k, v) = kv?;
+            let first = decode_chunk_key(&k)?;
+            let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}"))?;
+            Ok((seq < first + records.len() as u64).then_some((first, records)))
+        }
+    }
+}
+
 /// The hash and recorded_at (µs) of event `seq`, read from its chunk.
 fn last_event_at(log: &sled::Tree, seq: u64, store_dir: &Path) -> Result<([u8; 32], i64), OpenError> {
     let read_err = open_read_err(store_dir);
     let missing = || damaged_store(store_dir, format!("seq {seq} is missing from the log"));
-    let (k, v) =
-        log.range(chunk_key(0)..=chunk_key(seq)).next_back().ok_or_else(missing)?.map_err(|e| read_err(e.into()))?;
-    let first = decode_chunk_key(&k).map_err(&read_err)?;
-    let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}")).map_err(&read_err)?;
+    let (first, records) = chunk_holding(log, seq).map_err(&read_err)?.ok_or_else(missing)?;
     let r = records.get((seq - first) as usize).ok_or_else(missing)?;
     let e = kvitto_core::decode_event(&r.canonical)
         .map_err(|e| damaged_store(store_dir, format!("seq {seq} does not decode ({e})")))?;
@@ -678,15 +688,7 @@ impl Store {
 
     /// The chunk holding `seq`, as (first seq, records).
     pub fn chunk_containing(&self, seq: u64) -> Result<Option<(u64, Vec<Record>)>, StoreError> {
-        match self.log.range(chunk_key(0)..=chunk_key(seq)).next_back() {
-            None => Ok(None),
-            Some(kv) => {
-                let (k, v) = kv?;
-                let first = decode_chunk_key(&k)?;
-                let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}"))?;
-                Ok((seq < first + records.len() as u64).then_some((first, records)))
-            }
-        }
+        chunk_holding(&self.log, seq)
     }
 
     /// One record by seq.

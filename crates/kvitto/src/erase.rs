@@ -108,8 +108,8 @@ impl Ledger {
                     });
                 }
             }
-            // The last erasure whose scope covers this one's, if nothing in scope came after it
-            // (the same rule as the retention plan's `erased`).
+            // The last erasure whose scope covers this one's, if no data with details (a
+            // collection or rectification in scope) came after it.
             let in_scope = |r: &Id| register.as_ref().is_none_or(|g| g == r);
             let data = state
                 .collected

@@ -31,23 +31,30 @@ pub fn retention_event_id(c: &RetentionCandidate) -> EventId {
     EventId(uuid::Builder::from_custom_bytes(b).into_uuid())
 }
 
-fn controller_id(controller: Option<&str>) -> Result<Option<Id>, ReadError> {
-    controller.map(|c| Id::new(c).map_err(|message| ReadError::BadQuery { field: "controller", message })).transpose()
+/// Answers `f` from the projections for one controller (which must be known) or all.
+fn for_controller<T>(
+    ledger: &Ledger,
+    controller: Option<&str>,
+    f: impl FnOnce(&kvitto_projections::Projections, Option<&Id>) -> T,
+) -> Result<T, ReadError> {
+    let c = controller
+        .map(|c| Id::new(c).map_err(|message| ReadError::BadQuery { field: "controller", message }))
+        .transpose()?;
+    let p =
+        ledger.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+    if let Some(c) = &c
+        && !p.controllers.contains_key(c)
+    {
+        return Err(ReadError::UnknownController(c.to_string()));
+    }
+    Ok(f(&p, c.as_ref()))
 }
 
 impl Ledger {
     /// Per subject and register with a declared rule: due, overdue (by how long), deferred
     /// (until when, by which statute or hold), not due, or erased — overdue first.
     pub fn retention_plan(&self, controller: Option<&str>, now: Timestamp) -> Result<Vec<PlanItem>, ReadError> {
-        let c = controller_id(controller)?;
-        let p =
-            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
-        if let Some(c) = &c
-            && !p.controllers.contains_key(c)
-        {
-            return Err(ReadError::UnknownController(c.to_string()));
-        }
-        Ok(p.retention_plan(c.as_ref(), now))
+        for_controller(self, controller, |p, c| p.retention_plan(c, now))
     }
 
     /// Erases everything due at `now` (and not deferred), each as a `data_erased` of the
@@ -154,14 +161,6 @@ impl Ledger {
         now: Timestamp,
         all: bool,
     ) -> Result<Vec<kvitto_projections::RequestListItem>, ReadError> {
-        let c = controller_id(controller)?;
-        let p =
-            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
-        if let Some(c) = &c
-            && !p.controllers.contains_key(c)
-        {
-            return Err(ReadError::UnknownController(c.to_string()));
-        }
-        Ok(if all { p.all_requests(c.as_ref(), now) } else { p.requests(c.as_ref(), now) })
+        for_controller(self, controller, |p, c| if all { p.all_requests(c, now) } else { p.requests(c, now) })
     }
 }
