@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An independent implementation of docs/FORMAT.md §2–§3, written from the document alone.
 
-Rebuilds every golden vector's preimage and hash from its event fields, and every pseudonym
-and commitment. Needs the `blake3` package (pip install blake3). Exit 0 when all match.
+Rebuilds every golden vector's preimage and hash from its event fields, every pseudonym and
+commitment, and (§6) every Merkle root and proof of tree.json (RFC 6962 with SHA-256). Needs the `blake3` package (pip install blake3). Exit 0 when all match.
 Run: python3 docs/golden/reference.py
 """
 import json, struct, sys, uuid, datetime, os
@@ -119,4 +119,33 @@ for v in ps["commitments"]:
     got = blake3.blake3(bytes.fromhex(v["salt_hex"]) + v["plaintext"].encode()).hexdigest()
     ok = got == v["commitment_hex"]; failures += not ok
     print(("ok  " if ok else "FAIL"), "commitment")
+# §6 tree v2: RFC 6962 §2.1 MTH / PATH / PROOF with SHA-256, leaf data = the event hashes above.
+import hashlib
+def sha(b): return hashlib.sha256(b).digest()
+def k_split(n):
+    k = 1
+    while k * 2 < n: k *= 2
+    return k
+def mth(d):
+    if not d: return sha(b"")
+    if len(d) == 1: return sha(b"\x00" + d[0])
+    k = k_split(len(d)); return sha(b"\x01" + mth(d[:k]) + mth(d[k:]))
+def path(m, d):
+    if len(d) <= 1: return []
+    k = k_split(len(d))
+    return path(m, d[:k]) + [mth(d[k:])] if m < k else path(m - k, d[k:]) + [mth(d[:k])]
+def subproof(m, d, b):
+    n = len(d)
+    if m == n: return [] if b else [mth(d)]
+    k = k_split(n)
+    return subproof(m, d[:k], b) + [mth(d[k:])] if m <= k else subproof(m - k, d[k:], False) + [mth(d[:k])]
+tree = json.load(open(os.path.join(here, "tree.json")))
+leaves = [bytes.fromhex(v["hash_hex"]) for v in json.load(open(os.path.join(here, "events.json")))["vectors"]]
+for r in tree["roots"]:
+    ok = mth(leaves[:r["size"]]).hex() == r["root"]; failures += not ok
+    print(("ok  " if ok else "FAIL"), "tree root", r["size"])
+bad = [p for p in tree["inclusion"] if [h.hex() for h in path(p["index"], leaves[:p["size"]])] != p["proof"]]
+bad += [p for p in tree["consistency"] if [h.hex() for h in (subproof(p["size1"], leaves[:p["size2"]], True) if p["size1"] < p["size2"] else [])] != p["proof"]]
+failures += len(bad)
+print(("ok  " if not bad else "FAIL"), len(tree["inclusion"]), "inclusion and", len(tree["consistency"]), "consistency proofs", bad[:1])
 sys.exit(1 if failures else 0)

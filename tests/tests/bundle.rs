@@ -310,7 +310,7 @@ async fn every_mutation_fails_with_its_reason() {
         "belongs to subject",
     );
     expect_fail(&f, "origin changed", |b| b["origin"] = "evil.example/ledger".into(), "origin");
-    expect_fail(&f, "format changed", |b| b["format"] = "kvitto-bundle/2".into(), "format");
+    expect_fail(&f, "format changed", |b| b["format"] = "kvitto-bundle/3".into(), "format");
     expect_fail(&f, "unknown field", |b| b["events"][last]["note"] = "trust me".into(), "unknown field");
     // With a key nobody trusts, even the embedded-key mode rejects a re-keyed bundle.
     let mut b = f.bundle.clone();

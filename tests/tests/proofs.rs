@@ -6,20 +6,20 @@
 use kvitto::Ledger;
 use kvitto_integration::*;
 use kvitto_proof::merkle::root;
-use kvitto_proof::{Blake3, MemoryTree, TreeHash};
+use kvitto_proof::{LogHash, MemoryTree, TreeHash};
 
 async fn leaves(ledger: &Ledger) -> Vec<[u8; 32]> {
-    ledger.log(0..u64::MAX).await.unwrap().iter().map(|e| Blake3::leaf(&e.hash.0)).collect()
+    ledger.log(0..u64::MAX).await.unwrap().iter().map(|e| LogHash::leaf(&e.hash.0)).collect()
 }
 
 async fn check_all(ledger: &Ledger) {
     let n = ledger.len();
-    let mem = MemoryTree::<Blake3>::new(leaves(ledger).await);
+    let mem = MemoryTree::<LogHash>::new(leaves(ledger).await);
     for size in [1, 2, 3, 7, 8, 9, 64, 100, n / 2, n - 1, n] {
         if size == 0 || size > n {
             continue;
         }
-        assert_eq!(ledger.root(size).await.unwrap().0, root::<Blake3>(&mem, size).unwrap(), "root of {size}");
+        assert_eq!(ledger.root(size).await.unwrap().0, root::<LogHash>(&mem, size).unwrap(), "root of {size}");
         for seq in [0, size / 3, size / 2, size - 1] {
             let p = ledger.inclusion_proof(seq, size).await.unwrap();
             p.verify().unwrap_or_else(|e| panic!("inclusion {seq}/{size}: {e}"));
@@ -165,4 +165,48 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
         kvitto_store::tamper::put_checkpoint_raw(&store, 20, &note20).unwrap();
     }
     assert!(reopen(&path).await.verify().await.unwrap().is_ok());
+}
+
+/// A ledger made before tree v2: BLAKE3 node pages (`N`) and checkpoints signed over BLAKE3
+/// roots. The open rebuilds the nodes with SHA-256 (derived data); the old checkpoints stay
+/// and verify under tree v1; a forged old one fails; new checkpoints are SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_from_tree_v1_migrates() {
+    use kvitto_proof::Blake3;
+    let (_d, path, ledger) = fresh_ledger().await;
+    for i in 0..37 {
+        ledger.append(consent("kazoom", &format!("c{}", i % 5), "product-news")).await.unwrap();
+    }
+    let sha_root = ledger.root(37).await.unwrap().0;
+    let blake_leaves: Vec<_> = ledger.log(0..u64::MAX).await.unwrap().iter().map(|e| Blake3::leaf(&e.hash.0)).collect();
+    ledger.close().await;
+    let blake_root = root::<Blake3>(&MemoryTree::<Blake3>::new(blake_leaves), 37).unwrap();
+    assert_ne!(blake_root, sha_root);
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 37, root: blake_root };
+        let note = kvitto_proof::checkpoint::sign(&head, &own).unwrap();
+        kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();
+        assert!(kvitto_store::tamper::remove_index_prefix(&store, b"T").unwrap() > 0);
+        kvitto_store::tamper::put_index_raw(&store, &[b'N', 0, 0, 0, 0, 0, 0, 0, 0, 0], &[7; 64]).unwrap();
+    }
+    let ledger = reopen(&path).await;
+    assert_eq!(ledger.root(37).await.unwrap().0, sha_root, "the SHA-256 nodes were rebuilt");
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failure);
+    assert!(ledger.checkpoint_note(None).unwrap().is_none(), "old checkpoints are not served as v2 ones");
+    let note = ledger.checkpoint().await.unwrap();
+    let (name, key) = kvitto_proof::checkpoint::parse_vkey(&ledger.verifier_key().unwrap()).unwrap();
+    assert_eq!(kvitto_proof::checkpoint::open(&note, &name, &key).unwrap().root, sha_root);
+    ledger.close().await;
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 37, root: sha_root };
+        let note = kvitto_proof::checkpoint::sign(&head, &own).unwrap();
+        kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();
+    }
+    let f = reopen(&path).await.verify().await.unwrap().failure.expect("a v1 checkpoint with a SHA-256 root");
+    assert!(f.reason.contains("tree v1 (BLAKE3) checkpoint of size 37"), "{f}");
 }

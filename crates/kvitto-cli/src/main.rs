@@ -251,7 +251,7 @@ Exit 0: every event proven; 1: the bundle does not verify (the reason names the 
         #[arg(long)]
         json: bool,
     },
-    /// Merkle proofs as JSON (BLAKE3 tree of RFC 6962 shape; leaf = H(0x00 ‖ event hash))
+    /// Merkle proofs as JSON (RFC 6962 SHA-256 tree; leaf = SHA-256(0x00 ‖ event hash))
     #[command(subcommand)]
     Prove(ProveCommand),
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it

@@ -11,10 +11,13 @@ use serde_json::{Map, Value};
 
 use crate::checkpoint::{self, NoteError};
 use crate::merkle::verify_inclusion;
-use crate::{Blake3, TreeHash};
+use crate::{Blake3, LogHash, TreeHash};
 
-/// The bundle format this verifier reads.
-pub const FORMAT: &str = "kvitto-bundle/1";
+/// The bundle format written now (tree v2: SHA-256 proofs).
+pub const FORMAT: &str = "kvitto-bundle/2";
+
+/// The bundle format of tree v1 (BLAKE3 proofs), still verified.
+pub const FORMAT_V1: &str = "kvitto-bundle/1";
 
 const TOP: [&str; 7] = ["format", "origin", "verifier_key", "checkpoint", "subject_id", "events", "info"];
 const ITEM: [&str; 5] = ["leaf_index", "canonical", "proof", "event", "details"];
@@ -111,9 +114,11 @@ fn hash32(s: &str) -> Option<[u8; 32]> {
 pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, BundleError> {
     let doc: Value = serde_json::from_str(document).map_err(|e| malformed("$", format!("not JSON: {e}")))?;
     let top = strict(&doc, "$", &TOP)?;
-    if string(top, "$", "format")? != FORMAT {
-        return Err(malformed("$.format", format!("expected {FORMAT}")));
-    }
+    let v1 = match string(top, "$", "format")? {
+        FORMAT => false,
+        FORMAT_V1 => true,
+        _ => return Err(malformed("$.format", format!("expected {FORMAT} (or {FORMAT_V1})"))),
+    };
     let embedded = string(top, "$", "verifier_key")?;
     let key_text = match trust {
         Trust::Key(k) => {
@@ -188,8 +193,12 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
             .map(|h| h.as_str().and_then(hash32).map(|h| h.to_vec()))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| malformed(format!("{path}.proof"), "must hold 64-hex-digit hashes"))?;
-        verify_inclusion::<Blake3>(seq, cp.size, &Blake3::leaf(&hash.0), &proof, &cp.root)
-            .map_err(|e| fail(format!("inclusion proof against the checkpoint of size {}: {e}", cp.size)))?;
+        let included = if v1 {
+            verify_inclusion::<Blake3>(seq, cp.size, &Blake3::leaf(&hash.0), &proof, &cp.root)
+        } else {
+            verify_inclusion::<LogHash>(seq, cp.size, &LogHash::leaf(&hash.0), &proof, &cp.root)
+        };
+        included.map_err(|e| fail(format!("inclusion proof against the checkpoint of size {}: {e}", cp.size)))?;
         // The readable view must say exactly what the canonical bytes say.
         let mut view = event_to_json(&event);
         view.insert("hash".into(), Value::String(hash.to_hex()));

@@ -2,7 +2,7 @@
 //! signed as a C2SP `signed-note` with Ed25519, so existing witness tooling (e.g. Go's
 //! `golang.org/x/mod/sumdb/note`) verifies it with the `kvitto key` verifier key.
 //!
-//! The tree hash is BLAKE3 in the RFC 6962 shape (docs/FORMAT.md §6), not CT's SHA-256.
+//! The root is that of the RFC 6962 SHA-256 tree over the event hashes (docs/FORMAT.md §6).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -41,7 +41,7 @@ pub struct TreeHead<'a> {
     pub origin: &'a str,
     /// Number of events.
     pub size: u64,
-    /// Merkle root (BLAKE3).
+    /// Merkle root (RFC 6962, SHA-256).
     pub root: Hash,
 }
 

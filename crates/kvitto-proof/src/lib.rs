@@ -14,3 +14,7 @@ pub mod merkle;
 
 pub use chain::{ChainFault, ChainVerifier, SubjectTip};
 pub use merkle::{Blake3, Hash, MemoryTree, NodeSource, ProofError, Sha256, TreeHash};
+
+/// The ledger's tree hash (tree v2): RFC 6962 SHA-256, so C2SP witnesses, tile clients and
+/// any RFC 6962 library check kvitto's checkpoints and proofs. Tree v1 was [`Blake3`].
+pub type LogHash = Sha256;

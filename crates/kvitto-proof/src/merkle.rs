@@ -29,7 +29,7 @@ pub trait TreeHash {
     }
 }
 
-/// SHA-256, as in RFC 6962 (used for the shared test vectors).
+/// SHA-256, as in RFC 6962: the ledger's tree hash ([`crate::LogHash`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Sha256;
 
@@ -45,7 +45,8 @@ impl TreeHash for Sha256 {
     }
 }
 
-/// BLAKE3 (plain hash mode), kvitto's tree hash. Leaves are event hashes.
+/// BLAKE3 (plain hash mode): the tree hash of tree v1, kept to verify checkpoints and bundles
+/// made before tree v2.
 #[derive(Debug, Clone, Copy)]
 pub struct Blake3;
 

@@ -104,9 +104,18 @@ pub const NODES_PER_PAGE: u64 = 64;
 /// value is the page's nodes from its first, 32 bytes each, in index order (a page fills up
 /// as the tree grows). The `N` prefix replaced per-node `n` keys; an index holding only the
 /// old keys is rebuilt from the log on open (derived data).
+/// Prefix of the Merkle node pages (tree v2, SHA-256). Pages of the BLAKE3 tree of v1 had
+/// `N`; an index holding only those has no `T` pages, so the open rebuilds it.
+pub const NODE_PAGE: u8 = b'T';
+
+/// Prefix of stored checkpoints of tree v2 (SHA-256 roots).
+const CHECKPOINT: u8 = b'K';
+/// Prefix of checkpoints of tree v1 (BLAKE3 roots).
+const LEGACY_CHECKPOINT: u8 = b'k';
+
 fn page_key(level: u8, index: u64) -> [u8; 10] {
     let mut k = [0u8; 10];
-    k[0] = b'N';
+    k[0] = NODE_PAGE;
     k[1] = level;
     k[2..].copy_from_slice(&(index / NODES_PER_PAGE).to_be_bytes());
     k
@@ -606,9 +615,9 @@ impl Store {
         }
     }
 
-    /// Stores a signed checkpoint note for `size` durably (sled flush + fdatasync).
+    /// Stores a signed checkpoint note (tree v2) for `size` durably (sled flush + fdatasync).
     pub fn put_checkpoint(&self, size: u64, note: &str) -> Result<(), StoreError> {
-        let mut key = vec![b'k'];
+        let mut key = vec![CHECKPOINT];
         key.extend_from_slice(&size.to_be_bytes());
         self.log.insert(key, note.as_bytes())?;
         self.db.flush()?;
@@ -616,10 +625,19 @@ impl Store {
         Ok(())
     }
 
-    /// Every stored checkpoint note, by size.
+    /// Every stored checkpoint note (tree v2, SHA-256), by size.
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.checkpoints_under(CHECKPOINT)
+    }
+
+    /// Checkpoints signed over the BLAKE3 tree of v1 (kept, verified under that version).
+    pub fn legacy_checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.checkpoints_under(LEGACY_CHECKPOINT)
+    }
+
+    fn checkpoints_under(&self, prefix: u8) -> Result<Vec<(u64, String)>, StoreError> {
         self.log
-            .scan_prefix([b'k'])
+            .scan_prefix([prefix])
             .map(|kv| {
                 let (k, v) = kv?;
                 let size = u64_value(&k[1..], "checkpoint key")?;
@@ -812,7 +830,7 @@ impl Store {
 
     /// The stored Merkle nodes of one level, in index order.
     pub fn merkle_level(&self, level: u8) -> impl Iterator<Item = Result<(u64, [u8; 32]), StoreError>> + '_ {
-        self.index.scan_prefix([b'N', level]).flat_map(move |kv| {
+        self.index.scan_prefix([NODE_PAGE, level]).flat_map(move |kv| {
             let page: Vec<Result<(u64, [u8; 32]), StoreError>> = match kv {
                 Err(e) => vec![Err(e.into())],
                 Ok((k, v)) => {

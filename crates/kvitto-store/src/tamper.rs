@@ -68,7 +68,7 @@ pub fn put_index_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(), Stor
 
 /// Overwrites one stored Merkle node inside its page (the page must hold it).
 pub fn set_merkle_node(store: &Store, level: u8, index: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
-    let mut key = vec![b'N', level];
+    let mut key = vec![crate::log::NODE_PAGE, level];
     key.extend_from_slice(&(index / crate::log::NODES_PER_PAGE).to_be_bytes());
     let mut page = store.index_tree().get(&key)?.map(|v| v.to_vec()).unwrap_or_default();
     let offset = (index % crate::log::NODES_PER_PAGE) as usize * 32;
@@ -87,9 +87,19 @@ pub fn set_format(store: &Store, format: u32) -> Result<(), StoreError> {
     store.flush_all()
 }
 
-/// Overwrites a stored checkpoint note.
+/// Overwrites a stored checkpoint note (tree v2).
 pub fn put_checkpoint_raw(store: &Store, size: u64, note: &str) -> Result<(), StoreError> {
-    let mut key = vec![b'k'];
+    put_checkpoint_under(store, b'K', size, note)
+}
+
+/// Stores a checkpoint note as one signed over the BLAKE3 tree of v1 (a ledger made before
+/// the SHA-256 tree).
+pub fn put_legacy_checkpoint_raw(store: &Store, size: u64, note: &str) -> Result<(), StoreError> {
+    put_checkpoint_under(store, b'k', size, note)
+}
+
+fn put_checkpoint_under(store: &Store, prefix: u8, size: u64, note: &str) -> Result<(), StoreError> {
+    let mut key = vec![prefix];
     key.extend_from_slice(&size.to_be_bytes());
     store.log_tree().insert(key, note.as_bytes())?;
     store.flush_all()
@@ -111,4 +121,15 @@ pub fn chunk_starts(store: &Store) -> Result<Vec<u64>, StoreError> {
 pub fn set_acked(store: &Store, acked: &crate::log::Acked) -> Result<(), StoreError> {
     std::fs::write(store.dir().join("acked"), acked.encode())?;
     Ok(())
+}
+
+/// Removes every index entry whose key starts with `prefix` (e.g. the Merkle pages, as in a
+/// ledger written before tree v2).
+pub fn remove_index_prefix(store: &Store, prefix: &[u8]) -> Result<usize, StoreError> {
+    let keys: Vec<_> = store.index_tree().scan_prefix(prefix).keys().collect::<Result<_, _>>()?;
+    for k in &keys {
+        store.index_tree().remove(k)?;
+    }
+    store.flush_all()?;
+    Ok(keys.len())
 }

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use kvitto_core::json::event_to_json;
-use kvitto_proof::Blake3;
+use kvitto_proof::LogHash;
 use kvitto_proof::merkle::inclusion_proof;
 use kvitto_store::Store;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ pub(crate) fn export(
         let record = store
             .record(seq)?
             .ok_or_else(|| ReadError::Corrupt { at: format!("seq {seq}"), what: "missing".into() })?;
-        let proof = inclusion_proof::<Blake3>(&StoredTree(store), seq, size)
+        let proof = inclusion_proof::<LogHash>(&StoredTree(store), seq, size)
             .map_err(|err| ReadError::Storage(err.to_string()))?;
         let mut view = event_to_json(&e.event);
         view.insert("hash".into(), Value::String(e.hash.to_hex()));

@@ -10,7 +10,7 @@ pub struct InclusionProof {
     pub leaf_index: u64,
     /// Tree size.
     pub tree_size: u64,
-    /// The event hash (the leaf data; the leaf hash is BLAKE3(0x00 ‖ event_hash)).
+    /// The event hash (the leaf data; the leaf hash is SHA-256(0x00 ‖ event_hash)).
     pub event_hash: EventHash,
     /// Root of the tree of `tree_size` events.
     pub root: EventHash,
@@ -21,9 +21,9 @@ pub struct InclusionProof {
 impl InclusionProof {
     /// Checks the proof (RFC 9162 §2.1.3.2).
     pub fn verify(&self) -> Result<(), kvitto_proof::ProofError> {
-        let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&self.event_hash.0);
+        let leaf = <kvitto_proof::LogHash as kvitto_proof::TreeHash>::leaf(&self.event_hash.0);
         let path: Vec<Vec<u8>> = self.proof.iter().map(|h| h.0.to_vec()).collect();
-        kvitto_proof::merkle::verify_inclusion::<kvitto_proof::Blake3>(
+        kvitto_proof::merkle::verify_inclusion::<kvitto_proof::LogHash>(
             self.leaf_index,
             self.tree_size,
             &leaf,
@@ -35,7 +35,7 @@ impl InclusionProof {
     /// JSON form (hex hashes).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "tree_hash": "BLAKE3, RFC 6962 shape; leaf = H(0x00 || event_hash)",
+            "tree_hash": "SHA-256 (RFC 6962); leaf = SHA-256(0x00 || event_hash)",
             "leaf_index": self.leaf_index,
             "tree_size": self.tree_size,
             "event_hash": self.event_hash.to_hex(),
@@ -64,7 +64,7 @@ impl ConsistencyProof {
     /// Checks the proof (RFC 9162 §2.1.4.2).
     pub fn verify(&self) -> Result<(), kvitto_proof::ProofError> {
         let path: Vec<Vec<u8>> = self.proof.iter().map(|h| h.0.to_vec()).collect();
-        kvitto_proof::merkle::verify_consistency::<kvitto_proof::Blake3>(
+        kvitto_proof::merkle::verify_consistency::<kvitto_proof::LogHash>(
             self.size1,
             self.size2,
             &path,
@@ -76,7 +76,7 @@ impl ConsistencyProof {
     /// JSON form (hex hashes).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "tree_hash": "BLAKE3, RFC 6962 shape; leaf = H(0x00 || event_hash)",
+            "tree_hash": "SHA-256 (RFC 6962); leaf = SHA-256(0x00 || event_hash)",
             "size1": self.size1,
             "size2": self.size2,
             "root1": self.root1.to_hex(),
@@ -105,13 +105,13 @@ impl Ledger {
         Err(ReadError::Storage("the indexer has not caught up after 5 s".into()))
     }
 
-    /// The Merkle root (BLAKE3, RFC 6962 shape; leaf data = event hashes) of the first
+    /// The Merkle root (RFC 6962, SHA-256; leaf data = event hashes) of the first
     /// `size` events.
     pub async fn root(&self, size: u64) -> Result<EventHash, ReadError> {
         self.indexed(size).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            kvitto_proof::merkle::root::<kvitto_proof::Blake3>(&tree::StoredTree(&inner.store), size)
+            kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree(&inner.store), size)
                 .map(EventHash)
                 .map_err(|e| ReadError::Storage(e.to_string()))
         })
@@ -136,8 +136,8 @@ impl Ledger {
                 leaf_index: seq,
                 tree_size: size,
                 event_hash: kvitto_core::event_hash(&record.canonical),
-                root: EventHash(kvitto_proof::merkle::root::<kvitto_proof::Blake3>(&src, size).map_err(err)?),
-                proof: kvitto_proof::merkle::inclusion_proof::<kvitto_proof::Blake3>(&src, seq, size)
+                root: EventHash(kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&src, size).map_err(err)?),
+                proof: kvitto_proof::merkle::inclusion_proof::<kvitto_proof::LogHash>(&src, seq, size)
                     .map_err(err)?
                     .into_iter()
                     .map(EventHash)
@@ -160,13 +160,13 @@ impl Ledger {
         blocking(move || {
             let src = tree::StoredTree(&inner.store);
             let err = |e: kvitto_proof::ProofError| ReadError::Storage(e.to_string());
-            use kvitto_proof::{Blake3, merkle};
+            use kvitto_proof::{LogHash, merkle};
             Ok(ConsistencyProof {
                 size1,
                 size2,
-                root1: EventHash(merkle::root::<Blake3>(&src, size1).map_err(err)?),
-                root2: EventHash(merkle::root::<Blake3>(&src, size2).map_err(err)?),
-                proof: merkle::consistency_proof::<Blake3>(&src, size1, size2)
+                root1: EventHash(merkle::root::<LogHash>(&src, size1).map_err(err)?),
+                root2: EventHash(merkle::root::<LogHash>(&src, size2).map_err(err)?),
+                proof: merkle::consistency_proof::<LogHash>(&src, size1, size2)
                     .map_err(err)?
                     .into_iter()
                     .map(EventHash)

@@ -1,21 +1,31 @@
-//! The ledger's Merkle tree (RFC 6962 shape, BLAKE3): leaf data = the event hash, so
-//! leaf i = BLAKE3(0x00 ‖ event_hash(i)). Nodes of complete subtrees are persisted by the
+//! The ledger's Merkle tree (RFC 6962, SHA-256): leaf data = the event hash, so
+//! leaf i = SHA-256(0x00 ‖ event_hash(i)). Nodes of complete subtrees are persisted by the
 //! indexer as events are appended; a proof for any i < n ≤ indexed size reads O(log n) nodes.
 
+use std::marker::PhantomData;
+
 use kvitto_proof::merkle::{NodeSource, ProofError};
-use kvitto_proof::{Blake3, Hash, TreeHash};
+use kvitto_proof::{Hash, LogHash, TreeHash};
 use kvitto_store::{Store, StoreError};
 
 /// The pending left subtrees of an incomplete tree (one per set bit of its size), used to
-/// complete nodes as leaves arrive.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Frontier {
+/// complete nodes as leaves arrive. Generic over the hash only so that `verify` can recompute
+/// the BLAKE3 roots of checkpoints signed before tree v2.
+#[derive(Debug, Clone)]
+pub(crate) struct Frontier<H = LogHash> {
     /// `pending[level]` = root of the complete left subtree at that level awaiting a sibling.
     pending: Vec<Option<Hash>>,
     size: u64,
+    _h: PhantomData<H>,
 }
 
-impl Frontier {
+impl<H> Default for Frontier<H> {
+    fn default() -> Self {
+        Self { pending: vec![None; 64], size: 0, _h: PhantomData }
+    }
+}
+
+impl Frontier<LogHash> {
     /// Rebuilds the frontier of a tree of `size` leaves from the stored nodes.
     pub fn load(store: &Store, size: u64) -> Result<Self, StoreError> {
         let mut pending = vec![None; 64];
@@ -28,19 +38,21 @@ impl Frontier {
                 })?);
             }
         }
-        Ok(Self { pending, size })
+        Ok(Self { pending, size, _h: PhantomData })
     }
+}
 
+impl<H: TreeHash> Frontier<H> {
     /// Root of the tree so far: the pending subtrees combined from the smallest up.
     pub fn root(&self) -> Hash {
         let mut acc: Option<Hash> = None;
         for left in self.pending.iter().flatten() {
             acc = Some(match acc {
                 None => *left,
-                Some(right) => Blake3::node(left, &right),
+                Some(right) => H::node(left, &right),
             });
         }
-        acc.unwrap_or_else(Blake3::empty)
+        acc.unwrap_or_else(H::empty)
     }
 
     /// Leaves so far.
@@ -50,20 +62,17 @@ impl Frontier {
 
     /// Adds the next leaf (its event hash); returns the nodes completed, leaf included.
     pub fn push(&mut self, event_hash: &[u8; 32], out: &mut Vec<(u8, u64, Hash)>) {
-        self.push_leaf(Blake3::leaf(event_hash), out);
+        self.push_leaf(H::leaf(event_hash), out);
     }
 
     /// [`Frontier::push`] with the leaf hash already computed.
     pub fn push_leaf(&mut self, leaf: Hash, out: &mut Vec<(u8, u64, Hash)>) {
-        if self.pending.len() < 64 {
-            self.pending.resize(64, None);
-        }
         let index = self.size;
         let mut carry = leaf;
         out.push((0, index, carry));
         let mut level = 0usize;
         while let Some(left) = self.pending[level].take() {
-            carry = Blake3::node(&left, &carry);
+            carry = H::node(&left, &carry);
             level += 1;
             out.push((level as u8, index >> level, carry));
         }

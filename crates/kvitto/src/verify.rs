@@ -90,7 +90,7 @@ pub(crate) fn verify_store(
                         .map(|(i, record)| {
                             let decoded = kvitto_core::decode_event(&record.canonical).map_err(|e| e.to_string());
                             let hash = kvitto_core::event_hash(&record.canonical);
-                            let leaf = <kvitto_proof::Blake3 as kvitto_proof::TreeHash>::leaf(&hash.0);
+                            let leaf = <kvitto_proof::LogHash as kvitto_proof::TreeHash>::leaf(&hash.0);
                             Ok((first + i as u64, record, decoded, hash, leaf))
                         })
                         .collect(),
@@ -160,9 +160,14 @@ fn check_stream(
     let checkpoints = store.checkpoints().map_err(storage)?;
     let signer =
         store.signing_seed().map_err(storage)?.map(|s| ed25519_dalek::SigningKey::from_bytes(&s).verifying_key());
-    let mut frontier = crate::tree::Frontier::default();
+    let mut frontier = crate::tree::Frontier::<kvitto_proof::LogHash>::default();
     let mut completed = Vec::new();
     let mut next_checkpoint = checkpoints.iter().peekable();
+    // Checkpoints signed over the BLAKE3 tree of v1: their roots are recomputed from the events
+    // with that tree (kept only when there are any).
+    let legacy = store.legacy_checkpoints().map_err(storage)?;
+    let mut legacy_frontier = (!legacy.is_empty()).then(crate::tree::Frontier::<kvitto_proof::Blake3>::default);
+    let mut next_legacy = legacy.iter().peekable();
     let mut checkpoint_failure = None;
     let mut previous: Option<(u64, [u8; 32])> = None;
     let mut failure = None;
@@ -306,9 +311,24 @@ fn check_stream(
             }
             if checkpoint_failure.is_none() {
                 checkpoint_failure =
-                    check_checkpoint(store, note, *size, &frontier, signer.as_ref(), origin, &mut previous);
+                    check_checkpoint(store, note, *size, frontier.root(), signer.as_ref(), origin, Some(&mut previous));
             }
             next_checkpoint.next();
+        }
+        if let Some(f) = legacy_frontier.as_mut() {
+            completed.clear();
+            f.push(&hash.0, &mut completed);
+            while let Some((size, note)) = next_legacy.peek() {
+                if *size != f.size() {
+                    break;
+                }
+                if checkpoint_failure.is_none() {
+                    checkpoint_failure = check_checkpoint(store, note, *size, f.root(), signer.as_ref(), origin, None)
+                        .map(|e| VerifyFailure { reason: format!("tree v1 (BLAKE3) {}", e.reason), ..e });
+                }
+                next_legacy.next();
+            }
+            completed.clear();
         }
         if event.seq < watermark && index_failure.is_none() {
             // Every stored Merkle node (leaves and interior) against the nodes re-derived from
@@ -409,7 +429,7 @@ fn check_stream(
         }
     }
     if checkpoint_failure.is_none()
-        && let Some((size, _)) = next_checkpoint.next()
+        && let Some((size, _)) = next_checkpoint.next().or(next_legacy.next())
     {
         checkpoint_failure = Some(VerifyFailure {
             seq: None,
@@ -422,15 +442,16 @@ fn check_stream(
 }
 
 /// One stored checkpoint: signed by the ledger's key, for this origin and size, with the root
-/// the events give, and consistent with the previous checkpoint.
+/// the events give (`root`), and — with `previous` — consistent with the previous checkpoint
+/// through the stored tree.
 fn check_checkpoint(
     store: &Store,
     note: &str,
     size: u64,
-    frontier: &crate::tree::Frontier,
+    root: kvitto_proof::Hash,
     signer: Option<&ed25519_dalek::VerifyingKey>,
     origin: &str,
-    previous: &mut Option<(u64, [u8; 32])>,
+    previous: Option<&mut Option<(u64, [u8; 32])>>,
 ) -> Option<VerifyFailure> {
     let fail = |reason: String| {
         Some(VerifyFailure { seq: size.checked_sub(1), reason: format!("checkpoint of size {size}: {reason}") })
@@ -443,7 +464,6 @@ fn check_checkpoint(
     if c.size != size {
         return fail(format!("the note says size {}", c.size));
     }
-    let root = frontier.root();
     if c.root != root {
         return fail(format!(
             "signed root {} differs from the root the events give, {}",
@@ -455,14 +475,15 @@ fn check_checkpoint(
         return fail(format!("origin {:?} is not this ledger's {origin:?}", c.origin));
     }
     // Consistency with the previous checkpoint, from the stored tree (what a witness checks).
+    let previous = previous?;
     if let Some((size1, root1)) = *previous
         && size1 < size
     {
-        use kvitto_proof::{Blake3, merkle};
-        let proof = merkle::consistency_proof::<Blake3>(&crate::tree::StoredTree(store), size1, size);
+        use kvitto_proof::{LogHash, merkle};
+        let proof = merkle::consistency_proof::<LogHash>(&crate::tree::StoredTree(store), size1, size);
         let checked = proof.and_then(|p| {
             let p: Vec<Vec<u8>> = p.iter().map(|h| h.to_vec()).collect();
-            merkle::verify_consistency::<Blake3>(size1, size, &p, &root1, &c.root)
+            merkle::verify_consistency::<LogHash>(size1, size, &p, &root1, &c.root)
         });
         if let Err(e) = checked {
             return fail(format!("not consistent with the checkpoint of size {size1}: {e}"));
