@@ -155,6 +155,9 @@ pub enum Scope {
     Controller,
     /// `subject` required.
     Subject,
+    /// The ledger's own bookkeeping (the subject map commitment): written by the ledger
+    /// alone, never accepted from a caller; no subject, no details.
+    Ledger,
 }
 
 /// One kind's canonical code: its base code, or — for a kind with an extended layout — the
@@ -311,6 +314,9 @@ event_kinds! {
     ErasureDeferred = 32, "erasure_deferred", Subject { register: Id, statute: Text, until: Timestamp }
     /// Personal data erased (one register, or everything when `register` is absent).
     DataErased = 33, "data_erased", Subject { register: Option<Id>, reason: Text }
+    /// The root of the subject map (docs/FORMAT.md §7) over the first `tree_size` events,
+    /// which held `subjects` subjects: logged so that every auditor can recompute it.
+    SubjectMapCommitted = 34, "subject_map_committed", Ledger { tree_size: u64, subjects: u64, map_root: TextHash }
 }
 
 impl EventKind {

@@ -423,3 +423,19 @@ macro_rules! code_enum {
     };
 }
 pub(crate) use code_enum;
+
+/// `u64` (tree sizes, counts): 8 bytes big-endian; a JSON unsigned integer.
+impl FieldCodec for u64 {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.u64()
+    }
+    fn from_json(v: Option<&Value>) -> Result<Self, String> {
+        required(v)?.as_u64().ok_or_else(|| "must be an unsigned integer".to_string())
+    }
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(*self))
+    }
+}

@@ -1,11 +1,11 @@
-//! JSON helpers: strict top-level objects (duplicate keys rejected) and canonical JSON.
+//! JSON helpers: strict parsing (duplicate keys rejected at every level) and canonical JSON.
 
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-/// A JSON object whose top-level keys are all distinct. serde_json keeps the last of
+/// A JSON object whose keys are all distinct, at every level. serde_json keeps the last of
 /// duplicate keys silently; in compliance data that would hide a conflict, so we refuse.
 #[derive(Debug)]
 pub struct StrictObject(pub Map<String, Value>);
@@ -18,19 +18,83 @@ impl<'de> Deserialize<'de> for StrictObject {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&k) {
-                        return Err(serde::de::Error::custom(format!("duplicate field {k:?}")));
-                    }
-                    map.insert(k, v);
-                }
-                Ok(StrictObject(map))
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<StrictObject, A::Error> {
+                strict_map(access).map(StrictObject)
             }
         }
         d.deserialize_map(V)
     }
+}
+
+fn strict_map<'de, A: MapAccess<'de>>(mut access: A) -> Result<Map<String, Value>, A::Error> {
+    let mut map = Map::new();
+    while let Some(k) = access.next_key::<String>()? {
+        if map.contains_key(&k) {
+            return Err(serde::de::Error::custom(format!("duplicate field {k:?}")));
+        }
+        let StrictValue(v) = access.next_value()?;
+        map.insert(k, v);
+    }
+    Ok(map)
+}
+
+/// Any JSON value with distinct keys in every object it contains.
+#[derive(Debug)]
+pub struct StrictValue(pub Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(n)))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<StrictValue, E> {
+                Ok(StrictValue(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
+                StrictValue::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(StrictValue(v)) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(StrictValue(Value::Array(out)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<StrictValue, A::Error> {
+                strict_map(access).map(|m| StrictValue(Value::Object(m)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parses JSON text, refusing duplicate keys in any object.
+pub fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str::<StrictValue>(text).map(|v| v.0)
 }
 
 /// Canonical JSON: object keys sorted by their UTF-8 bytes, no whitespace, strings and
@@ -175,4 +239,49 @@ pub fn event_from_json(m: &Map<String, Value>) -> Result<Event, (String, String)
         kind,
         payload_commitment: hash32("payload_commitment")?.map(Commitment),
     })
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_level() {
+        assert!(parse_strict(r#"{"events":[],"events":[1]}"#).unwrap_err().to_string().contains("duplicate field"));
+        assert!(parse_strict(r#"{"a":{"b":1,"b":2}}"#).is_err());
+        assert!(parse_strict(r#"[{"x":1},{"y":[{"z":1,"z":1}]}]"#).is_err());
+        assert_eq!(parse_strict(r#"{"a":{"b":[1,"x",null,true,-2.5]}}"#).unwrap()["a"]["b"][4], -2.5);
+        assert!(serde_json::from_str::<StrictObject>(r#"{"details":{"k":1,"k":2}}"#).is_err());
+    }
+}
+
+#[cfg(test)]
+mod number_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trips(text: &str) {
+        let v = parse_strict(text).unwrap();
+        let c = canonical_json(&v);
+        let again = canonical_json(&parse_strict(std::str::from_utf8(&c).unwrap()).unwrap());
+        assert_eq!(String::from_utf8_lossy(&c), String::from_utf8_lossy(&again), "{text}");
+    }
+
+    #[test]
+    fn numbers_keep_their_canonical_form() {
+        // Integers beyond u64 become floats; the canonical text must parse back to itself
+        // (serde_json's `float_roundtrip`: correctly rounded parsing).
+        round_trips(r#"{"x":123456789012345680000}"#);
+        round_trips(r#"{"x":1e300,"y":5e-324}"#);
+        round_trips(r#"{"a":-0.0,"b":0.1,"c":1.0,"d":18446744073709551615,"e":-9223372036854775808}"#);
+        let c = canonical_json(&parse_strict(r#"{"x":123456789012345680000,"y":1.50}"#).unwrap());
+        assert_eq!(String::from_utf8(c).unwrap(), r#"{"x":1.2345678901234568e+20,"y":1.5}"#);
+    }
+
+    proptest! {
+        #[test]
+        fn any_float_round_trips(f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO, i in any::<i64>(), digits in "[1-9][0-9]{0,30}") {
+            round_trips(&format!(r#"{{"f":{f:e},"g":{f},"i":{i},"n":{digits}}}"#));
+        }
+    }
 }

@@ -90,6 +90,10 @@ impl Projections {
             return touched;
         }
         self.last_seq = Some(e.seq);
+        if e.kind.scope() == kvitto_core::Scope::Ledger {
+            // The ledger's own bookkeeping: no controller's or subject's state.
+            return touched;
+        }
         let (controller, new) = match self.controllers.get_mut(&e.controller) {
             Some(c) => (c, false),
             None => (self.controllers.entry(e.controller.clone()).or_default(), true),

@@ -354,7 +354,8 @@ impl SubjectState {
             EventKind::PurposeDeclared { .. }
             | EventKind::ProcessorRegistered { .. }
             | EventKind::RetentionRuleDeclared { .. }
-            | EventKind::NoticePublished { .. } => {}
+            | EventKind::NoticePublished { .. }
+            | EventKind::SubjectMapCommitted { .. } => {}
         }
         true
     }

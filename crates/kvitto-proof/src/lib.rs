@@ -10,6 +10,7 @@
 pub mod bundle;
 pub mod chain;
 pub mod checkpoint;
+pub mod map;
 pub mod merkle;
 
 pub use chain::{ChainFault, ChainVerifier, SubjectTip};

@@ -138,6 +138,8 @@ pub struct Store {
     log: sled::Tree,
     index: sled::Tree,
     projections: sled::Tree,
+    /// The subject map (FORMAT.md §7): a snapshot of its entries and the list of commitments.
+    submap: sled::Tree,
     db_file: File,
     /// `acked`: the newest acknowledged (next_seq, head hash), rewritten after every commit.
     acked_file: File,
@@ -563,6 +565,7 @@ impl Store {
         let log = db.open_tree("log").map_err(sled_err)?;
         let index = db.open_tree("index").map_err(sled_err)?;
         let projections = db.open_tree("projections").map_err(sled_err)?;
+        let submap = db.open_tree("submap").map_err(sled_err)?;
         let format = log
             .get(FORMAT_KEY)
             .map_err(sled_err)?
@@ -589,7 +592,7 @@ impl Store {
         repair_torn_tail(&db, &log, &db_file, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, db_file, acked_file, vault };
+        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, submap, db_file, acked_file, vault };
         Ok((store, secret, LedgerInfo { origin, format, created_at }))
     }
 
@@ -899,6 +902,75 @@ impl Store {
     pub fn flush_all(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         self.db_file.sync_data()?;
+        Ok(())
+    }
+
+    /// The stored subject map snapshot: the number of events it reflects and its entries
+    /// (subject → count, head hash). Derived data: `(0, [])` when none is stored.
+    pub fn map_snapshot(&self) -> Result<(u64, Vec<([u8; 16], u64, [u8; 32])>), StoreError> {
+        let size = self.submap.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "map watermark"))?;
+        let mut entries = Vec::new();
+        for kv in self.submap.scan_prefix([b'S']) {
+            let (k, v) = kv?;
+            let subject = id16(&k, "map entry key")?;
+            if v.len() != 40 {
+                return Err(StoreError::Corrupt { at: format!("map entry {}", hex::encode(subject)), what: "not 40 bytes".into() });
+            }
+            let count = u64_value(&v[..8], "map entry count")?;
+            let mut head = [0u8; 32];
+            head.copy_from_slice(&v[8..]);
+            entries.push((subject, count, head));
+        }
+        Ok((size, entries))
+    }
+
+    /// Writes changed map entries, the number of events the snapshot now reflects and,
+    /// optionally, a new commitment `(seq, tree_size, map_root)`, in one batch (not flushed:
+    /// derived data, rebuilt from the log when it does not match).
+    pub fn apply_map(
+        &self,
+        entries: &[([u8; 16], u64, [u8; 32])],
+        size: u64,
+        commitment: Option<(u64, u64, [u8; 32])>,
+    ) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (subject, count, head) in entries {
+            let mut v = count.to_be_bytes().to_vec();
+            v.extend_from_slice(head);
+            b.insert(prefixed(b'S', subject), v);
+        }
+        if let Some((seq, tree_size, root)) = commitment {
+            let mut v = tree_size.to_be_bytes().to_vec();
+            v.extend_from_slice(&root);
+            b.insert(prefixed(b'C', &seq.to_be_bytes()), v);
+        }
+        b.insert(WATERMARK_KEY, &size.to_be_bytes());
+        self.submap.apply_batch(b)?;
+        Ok(())
+    }
+
+    /// The subject map commitments recorded by [`Store::apply_map`]: (seq of the
+    /// `subject_map_committed` event, its tree size, its map root), by seq. A derived list:
+    /// the events themselves are in the log.
+    pub fn map_commitments(&self) -> Result<Vec<(u64, u64, [u8; 32])>, StoreError> {
+        self.submap
+            .scan_prefix([b'C'])
+            .map(|kv| {
+                let (k, v) = kv?;
+                let seq = u64_value(k.get(1..).unwrap_or_default(), "map commitment key")?;
+                if v.len() != 40 {
+                    return Err(StoreError::Corrupt { at: format!("map commitment {seq}"), what: "not 40 bytes".into() });
+                }
+                let mut root = [0u8; 32];
+                root.copy_from_slice(&v[8..]);
+                Ok((seq, u64_value(&v[..8], "map commitment size")?, root))
+            })
+            .collect()
+    }
+
+    /// Drops the map snapshot and its commitment list (derived; rebuilt from the log).
+    pub fn clear_map(&self) -> Result<(), StoreError> {
+        self.submap.clear()?;
         Ok(())
     }
 

@@ -42,6 +42,7 @@ mod proofs;
 mod read;
 mod retention;
 pub mod scenario;
+mod submap;
 mod tree;
 mod verify;
 mod writer;
@@ -103,6 +104,8 @@ struct Inner {
     options: OpenOptions,
     shared: Arc<Shared>,
     index_lock: Arc<Mutex<()>>,
+    /// The subject map as of its latest commitment (loaded on first use; checkpoints advance it).
+    submap: tokio::sync::Mutex<Option<submap::MapState>>,
     tx: Option<mpsc::Sender<WriteRequest>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -255,6 +258,7 @@ impl Ledger {
                 options,
                 shared,
                 index_lock,
+                submap: tokio::sync::Mutex::new(None),
                 tx: Some(tx),
                 threads: vec![writer, indexer],
             }),
@@ -336,6 +340,17 @@ impl Ledger {
         if drafts.is_empty() {
             return Err(AppendError::Empty);
         }
+        if let Some(index) = drafts.iter().position(|d| d.kind.scope() == kvitto_core::Scope::Ledger) {
+            return Err(AppendError::InvalidStep {
+                index,
+                why: format!("{} is written by the ledger itself, not by callers", drafts[index].kind.name()),
+            });
+        }
+        self.submit(drafts).await
+    }
+
+    /// Sends drafts to the writer (ledger events included: callers go through `append_batch`).
+    pub(crate) async fn submit(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, AppendError> {
         let items = drafts.into_iter().map(|d| self.prepare(d)).collect();
         let (reply, rx) = oneshot::channel();
         let tx = self.inner.tx.as_ref().ok_or(AppendError::Closed)?;

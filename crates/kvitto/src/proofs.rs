@@ -1,6 +1,11 @@
 //! Merkle roots and proofs over the stored tree, signed checkpoints, and subject bundles.
 
 use crate::{Ledger, ReadError, blocking, bundle, tree};
+
+/// One of the ledger's own fixed ids.
+fn ledger_id(s: &'static str) -> kvitto_core::Id {
+    kvitto_core::Id::new(s).unwrap_or_else(|_| unreachable!("{s} is a valid id"))
+}
 use kvitto_core::EventHash;
 
 /// Proof that event `leaf_index` is in the tree of the first `tree_size` events.
@@ -190,14 +195,48 @@ impl Ledger {
     }
 
     /// Signs the current tree head as a C2SP tlog-checkpoint note, stores it, returns it.
+    ///
+    /// First, when events arrived since the newest subject map commitment, the map is advanced
+    /// to the current size and its root appended as a `subject_map_committed` event, so that
+    /// the checkpoint covers a commitment of every event before it (FORMAT.md §7).
     pub async fn checkpoint(&self) -> Result<String, ReadError> {
-        let size = self.len();
-        if size == 0 {
+        if self.is_empty() {
             return Err(ReadError::BadQuery {
                 field: "ledger",
                 message: "the ledger is empty: nothing to checkpoint".into(),
             });
         }
+        let mut guard = self.inner.submap.lock().await;
+        let mut state = self.map_state(&mut guard).await?;
+        let len = self.len();
+        if state.needs_commitment(len) {
+            let inner = self.inner.clone();
+            let mut advanced = blocking(move || {
+                state.advance(&inner.store, len)?;
+                Ok(state)
+            })
+            .await?;
+            let draft = kvitto_core::Draft {
+                controller: ledger_id("kvitto:ledger"),
+                subject: None,
+                occurred_at: None,
+                event_id: None,
+                actor: Some(ledger_id("kvitto:map")),
+                details: None,
+                kind: advanced.commitment_kind(),
+            };
+            let receipt = self.submit(vec![draft]).await.map_err(|e| ReadError::Storage(e.to_string()))?;
+            let seq = receipt.first().map(|r| r.seq).ok_or_else(|| ReadError::Storage("no receipt".into()))?;
+            let inner = self.inner.clone();
+            state = blocking(move || {
+                advanced.committed(&inner.store, seq)?;
+                Ok(advanced)
+            })
+            .await?;
+            tracing::info!(tree_size = len, seq, subjects = state.map.len(), "subject map committed");
+        }
+        *guard = Some(state);
+        let size = self.len();
         let root = self.root(size).await?;
         let note = kvitto_proof::checkpoint::sign(
             &kvitto_proof::checkpoint::TreeHead { origin: self.origin(), size, root: root.0 },
@@ -207,8 +246,24 @@ impl Ledger {
         let inner = self.inner.clone();
         let stored = note.clone();
         blocking(move || Ok(inner.store.put_checkpoint(size, &stored)?)).await?;
+        drop(guard);
         tracing::info!(size, "checkpoint signed");
         Ok(note)
+    }
+
+    /// The subject map state, loaded on first use (the guard is left empty while it is out).
+    pub(crate) async fn map_state(
+        &self,
+        guard: &mut tokio::sync::MutexGuard<'_, Option<crate::submap::MapState>>,
+    ) -> Result<crate::submap::MapState, ReadError> {
+        match guard.take() {
+            Some(s) => Ok(s),
+            None => {
+                let inner = self.inner.clone();
+                let len = self.len();
+                blocking(move || Ok(crate::submap::MapState::load(&inner.store, len)?)).await
+            }
+        }
     }
 
     /// A stored checkpoint note exactly as stored: of `size`, or the latest.
