@@ -43,9 +43,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("checkpoint_sign_and_store", |b| b.iter(|| rt.block_on(ledger.checkpoint()).expect("checkpoint")));
     let key = ledger.verifier_key().expect("key");
     g.bench_function("bundle_export/100_events", |b| {
-        b.iter(|| rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None)).expect("export"))
+        b.iter(|| rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None, None)).expect("export"))
     });
-    let text = serde_json::to_string(&rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None)).expect("export"))
+    let text = serde_json::to_string(&rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None, None)).expect("export"))
         .expect("json");
     eprintln!("bundle of 100 events: {} KiB", text.len() / 1024);
     g.bench_function("bundle_verify/100_events", |b| {

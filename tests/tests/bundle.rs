@@ -37,8 +37,8 @@ async fn fixture() -> Fixture {
     let other =
         s.customers.iter().find(|c| c.controller == rich.controller && c.external_ref != rich.external_ref).unwrap();
     ledger.checkpoint().await.unwrap();
-    let bundle = ledger.export_bundle(rich.controller.as_str(), &rich.external_ref, None).await.unwrap();
-    let other = ledger.export_bundle(other.controller.as_str(), &other.external_ref, None).await.unwrap();
+    let bundle = ledger.export_bundle(rich.controller.as_str(), &rich.external_ref, None, None).await.unwrap();
+    let other = ledger.export_bundle(other.controller.as_str(), &other.external_ref, None, None).await.unwrap();
     let key = ledger.verifier_key().unwrap();
     Fixture { _d: d, ledger, bundle, other, key }
 }

@@ -105,7 +105,7 @@ async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_
 
     // The regulator's bundle still verifies and says which events were erased, by which seq.
     ledger.checkpoint().await.unwrap();
-    let bundle = ledger.export_bundle("kalejdo", "REF-ERASE-ALL-B", None).await.unwrap();
+    let bundle = ledger.export_bundle("kalejdo", "REF-ERASE-ALL-B", None, None).await.unwrap();
     let text = serde_json::to_string(&bundle).unwrap();
     assert!(!text.contains("marker-b") && !text.contains("REF-ERASE-ALL-B"));
     let verified = verify(&text, Trust::Embedded).unwrap();
@@ -398,7 +398,7 @@ mod no_resurrection {
                 // The regulator's bundle: undisclosed exactly where erased, each by its erasure.
                 ledger.checkpoint().await.unwrap();
                 for s in 0..4 {
-                    let Ok(b) = ledger.export_bundle("kalejdo", &format!("s{s}"), None).await else { continue };
+                    let Ok(b) = ledger.export_bundle("kalejdo", &format!("s{s}"), None, None).await else { continue };
                     let v = verify(&serde_json::to_string(&b).unwrap(), Trust::Embedded).unwrap();
                     for e in &v.events {
                         match expected(&applied, e.event.seq) {

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use kvitto_core::EventKind;
-use kvitto_proof::bundle::{Trust, VerifiedBundle, verify};
+use kvitto_proof::bundle::{Options, Trust, VerifiedBundle, verify_with};
+use kvitto_proof::checkpoint::WitnessKey;
 
 use crate::{Failure, say};
 
@@ -13,22 +14,46 @@ pub(crate) async fn export(
     controller: &str,
     subject: &str,
     size: Option<u64>,
+    since: Option<&Path>,
     out: &Path,
 ) -> Result<(), Failure> {
+    let held = since.map(read_text).transpose()?;
     let ledger = crate::open(dir).await?;
-    let bundle = ledger.export_bundle(controller, subject, size).await.map_err(crate::query::read_failure);
+    let bundle =
+        ledger.export_bundle(controller, subject, size, held.as_deref()).await.map_err(crate::query::read_failure);
     ledger.close().await;
     let bundle = bundle?;
     let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
     std::fs::write(out, format!("{text}\n")).map_err(|e| Failure::storage(format!("{}: {e}", out.display())))?;
     let n = bundle["events"].as_array().map_or(0, Vec::len);
     say!(
-        "wrote {}: {n} events of subject {} proven against checkpoint size {}",
+        "wrote {}: {n} events of subject {} proven against checkpoint size {}, complete up to {}{}",
         out.display(),
         bundle["subject_id"].as_str().unwrap_or(""),
-        bundle["checkpoint"].as_str().and_then(|c| c.split('\n').nth(1)).unwrap_or("?")
+        bundle["checkpoint"].as_str().and_then(|c| c.split('\n').nth(1)).unwrap_or("?"),
+        bundle["info"]["complete_up_to"],
+        match bundle["consistency"]["size1"].as_u64() {
+            Some(s) => format!(", with a consistency proof from size {s}"),
+            None => String::new(),
+        }
     );
     Ok(())
+}
+
+/// A small text file given on the command line (a key, a checkpoint note).
+pub(crate) fn read_text(path: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+}
+
+/// What `verify-bundle` checks besides the bundle itself.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// A checkpoint note of the log the verifier already holds.
+    pub since: Option<std::path::PathBuf>,
+    /// Trusted witness keys.
+    pub witness_keys: Vec<String>,
+    /// Cosignatures required.
+    pub quorum: Option<usize>,
 }
 
 fn what(kind: &EventKind) -> String {
@@ -60,9 +85,20 @@ pub(crate) fn verify_bundle(
     key: Option<String>,
     key_file: Option<&Path>,
     trust_embedded: bool,
+    held: &Held,
     json: bool,
 ) -> Result<(), Failure> {
-    let text = std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+    let text = read_text(file)?;
+    let since = held.since.as_deref().map(read_text).transpose()?;
+    let witnesses = held
+        .witness_keys
+        .iter()
+        .map(|k| WitnessKey::parse(k).map_err(|e| Failure::input(format!("--witness-key {k:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum = held.quorum.unwrap_or(witnesses.len().min(1));
+    if quorum > witnesses.len() {
+        return Err(Failure::input(format!("--quorum {quorum} needs at least {quorum} --witness-key")));
+    }
     let key = match (key, key_file) {
         (Some(k), _) => Some(k),
         (None, Some(f)) => Some(
@@ -84,7 +120,7 @@ pub(crate) fn verify_bundle(
             ));
         }
     };
-    match verify(&text, trust) {
+    match verify_with(&text, &Options { trust, since: since.as_deref(), witnesses: &witnesses, quorum }) {
         Ok(v) => {
             if json {
                 let events: Vec<serde_json::Value> = v
@@ -101,13 +137,33 @@ pub(crate) fn verify_bundle(
                     .collect();
                 say!(
                     "{}",
-                    serde_json::json!({"ok": true, "subject_id": v.subject.to_hex(), "checkpoint_size": v.size, "origin": v.origin, "events": events})
+                    serde_json::json!({
+                        "ok": true,
+                        "subject_id": v.subject.to_hex(),
+                        "checkpoint_size": v.size,
+                        "origin": v.origin,
+                        "complete_up_to": v.complete_up_to,
+                        "extends_held_checkpoint": v.extends,
+                        "cosigned_by": v.cosigned_by.iter().map(|(n, t)| serde_json::json!({"witness": n, "timestamp": t})).collect::<Vec<_>>(),
+                        "events": events,
+                    })
                 );
             } else {
                 say!("bundle of {} (checkpoint size {}), subject {}:", v.origin, v.size, v.subject);
                 print_timeline(&v);
+                let complete = match v.complete_up_to {
+                    Some(n) => format!(", complete up to {n}"),
+                    None => ", NOT proven complete (a kvitto-bundle/1 cannot show that no event is left out)".into(),
+                };
+                let extends = v.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
+                let cosigned = if v.cosigned_by.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<&str> = v.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+                    format!(", cosigned by {}", names.join(", "))
+                };
                 say!(
-                    "ok: {} events of subject {} proven against checkpoint size {}",
+                    "ok: {} events of subject {} proven against checkpoint size {}{complete}{extends}{cosigned}",
                     v.events.len(),
                     v.subject,
                     v.size

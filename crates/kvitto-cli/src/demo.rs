@@ -169,7 +169,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         let note = ledger.checkpoint().await.map_err(|e| Failure::storage(e.to_string()))?;
         let vkey = ledger.verifier_key().map_err(|e| Failure::storage(e.to_string()))?;
         let bundle = ledger
-            .export_bundle(c.controller.as_str(), &c.external_ref, None)
+            .export_bundle(c.controller.as_str(), &c.external_ref, None, None)
             .await
             .map_err(|e| Failure::storage(e.to_string()))?;
         let bundle_path = dir.join(format!("bundle-{}.json", c.external_ref));

@@ -225,6 +225,9 @@ Verify with any C2SP signed-note verifier and the `kvitto key` verifier key."
         /// Prove against the stored checkpoint of this size [default: the latest]
         #[arg(long)]
         checkpoint: Option<u64>,
+        /// A checkpoint the recipient already holds: adds a consistency proof from it
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        since: Option<PathBuf>,
         /// Output file
         #[arg(long)]
         out: PathBuf,
@@ -232,8 +235,11 @@ Verify with any C2SP signed-note verifier and the `kvitto key` verifier key."
     /// Verify a bundle offline: signature, hashes, inclusion proofs, subject chain, details
     #[command(
         name = "verify-bundle",
-        after_help = "Example:\n  kvitto verify-bundle kz.json --key 'kazoom.dk/ledger+1b538788+AdZy…'\n\n\
-Exit 0: every event proven; 1: the bundle does not verify (the reason names the event)."
+        after_help = "Examples:\n  kvitto verify-bundle kz.json --key 'kazoom.dk/ledger+1b538788+AdZy…'\n  \
+kvitto verify-bundle kz.json --key-file log.vkey --since last-checkpoint.txt \\\n      \
+--witness-key 'witness.example/w1+4a5b6c7d+BA…' --quorum 1\n\n\
+Exit 0: every event proven, the history complete up to the size printed; 1: the bundle does not verify\n\
+(the reason names the event, or says fork / rollback / incomplete / witnesses)."
     )]
     VerifyBundle {
         /// The bundle file
@@ -247,6 +253,15 @@ Exit 0: every event proven; 1: the bundle does not verify (the reason names the 
         /// Use the key inside the bundle (integrity only; prints a warning)
         #[arg(long)]
         trust_embedded_key: bool,
+        /// A checkpoint of this log you already hold: fail unless the bundle's extends it
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        since: Option<PathBuf>,
+        /// A witness key you trust (cosignature/v1 vkey); repeat for several
+        #[arg(long = "witness-key", value_name = "VKEY")]
+        witness_keys: Vec<String>,
+        /// Valid cosignatures required from distinct trusted witnesses [default: 1 with witness keys]
+        #[arg(long)]
+        quorum: Option<usize>,
         /// Machine-readable result
         #[arg(long)]
         json: bool,
@@ -513,11 +528,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Erase { who, register, reason } => {
             erasure::erase(&dir, &who.controller, &who.subject, register.as_deref(), &reason).await
         }
-        Command::Export { who, checkpoint, out } => {
-            bundle::export(&dir, &who.controller, &who.subject, checkpoint, &out).await
+        Command::Export { who, checkpoint, since, out } => {
+            bundle::export(&dir, &who.controller, &who.subject, checkpoint, since.as_deref(), &out).await
         }
-        Command::VerifyBundle { file, key, key_file, trust_embedded_key, json } => {
-            bundle::verify_bundle(&file, key, key_file.as_deref(), trust_embedded_key, json)
+        Command::VerifyBundle { file, key, key_file, trust_embedded_key, since, witness_keys, quorum, json } => {
+            let held = bundle::Held { since, witness_keys, quorum };
+            bundle::verify_bundle(&file, key, key_file.as_deref(), trust_embedded_key, &held, json)
         }
         Command::Key => {
             let ledger = open(&dir).await?;

@@ -358,9 +358,10 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     assert!(key.starts_with("cli.test/ledger+") && kvitto_proof::checkpoint::parse_vkey(&key).is_ok(), "{key}");
     let signed = kvitto(&ledger, &["checkpoint"]);
     assert!(signed.status.success(), "{}", text(&signed.stderr));
-    let shown = kvitto(&ledger, &["checkpoint", "--show", "--size", "13"]);
+    // 13 events, then the subject map commitment the checkpoint covers (seq 13).
+    let shown = kvitto(&ledger, &["checkpoint", "--show", "--size", "14"]);
     assert_eq!(shown.stdout, signed.stdout, "--show prints the note exactly as stored");
-    assert!(text(&shown.stdout).starts_with("cli.test/ledger\n13\n"));
+    assert!(text(&shown.stdout).starts_with("cli.test/ledger\n14\n"));
     let o = kvitto(&ledger, &["checkpoint", "--show", "--size", "5"]);
     assert_eq!(o.status.code(), Some(2));
     let p: serde_json::Value =
@@ -369,7 +370,7 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     assert_eq!((p["leaf_index"].as_u64(), p["tree_size"].as_u64()), (Some(4), Some(13)));
     let c: serde_json::Value =
         serde_json::from_str(&text(&kvitto(&ledger, &["prove", "consistency", "--from", "6"]).stdout)).unwrap();
-    assert_eq!((c["size1"].as_u64(), c["size2"].as_u64()), (Some(6), Some(13)));
+    assert_eq!((c["size1"].as_u64(), c["size2"].as_u64()), (Some(6), Some(14)));
 
     let out = d.path().join("kz1.json");
     let o = kvitto(&ledger, &["export", "--controller", "kazoom", "--subject", "KZ-1", "--out", out.to_str().unwrap()]);
@@ -381,7 +382,7 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let t = text(&o.stdout);
     assert!(t.contains("consent_withdrawn") && t.contains("ok: 7 events of subject"), "{t}");
-    assert!(t.contains("proven against checkpoint size 13"));
+    assert!(t.contains("proven against checkpoint size 14, complete up to 13"), "{t}");
     let o = verify(&out, &[]);
     assert_eq!(o.status.code(), Some(2), "no key → refuse");
     let o = verify(&out, &["--trust-embedded-key", "--json"]);
@@ -401,7 +402,7 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     let o = verify(&bad, &["--key", &key]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("event 4 (seq 10): the readable view differs"), "{}", text(&o.stderr));
-    assert!(state(&ledger).starts_with("ok: 13 events"), "verify still passes with the checkpoint stored");
+    assert!(state(&ledger).starts_with("ok: 14 events"), "verify still passes with the checkpoint stored");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Offline verification of a subject bundle (docs/BUNDLE.md): one customer's events with
-//! inclusion proofs against a signed checkpoint. Needs the bundle and the ledger's verifier
-//! key — no network, no ledger. Every field outside `info` is checked; unknown fields are
-//! rejected.
+//! inclusion proofs against a signed checkpoint, and (v2) a proof from the subject map that
+//! they are all of the subject's events up to a tree size. Needs the bundle and the ledger's
+//! verifier key — no network, no ledger; optionally a checkpoint the verifier already holds
+//! (fork and rollback detection) and witness keys (cosignature quorum). Every field outside
+//! `info` is checked; unknown fields and duplicate keys are rejected.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use kvitto_core::json::{canonical_json, event_to_json};
+use kvitto_core::json::{canonical_json, event_to_json, parse_strict};
 use kvitto_core::{Event, EventHash, SubjectId, decode_event, event_hash, payload_commitment};
 use serde_json::{Map, Value};
 
@@ -19,7 +21,8 @@ pub const FORMAT: &str = "kvitto-bundle/2";
 /// The bundle format of tree v1 (BLAKE3 proofs), still verified.
 pub const FORMAT_V1: &str = "kvitto-bundle/1";
 
-const TOP: [&str; 7] = ["format", "origin", "verifier_key", "checkpoint", "subject_id", "events", "info"];
+const TOP: [&str; 9] =
+    ["format", "origin", "verifier_key", "checkpoint", "subject_id", "events", "completeness", "consistency", "info"];
 const ITEM: [&str; 5] = ["leaf_index", "canonical", "proof", "event", "details"];
 
 /// Why a bundle does not verify: what, and for per-event problems, which event.
@@ -36,6 +39,18 @@ pub enum BundleError {
     /// The key or the checkpoint signature.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] NoteError),
+    /// The bundle does not prove (or disproves) that it holds all of the subject's events.
+    #[error("incomplete: {0}")]
+    Incomplete(String),
+    /// The bundle's checkpoint is not an extension of the one the verifier holds.
+    #[error("fork: {0}")]
+    Fork(String),
+    /// The bundle's checkpoint is older than the one the verifier holds.
+    #[error("rollback: {0}")]
+    Rollback(String),
+    /// Too few valid witness cosignatures.
+    #[error("witnesses: {0}")]
+    Witnesses(String),
     /// One event is wrong.
     #[error("event {index} (seq {seq}): {why}")]
     Event {
@@ -73,6 +88,26 @@ pub struct VerifiedEvent {
     pub erased_by: Option<u64>,
 }
 
+/// What the verifier brings besides the bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// Which log key to trust.
+    pub trust: Trust<'a>,
+    /// A checkpoint note of this log the verifier already holds: the bundle's must extend it.
+    pub since: Option<&'a str>,
+    /// Witness keys (`cosignature/v1`) the verifier trusts.
+    pub witnesses: &'a [crate::checkpoint::WitnessKey],
+    /// Valid cosignatures required from distinct trusted witnesses.
+    pub quorum: usize,
+}
+
+impl<'a> Options<'a> {
+    /// Only a log key: no held checkpoint, no witnesses.
+    pub fn trusting(trust: Trust<'a>) -> Self {
+        Self { trust, since: None, witnesses: &[], quorum: 0 }
+    }
+}
+
 /// A bundle that verified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedBundle {
@@ -86,6 +121,13 @@ pub struct VerifiedBundle {
     pub subject: SubjectId,
     /// Its events in subject order, from subject_seq 0.
     pub events: Vec<VerifiedEvent>,
+    /// The bundle proves it holds every event of the subject among the first this-many
+    /// events of the log (`None`: a `kvitto-bundle/1`, which cannot).
+    pub complete_up_to: Option<u64>,
+    /// The held checkpoint's size the bundle's checkpoint was proven to extend.
+    pub extends: Option<u64>,
+    /// Trusted witnesses whose cosignature verified, with its timestamp.
+    pub cosigned_by: Vec<(String, u64)>,
 }
 
 fn malformed(field: impl Into<String>, why: impl Into<String>) -> BundleError {
@@ -110,9 +152,24 @@ fn hash32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Verifies a bundle document.
+fn hashes(v: Option<&Value>, field: &str) -> Result<Vec<Vec<u8>>, BundleError> {
+    v.and_then(Value::as_array)
+        .ok_or_else(|| malformed(field, "must be an array"))?
+        .iter()
+        .map(|h| h.as_str().and_then(hash32).map(|h| h.to_vec()))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| malformed(field, "must hold 64-hex-digit hashes"))
+}
+
+/// Verifies a bundle document against a log key only.
 pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, BundleError> {
-    let doc: Value = serde_json::from_str(document).map_err(|e| malformed("$", format!("not JSON: {e}")))?;
+    verify_with(document, &Options::trusting(trust))
+}
+
+/// Verifies a bundle document with everything the verifier holds.
+pub fn verify_with(document: &str, opts: &Options<'_>) -> Result<VerifiedBundle, BundleError> {
+    let trust = opts.trust;
+    let doc: Value = parse_strict(document).map_err(|e| malformed("$", format!("not strict JSON: {e}")))?;
     let top = strict(&doc, "$", &TOP)?;
     let v1 = match string(top, "$", "format")? {
         FORMAT => false,
@@ -134,7 +191,8 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
     if origin != name {
         return Err(malformed("$.origin", format!("{origin:?} is not the key's name {name:?}")));
     }
-    let cp = checkpoint::open(string(top, "$", "checkpoint")?, &name, &key)?;
+    let note = string(top, "$", "checkpoint")?;
+    let cp = checkpoint::open(note, &name, &key)?;
     if cp.origin != origin {
         return Err(malformed("$.checkpoint", "its origin is not the bundle's"));
     }
@@ -146,8 +204,8 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
         info.as_object().ok_or_else(|| malformed("$.info", "must be an object"))?;
     }
     let items = top.get("events").and_then(Value::as_array).ok_or_else(|| malformed("$.events", "must be an array"))?;
-    if items.is_empty() {
-        return Err(malformed("$.events", "no events"));
+    if items.is_empty() && (v1 || top.get("completeness").is_none()) {
+        return Err(malformed("$.events", "no events (and no proof of the subject's absence)"));
     }
     let mut events = Vec::with_capacity(items.len());
     let mut prev: Option<EventHash> = None;
@@ -185,14 +243,7 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
         if leaf_index != seq {
             return Err(fail(format!("leaf_index {leaf_index} is not the event's seq")));
         }
-        let proof = m
-            .get("proof")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed(format!("{path}.proof"), "must be an array"))?
-            .iter()
-            .map(|h| h.as_str().and_then(hash32).map(|h| h.to_vec()))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| malformed(format!("{path}.proof"), "must hold 64-hex-digit hashes"))?;
+        let proof = hashes(m.get("proof"), &format!("{path}.proof"))?;
         let included = if v1 {
             verify_inclusion::<Blake3>(seq, cp.size, &Blake3::leaf(&hash.0), &proof, &cp.root)
         } else {
@@ -242,5 +293,181 @@ pub fn verify(document: &str, trust: Trust<'_>) -> Result<VerifiedBundle, Bundle
     for e in events.iter_mut().filter(|e| e.withheld) {
         e.erased_by = erasures.covering(e.event.seq, kvitto_core::key_slot(&e.event.kind));
     }
-    Ok(VerifiedBundle { origin: origin.to_string(), size: cp.size, root: cp.root, subject, events })
+    let complete_up_to = match (v1, top.get("completeness")) {
+        (true, None) => None,
+        (true, Some(_)) => return Err(malformed("$.completeness", "not part of kvitto-bundle/1")),
+        (false, None) => {
+            return Err(BundleError::Incomplete(
+                "the bundle carries no subject map proof, so it cannot show that no event of the subject is left out"
+                    .into(),
+            ));
+        }
+        (false, Some(c)) => Some(completeness(c, &subject, &cp, &events)?),
+    };
+    let extends = match opts.since {
+        None => None,
+        Some(held) => Some(extends(held, &name, &key, &cp, top.get("consistency"), v1)?),
+    };
+    if opts.since.is_none() && top.get("consistency").is_some() {
+        // Checked only against a held checkpoint; still it must be well-formed.
+        strict(&top["consistency"], "$.consistency", &["size1", "proof"])?;
+    }
+    let mut cosigned_by = Vec::new();
+    for w in opts.witnesses {
+        match checkpoint::cosignature(note, w) {
+            Ok(Some(t)) => {
+                if !cosigned_by.iter().any(|(n, _)| n == &w.name) {
+                    cosigned_by.push((w.name.clone(), t));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(BundleError::Witnesses(format!("{}: {e}", w.name))),
+        }
+    }
+    if cosigned_by.len() < opts.quorum {
+        return Err(BundleError::Witnesses(format!(
+            "{} valid cosignature(s) from the {} trusted witness(es), {} required",
+            cosigned_by.len(),
+            opts.witnesses.len(),
+            opts.quorum
+        )));
+    }
+    Ok(VerifiedBundle {
+        origin: origin.to_string(),
+        size: cp.size,
+        root: cp.root,
+        subject,
+        events,
+        complete_up_to,
+        extends,
+        cosigned_by,
+    })
+}
+
+/// Checks the subject map proof (FORMAT.md §7): a `subject_map_committed` event proven in the
+/// checkpoint, and the subject's entry (or absence) under its root. Returns the tree size up
+/// to which the bundle holds every event of the subject.
+fn completeness(
+    c: &Value,
+    subject: &SubjectId,
+    cp: &checkpoint::Checkpoint,
+    events: &[VerifiedEvent],
+) -> Result<u64, BundleError> {
+    use crate::map::{MapEntry, MapProof, Terminal};
+    let m = strict(c, "$.completeness", &["commitment", "map_proof"])?;
+    let cm = strict(m.get("commitment").unwrap_or(&Value::Null), "$.completeness.commitment", &["leaf_index", "canonical", "proof"])?;
+    let path = "$.completeness.commitment";
+    let bytes = B64
+        .decode(string(cm, path, "canonical")?)
+        .map_err(|e| malformed(format!("{path}.canonical"), format!("not base64: {e}")))?;
+    let event = decode_event(&bytes).map_err(|e| malformed(format!("{path}.canonical"), format!("does not decode: {e}")))?;
+    let kvitto_core::EventKind::SubjectMapCommitted { tree_size, map_root, .. } = event.kind else {
+        return Err(malformed(format!("{path}.canonical"), "is not a subject_map_committed event"));
+    };
+    let leaf_index = cm.get("leaf_index").and_then(Value::as_u64);
+    if leaf_index != Some(event.seq) {
+        return Err(malformed(format!("{path}.leaf_index"), "must be the commitment event's seq"));
+    }
+    if tree_size > event.seq {
+        return Err(malformed(format!("{path}.canonical"), "commits to events after itself"));
+    }
+    let proof = hashes(cm.get("proof"), &format!("{path}.proof"))?;
+    verify_inclusion::<LogHash>(event.seq, cp.size, &LogHash::leaf(&event_hash(&bytes).0), &proof, &cp.root)
+        .map_err(|e| BundleError::Incomplete(format!("the subject map commitment (seq {}) is not in the checkpoint: {e}", event.seq)))?;
+    let mp = strict(m.get("map_proof").unwrap_or(&Value::Null), "$.completeness.map_proof", &["siblings", "terminal"])?;
+    let siblings = hashes(mp.get("siblings"), "$.completeness.map_proof.siblings")?
+        .into_iter()
+        .map(|h| <[u8; 32]>::try_from(h.as_slice()).unwrap_or([0; 32]))
+        .collect();
+    let terminal = match mp.get("terminal") {
+        Some(Value::String(s)) if s == "empty" => Terminal::Empty,
+        Some(t @ Value::Object(_)) => {
+            let tp = "$.completeness.map_proof.terminal";
+            let t = strict(t, tp, &["key", "count", "head"])?;
+            let key = string(t, tp, "key")?;
+            let mut k = [0u8; 16];
+            hex::decode_to_slice(key, &mut k)
+                .ok()
+                .filter(|_| !key.bytes().any(|b| b.is_ascii_uppercase()))
+                .ok_or_else(|| malformed(format!("{tp}.key"), "must be 32 lowercase hex digits"))?;
+            let count =
+                t.get("count").and_then(Value::as_u64).ok_or_else(|| malformed(format!("{tp}.count"), "must be an unsigned integer"))?;
+            let head = hash32(string(t, tp, "head")?).ok_or_else(|| malformed(format!("{tp}.head"), "must be 64 hex digits"))?;
+            Terminal::Leaf(k, MapEntry { count, head })
+        }
+        _ => return Err(malformed("$.completeness.map_proof.terminal", "must be \"empty\" or a leaf object")),
+    };
+    let entry = crate::map::verify(&map_root.0, &subject.0, &MapProof { siblings, terminal })
+        .map_err(|e| BundleError::Incomplete(format!("subject map proof: {e}")))?;
+    let expected = entry.map_or(0, |e| e.count);
+    let held = events.iter().take_while(|e| e.event.seq < tree_size).count() as u64;
+    if held != expected {
+        return Err(BundleError::Incomplete(format!(
+            "the subject map committed at seq {} says the subject has {expected} event(s) among the first {tree_size}; \
+             the bundle holds {held} of them",
+            event.seq
+        )));
+    }
+    if let Some(e) = entry
+        && held.checked_sub(1).and_then(|i| events.get(i as usize)).map(|v| v.hash.0) != Some(e.head)
+    {
+        return Err(BundleError::Incomplete(format!(
+            "the subject's last event among the first {tree_size} is not the bundle's event {}",
+            held - 1
+        )));
+    }
+    Ok(tree_size)
+}
+
+/// Checks that the bundle's checkpoint extends a checkpoint the verifier holds (same log key).
+fn extends(
+    held: &str,
+    name: &str,
+    key: &ed25519_dalek::VerifyingKey,
+    cp: &checkpoint::Checkpoint,
+    consistency: Option<&Value>,
+    v1: bool,
+) -> Result<u64, BundleError> {
+    let old = checkpoint::open(held, name, key)
+        .map_err(|e| malformed("--since", format!("the held checkpoint does not verify with the log key: {e}")))?;
+    if old.origin != cp.origin {
+        return Err(malformed("--since", format!("the held checkpoint is of log {:?}", old.origin)));
+    }
+    if old.size > cp.size {
+        return Err(BundleError::Rollback(format!(
+            "the bundle's checkpoint (size {}) is older than the one you hold (size {}): the log was rolled back, \
+             or this is an old bundle",
+            cp.size, old.size
+        )));
+    }
+    if old.size == cp.size {
+        return if old.root == cp.root {
+            Ok(old.size)
+        } else {
+            Err(BundleError::Fork(format!(
+                "the bundle's checkpoint and the one you hold both have size {} but different roots: two histories",
+                cp.size
+            )))
+        };
+    }
+    let c = consistency.ok_or_else(|| {
+        malformed("$.consistency", format!("missing: export the bundle with --since a checkpoint of size {}", old.size))
+    })?;
+    let c = strict(c, "$.consistency", &["size1", "proof"])?;
+    if c.get("size1").and_then(Value::as_u64) != Some(old.size) {
+        return Err(malformed("$.consistency.size1", format!("proves from another size than the held {}", old.size)));
+    }
+    let proof = hashes(c.get("proof"), "$.consistency.proof")?;
+    let checked = if v1 {
+        crate::merkle::verify_consistency::<Blake3>(old.size, cp.size, &proof, &old.root, &cp.root)
+    } else {
+        crate::merkle::verify_consistency::<LogHash>(old.size, cp.size, &proof, &old.root, &cp.root)
+    };
+    checked.map_err(|e| {
+        BundleError::Fork(format!(
+            "the bundle's tree (size {}) does not extend the checkpoint you hold (size {}): {e}",
+            cp.size, old.size
+        ))
+    })?;
+    Ok(old.size)
 }

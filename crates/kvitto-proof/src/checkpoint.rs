@@ -213,3 +213,134 @@ mod tests {
         assert!(parse_vkey(&v.replacen("kvitto.test/log", "kvitto.test/lag", 1)).is_err());
     }
 }
+
+/// Signature type byte of an Ed25519 `cosignature/v1` key (C2SP tlog-cosignature).
+const COSIGNATURE_V1: u8 = 0x04;
+
+/// A witness key: its name and Ed25519 key, for `cosignature/v1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    /// Key name (usually a schema-less URL of the witness).
+    pub name: String,
+    /// Public key.
+    pub key: VerifyingKey,
+}
+
+fn cosig_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut h = sha2::Sha256::new();
+    h.update(name.as_bytes());
+    h.update([0x0a, COSIGNATURE_V1]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+impl WitnessKey {
+    /// Parses a witness verifier key: `<name>+<hex key id>+<base64(0x04 ‖ key)>`.
+    pub fn parse(s: &str) -> Result<Self, NoteError> {
+        let mut parts = s.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(NoteError::BadKey("expected <name>+<hex id>+<base64 key>".into()));
+        };
+        check_name(name)?;
+        let raw = B64.decode(key).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
+        if raw.len() != 33 || raw[0] != COSIGNATURE_V1 {
+            return Err(NoteError::BadKey("not an Ed25519 cosignature/v1 key (0x04 ‖ 32 bytes)".into()));
+        }
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(&raw[1..]);
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|e| NoteError::BadKey(e.to_string()))?;
+        if id != hex_id(&cosig_key_id(name, &key)) {
+            return Err(NoteError::BadKey("key id does not match the name and key".into()));
+        }
+        Ok(Self { name: name.to_string(), key })
+    }
+
+    /// The verifier key string.
+    pub fn vkey(&self) -> String {
+        let mut raw = vec![COSIGNATURE_V1];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!("{}+{}+{}", self.name, hex_id(&cosig_key_id(&self.name, &self.key)), B64.encode(raw))
+    }
+}
+
+/// The message a `cosignature/v1` signs: `cosignature/v1\ntime <t>\n` then the note body.
+pub fn cosignature_message(body: &str, timestamp: u64) -> String {
+    format!("cosignature/v1\ntime {timestamp}\n{body}")
+}
+
+/// A `cosignature/v1` signature line over a checkpoint body (what a witness returns).
+pub fn cosign(body: &str, name: &str, key: &SigningKey, timestamp: u64) -> String {
+    let sig = key.sign(cosignature_message(body, timestamp).as_bytes());
+    let mut raw = cosig_key_id(name, &key.verifying_key()).to_vec();
+    raw.extend_from_slice(&timestamp.to_be_bytes());
+    raw.extend_from_slice(&sig.to_bytes());
+    format!("\u{2014} {name} {}\n", B64.encode(raw))
+}
+
+/// The body of a note (through the blank line's first newline) and its signature lines.
+pub fn split_note(note: &str) -> Result<(&str, Vec<&str>), NoteError> {
+    let split = note.rfind("\n\n").ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
+    let sigs = &note[split + 2..];
+    if !sigs.ends_with('\n') {
+        return Err(NoteError::Malformed("signature block must end with a newline".into()));
+    }
+    Ok((&note[..split + 1], sigs.trim_end_matches('\n').split('\n').collect()))
+}
+
+/// The timestamp of a valid cosignature by `witness` on the note, `None` when it carries
+/// none; a line with the witness's name and key id whose signature fails is an error.
+pub fn cosignature(note: &str, witness: &WitnessKey) -> Result<Option<u64>, NoteError> {
+    let (body, lines) = split_note(note)?;
+    let want = cosig_key_id(&witness.name, &witness.key);
+    let mut found = None;
+    for line in lines {
+        let Some((name, b64)) = line.strip_prefix("\u{2014} ").and_then(|r| r.split_once(' ')) else {
+            return Err(NoteError::Malformed(format!("bad signature line {line:?}")));
+        };
+        let Ok(raw) = B64.decode(b64) else { continue };
+        if name != witness.name || raw.len() < 4 || raw[..4] != want {
+            continue;
+        }
+        let bad = || NoteError::BadSignature(witness.name.clone());
+        if raw.len() != 4 + 8 + 64 {
+            return Err(bad());
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&raw[4..12]);
+        let timestamp = u64::from_be_bytes(t);
+        if timestamp > i64::MAX as u64 {
+            return Err(bad());
+        }
+        let sig = Signature::from_slice(&raw[12..]).map_err(|_| bad())?;
+        witness.key.verify_strict(cosignature_message(body, timestamp).as_bytes(), &sig).map_err(|_| bad())?;
+        found = Some(found.map_or(timestamp, |f: u64| f.max(timestamp)));
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod cosignature_tests {
+    use super::*;
+
+    #[test]
+    fn cosignatures_verify_and_forgeries_fail() {
+        let log = SigningKey::from_bytes(&[7; 32]);
+        let note = sign(&TreeHead { origin: "kvitto.test/log", size: 5, root: [1; 32] }, &log).unwrap();
+        let w = SigningKey::from_bytes(&[9; 32]);
+        let wk = WitnessKey { name: "witness.test/w1".into(), key: w.verifying_key() };
+        assert_eq!(WitnessKey::parse(&wk.vkey()).unwrap(), wk);
+        assert_eq!(cosignature(&note, &wk).unwrap(), None);
+        let (body, _) = split_note(&note).unwrap();
+        let cosigned = format!("{note}{}", cosign(body, &wk.name, &w, 1_700_000_000));
+        assert_eq!(cosignature(&cosigned, &wk).unwrap(), Some(1_700_000_000));
+        // The log's own signature still verifies with the cosignature present.
+        assert!(open(&cosigned, "kvitto.test/log", &log.verifying_key()).is_ok());
+        // A cosignature over another body fails.
+        let other = sign(&TreeHead { origin: "kvitto.test/log", size: 6, root: [1; 32] }, &log).unwrap();
+        let (other_body, _) = split_note(&other).unwrap();
+        let moved = format!("{note}{}", cosign(other_body, &wk.name, &w, 1));
+        assert!(matches!(cosignature(&moved, &wk), Err(NoteError::BadSignature(_))));
+        assert!(WitnessKey::parse(&vkey("witness.test/w1", &w.verifying_key())).is_err(), "a 0x01 key is not a cosigner key");
+    }
+}

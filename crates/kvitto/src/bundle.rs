@@ -1,6 +1,9 @@
 //! Building a subject bundle (docs/BUNDLE.md); verification is `kvitto_proof::bundle`.
 
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use kvitto_core::SubjectId;
+use kvitto_proof::map::{MapProof, Terminal};
 use kvitto_core::json::event_to_json;
 use kvitto_proof::LogHash;
 use kvitto_proof::merkle::inclusion_proof;
@@ -8,21 +11,32 @@ use kvitto_store::Store;
 use serde_json::{Value, json};
 
 use crate::read::{Opened, open_details};
+use crate::submap::Commitment;
 use crate::tree::StoredTree;
 use crate::{LedgerEvent, ReadError};
 
-pub(crate) fn export(
-    store: &Store,
-    origin: &str,
-    vkey: &str,
-    size: u64,
-    note: &str,
-    controller: &str,
-    history: &[LedgerEvent],
-) -> Result<Value, ReadError> {
-    let Some(subject) = history.first().and_then(|e| e.event.subject).map(|l| l.subject) else {
-        return Err(ReadError::UnknownSubject { controller: controller.to_string() });
-    };
+/// What a bundle is made of besides the subject's events.
+pub(crate) struct Parts<'a> {
+    pub origin: &'a str,
+    pub vkey: &'a str,
+    /// Checkpoint size.
+    pub size: u64,
+    pub note: &'a str,
+    pub controller: &'a str,
+    pub subject: SubjectId,
+    /// The subject map commitment inside the checkpoint.
+    pub commitment: Commitment,
+    pub map_proof: &'a MapProof,
+    /// A consistency proof from this size (a checkpoint the recipient holds).
+    pub since: Option<u64>,
+}
+
+fn hexes(hs: &[[u8; 32]]) -> Vec<String> {
+    hs.iter().map(hex::encode).collect()
+}
+
+pub(crate) fn export(store: &Store, parts: &Parts<'_>, history: &[LedgerEvent]) -> Result<Value, ReadError> {
+    let (size, subject) = (parts.size, parts.subject);
     let keys = store.vault().get(&subject);
     let erasures = kvitto_core::Erasures::new(
         history
@@ -34,20 +48,13 @@ pub(crate) fn export(
             .collect(),
     );
     let covered: Vec<&LedgerEvent> = history.iter().filter(|e| e.event.seq < size).collect();
-    if covered.is_empty() {
-        return Err(ReadError::BadQuery {
-            field: "checkpoint",
-            message: format!("the subject has no events within the checkpoint of size {size}; sign a newer one"),
-        });
-    }
     let mut events = Vec::with_capacity(covered.len());
     for e in &covered {
         let seq = e.event.seq;
         let record = store
             .record(seq)?
             .ok_or_else(|| ReadError::Corrupt { at: format!("seq {seq}"), what: "missing".into() })?;
-        let proof = inclusion_proof::<LogHash>(&StoredTree(store), seq, size)
-            .map_err(|err| ReadError::Storage(err.to_string()))?;
+        let proof = prove(store, seq, size)?;
         let mut view = event_to_json(&e.event);
         view.insert("hash".into(), Value::String(e.hash.to_hex()));
         // Disclose details with their salt when the key still exists and they match.
@@ -59,24 +66,51 @@ pub(crate) fn export(
             };
         events.push(json!({
             "leaf_index": seq,
-            "canonical": base64::engine::general_purpose::STANDARD.encode(&record.canonical),
-            "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            "canonical": B64.encode(&record.canonical),
+            "proof": hexes(&proof),
             "event": view,
             "details": details,
         }));
     }
-    Ok(json!({
+    let c = parts.commitment;
+    let commitment = store
+        .record(c.seq)?
+        .ok_or_else(|| ReadError::Corrupt { at: format!("seq {}", c.seq), what: "missing".into() })?;
+    let terminal = match parts.map_proof.terminal {
+        Terminal::Empty => json!("empty"),
+        Terminal::Leaf(k, e) => json!({"key": hex::encode(k), "count": e.count, "head": hex::encode(e.head)}),
+    };
+    let mut doc = json!({
         "format": kvitto_proof::bundle::FORMAT,
-        "origin": origin,
-        "verifier_key": vkey,
-        "checkpoint": note,
+        "origin": parts.origin,
+        "verifier_key": parts.vkey,
+        "checkpoint": parts.note,
         "subject_id": subject.to_hex(),
         "events": events,
+        "completeness": {
+            "commitment": {
+                "leaf_index": c.seq,
+                "canonical": B64.encode(&commitment.canonical),
+                "proof": hexes(&prove(store, c.seq, size)?),
+            },
+            "map_proof": {"siblings": hexes(&parts.map_proof.siblings), "terminal": terminal},
+        },
         "info": {
             "exported_at": kvitto_core::Timestamp::now().to_rfc3339(),
             "tool": concat!("kvitto ", env!("CARGO_PKG_VERSION")),
-            "controller": controller,
+            "controller": parts.controller,
+            "complete_up_to": c.tree_size,
             "events_after_checkpoint": history.len() - covered.len(),
         },
-    }))
+    });
+    if let Some(size1) = parts.since {
+        let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&StoredTree(store), size1, size)
+            .map_err(|err| ReadError::Storage(err.to_string()))?;
+        doc["consistency"] = json!({"size1": size1, "proof": hexes(&proof)});
+    }
+    Ok(doc)
+}
+
+fn prove(store: &Store, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
+    inclusion_proof::<LogHash>(&StoredTree(store), seq, size).map_err(|err| ReadError::Storage(err.to_string()))
 }

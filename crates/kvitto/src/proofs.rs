@@ -277,12 +277,16 @@ impl Ledger {
 
     /// Exports one customer's events as a bundle (docs/BUNDLE.md) proven against a stored
     /// checkpoint: `checkpoint_size`, or the latest. Events after that checkpoint are left out
-    /// (counted in `info`).
+    /// (counted in `info`). The bundle proves, through the newest subject map commitment in
+    /// the checkpoint, that it holds every event of the customer up to the commitment's tree
+    /// size; a customer without events gets a bundle proving that absence. With `since` (a
+    /// checkpoint note the recipient holds) it adds a consistency proof from that checkpoint.
     pub async fn export_bundle(
         &self,
         controller: &str,
         subject_ref: &str,
         checkpoint_size: Option<u64>,
+        since: Option<&str>,
     ) -> Result<serde_json::Value, ReadError> {
         let (size, note) = self.checkpoint_note(checkpoint_size)?.ok_or_else(|| ReadError::BadQuery {
             field: "checkpoint",
@@ -292,11 +296,70 @@ impl Ledger {
             },
         })?;
         self.indexed(size).await?;
-        let history = self.history(controller, subject_ref).await?;
+        let (_, subject) = self.subject_of(controller, subject_ref)?;
+        let history = match self.history(controller, subject_ref).await {
+            Ok(h) => h,
+            Err(ReadError::UnknownSubject { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let since_size = match since {
+            None => None,
+            Some(held) => Some(self.held_checkpoint(held, size).await?),
+        };
         let vkey = self.verifier_key()?;
+        let mut guard = self.inner.submap.lock().await;
+        let mut state = self.map_state(&mut guard).await?;
         let inner = self.inner.clone();
         let controller = controller.to_string();
-        blocking(move || bundle::export(&inner.store, &inner.info.origin, &vkey, size, &note, &controller, &history))
-            .await
+        let (state, bundle) = blocking(move || {
+            let r = (|| {
+                let c = state.commitment_within(size).ok_or_else(|| ReadError::BadQuery {
+                    field: "checkpoint",
+                    message: format!(
+                        "the checkpoint of size {size} covers no subject map commitment (signed before they existed); \
+                         sign a new one with `kvitto checkpoint`"
+                    ),
+                })?;
+                let map_proof = state.prove(&inner.store, c, &subject.0)?;
+                let parts = bundle::Parts {
+                    origin: &inner.info.origin,
+                    vkey: &vkey,
+                    size,
+                    note: &note,
+                    controller: &controller,
+                    subject,
+                    commitment: c,
+                    map_proof: &map_proof,
+                    since: since_size,
+                };
+                bundle::export(&inner.store, &parts, &history)
+            })();
+            Ok((state, r))
+        })
+        .await?;
+        *guard = Some(state);
+        bundle
+    }
+
+    /// Checks a checkpoint the recipient holds against this ledger before proving from it.
+    async fn held_checkpoint(&self, held: &str, size: u64) -> Result<u64, ReadError> {
+        let key = self.signing_key()?.verifying_key();
+        let bad = |message: String| ReadError::BadQuery { field: "since", message };
+        let old = kvitto_proof::checkpoint::open(held, self.origin(), &key)
+            .map_err(|e| bad(format!("the held checkpoint does not verify with this ledger's key: {e}")))?;
+        if old.size > size {
+            return Err(bad(format!(
+                "the held checkpoint (size {}) is newer than the one exported (size {size}); export a newer one",
+                old.size
+            )));
+        }
+        if self.root(old.size).await?.0 != old.root {
+            return Err(bad(format!(
+                "the held checkpoint of size {} has a root this ledger's events do not give: it is from another \
+                 history (a fork), or this ledger was rewritten",
+                old.size
+            )));
+        }
+        Ok(old.size)
     }
 }

@@ -170,6 +170,14 @@ fn check_stream(
     let mut next_legacy = legacy.iter().peekable();
     let mut checkpoint_failure = None;
     let mut previous: Option<(u64, [u8; 32])> = None;
+    // The subject map, recomputed from the events: each commitment's root must be the root of
+    // the map over the first `tree_size` events (subject updates wait in `map_pending` until a
+    // commitment says how far they count).
+    let mut map = kvitto_proof::map::SubjectMap::new();
+    let mut map_pending: std::collections::VecDeque<(u64, kvitto_proof::map::Key, kvitto_proof::map::MapEntry)> =
+        Default::default();
+    let mut map_failure = None;
+    let mut last_commitment: Option<u64> = None;
     let mut failure = None;
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
@@ -249,6 +257,26 @@ fn check_stream(
         }
         if let (Some(link), kvitto_core::EventKind::DataErased { register, .. }) = (&event.subject, &event.kind) {
             seen_erasures.entry(link.subject).or_default().push((event.seq, register.clone()));
+        }
+        if let Some(link) = event.subject {
+            map_pending.push_back((
+                event.seq,
+                link.subject.0,
+                kvitto_proof::map::MapEntry { count: link.subject_seq + 1, head: hash.0 },
+            ));
+        }
+        if let kvitto_core::EventKind::SubjectMapCommitted { tree_size, subjects, map_root } = &event.kind
+            && map_failure.is_none()
+        {
+            map_failure = check_commitment(
+                event.seq,
+                *tree_size,
+                *subjects,
+                &map_root.0,
+                &mut map,
+                &mut map_pending,
+                &mut last_commitment,
+            );
         }
         if vault_failure.is_none()
             && let Some(sealed) = &record.sealed
@@ -436,7 +464,7 @@ fn check_stream(
             reason: format!("checkpoint of size {size} is beyond the {} events of the log", cv.count()),
         });
     }
-    let r = report(&cv, failure.or(checkpoint_failure).or(vault_failure).or(index_failure));
+    let r = report(&cv, failure.or(checkpoint_failure).or(map_failure).or(vault_failure).or(index_failure));
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
 }
@@ -490,6 +518,47 @@ fn check_checkpoint(
         }
     }
     *previous = Some((size, root));
+    None
+}
+
+/// One `subject_map_committed` at `seq`: it covers events before itself, never fewer than the
+/// previous one, and its root and subject count are those of the map the events give.
+fn check_commitment(
+    seq: u64,
+    tree_size: u64,
+    subjects: u64,
+    root: &[u8; 32],
+    map: &mut kvitto_proof::map::SubjectMap,
+    pending: &mut std::collections::VecDeque<(u64, kvitto_proof::map::Key, kvitto_proof::map::MapEntry)>,
+    last: &mut Option<u64>,
+) -> Option<VerifyFailure> {
+    if tree_size > seq {
+        return Some(at(seq, format!("subject map commitment covers {tree_size} events, more than precede it")));
+    }
+    if let Some(prev) = *last
+        && tree_size < prev
+    {
+        return Some(at(seq, format!("subject map commitment of {tree_size} events goes back from {prev}")));
+    }
+    *last = Some(tree_size);
+    while pending.front().is_some_and(|(s, _, _)| *s < tree_size) {
+        if let Some((_, k, e)) = pending.pop_front() {
+            map.insert(k, e);
+        }
+    }
+    let recomputed = map.root();
+    if &recomputed != root || map.len() != subjects {
+        return Some(at(
+            seq,
+            format!(
+                "subject map commitment over {tree_size} events says root {} for {subjects} subjects; the events give \
+                 {} for {}",
+                EventHash(*root),
+                EventHash(recomputed),
+                map.len()
+            ),
+        ));
+    }
     None
 }
 
