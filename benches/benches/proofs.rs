@@ -45,8 +45,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("bundle_export/100_events", |b| {
         b.iter(|| rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None, None)).expect("export"))
     });
-    let text = serde_json::to_string(&rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None, None)).expect("export"))
-        .expect("json");
+    let text =
+        serde_json::to_string(&rt.block_on(ledger.export_bundle("kazoom", "KZ-BENCH", None, None)).expect("export"))
+            .expect("json");
     eprintln!("bundle of 100 events: {} KiB", text.len() / 1024);
     g.bench_function("bundle_verify/100_events", |b| {
         b.iter(|| kvitto_proof::bundle::verify(&text, kvitto_proof::bundle::Trust::Key(&key)).expect("verify"))

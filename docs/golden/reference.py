@@ -148,4 +148,24 @@ bad = [p for p in tree["inclusion"] if [h.hex() for h in path(p["index"], leaves
 bad += [p for p in tree["consistency"] if [h.hex() for h in (subproof(p["size1"], leaves[:p["size2"]], True) if p["size1"] < p["size2"] else [])] != p["proof"]]
 failures += len(bad)
 print(("ok  " if not bad else "FAIL"), len(tree["inclusion"]), "inclusion and", len(tree["consistency"]), "consistency proofs", bad[:1])
+# §7 subject map: root of the entries from the definition, and each proof walked back up.
+def bit(k, d): return (k[d // 8] >> (7 - d % 8)) & 1
+def mleaf(k, c, h): return sha(b"\x02" + k + struct.pack(">Q", c) + h)
+def mroot(es, d=0):
+    if not es: return bytes(32)
+    if len(es) == 1: return mleaf(*es[0])
+    return sha(b"\x03" + mroot([e for e in es if not bit(e[0], d)], d + 1) + mroot([e for e in es if bit(e[0], d)], d + 1))
+mp = json.load(open(os.path.join(here, "map.json")))
+es = [(bytes.fromhex(e["key"]), e["count"], bytes.fromhex(e["head"])) for e in mp["entries"]]
+ok = mroot(es).hex() == mp["root"] and mroot([]).hex() == mp["empty_root"]; failures += not ok
+print(("ok  " if ok else "FAIL"), "map root")
+for p in mp["proofs"]:
+    k, t = bytes.fromhex(p["key"]), p["terminal"]
+    h = bytes(32) if t == "empty" else mleaf(bytes.fromhex(t["key"]), t["count"], bytes.fromhex(t["head"]))
+    for d in reversed(range(len(p["siblings"]))):
+        s_ = bytes.fromhex(p["siblings"][d])
+        h = sha(b"\x03" + (s_ + h if bit(k, d) else h + s_))
+    present = t != "empty" and t["key"] == p["key"]
+    ok = h.hex() == mp["root"] and present == p["present"] and any(e[0] == k for e in es) == present; failures += not ok
+    print(("ok  " if ok else "FAIL"), "map proof", p["key"][:8], "present" if present else "absent")
 sys.exit(1 if failures else 0)

@@ -155,7 +155,8 @@ pub(crate) fn verify_bundle(
                     Some(n) => format!(", complete up to {n}"),
                     None => ", NOT proven complete (a kvitto-bundle/1 cannot show that no event is left out)".into(),
                 };
-                let extends = v.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
+                let extends =
+                    v.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
                 let cosigned = if v.cosigned_by.is_empty() {
                     String::new()
                 } else {

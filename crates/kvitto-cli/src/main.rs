@@ -97,9 +97,15 @@ Example:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl")]
         #[arg(long)]
         json: bool,
     },
-    /// Re-derive every hash and check both chains, the head and the indexes
-    #[command(after_help = "Prints `ok: N events, head <hex>` (exit 0) or the first bad seq and why (exit 1).")]
-    Verify,
+    /// Re-derive every hash and check both chains, the head, the indexes, the checkpoints and the subject map
+    #[command(after_help = "Examples:\n  kvitto verify\n  kvitto verify --against checkpoint-2026-11.txt   \
+also fail unless the ledger's tree contains this held checkpoint\n\n\
+Prints `ok: N events, head <hex>` (exit 0) or the first bad seq and why (exit 1).")]
+    Verify {
+        /// A checkpoint of this ledger kept outside it: catches truncation (rollback) and rewrites
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        against: Option<PathBuf>,
+    },
     /// Consent state per purpose (with its history) as of a time
     #[command(after_help = "Examples:\n  kvitto consent --controller kazoom --subject KZ-100042\n  \
 kvitto consent --controller kazoom --subject KZ-100042 --purpose product-news --at 2025-06-01 --json\n\n\
@@ -494,7 +500,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             ledger.close().await;
             Ok(())
         }
-        Command::Verify => verify(&dir).await,
+        Command::Verify { against } => verify(&dir, against.as_deref()).await,
         Command::Consent { who, purpose, when, json } => {
             let q = query::as_of(when.at, when.known_at);
             query::consent(&dir, &who.controller, &who.subject, purpose.as_deref(), q, json).await
@@ -583,7 +589,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn verify(dir: &std::path::Path) -> Result<(), Failure> {
+async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), Failure> {
+    let held = against.map(bundle::read_text).transpose()?;
     let ledger = open(dir).await?;
     let bar = if std::io::stderr().is_terminal() && ledger.len() > 200_000 {
         let bar = indicatif::ProgressBar::new(ledger.len());
@@ -597,20 +604,30 @@ async fn verify(dir: &std::path::Path) -> Result<(), Failure> {
     };
     let progress_bar = bar.clone();
     let report = ledger
-        .verify_with_progress(move |done, _| {
+        .verify_against(held.as_deref(), move |done, _| {
             if let Some(b) = &progress_bar {
                 b.set_position(done);
             }
         })
-        .await
-        .map_err(|e| Failure::storage(e.to_string()))?;
+        .await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e @ kvitto::VerifyError::Held(_)) => {
+            ledger.close().await;
+            return Err(Failure { code: 1, message: format!("verification failed: {e}") });
+        }
+        Err(e) => return Err(Failure::storage(e.to_string())),
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     ledger.close().await;
     match report.failure {
         None => {
-            say!("ok: {} events, head {}", report.count, report.head);
+            match against {
+                Some(_) => say!("ok: {} events, head {}; contains the held checkpoint", report.count, report.head),
+                None => say!("ok: {} events, head {}", report.count, report.head),
+            }
             Ok(())
         }
         Some(f) => Err(Failure { code: 1, message: format!("verification failed: {f}") }),

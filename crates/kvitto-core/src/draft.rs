@@ -142,7 +142,10 @@ impl Draft {
         let kind = EventKind::from_json(type_name, obj)
             .map_err(|(f, m)| DraftError { field: f.map(str::to_string), message: m })?;
         if kind.scope() == Scope::Ledger {
-            return Err(DraftError::field("type", format!("{type_name} is written by the ledger itself, not by callers")));
+            return Err(DraftError::field(
+                "type",
+                format!("{type_name} is written by the ledger itself, not by callers"),
+            ));
         }
         let subject = match (kind.scope(), str_field("subject")?) {
             (Scope::Subject, None) => return Err(DraftError::field("subject", format!("is required for {type_name}"))),

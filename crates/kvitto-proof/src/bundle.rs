@@ -355,12 +355,17 @@ fn completeness(
 ) -> Result<u64, BundleError> {
     use crate::map::{MapEntry, MapProof, Terminal};
     let m = strict(c, "$.completeness", &["commitment", "map_proof"])?;
-    let cm = strict(m.get("commitment").unwrap_or(&Value::Null), "$.completeness.commitment", &["leaf_index", "canonical", "proof"])?;
+    let cm = strict(
+        m.get("commitment").unwrap_or(&Value::Null),
+        "$.completeness.commitment",
+        &["leaf_index", "canonical", "proof"],
+    )?;
     let path = "$.completeness.commitment";
     let bytes = B64
         .decode(string(cm, path, "canonical")?)
         .map_err(|e| malformed(format!("{path}.canonical"), format!("not base64: {e}")))?;
-    let event = decode_event(&bytes).map_err(|e| malformed(format!("{path}.canonical"), format!("does not decode: {e}")))?;
+    let event =
+        decode_event(&bytes).map_err(|e| malformed(format!("{path}.canonical"), format!("does not decode: {e}")))?;
     let kvitto_core::EventKind::SubjectMapCommitted { tree_size, map_root, .. } = event.kind else {
         return Err(malformed(format!("{path}.canonical"), "is not a subject_map_committed event"));
     };
@@ -372,8 +377,14 @@ fn completeness(
         return Err(malformed(format!("{path}.canonical"), "commits to events after itself"));
     }
     let proof = hashes(cm.get("proof"), &format!("{path}.proof"))?;
-    verify_inclusion::<LogHash>(event.seq, cp.size, &LogHash::leaf(&event_hash(&bytes).0), &proof, &cp.root)
-        .map_err(|e| BundleError::Incomplete(format!("the subject map commitment (seq {}) is not in the checkpoint: {e}", event.seq)))?;
+    verify_inclusion::<LogHash>(event.seq, cp.size, &LogHash::leaf(&event_hash(&bytes).0), &proof, &cp.root).map_err(
+        |e| {
+            BundleError::Incomplete(format!(
+                "the subject map commitment (seq {}) is not in the checkpoint: {e}",
+                event.seq
+            ))
+        },
+    )?;
     let mp = strict(m.get("map_proof").unwrap_or(&Value::Null), "$.completeness.map_proof", &["siblings", "terminal"])?;
     let siblings = hashes(mp.get("siblings"), "$.completeness.map_proof.siblings")?
         .into_iter()
@@ -390,9 +401,12 @@ fn completeness(
                 .ok()
                 .filter(|_| !key.bytes().any(|b| b.is_ascii_uppercase()))
                 .ok_or_else(|| malformed(format!("{tp}.key"), "must be 32 lowercase hex digits"))?;
-            let count =
-                t.get("count").and_then(Value::as_u64).ok_or_else(|| malformed(format!("{tp}.count"), "must be an unsigned integer"))?;
-            let head = hash32(string(t, tp, "head")?).ok_or_else(|| malformed(format!("{tp}.head"), "must be 64 hex digits"))?;
+            let count = t
+                .get("count")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| malformed(format!("{tp}.count"), "must be an unsigned integer"))?;
+            let head = hash32(string(t, tp, "head")?)
+                .ok_or_else(|| malformed(format!("{tp}.head"), "must be 64 hex digits"))?;
             Terminal::Leaf(k, MapEntry { count, head })
         }
         _ => return Err(malformed("$.completeness.map_proof.terminal", "must be \"empty\" or a leaf object")),

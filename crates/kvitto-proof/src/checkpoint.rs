@@ -341,6 +341,9 @@ mod cosignature_tests {
         let (other_body, _) = split_note(&other).unwrap();
         let moved = format!("{note}{}", cosign(other_body, &wk.name, &w, 1));
         assert!(matches!(cosignature(&moved, &wk), Err(NoteError::BadSignature(_))));
-        assert!(WitnessKey::parse(&vkey("witness.test/w1", &w.verifying_key())).is_err(), "a 0x01 key is not a cosigner key");
+        assert!(
+            WitnessKey::parse(&vkey("witness.test/w1", &w.verifying_key())).is_err(),
+            "a 0x01 key is not a cosigner key"
+        );
     }
 }

@@ -108,6 +108,9 @@ pub const NODES_PER_PAGE: u64 = 64;
 /// `N`; an index holding only those has no `T` pages, so the open rebuilds it.
 pub const NODE_PAGE: u8 = b'T';
 
+/// One stored subject map entry: (subject, event count, head event hash).
+pub type MapEntryRec = ([u8; 16], u64, [u8; 32]);
+
 /// Prefix of stored checkpoints of tree v2 (SHA-256 roots).
 const CHECKPOINT: u8 = b'K';
 /// Prefix of checkpoints of tree v1 (BLAKE3 roots).
@@ -907,14 +910,17 @@ impl Store {
 
     /// The stored subject map snapshot: the number of events it reflects and its entries
     /// (subject → count, head hash). Derived data: `(0, [])` when none is stored.
-    pub fn map_snapshot(&self) -> Result<(u64, Vec<([u8; 16], u64, [u8; 32])>), StoreError> {
+    pub fn map_snapshot(&self) -> Result<(u64, Vec<MapEntryRec>), StoreError> {
         let size = self.submap.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "map watermark"))?;
         let mut entries = Vec::new();
         for kv in self.submap.scan_prefix([b'S']) {
             let (k, v) = kv?;
             let subject = id16(&k, "map entry key")?;
             if v.len() != 40 {
-                return Err(StoreError::Corrupt { at: format!("map entry {}", hex::encode(subject)), what: "not 40 bytes".into() });
+                return Err(StoreError::Corrupt {
+                    at: format!("map entry {}", hex::encode(subject)),
+                    what: "not 40 bytes".into(),
+                });
             }
             let count = u64_value(&v[..8], "map entry count")?;
             let mut head = [0u8; 32];
@@ -929,7 +935,7 @@ impl Store {
     /// derived data, rebuilt from the log when it does not match).
     pub fn apply_map(
         &self,
-        entries: &[([u8; 16], u64, [u8; 32])],
+        entries: &[MapEntryRec],
         size: u64,
         commitment: Option<(u64, u64, [u8; 32])>,
     ) -> Result<(), StoreError> {
@@ -959,7 +965,10 @@ impl Store {
                 let (k, v) = kv?;
                 let seq = u64_value(k.get(1..).unwrap_or_default(), "map commitment key")?;
                 if v.len() != 40 {
-                    return Err(StoreError::Corrupt { at: format!("map commitment {seq}"), what: "not 40 bytes".into() });
+                    return Err(StoreError::Corrupt {
+                        at: format!("map commitment {seq}"),
+                        what: "not 40 bytes".into(),
+                    });
                 }
                 let mut root = [0u8; 32];
                 root.copy_from_slice(&v[8..]);

@@ -133,3 +133,12 @@ pub fn remove_index_prefix(store: &Store, prefix: &[u8]) -> Result<usize, StoreE
     store.flush_all()?;
     Ok(keys.len())
 }
+
+/// Removes a stored checkpoint (tree v2) of `size`.
+pub fn remove_checkpoint(store: &Store, size: u64) -> Result<bool, StoreError> {
+    let mut key = vec![b'K'];
+    key.extend_from_slice(&size.to_be_bytes());
+    let removed = store.log_tree().remove(key)?.is_some();
+    store.flush_all()?;
+    Ok(removed)
+}

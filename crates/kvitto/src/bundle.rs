@@ -3,9 +3,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use kvitto_core::SubjectId;
-use kvitto_proof::map::{MapProof, Terminal};
 use kvitto_core::json::event_to_json;
 use kvitto_proof::LogHash;
+use kvitto_proof::map::{MapProof, Terminal};
 use kvitto_proof::merkle::inclusion_proof;
 use kvitto_store::Store;
 use serde_json::{Value, json};

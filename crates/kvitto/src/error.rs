@@ -179,4 +179,7 @@ pub enum VerifyError {
     /// Storage failed while reading.
     #[error("storage: {0}")]
     Storage(String),
+    /// The checkpoint given to check against is not one of this ledger's.
+    #[error("held checkpoint: {0}")]
+    Held(String),
 }

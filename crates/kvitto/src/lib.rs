@@ -493,6 +493,31 @@ impl Ledger {
         &self,
         progress: impl FnMut(u64, u64) + Send + 'static,
     ) -> Result<VerifyReport, VerifyError> {
+        self.verify_against(None, progress).await
+    }
+
+    /// The auditor's full check, plus — with `held`, a checkpoint note of this ledger kept
+    /// outside it — that the ledger's tree contains the held one: the first `size` events
+    /// must give its root. A truncation (rollback) or a rewrite of history under a checkpoint
+    /// anyone kept is then caught even when every stored record, head and `acked` was redone.
+    pub async fn verify_against(
+        &self,
+        held: Option<&str>,
+        progress: impl FnMut(u64, u64) + Send + 'static,
+    ) -> Result<VerifyReport, VerifyError> {
+        let held = match held {
+            None => None,
+            Some(note) => {
+                let key = self.signing_key().map_err(|e| VerifyError::Storage(e.to_string()))?.verifying_key();
+                let c = kvitto_proof::checkpoint::open(note, self.origin(), &key).map_err(|e| {
+                    VerifyError::Held(format!(
+                        "the held checkpoint does not verify with this ledger's key ({e}); a replaced key is itself a \
+                         finding"
+                    ))
+                })?;
+                Some((c.size, c.root))
+            }
+        };
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _span = tracing::info_span!("verify").entered();
@@ -530,7 +555,7 @@ impl Ledger {
             // finding about the store, not a crash of verify.
             let started = std::time::Instant::now();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, progress)
+                verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, held, progress)
             }))
             .unwrap_or_else(|panic| {
                 // A store sled cannot read takes no appends, and is not flushed on close.

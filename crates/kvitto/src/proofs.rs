@@ -181,7 +181,7 @@ impl Ledger {
         .await
     }
 
-    fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, ReadError> {
+    pub(crate) fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, ReadError> {
         let seed = self.inner.store.signing_seed()?.ok_or_else(|| ReadError::BadQuery {
             field: "ledger",
             message: "this ledger has no checkpoint key (checkpoint.key); it predates signed checkpoints".into(),

@@ -105,11 +105,8 @@ impl MapState {
     /// Records an appended commitment and writes the snapshot with it.
     pub fn committed(&mut self, store: &Store, seq: u64) -> Result<(), StoreError> {
         let c = Commitment { seq, tree_size: self.size, root: self.map.root() };
-        let entries: Vec<([u8; 16], u64, [u8; 32])> = self
-            .dirty
-            .iter()
-            .filter_map(|k| self.map.get(k).map(|e| (*k, e.count, e.head)))
-            .collect();
+        let entries: Vec<([u8; 16], u64, [u8; 32])> =
+            self.dirty.iter().filter_map(|k| self.map.get(k).map(|e| (*k, e.count, e.head))).collect();
         store.apply_map(&entries, self.size, Some((c.seq, c.tree_size, c.root)))?;
         self.dirty.clear();
         self.commitments.push(c);

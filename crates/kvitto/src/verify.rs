@@ -73,6 +73,7 @@ pub(crate) fn verify_store(
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
     final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
+    held: Option<(u64, [u8; 32])>,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     // Three threads: one reads chunks and decodes and hashes every event (the bulk of the
@@ -117,7 +118,8 @@ pub(crate) fn verify_store(
             let _ = itx.send(batch);
         });
         let index = irx.into_iter().flatten();
-        check_stream(store, origin, erasures, final_erasures, progress, rx.into_iter().flatten().peekable(), index)
+        let records = rx.into_iter().flatten().peekable();
+        check_stream(store, origin, erasures, final_erasures, held, progress, records, index)
     })
 }
 
@@ -142,6 +144,7 @@ fn check_stream(
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
     final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
+    held: Option<(u64, [u8; 32])>,
     mut progress: impl FnMut(u64, u64),
     mut records: std::iter::Peekable<impl Iterator<Item = Prepared>>,
     index: impl Iterator<Item = IndexItem>,
@@ -178,6 +181,7 @@ fn check_stream(
         Default::default();
     let mut map_failure = None;
     let mut last_commitment: Option<u64> = None;
+    let mut held_failure = None;
     let mut failure = None;
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
@@ -333,6 +337,21 @@ fn check_stream(
         }
         completed.clear();
         frontier.push_leaf(leaf, &mut completed);
+        if let Some((size, root)) = held
+            && size == frontier.size()
+            && held_failure.is_none()
+            && frontier.root() != root
+        {
+            held_failure = Some(at(
+                size - 1,
+                format!(
+                    "fork or rewrite: the ledger's first {size} events give root {}, the held checkpoint of size \
+                     {size} says {}",
+                    EventHash(frontier.root()),
+                    EventHash(root)
+                ),
+            ));
+        }
         while let Some((size, note)) = next_checkpoint.peek() {
             if *size != frontier.size() {
                 break;
@@ -464,7 +483,22 @@ fn check_stream(
             reason: format!("checkpoint of size {size} is beyond the {} events of the log", cv.count()),
         });
     }
-    let r = report(&cv, failure.or(checkpoint_failure).or(map_failure).or(vault_failure).or(index_failure));
+    if let Some((size, _)) = held
+        && cv.count() < size
+        && failure.is_none()
+    {
+        held_failure = Some(VerifyFailure {
+            seq: None,
+            reason: format!(
+                "rollback: the ledger holds {} events, but the held checkpoint proves {size} existed",
+                cv.count()
+            ),
+        });
+    }
+    let r = report(
+        &cv,
+        held_failure.or(failure).or(checkpoint_failure).or(map_failure).or(vault_failure).or(index_failure),
+    );
     tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
 }
