@@ -206,6 +206,8 @@ impl Ledger {
                 message: "the ledger is empty: nothing to checkpoint".into(),
             });
         }
+        // Before anything is appended: a ledger that cannot sign commits nothing.
+        let signing_key = self.signing_key()?;
         let mut guard = self.inner.submap.lock().await;
         let mut state = self.map_state(&mut guard).await?;
         let len = self.len();
@@ -240,7 +242,7 @@ impl Ledger {
         let root = self.root(size).await?;
         let note = kvitto_proof::checkpoint::sign(
             &kvitto_proof::checkpoint::TreeHead { origin: self.origin(), size, root: root.0 },
-            &self.signing_key()?,
+            &signing_key,
         )
         .map_err(|e| ReadError::BadQuery { field: "origin", message: e.to_string() })?;
         let inner = self.inner.clone();
