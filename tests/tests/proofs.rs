@@ -102,18 +102,19 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     for i in 0..20 {
         ledger.append(consent("kazoom", &format!("c{}", i % 4), "product-news")).await.unwrap();
     }
-    let note20 = ledger.checkpoint().await.unwrap();
+    // 20 events and the subject map commitment the checkpoint covers.
+    let note21 = ledger.checkpoint().await.unwrap();
     for i in 0..13 {
         ledger.append(consent("kazoom", &format!("c{}", i % 4), "newsletter")).await.unwrap();
     }
-    let note33 = ledger.checkpoint().await.unwrap();
+    let note35 = ledger.checkpoint().await.unwrap();
     let vkey = ledger.verifier_key().unwrap();
     let (name, key) = kvitto_proof::checkpoint::parse_vkey(&vkey).unwrap();
     assert_eq!(name, "test.kvitto/ledger");
-    let c = kvitto_proof::checkpoint::open(&note33, &name, &key).unwrap();
-    assert_eq!((c.size, c.root), (33, ledger.root(33).await.unwrap().0));
-    assert_eq!(ledger.checkpoint_note(Some(20)).unwrap().unwrap().1, note20);
-    assert_eq!(ledger.checkpoint_note(None).unwrap().unwrap(), (33, note33.clone()));
+    let c = kvitto_proof::checkpoint::open(&note35, &name, &key).unwrap();
+    assert_eq!((c.size, c.root), (35, ledger.root(35).await.unwrap().0));
+    assert_eq!(ledger.checkpoint_note(Some(21)).unwrap().unwrap().1, note21);
+    assert_eq!(ledger.checkpoint_note(None).unwrap().unwrap(), (35, note35.clone()));
     assert!(ledger.verify().await.unwrap().is_ok());
     ledger.close().await;
 
@@ -121,28 +122,28 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     let forged = {
         let other = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
         kvitto_proof::checkpoint::sign(
-            &kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 20, root: [1; 32] },
+            &kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 21, root: [1; 32] },
             &other,
         )
         .unwrap()
     };
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &forged).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 21, &forged).unwrap();
     }
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("forged checkpoint");
-    assert!(f.reason.contains("checkpoint of size 20") && f.reason.contains("no signature"), "{f}");
+    assert!(f.reason.contains("checkpoint of size 21") && f.reason.contains("no signature"), "{f}");
     ledger.close().await;
 
     // A genuine note put under the wrong size.
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &note33).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 21, &note35).unwrap();
     }
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("misfiled checkpoint");
-    assert!(f.reason.contains("the note says size 33"), "{f}");
+    assert!(f.reason.contains("the note says size 35"), "{f}");
     ledger.close().await;
 
     // Validly signed with the ledger's own key but for other events (as when history under
@@ -150,8 +151,8 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
-        let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 20, root: [2; 32] };
-        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &kvitto_proof::checkpoint::sign(&head, &own).unwrap())
+        let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 21, root: [2; 32] };
+        kvitto_store::tamper::put_checkpoint_raw(&store, 21, &kvitto_proof::checkpoint::sign(&head, &own).unwrap())
             .unwrap();
     }
     let ledger = reopen(&path).await;
@@ -162,7 +163,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     // Restored, the ledger verifies again.
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        kvitto_store::tamper::put_checkpoint_raw(&store, 20, &note20).unwrap();
+        kvitto_store::tamper::put_checkpoint_raw(&store, 21, &note21).unwrap();
     }
     assert!(reopen(&path).await.verify().await.unwrap().is_ok());
 }
@@ -198,7 +199,8 @@ async fn ledger_from_tree_v1_migrates() {
     assert!(ledger.checkpoint_note(None).unwrap().is_none(), "old checkpoints are not served as v2 ones");
     let note = ledger.checkpoint().await.unwrap();
     let (name, key) = kvitto_proof::checkpoint::parse_vkey(&ledger.verifier_key().unwrap()).unwrap();
-    assert_eq!(kvitto_proof::checkpoint::open(&note, &name, &key).unwrap().root, sha_root);
+    let c = kvitto_proof::checkpoint::open(&note, &name, &key).unwrap();
+    assert_eq!((c.size, c.root), (38, ledger.root(38).await.unwrap().0), "SHA-256, over the commitment too");
     ledger.close().await;
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
