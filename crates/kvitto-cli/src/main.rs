@@ -181,6 +181,9 @@ Examples:
     /// Retention: what is due for erasure under the declared rules, and erasing it
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The witness policy: who cosigns this ledger's checkpoints
+    #[command(subcommand)]
+    Witness(WitnessCommand),
     /// Rights requests (Art 12(3)): due dates, overdue first
     #[command(after_help = "A request is due one month after receipt; a rights_request_extended recorded within
 that month extends it to three. Fulfilled after the due date: shown as answered late.
@@ -220,6 +223,15 @@ Verify with any C2SP signed-note verifier and the `kvitto key` verifier key."
         /// With --show: the checkpoint of this size [default: the latest]
         #[arg(long, requires = "show")]
         size: Option<u64>,
+    },
+    /// Write the latest checkpoint as static C2SP tlog-tiles (event hashes only) for any web server
+    #[command(after_help = "Example:\n  kvitto checkpoint && kvitto publish --dir /srv/www/kvitto-log\n\n\
+Writes DIR/checkpoint, DIR/tile/<L>/<N>[.p/<W>] and DIR/tile/entries/<N>[.p/<W>] (entries are the\n\
+32-byte event hashes: nothing personal, not even pseudonyms). Re-running adds only what is new.")]
+    Publish {
+        /// Directory to write the tiles into (created if missing)
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Export one customer's history as a bundle a regulator verifies offline (docs/BUNDLE.md)
     #[command(
@@ -354,6 +366,31 @@ enum ProveCommand {
         /// Newer size [default: the whole ledger]
         #[arg(long)]
         to: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WitnessCommand {
+    /// Add a witness (C2SP tlog-witness); `kvitto checkpoint` then asks it to cosign
+    #[command(
+        after_help = "Example:\n  kvitto witness add w1 https://witness.example/w1 'witness.example/w1+4a5b6c7d+BN…'\n\n\
+VKEY is the witness's cosignature/v1 verifier key (signature type 0x04). Give the witness\n\
+operator this ledger's `kvitto key` and origin."
+    )]
+    Add {
+        /// Local name (one word)
+        name: String,
+        /// Submission prefix (add-checkpoint is POSTed to URL/add-checkpoint)
+        url: String,
+        /// The witness's verifier key
+        vkey: String,
+    },
+    /// The configured witnesses
+    List,
+    /// Remove a witness
+    Remove {
+        /// Local name
+        name: String,
     },
 }
 
@@ -548,25 +585,77 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             say!("{}", key?);
             Ok(())
         }
+        Command::Publish { dir: out } => {
+            let ledger = open(&dir).await?;
+            let r = ledger.publish(&out).await.map_err(query::read_failure);
+            ledger.close().await;
+            let r = r?;
+            say!(
+                "published checkpoint size {} to {}: {} tiles and {} entry bundles written, {} already there",
+                r.size,
+                out.display(),
+                r.tiles,
+                r.bundles,
+                r.kept
+            );
+            Ok(())
+        }
         Command::Checkpoint { show, size } => {
             let ledger = open(&dir).await?;
             let note = if show {
-                ledger.checkpoint_note(size).map_err(query::read_failure).and_then(|n| {
-                    n.map(|(_, note)| note).ok_or_else(|| {
-                        Failure::input(match size {
-                            Some(s) => format!("no checkpoint of size {s} is stored"),
-                            None => "no checkpoint is stored yet; run `kvitto checkpoint`".into(),
+                ledger
+                    .checkpoint_note(size)
+                    .map_err(query::read_failure)
+                    .and_then(|n| {
+                        n.map(|(_, note)| note).ok_or_else(|| {
+                            Failure::input(match size {
+                                Some(s) => format!("no checkpoint of size {s} is stored"),
+                                None => "no checkpoint is stored yet; run `kvitto checkpoint`".into(),
+                            })
                         })
                     })
-                })
+                    .map(|n| (n, 0))
             } else {
-                ledger.checkpoint().await.map_err(query::read_failure)
+                witnessed(&ledger).await
             };
             ledger.close().await;
             // Exactly as stored: the note already ends with a newline.
-            let note = note?;
+            let (note, failed) = note?;
             use std::io::Write;
             let _ = std::io::stdout().write_all(note.as_bytes());
+            match failed {
+                0 => Ok(()),
+                n => Err(Failure::storage(format!(
+                    "{n} witness(es) did not cosign; the checkpoint is stored and signed by the log"
+                ))),
+            }
+        }
+        Command::Witness(w) => {
+            let out = match w {
+                WitnessCommand::Add { name, url, vkey } => kvitto::witness::add(&dir, &name, &url, &vkey)
+                    .map(|w| format!("added witness {} ({}), key {}", w.name, w.url, w.key.name)),
+                WitnessCommand::Remove { name } => kvitto::witness::remove(&dir, &name).and_then(|removed| {
+                    if removed {
+                        Ok(format!("removed witness {name}"))
+                    } else {
+                        Err(kvitto::ReadError::BadQuery {
+                            field: "name",
+                            message: format!("no witness named {name:?}"),
+                        })
+                    }
+                }),
+                WitnessCommand::List => kvitto::witness::policy(&dir).map(|all| {
+                    if all.is_empty() {
+                        "no witnesses configured (kvitto witness add NAME URL VKEY)".into()
+                    } else {
+                        all.iter()
+                            .map(|w| format!("{} {} {}", w.name, w.url, w.key.vkey()))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }
+                }),
+            };
+            say!("{}", out.map_err(query::read_failure)?);
             Ok(())
         }
         Command::Prove(p) => {
@@ -587,6 +676,28 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
     }
+}
+
+/// Signs a checkpoint and asks the configured witnesses to cosign it: the stored note (with
+/// the cosignatures collected) and how many witnesses did not cosign.
+async fn witnessed(ledger: &kvitto::Ledger) -> Result<(String, usize), Failure> {
+    ledger.checkpoint().await.map_err(query::read_failure)?;
+    let outcomes = ledger.cosign().await.map_err(query::read_failure)?;
+    let mut failed = 0;
+    for o in &outcomes {
+        match o {
+            kvitto::witness::WitnessOutcome::Cosigned { name, timestamp } => {
+                eprintln!("witness {name}: cosigned (timestamp {timestamp})")
+            }
+            kvitto::witness::WitnessOutcome::Failed { name, status, why } => {
+                failed += 1;
+                let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+                eprintln!("witness {name}: NOT cosigned{status}: {why}");
+            }
+        }
+    }
+    let note = ledger.checkpoint_note(None).map_err(query::read_failure)?.map(|(_, n)| n).unwrap_or_default();
+    Ok((note, failed))
 }
 
 async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), Failure> {

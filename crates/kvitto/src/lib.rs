@@ -39,12 +39,14 @@ mod error;
 mod indexer;
 mod persist;
 mod proofs;
+mod publish;
 mod read;
 mod retention;
 pub mod scenario;
 mod submap;
 mod tree;
 mod verify;
+pub mod witness;
 mod writer;
 
 use std::ops::Range;
@@ -61,6 +63,7 @@ pub use kvitto_projections::{
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
+pub use publish::{PublishReport, tile_path};
 pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem};
 pub use retention::{RetentionRun, retention_event_id};
 pub use verify::{VerifyFailure, VerifyReport};
