@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use kvitto::{Draft, Ledger, OpenOptions};
 
+pub mod peers;
+
 /// A new ledger in a temporary directory.
 pub async fn fresh_ledger() -> (tempfile::TempDir, PathBuf, Ledger) {
     let dir = tempfile::tempdir().unwrap();

@@ -287,6 +287,32 @@ Exit 0: every event proven, the history complete up to the size printed; 1: the 
     /// Merkle proofs as JSON (RFC 6962 SHA-256 tree; leaf = SHA-256(0x00 ‖ event hash))
     #[command(subcommand)]
     Prove(ProveCommand),
+    /// Check a proof file from `kvitto prove` offline against the log key (and witnesses)
+    #[command(
+        name = "verify-proof",
+        after_help = "Examples:\n  kvitto verify-proof event-41.tlog-proof --key 'kazoom.dk/ledger+1b538788+AdZy…'\n  \
+kvitto verify-proof consistency.json --key-file log.vkey --checkpoint latest-checkpoint.txt\n\n\
+Exit 0: proven; 1: the proof does not verify."
+    )]
+    VerifyProof {
+        /// The proof file (tlog-proof text or JSON)
+        file: PathBuf,
+        /// The log's verifier key, obtained out of band
+        #[arg(long, conflicts_with = "key_file", required_unless_present = "key_file")]
+        key: Option<String>,
+        /// File holding the verifier key
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// A signed checkpoint note, for JSON proofs that carry none
+        #[arg(long, value_name = "CHECKPOINT_FILE")]
+        checkpoint: Option<PathBuf>,
+        /// A witness key you trust (cosignature/v1 vkey); repeat for several
+        #[arg(long = "witness-key", value_name = "VKEY")]
+        witness_keys: Vec<String>,
+        /// Valid cosignatures required [default: 1 with witness keys]
+        #[arg(long)]
+        quorum: Option<usize>,
+    },
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
     Demo {
@@ -348,14 +374,21 @@ struct When {
 #[derive(Subcommand, Debug)]
 enum ProveCommand {
     /// Proof that event SEQ is in the tree of the first SIZE events
-    #[command(after_help = "Example:\n  kvitto prove inclusion --seq 41 --size 1000")]
+    #[command(after_help = "Examples:\n  kvitto prove inclusion --seq 41 --size 1000\n  \
+kvitto prove inclusion --seq 41 --format tlog-proof > event-41.tlog-proof\n\n\
+JSON proofs carry the stored checkpoint of their size when there is one; a tlog-proof\n\
+(C2SP tlog-proof@v1) always does, with the event's canonical bytes as its extra data.\n\
+Check either offline with `kvitto verify-proof`.")]
     Inclusion {
         /// The event
         #[arg(long)]
         seq: u64,
-        /// Tree size [default: the whole ledger]
+        /// Tree size [default: the whole ledger; with tlog-proof: the latest checkpoint]
         #[arg(long)]
         size: Option<u64>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = ProofFormat::Json)]
+        format: ProofFormat,
     },
     /// Proof that the tree of the first FROM events is a prefix of the tree of TO events
     #[command(after_help = "Example:\n  kvitto prove consistency --from 500 --to 1000")]
@@ -367,6 +400,14 @@ enum ProveCommand {
         #[arg(long)]
         to: Option<u64>,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProofFormat {
+    /// kvitto's JSON (hex hashes)
+    Json,
+    /// C2SP tlog-proof@v1 (text; checkpoint included)
+    TlogProof,
 }
 
 #[derive(Subcommand, Debug)]
@@ -661,20 +702,104 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Prove(p) => {
             let ledger = open(&dir).await?;
             let n = ledger.len();
-            let json = match p {
-                ProveCommand::Inclusion { seq, size } => {
-                    ledger.inclusion_proof(seq, size.unwrap_or(n)).await.map(|p| p.to_json())
-                }
-                ProveCommand::Consistency { from, to } => {
-                    ledger.consistency_proof(from, to.unwrap_or(n)).await.map(|p| p.to_json())
-                }
-            };
+            let out = prove(&ledger, p, n).await;
             ledger.close().await;
-            let json = json.map_err(query::read_failure)?;
-            say!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            say!("{}", out?);
+            Ok(())
+        }
+        Command::VerifyProof { file, key, key_file, checkpoint, witness_keys, quorum } => {
+            let key = match (key, key_file) {
+                (Some(k), _) => k,
+                (None, Some(f)) => bundle::read_text(&f)?.trim().to_string(),
+                (None, None) => return Err(Failure::input("pass --key VKEY or --key-file FILE")),
+            };
+            let text = bundle::read_text(&file)?;
+            let checkpoint = checkpoint.as_deref().map(bundle::read_text).transpose()?;
+            let witnesses = witness_keys
+                .iter()
+                .map(|k| {
+                    kvitto_proof::checkpoint::WitnessKey::parse(k)
+                        .map_err(|e| Failure::input(format!("--witness-key {k:?}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let quorum = quorum.unwrap_or(witnesses.len().min(1));
+            let anchors = kvitto_proof::prooffile::Anchors {
+                log_key: &key,
+                checkpoint: checkpoint.as_deref(),
+                witnesses: &witnesses,
+                quorum,
+            };
+            let checked = kvitto_proof::prooffile::verify_file(&text, &anchors)
+                .map_err(|e| Failure { code: 1, message: format!("proof does not verify: {e}") })?;
+            let cp = &checked.checkpoint;
+            let cosigned = match checked.cosigned_by.is_empty() {
+                true => String::new(),
+                false => format!(", cosigned by {}", checked.cosigned_by.join(", ")),
+            };
+            match checked.proven {
+                kvitto_proof::prooffile::Proven::Inclusion { index, event } => {
+                    let what = event
+                        .map(|e| {
+                            format!(
+                                " ({} of controller {}, recorded {})",
+                                e.kind.name(),
+                                e.controller,
+                                e.recorded_at.to_rfc3339()
+                            )
+                        })
+                        .unwrap_or_default();
+                    say!("ok: event seq {index}{what} is in {}'s checkpoint of size {}{cosigned}", cp.origin, cp.size)
+                }
+                kvitto_proof::prooffile::Proven::Consistency { size1, root1 } => say!(
+                    "ok: the tree of {size1} events (root {}) is a prefix of {}'s checkpoint of size {}{cosigned}",
+                    kvitto::EventHash(root1),
+                    cp.origin,
+                    cp.size
+                ),
+            }
             Ok(())
         }
         Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
+    }
+}
+
+/// `kvitto prove …`: JSON (with the stored checkpoints of its sizes) or a tlog-proof.
+async fn prove(ledger: &kvitto::Ledger, p: ProveCommand, n: u64) -> Result<String, Failure> {
+    let note = |size: u64| ledger.checkpoint_note(Some(size)).map_err(query::read_failure).map(|n| n.map(|(_, t)| t));
+    match p {
+        ProveCommand::Inclusion { seq, size, format: ProofFormat::TlogProof } => {
+            let (size, cp) = match size {
+                Some(s) => (s, note(s)?),
+                None => {
+                    ledger.checkpoint_note(None).map_err(query::read_failure)?.map_or((0, None), |(s, t)| (s, Some(t)))
+                }
+            };
+            let cp = cp.ok_or_else(|| {
+                Failure::input("a tlog-proof needs a stored checkpoint of that size: run `kvitto checkpoint` first")
+            })?;
+            let p = ledger.inclusion_proof(seq, size).await.map_err(query::read_failure)?;
+            let canonical = ledger.canonical(seq).await.map_err(query::read_failure)?;
+            let path: Vec<[u8; 32]> = p.proof.iter().map(|h| h.0).collect();
+            Ok(kvitto_proof::prooffile::tlog_proof(&canonical, seq, &path, &cp).trim_end().to_string())
+        }
+        ProveCommand::Inclusion { seq, size, format: ProofFormat::Json } => {
+            let size = size.unwrap_or(n);
+            let mut j = ledger.inclusion_proof(seq, size).await.map_err(query::read_failure)?.to_json();
+            if let Some(cp) = note(size)? {
+                j["checkpoint"] = cp.into();
+            }
+            Ok(serde_json::to_string_pretty(&j).unwrap_or_default())
+        }
+        ProveCommand::Consistency { from, to } => {
+            let to = to.unwrap_or(n);
+            let mut j = ledger.consistency_proof(from, to).await.map_err(query::read_failure)?.to_json();
+            for (k, size) in [("checkpoint1", from), ("checkpoint2", to)] {
+                if let Some(cp) = note(size)? {
+                    j[k] = cp.into();
+                }
+            }
+            Ok(serde_json::to_string_pretty(&j).unwrap_or_default())
+        }
     }
 }
 

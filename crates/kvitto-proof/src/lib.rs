@@ -12,6 +12,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod map;
 pub mod merkle;
+pub mod prooffile;
 
 pub use chain::{ChainFault, ChainVerifier, SubjectTip};
 pub use merkle::{Blake3, Hash, MemoryTree, NodeSource, ProofError, Sha256, TreeHash};

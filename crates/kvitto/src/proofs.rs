@@ -152,6 +152,19 @@ impl Ledger {
         .await
     }
 
+    /// The canonical preimage of event `seq` (FORMAT.md §2), exactly as stored and hashed.
+    pub async fn canonical(&self, seq: u64) -> Result<Vec<u8>, ReadError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            Ok(inner
+                .store
+                .record(seq)?
+                .ok_or_else(|| ReadError::BadQuery { field: "seq", message: format!("no event {seq}") })?
+                .canonical)
+        })
+        .await
+    }
+
     /// A consistency proof from the tree of `size1` events to the tree of `size2`.
     pub async fn consistency_proof(&self, size1: u64, size2: u64) -> Result<ConsistencyProof, ReadError> {
         if size1 == 0 || size1 > size2 {

@@ -47,9 +47,7 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Strict standard base64 decoding (canonical padding required).
 pub fn unb64(s: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|e| format!("invalid base64 {s:?}: {e}"))
+    base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("invalid base64 {s:?}: {e}"))
 }
 
 /// Decodes a base64 SHA-256 hash (exactly 32 bytes).
@@ -152,13 +150,7 @@ pub fn ref_consistency_proof(m: u64, leaf_hashes: &[Hash]) -> Vec<Hash> {
 
 /// RFC 9162 §2.1.3.2: verifies that `leaf` (a leaf hash) is at `index` in the
 /// tree of `size` leaves with root `root`, given the audit path `proof`.
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), String> {
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), String> {
     if index >= size {
         return Err(format!("leaf index {index} is not below tree size {size}"));
     }
@@ -307,25 +299,17 @@ impl Vkey {
     pub fn parse(s: &str) -> Result<Vkey, String> {
         // The name holds no '+', the hex ID none either; base64 may.
         let (name, rest) = s.split_once('+').ok_or_else(|| format!("vkey {s:?}: no '+'"))?;
-        let (hex_id, key64) = rest
-            .split_once('+')
-            .ok_or_else(|| format!("vkey {s:?}: no second '+'"))?;
+        let (hex_id, key64) = rest.split_once('+').ok_or_else(|| format!("vkey {s:?}: no second '+'"))?;
         if !valid_key_name(name) {
             return Err(format!("vkey {s:?}: invalid key name"));
         }
-        if hex_id.len() != 8
-            || !hex_id
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if hex_id.len() != 8 || !hex_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(format!("vkey {s:?}: key ID is not 8 lowercase hex digits"));
         }
         let mut id = [0u8; 4];
         hex::decode_to_slice(hex_id, &mut id).map_err(|e| format!("vkey {s:?}: {e}"))?;
         let raw = unb64(key64)?;
-        let (&sig_type, key) = raw
-            .split_first()
-            .ok_or_else(|| format!("vkey {s:?}: empty key"))?;
+        let (&sig_type, key) = raw.split_first().ok_or_else(|| format!("vkey {s:?}: empty key"))?;
         if matches!(sig_type, SIG_TYPE_ED25519 | SIG_TYPE_COSIGNATURE_V1) {
             if key.len() != 32 {
                 return Err(format!("vkey {s:?}: Ed25519 key is {} bytes", key.len()));
@@ -338,12 +322,7 @@ impl Vkey {
                 ));
             }
         }
-        Ok(Vkey {
-            name: name.to_string(),
-            id,
-            sig_type,
-            key: key.to_vec(),
-        })
+        Ok(Vkey { name: name.to_string(), id, sig_type, key: key.to_vec() })
     }
 
     /// The vkey string.
@@ -355,8 +334,8 @@ impl Vkey {
 
     /// The Ed25519 public key (types 0x01 and 0x04).
     pub fn ed25519(&self) -> Result<VerifyingKey, String> {
-        let bytes = <[u8; 32]>::try_from(self.key.as_slice())
-            .map_err(|_| format!("{}: not a 32-byte key", self.name))?;
+        let bytes =
+            <[u8; 32]>::try_from(self.key.as_slice()).map_err(|_| format!("{}: not a 32-byte key", self.name))?;
         VerifyingKey::from_bytes(&bytes).map_err(|e| format!("{}: bad Ed25519 key: {e}", self.name))
     }
 }
@@ -400,12 +379,10 @@ pub const MAX_NOTE_SIGNATURES: usize = 100;
 
 /// Parses one signature line (without its newline): `— <name> <base64>`.
 pub fn parse_sig_line(line: &str) -> Result<NoteSig<'_>, String> {
-    let rest = line
-        .strip_prefix(SIG_PREFIX)
-        .ok_or_else(|| format!("signature line {line:?} does not start with \"— \""))?;
-    let (name, sig64) = rest
-        .split_once(' ')
-        .ok_or_else(|| format!("signature line {line:?}: no space after the key name"))?;
+    let rest =
+        line.strip_prefix(SIG_PREFIX).ok_or_else(|| format!("signature line {line:?} does not start with \"— \""))?;
+    let (name, sig64) =
+        rest.split_once(' ').ok_or_else(|| format!("signature line {line:?}: no space after the key name"))?;
     if !valid_key_name(name) {
         return Err(format!("signature line {line:?}: invalid key name"));
     }
@@ -413,12 +390,7 @@ pub fn parse_sig_line(line: &str) -> Result<NoteSig<'_>, String> {
     if raw.len() < 5 {
         return Err(format!("signature line {line:?}: signature is too short"));
     }
-    Ok(NoteSig {
-        name,
-        id: [raw[0], raw[1], raw[2], raw[3]],
-        sig: raw[4..].to_vec(),
-        line,
-    })
+    Ok(NoteSig { name, id: [raw[0], raw[1], raw[2], raw[3]], sig: raw[4..].to_vec(), line })
 }
 
 /// Parses a signed note (signed-note "Format"): valid UTF-8 (a `&str`), no
@@ -429,17 +401,13 @@ pub fn parse_note(note: &str) -> Result<Note<'_>, String> {
     if let Some(c) = note.chars().find(|&c| c < ' ' && c != '\n') {
         return Err(format!("note contains control character {:?}", c));
     }
-    let split = note
-        .rfind("\n\n")
-        .ok_or("note has no blank line before its signatures")?;
+    let split = note.rfind("\n\n").ok_or("note has no blank line before its signatures")?;
     let text = &note[..split + 1];
     let sig_block = &note[split + 2..];
     if sig_block.is_empty() {
         return Err("note has no signature lines".into());
     }
-    let body = sig_block
-        .strip_suffix('\n')
-        .ok_or("note does not end with a newline")?;
+    let body = sig_block.strip_suffix('\n').ok_or("note does not end with a newline")?;
     let mut sigs = Vec::new();
     for line in body.split('\n') {
         sigs.push(parse_sig_line(line)?);
@@ -475,23 +443,16 @@ impl std::fmt::Display for NoteVerifyError {
 pub fn verify_note_ed25519(note: &Note<'_>, keys: &[Vkey]) -> Result<Vec<usize>, NoteVerifyError> {
     let mut ok = Vec::new();
     for (i, s) in note.sigs.iter().enumerate() {
-        for k in keys
-            .iter()
-            .filter(|k| k.sig_type == SIG_TYPE_ED25519 && k.name == s.name && k.id == s.id)
-        {
+        for k in keys.iter().filter(|k| k.sig_type == SIG_TYPE_ED25519 && k.name == s.name && k.id == s.id) {
             let vk = k.ed25519().map_err(NoteVerifyError::BadSignature)?;
-            let sig = Signature::from_slice(&s.sig)
-                .map_err(|e| NoteVerifyError::BadSignature(format!("{}: {e}", s.name)))?;
+            let sig =
+                Signature::from_slice(&s.sig).map_err(|e| NoteVerifyError::BadSignature(format!("{}: {e}", s.name)))?;
             vk.verify(note.text.as_bytes(), &sig)
                 .map_err(|e| NoteVerifyError::BadSignature(format!("{}: {e}", s.name)))?;
             ok.push(i);
         }
     }
-    if ok.is_empty() {
-        Err(NoteVerifyError::NoKnownSignature)
-    } else {
-        Ok(ok)
-    }
+    if ok.is_empty() { Err(NoteVerifyError::NoKnownSignature) } else { Ok(ok) }
 }
 
 /// Signs `text` (must end in newline) as a note with one Ed25519 (type 0x01)
@@ -533,9 +494,7 @@ pub fn parse_decimal(s: &str) -> Result<u64, String> {
 /// size, base64 root hash), then optional non-empty extension lines; the
 /// text ends in newline.
 pub fn parse_checkpoint_text(text: &str) -> Result<Checkpoint, String> {
-    let body = text
-        .strip_suffix('\n')
-        .ok_or("checkpoint text does not end with a newline")?;
+    let body = text.strip_suffix('\n').ok_or("checkpoint text does not end with a newline")?;
     let lines: Vec<&str> = body.split('\n').collect();
     if lines.len() < 3 {
         return Err(format!("checkpoint has {} lines, not at least 3", lines.len()));
@@ -567,18 +526,14 @@ mod tests {
     #[test]
     fn signed_note_spec_example_verifies() {
         // The example from signed-note.md, "Verifier keys".
-        let vkey = Vkey::parse("example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k")
-            .unwrap();
+        let vkey = Vkey::parse("example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k").unwrap();
         let note = "This is an example message.\n\n\u{2014} example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERYNZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n";
         let n = parse_note(note).unwrap();
         assert_eq!(n.text, "This is an example message.\n");
-        assert_eq!(verify_note_ed25519(&n, &[vkey.clone()]), Ok(vec![0]));
+        assert_eq!(verify_note_ed25519(&n, std::slice::from_ref(&vkey)), Ok(vec![0]));
         let tampered = note.replace("example message", "exemple message");
         let n = parse_note(&tampered).unwrap();
-        assert!(matches!(
-            verify_note_ed25519(&n, &[vkey]),
-            Err(NoteVerifyError::BadSignature(_))
-        ));
+        assert!(matches!(verify_note_ed25519(&n, &[vkey]), Err(NoteVerifyError::BadSignature(_))));
     }
 
     #[test]

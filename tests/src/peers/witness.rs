@@ -43,9 +43,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
 
 use super::{
-    Checkpoint, Hash, NoteVerifyError, SIG_PREFIX, SIG_TYPE_COSIGNATURE_V1, Vkey, b64,
-    empty_root, key_id, parse_checkpoint_text, parse_decimal, parse_note, parse_sig_line, sha256,
-    unb64_hash, valid_key_name, verify_consistency, verify_note_ed25519,
+    Checkpoint, Hash, NoteVerifyError, SIG_PREFIX, SIG_TYPE_COSIGNATURE_V1, Vkey, b64, empty_root, key_id,
+    parse_checkpoint_text, parse_decimal, parse_note, parse_sig_line, sha256, unb64_hash, valid_key_name,
+    verify_consistency, verify_note_ed25519,
 };
 
 /// The client MUST NOT send more than this many consistency proof lines.
@@ -82,10 +82,7 @@ pub fn cosign(name: &str, key: &SigningKey, timestamp: u64, checkpoint_body: &st
 pub fn verify_cosignature(witness_vkey: &str, checkpoint_body: &str, line: &str) -> Result<u64, String> {
     let vkey = Vkey::parse(witness_vkey)?;
     if vkey.sig_type != SIG_TYPE_COSIGNATURE_V1 {
-        return Err(format!(
-            "witness vkey has signature type 0x{:02x}, not 0x04 (cosignature/v1)",
-            vkey.sig_type
-        ));
+        return Err(format!("witness vkey has signature type 0x{:02x}, not 0x04 (cosignature/v1)", vkey.sig_type));
     }
     if !checkpoint_body.ends_with('\n') {
         return Err("checkpoint body must end with a newline".into());
@@ -100,11 +97,7 @@ pub fn verify_cosignature(witness_vkey: &str, checkpoint_body: &str, line: &str)
         return Err(format!("line is by {:?}, not {:?}", sig.name, vkey.name));
     }
     if sig.id != vkey.id {
-        return Err(format!(
-            "line has key ID {}, the witness's is {}",
-            hex::encode(sig.id),
-            hex::encode(vkey.id)
-        ));
+        return Err(format!("line has key ID {}, the witness's is {}", hex::encode(sig.id), hex::encode(vkey.id)));
     }
     if sig.sig.len() != 8 + 64 {
         return Err(format!(
@@ -169,18 +162,12 @@ pub struct AddCheckpoint {
 /// errors mean 400. The note is only split here, not verified.
 pub fn parse_add_checkpoint(body: &[u8]) -> Result<AddCheckpoint, String> {
     let body = std::str::from_utf8(body).map_err(|_| "request body is not UTF-8".to_string())?;
-    let (first, mut rest) = body
-        .split_once('\n')
-        .ok_or("request body has no old size line")?;
-    let old = first
-        .strip_prefix("old ")
-        .ok_or_else(|| format!("first line {first:?} is not \"old <size>\""))?;
+    let (first, mut rest) = body.split_once('\n').ok_or("request body has no old size line")?;
+    let old = first.strip_prefix("old ").ok_or_else(|| format!("first line {first:?} is not \"old <size>\""))?;
     let old = parse_decimal(old).map_err(|e| format!("old size: {e}"))?;
     let mut proof = Vec::new();
     loop {
-        let (line, tail) = rest
-            .split_once('\n')
-            .ok_or("request body has no empty line before the checkpoint")?;
+        let (line, tail) = rest.split_once('\n').ok_or("request body has no empty line before the checkpoint")?;
         rest = tail;
         if line.is_empty() {
             break;
@@ -190,11 +177,7 @@ pub fn parse_add_checkpoint(body: &[u8]) -> Result<AddCheckpoint, String> {
         }
         proof.push(unb64_hash(line).map_err(|e| format!("consistency proof line: {e}"))?);
     }
-    Ok(AddCheckpoint {
-        old,
-        proof,
-        note: rest.to_string(),
-    })
+    Ok(AddCheckpoint { old, proof, note: rest.to_string() })
 }
 
 /// What the witness records per origin.
@@ -228,11 +211,7 @@ impl Response {
         if !body.ends_with('\n') {
             body.push('\n');
         }
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body,
-        }
+        Response { status, content_type: "text/plain; charset=utf-8", body }
     }
 }
 
@@ -248,10 +227,7 @@ pub struct TestWitness {
 
 impl std::fmt::Debug for TestWitness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestWitness")
-            .field("name", &self.name)
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("TestWitness").field("name", &self.name).field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -276,14 +252,7 @@ impl TestWitness {
                 .spawn(move || serve(listener, &name, &key, &state, &stop))
                 .expect("spawn witness thread")
         };
-        TestWitness {
-            name: name.to_string(),
-            key,
-            addr,
-            state,
-            stop,
-            thread: Some(thread),
-        }
+        TestWitness { name: name.to_string(), key, addr, state, stop, thread: Some(thread) }
     }
 
     /// The submission (and monitoring) prefix, `http://127.0.0.1:PORT`;
@@ -314,11 +283,7 @@ impl TestWitness {
     pub fn trust_log(&self, origin: &str, log_vkey: &str) {
         let v = Vkey::parse(log_vkey).unwrap_or_else(|e| panic!("trust_log: {e}"));
         assert_eq!(v.sig_type, super::SIG_TYPE_ED25519, "trust_log: not an Ed25519 (0x01) vkey");
-        lock(&self.state)
-            .logs
-            .entry(origin.to_string())
-            .or_default()
-            .push(v);
+        lock(&self.state).logs.entry(origin.to_string()).or_default().push(v);
     }
 
     /// The latest cosigned (size, root) for `origin`.
@@ -335,14 +300,7 @@ impl TestWitness {
     /// Test hook: sets the recorded state for `origin` as if it had been
     /// cosigned (to simulate a witness ahead of, or forked from, the log).
     pub fn set_latest(&self, origin: &str, size: u64, root: [u8; 32]) {
-        lock(&self.state).latest.insert(
-            origin.to_string(),
-            Latest {
-                size,
-                root,
-                note: String::new(),
-            },
-        );
+        lock(&self.state).latest.insert(origin.to_string(), Latest { size, root, note: String::new() });
     }
 
     /// HTTP requests received so far (any path or outcome).
@@ -423,15 +381,11 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, (u16, String)> {
     let mut chunked = false;
     let mut expect_continue = false;
     for line in lines {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| (400u16, format!("bad header line {line:?}")))?;
+        let (k, v) = line.split_once(':').ok_or_else(|| (400u16, format!("bad header line {line:?}")))?;
         let v = v.trim();
         match k.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
-                let n = v
-                    .parse::<usize>()
-                    .map_err(|_| (400u16, format!("bad Content-Length {v:?}")))?;
+                let n = v.parse::<usize>().map_err(|_| (400u16, format!("bad Content-Length {v:?}")))?;
                 if content_length.is_some_and(|c| c != n) {
                     return Err((400, "conflicting Content-Length headers".into()));
                 }
@@ -477,11 +431,7 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, (u16, String)> {
         }
         body.truncate(n);
     }
-    Ok(Request {
-        method: method.to_string(),
-        path,
-        body,
-    })
+    Ok(Request { method: method.to_string(), path, body })
 }
 
 fn read_chunked(stream: &mut TcpStream, mut raw: Vec<u8>) -> Result<Vec<u8>, (u16, String)> {
@@ -490,9 +440,7 @@ fn read_chunked(stream: &mut TcpStream, mut raw: Vec<u8>) -> Result<Vec<u8>, (u1
         if raw.len() > MAX_BODY + MAX_HEAD {
             return Err((413, "request body too large".into()));
         }
-        let n = stream
-            .read(&mut chunk)
-            .map_err(|e| (400u16, format!("reading body: {e}")))?;
+        let n = stream.read(&mut chunk).map_err(|e| (400u16, format!("reading body: {e}")))?;
         if n == 0 {
             return Err((400, "connection closed inside a chunked body".into()));
         }
@@ -510,8 +458,7 @@ fn read_chunked(stream: &mut TcpStream, mut raw: Vec<u8>) -> Result<Vec<u8>, (u1
         };
         let size_str = std::str::from_utf8(&raw[pos..line_end]).unwrap_or("");
         let size_str = size_str.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_str, 16)
-            .map_err(|_| (400u16, format!("bad chunk size {size_str:?}")))?;
+        let size = usize::from_str_radix(size_str, 16).map_err(|_| (400u16, format!("bad chunk size {size_str:?}")))?;
         pos = line_end + 2;
         if size == 0 {
             return Ok(body); // trailers ignored
@@ -593,16 +540,11 @@ fn route(req: &Request, name: &str, key: &SigningKey, st: &mut State) -> Respons
         return add_checkpoint(&req.body, name, key, st);
     }
     // Monitor retrieval: GET /<hex SHA-256(origin)>/checkpoint.
-    if let Some(h) = req
-        .path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_suffix("/checkpoint"))
+    if let Some(h) = req.path.strip_prefix('/').and_then(|p| p.strip_suffix("/checkpoint"))
         && req.method == "GET"
     {
-        let found = st
-            .latest
-            .iter()
-            .find(|(origin, l)| hex::encode(sha256(origin.as_bytes())) == h && !l.note.is_empty());
+        let found =
+            st.latest.iter().find(|(origin, l)| hex::encode(sha256(origin.as_bytes())) == h && !l.note.is_empty());
         return match found {
             Some((_, l)) => Response::text(200, l.note.clone()),
             None => Response::text(404, "no cosigned checkpoint for that origin hash"),
@@ -638,16 +580,9 @@ fn add_checkpoint(body: &[u8], name: &str, key: &SigningKey, st: &mut State) -> 
     if req.old > cp.size {
         return Response::text(400, format!("old size {} is larger than checkpoint size {}", req.old, cp.size));
     }
-    let (recorded_size, recorded_root) = st
-        .latest
-        .get(&cp.origin)
-        .map_or((0, empty_root()), |l| (l.size, l.root));
+    let (recorded_size, recorded_root) = st.latest.get(&cp.origin).map_or((0, empty_root()), |l| (l.size, l.root));
     if req.old != recorded_size {
-        return Response {
-            status: 409,
-            content_type: "text/x.tlog.size",
-            body: format!("{recorded_size}\n"),
-        };
+        return Response { status: 409, content_type: "text/x.tlog.size", body: format!("{recorded_size}\n") };
     }
     if cp.size == 0 && cp.root != empty_root() {
         return Response::text(422, "a size-0 checkpoint must have the empty tree's root hash");
@@ -660,9 +595,7 @@ fn add_checkpoint(body: &[u8], name: &str, key: &SigningKey, st: &mut State) -> 
     {
         return Response::text(422, e);
     }
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs().max(1));
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1));
     let line = cosign(name, key, timestamp, note.text);
     let mut stored = format!("{}\n", note.text);
     for i in verified {
@@ -670,14 +603,7 @@ fn add_checkpoint(body: &[u8], name: &str, key: &SigningKey, st: &mut State) -> 
         stored.push('\n');
     }
     stored.push_str(&line);
-    st.latest.insert(
-        cp.origin.clone(),
-        Latest {
-            size: cp.size,
-            root: cp.root,
-            note: stored,
-        },
-    );
+    st.latest.insert(cp.origin.clone(), Latest { size: cp.size, root: cp.root, note: stored });
     Response::text(200, line)
 }
 
@@ -710,28 +636,19 @@ pub fn http_request(method: &str, url: &str, body: &[u8]) -> Result<HttpReply, S
     let end = find(&raw, b"\r\n\r\n").ok_or("reply has no head")?;
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or("bad status line")?;
+    let status =
+        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse::<u16>().ok()).ok_or("bad status line")?;
     let content_type = lines
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
-    Ok(HttpReply {
-        status,
-        content_type,
-        body: String::from_utf8_lossy(&raw[end + 4..]).to_string(),
-    })
+    Ok(HttpReply { status, content_type, body: String::from_utf8_lossy(&raw[end + 4..]).to_string() })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{
-        checkpoint_text, ed25519_vkey, leaf_hash, mth, ref_consistency_proof, sign_note_ed25519,
-    };
+    use super::super::{checkpoint_text, ed25519_vkey, leaf_hash, mth, ref_consistency_proof, sign_note_ed25519};
     use super::*;
 
     const ORIGIN: &str = "example.com/test-log";
@@ -743,10 +660,7 @@ mod tests {
 
     impl Log {
         fn new(seed: u8) -> Log {
-            Log {
-                key: SigningKey::from_bytes(&[seed; 32]),
-                leaves: Vec::new(),
-            }
+            Log { key: SigningKey::from_bytes(&[seed; 32]), leaves: Vec::new() }
         }
         fn vkey(&self) -> String {
             ed25519_vkey(ORIGIN, &self.key.verifying_key())
@@ -764,11 +678,7 @@ mod tests {
             sign_note_ed25519(&checkpoint_text(ORIGIN, size, &self.root(size)), ORIGIN, &self.key)
         }
         fn proof(&self, old: u64, size: u64) -> Vec<Hash> {
-            if old == 0 {
-                Vec::new()
-            } else {
-                ref_consistency_proof(old, &self.leaves[..size as usize])
-            }
+            if old == 0 { Vec::new() } else { ref_consistency_proof(old, &self.leaves[..size as usize]) }
         }
         fn submit(&self, w: &TestWitness, old: u64, size: u64) -> HttpReply {
             let body = add_checkpoint_body(old, &self.proof(old, size), &self.note(size));
@@ -887,10 +797,7 @@ mod tests {
     #[test]
     fn wrong_key_is_403_unknown_origin_is_404() {
         let (w, log) = witness();
-        let other = Log {
-            key: SigningKey::from_bytes(&[9; 32]),
-            leaves: log.leaves.clone(),
-        };
+        let other = Log { key: SigningKey::from_bytes(&[9; 32]), leaves: log.leaves.clone() };
         // Signed by an unknown key with the same name: ignored, so 403.
         let r = other.submit(&w, 0, 3);
         assert_eq!(r.status, 403, "{}", r.body);

@@ -1,0 +1,175 @@
+//! The published log and its witnesses, checked with peers written from the C2SP specs alone
+//! (`kvitto_integration::peers`): the static tiles read back by an independent tile client
+//! give the checkpoint's root and inclusion proofs; an independent witness cosigns the
+//! ledger's checkpoints, bundles carry the cosignatures, and the witness refuses the fork of
+//! two copies of one ledger.
+#![allow(clippy::unwrap_used)]
+
+use kvitto::witness::WitnessOutcome;
+use kvitto_integration::peers::{self, tiles, witness::TestWitness};
+use kvitto_integration::*;
+use kvitto_proof::bundle::{BundleError, Options, Trust, verify_with};
+use kvitto_proof::checkpoint::WitnessKey;
+
+const ORIGIN: &str = "test.kvitto/ledger";
+
+async fn grow(ledger: &kvitto::Ledger, from: usize, n: usize) {
+    for i in from..from + n {
+        ledger
+            .append(collected_with_details("kalejdo", &format!("T-{}", i % 7), &format!("t{i}@example.se")))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_read_back_by_an_independent_client() {
+    let (d, _p, ledger) = fresh_ledger().await;
+    let key = ledger.verifier_key().unwrap();
+    let out = d.path().join("www");
+    grow(&ledger, 0, 300).await;
+    ledger.checkpoint().await.unwrap();
+    let first = ledger.publish(&out).await.unwrap();
+    assert_eq!((first.size, first.tiles, first.bundles, first.kept), (301, 3, 2, 0), "0/000, 0/001.p/45, 1/000.p/1");
+    let (origin, size, root) = tiles::read_checkpoint(&out, &key).unwrap();
+    assert_eq!((origin.as_str(), size, root), (ORIGIN, 301, ledger.root(301).await.unwrap().0));
+    tiles::check_tiles(&out, size).unwrap();
+    assert_eq!(tiles::root_from_tiles(&out, size).unwrap(), root);
+    let log = ledger.log(0..u64::MAX).await.unwrap();
+    for index in [0u64, 1, 255, 256, 299, 300] {
+        let data = tiles::leaf_data(&out, size, index).unwrap();
+        assert_eq!(data, log[index as usize].hash.0.to_vec(), "entry {index} is the event hash, nothing else");
+        let proof = tiles::inclusion_proof(&out, size, index).unwrap();
+        tiles::verify_inclusion(index, size, &peers::leaf_hash(&data), &proof, &root).unwrap();
+        assert_eq!(
+            proof,
+            ledger.inclusion_proof(index, size).await.unwrap().proof.iter().map(|h| h.0).collect::<Vec<_>>()
+        );
+    }
+    // Nothing personal leaves: no e-mail, no pseudonym, no canonical bytes in the tiles.
+    let bytes = all_bytes_under(&out);
+    assert!(!contains(&bytes, b"example.se"));
+    for e in log.iter().filter(|e| e.event.subject.is_some()).take(7) {
+        assert!(!contains(&bytes, &e.event.subject.unwrap().subject.0), "a pseudonym was published");
+    }
+    // Incremental: the next publish writes only the new tiles and bundles.
+    grow(&ledger, 300, 300).await;
+    ledger.checkpoint().await.unwrap();
+    let second = ledger.publish(&out).await.unwrap();
+    assert_eq!(second.size, 602);
+    assert_eq!((second.tiles, second.bundles), (3, 2), "0/001, 0/002.p/90, 1/000.p/2; entries/001, entries/002.p/90");
+    assert_eq!(second.kept, 2, "0/000 and entries/000 were there");
+    let (_, size, root) = tiles::read_checkpoint(&out, &key).unwrap();
+    tiles::check_tiles(&out, size).unwrap();
+    assert_eq!(tiles::root_from_tiles(&out, size).unwrap(), root);
+    // The old partial tiles stay for the older checkpoint's size.
+    assert_eq!(tiles::root_from_tiles(&out, 301).unwrap(), ledger.root(301).await.unwrap().0);
+    let again = ledger.publish(&out).await.unwrap();
+    assert_eq!((again.tiles, again.bundles), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_witness_cosigns_and_catches_a_fork() {
+    let (d, path_a, a) = fresh_ledger().await;
+    let key = a.verifier_key().unwrap();
+    let w = TestWitness::start("witness.test/w1", [21; 32]);
+    w.trust_log(ORIGIN, &key);
+    let wkey = WitnessKey::parse(&w.vkey()).unwrap();
+    kvitto::witness::add(&path_a, "w1", &w.url(), &w.vkey()).unwrap();
+    assert!(kvitto::witness::add(&path_a, "w1", &w.url(), &w.vkey()).is_err(), "a name twice");
+    assert!(kvitto::witness::add(&path_a, "w2", "ftp://x", &w.vkey()).is_err());
+
+    grow(&a, 0, 10).await;
+    a.checkpoint().await.unwrap();
+    let first = a.cosign().await.unwrap();
+    assert!(matches!(first[..], [WitnessOutcome::Cosigned { .. }]), "{first:?}");
+    assert_eq!(w.latest(ORIGIN).map(|l| l.0), Some(11));
+    // The stored note now carries the cosignature; a bundle carries it to the regulator.
+    let b = a.export_bundle("kalejdo", "T-3", None, None).await.unwrap();
+    let text = serde_json::to_string(&b).unwrap();
+    let witnesses = [wkey.clone()];
+    let opts = |quorum| Options { witnesses: &witnesses, quorum, ..Options::trusting(Trust::Key(&key)) };
+    let v = verify_with(&text, &opts(1)).unwrap();
+    assert_eq!(v.cosigned_by.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["witness.test/w1"]);
+    assert!(matches!(verify_with(&text, &opts(2)), Err(BundleError::Witnesses(_))));
+    peers::witness::verify_cosigned_note(&w.vkey(), b["checkpoint"].as_str().unwrap()).unwrap();
+
+    // The next checkpoint goes with a consistency proof from size 11.
+    grow(&a, 10, 5).await;
+    a.checkpoint().await.unwrap();
+    assert!(matches!(a.cosign().await.unwrap()[..], [WitnessOutcome::Cosigned { .. }]));
+    assert_eq!(w.latest(ORIGIN).map(|l| l.0), Some(17));
+
+    // A copy of the ledger (state file and all) goes its own way.
+    a.close().await;
+    let path_b = d.path().join("copy");
+    copy_dir(&path_a, &path_b);
+    let (a, b) = (reopen(&path_a).await, reopen(&path_b).await);
+    grow(&a, 100, 3).await;
+    grow(&b, 200, 3).await;
+    a.checkpoint().await.unwrap();
+    b.checkpoint().await.unwrap();
+    assert!(matches!(a.cosign().await.unwrap()[..], [WitnessOutcome::Cosigned { .. }]));
+    let fork = b.cosign().await.unwrap();
+    match &fork[..] {
+        [WitnessOutcome::Failed { status: Some(422), why, .. }] => assert!(why.contains("fork"), "{why}"),
+        other => panic!("the witness must refuse the fork: {other:?}"),
+    }
+    assert!(w.statuses().contains(&409), "B first sent its stale size and was told the witness's");
+    // B's bundle cannot reach a quorum of one.
+    let from_b = serde_json::to_string(&b.export_bundle("kalejdo", "T-3", None, None).await.unwrap()).unwrap();
+    assert!(matches!(verify_with(&from_b, &opts(1)), Err(BundleError::Witnesses(_))));
+    assert!(verify_with(&from_b, &opts(0)).is_ok(), "without witnesses the fork is invisible");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_refusals_are_explained() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    grow(&ledger, 0, 4).await;
+    ledger.checkpoint().await.unwrap();
+    // A witness that does not know the origin: 404.
+    let stranger = TestWitness::start("witness.test/stranger", [31; 32]);
+    kvitto::witness::add(&path, "stranger", &stranger.url(), &stranger.vkey()).unwrap();
+    // A witness that holds another key for this origin: 403.
+    let other_key =
+        kvitto_proof::checkpoint::vkey(ORIGIN, &ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key());
+    let wrong = TestWitness::start("witness.test/wrong", [32; 32]);
+    wrong.trust_log(ORIGIN, &other_key);
+    kvitto::witness::add(&path, "wrong", &wrong.url(), &wrong.vkey()).unwrap();
+    // A witness that is ahead of this ledger (it saw another copy grow further).
+    let ahead = TestWitness::start("witness.test/ahead", [33; 32]);
+    ahead.trust_log(ORIGIN, &ledger.verifier_key().unwrap());
+    ahead.set_latest(ORIGIN, 50, [7; 32]);
+    kvitto::witness::add(&path, "ahead", &ahead.url(), &ahead.vkey()).unwrap();
+    // And one that does not answer.
+    let gone = TestWitness::start("witness.test/gone", [34; 32]);
+    kvitto::witness::add(&path, "gone", "http://127.0.0.1:9", &gone.vkey()).unwrap();
+    let outcomes = ledger.cosign().await.unwrap();
+    let why =
+        |name: &str| match outcomes.iter().find(|o| matches!(o, WitnessOutcome::Failed { name: n, .. } if n == name)) {
+            Some(WitnessOutcome::Failed { status, why, .. }) => (*status, why.clone()),
+            other => panic!("{name}: {other:?}"),
+        };
+    assert_eq!(why("stranger").0, Some(404));
+    assert!(why("stranger").1.contains("does not know the origin"));
+    assert_eq!(why("wrong").0, Some(403));
+    assert!(why("ahead").1.contains("rolled back"), "{:?}", why("ahead"));
+    assert_eq!(why("gone").0, None);
+    assert!(why("gone").1.contains("no answer"), "{:?}", why("gone"));
+    assert_eq!(outcomes.len(), 4);
+    let stored = ledger.checkpoint_note(None).unwrap().unwrap().1;
+    assert_eq!(stored.matches('\u{2014}').count(), 1, "no cosignature was stored: {stored}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
