@@ -370,3 +370,39 @@ async fn generic_mutation_of_any_field_outside_info_fails() {
         assert!(check(&b, &f.key).is_err(), "changing {} did not break verification", p.join("."));
     }
 }
+
+/// BUNDLE.md's parsing rules: duplicate keys refused at any depth, the ledger clock checked,
+/// and every number a caller can put in details survives export and verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_parsing_and_numbers_in_details() {
+    let f = fixture().await;
+    let text = serde_json::to_string(&f.bundle).unwrap();
+    // Last-key-wins would let a second `events` hide the first.
+    let dup = text.replacen("\"events\":[", "\"events\":[],\"events\":[", 1);
+    let e = verify(&dup, Trust::Key(&f.key)).unwrap_err().to_string();
+    assert!(e.contains("duplicate field"), "{e}");
+    let nested = text.replacen("\"leaf_index\":", "\"leaf_index\":0,\"leaf_index\":", 1);
+    assert!(verify(&nested, Trust::Key(&f.key)).unwrap_err().to_string().contains("duplicate field"));
+    expect_fail(
+        &f,
+        "ledger clock backwards",
+        |b| forge(b, 2, |e| e.recorded_at = kvitto::Timestamp::from_micros(0).unwrap()),
+        "ledger clock ran backwards",
+    );
+
+    let (_d, _p, ledger) = fresh_ledger().await;
+    ledger
+        .append(draft(
+            r#"{"type":"data_collected","controller":"kalejdo","subject":"NUM-1","register":"kundregister","categories":["contact"],"purpose":"service-delivery","legal_basis":"contract","source":"subject","details":{"x":123456789012345680000,"y":1.50,"z":-0.0,"w":1e-7,"big":18446744073709551615}}"#,
+        ))
+        .await
+        .unwrap();
+    ledger.checkpoint().await.unwrap();
+    let b = ledger.export_bundle("kalejdo", "NUM-1", None, None).await.unwrap();
+    let v = verify(&serde_json::to_string_pretty(&b).unwrap(), Trust::Key(&ledger.verifier_key().unwrap())).unwrap();
+    assert_eq!(v.events[0].details.as_ref().unwrap()["big"], 18446744073709551615u64);
+    assert_eq!(
+        b["events"][0]["details"]["plaintext"],
+        r#"{"big":18446744073709551615,"w":1e-7,"x":1.2345678901234568e+20,"y":1.5,"z":-0.0}"#
+    );
+}

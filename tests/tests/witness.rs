@@ -161,6 +161,72 @@ async fn witness_refusals_are_explained() {
     assert_eq!(stored.matches('\u{2014}').count(), 1, "no cosignature was stored: {stored}");
 }
 
+/// kvitto's own witness (`kvitto witness serve`), checked with the independent peer's client
+/// and cosignature verifier, and with the ledger's client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kvittos_witness_server_follows_the_spec() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (d, path, ledger) = fresh_ledger().await;
+    let key = ledger.verifier_key().unwrap();
+    let mut server = kvitto::witness_server::WitnessServer::open(&d.path().join("w"), "witness.test/own").unwrap();
+    assert_eq!(server.trust_log(&key).unwrap(), ORIGIN);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let wvkey = server.vkey();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || server.serve(&listener, &flag).unwrap());
+
+    grow(&ledger, 0, 6).await;
+    ledger.checkpoint().await.unwrap();
+    let (_, note7) = ledger.checkpoint_note(None).unwrap().unwrap();
+    // The peer's client: a stale old size gets 409 with the witness's size, as the spec says.
+    let post =
+        |body: String| peers::witness::http_request("POST", &format!("{url}/add-checkpoint"), body.as_bytes()).unwrap();
+    let r = post(peers::witness::add_checkpoint_body(3, &[], &note7));
+    assert_eq!((r.status, r.content_type.as_str(), r.body.as_str()), (409, "text/x.tlog.size", "0\n"));
+    let r = post(peers::witness::add_checkpoint_body(0, &[], &note7));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cosigned = format!("{note7}{}", r.body);
+    peers::witness::verify_cosigned_note(&wvkey, &cosigned).unwrap();
+    // Another log's note: 404; a note signed by another key for this origin: 403.
+    let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let head = |origin, size| kvitto_proof::checkpoint::TreeHead { origin, size, root: [1; 32] };
+    let stranger = kvitto_proof::checkpoint::sign(&head("other.test/log", 1), &other).unwrap();
+    assert_eq!(post(peers::witness::add_checkpoint_body(0, &[], &stranger)).status, 404);
+    let forged = kvitto_proof::checkpoint::sign(&head(ORIGIN, 9), &other).unwrap();
+    assert_eq!(post(peers::witness::add_checkpoint_body(7, &[], &forged)).status, 403);
+    assert_eq!(post("old 01\n\n".to_string() + &note7).status, 400);
+
+    // The ledger's client against it: extension with a consistency proof from 7.
+    kvitto::witness::add(&path, "own", &url, &wvkey).unwrap();
+    std::fs::write(path.join("witness-state"), "own 7\n").unwrap();
+    grow(&ledger, 6, 4).await;
+    ledger.checkpoint().await.unwrap();
+    assert!(matches!(ledger.cosign().await.unwrap()[..], [WitnessOutcome::Cosigned { .. }]));
+    // A checkpoint of the same size with another root (a fork) is refused with 422.
+    let (size, _) = ledger.checkpoint_note(None).unwrap().unwrap();
+    ledger.close().await;
+    let seed = {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        store.signing_seed().unwrap().unwrap()
+    };
+    let own = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let fork = kvitto_proof::checkpoint::sign(
+        &kvitto_proof::checkpoint::TreeHead { origin: ORIGIN, size, root: [5; 32] },
+        &own,
+    )
+    .unwrap();
+    let r = post(peers::witness::add_checkpoint_body(size, &[], &fork));
+    assert_eq!(r.status, 422, "{}", r.body);
+    stop.store(true, Ordering::Release);
+    thread.join().unwrap();
+    // The state survives a restart.
+    let again = kvitto::witness_server::WitnessServer::open(&d.path().join("w"), "witness.test/own").unwrap();
+    assert_eq!(again.vkey(), wvkey, "the key is kept");
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -165,9 +165,20 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             history.len()
         );
         crate::table::print_events(&history, false, false);
-        // A signed checkpoint, and the customer's bundle verified offline as a regulator would.
-        let note = ledger.checkpoint().await.map_err(|e| Failure::storage(e.to_string()))?;
+        // A witness of the demo's own (C2SP tlog-witness on loopback), a signed checkpoint it
+        // cosigns, and the customer's bundle verified offline as a regulator would: complete
+        // up to the map commitment, with the witness's cosignature.
         let vkey = ledger.verifier_key().map_err(|e| Failure::storage(e.to_string()))?;
+        let witness = DemoWitness::start(&dir.join("witness"), &vkey)?;
+        kvitto::witness::add(ledger.dir(), "demo-witness", &witness.url, &witness.vkey)
+            .map_err(|e| Failure::storage(e.to_string()))?;
+        ledger.checkpoint().await.map_err(|e| Failure::storage(e.to_string()))?;
+        for o in ledger.cosign().await.map_err(|e| Failure::storage(e.to_string()))? {
+            if let kvitto::witness::WitnessOutcome::Failed { why, .. } = o {
+                return Err(Failure::storage(format!("the demo witness did not cosign: {why}")));
+            }
+        }
+        let note = ledger.checkpoint_note(None).map_err(|e| Failure::storage(e.to_string()))?.unwrap_or_default().1;
         let bundle = ledger
             .export_bundle(c.controller.as_str(), &c.external_ref, None, None)
             .await
@@ -176,15 +187,31 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
         std::fs::write(&bundle_path, format!("{text}\n"))
             .map_err(|e| Failure::storage(format!("{}: {e}", bundle_path.display())))?;
-        let verified = kvitto_proof::bundle::verify(&text, kvitto_proof::bundle::Trust::Key(&vkey))
+        let wkey =
+            kvitto_proof::checkpoint::WitnessKey::parse(&witness.vkey).map_err(|e| Failure::storage(e.to_string()))?;
+        let witnesses = [wkey];
+        let opts = kvitto_proof::bundle::Options {
+            trust: kvitto_proof::bundle::Trust::Key(&vkey),
+            since: None,
+            witnesses: &witnesses,
+            quorum: 1,
+        };
+        let verified = kvitto_proof::bundle::verify_with(&text, &opts)
             .map_err(|e| Failure { code: 1, message: format!("the demo bundle does not verify: {e}") })?;
-        crate::say!("\nsigned checkpoint (C2SP tlog-checkpoint, Ed25519 signed-note):\n{note}");
+        let witness = witness.stop();
         crate::say!(
-            "bundle {}: ok: {} events of subject {} proven against checkpoint size {} (verified offline with key {vkey})",
+            "\nsigned checkpoint (C2SP tlog-checkpoint, Ed25519 signed-note, cosigned by the demo witness):\n{note}"
+        );
+        crate::say!(
+            "bundle {}: ok: {} events of subject {} proven against checkpoint size {}, complete up to {}, cosigned by {} \
+             (verified offline with log key {vkey} and witness key {})",
             bundle_path.display(),
             verified.events.len(),
             verified.subject,
-            verified.size
+            verified.size,
+            verified.complete_up_to.unwrap_or_default(),
+            verified.cosigned_by.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            witness.vkey
         );
         let q = kvitto::AsOf::now();
         if let Ok(answers) = ledger.consent(c.controller.as_str(), &c.external_ref, None, q) {
@@ -205,6 +232,9 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
              cargo run --release -p kvitto-cli -- --ledger {d} key > {d}/verifier.key\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} export --controller {ctl} --subject {r} --out {d}/bundle.json\n  \
              cargo run --release -p kvitto-cli -- verify-bundle {d}/bundle.json --key-file {d}/verifier.key\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} publish --dir {d}/tiles\n  \
+             cargo run --release -p kvitto-cli -- --ledger {d} prove inclusion --seq 7 --format tlog-proof > {d}/e7.tlog-proof\n  \
+             cargo run --release -p kvitto-cli -- verify-proof {d}/e7.tlog-proof --key-file {d}/verifier.key\n  \
              cargo run --release -p kvitto-cli -- --ledger {d} prove consistency --from 1000\n  \
              echo '{{\"type\":\"consent_withdrawn\",\"controller\":\"{ctl}\",\"subject\":\"{r}\",\"purpose\":\"marketing\"}}' | \
              cargo run --release -p kvitto-cli -- --ledger {d} append -",
@@ -222,4 +252,39 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
     }
     ledger.close().await;
     Ok(())
+}
+
+/// The demo's witness: a `kvitto witness serve` in a thread on a loopback port.
+struct DemoWitness {
+    url: String,
+    vkey: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DemoWitness {
+    fn start(state: &Path, log_vkey: &str) -> Result<Self, Failure> {
+        let mut server =
+            kvitto::witness_server::WitnessServer::open(state, "witness.demo.kvitto/w1").map_err(Failure::storage)?;
+        server.trust_log(log_vkey).map_err(Failure::storage)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Failure::storage(e.to_string()))?;
+        let url = format!("http://{}", listener.local_addr().map_err(|e| Failure::storage(e.to_string()))?);
+        let vkey = server.vkey();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            if let Err(e) = server.serve(&listener, &flag) {
+                eprintln!("demo witness stopped: {e}");
+            }
+        });
+        Ok(Self { url, vkey, stop, thread: Some(thread) })
+    }
+
+    fn stop(mut self) -> Self {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self
+    }
 }

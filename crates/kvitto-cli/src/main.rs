@@ -428,6 +428,27 @@ operator this ledger's `kvitto key` and origin."
     },
     /// The configured witnesses
     List,
+    /// Run a witness (C2SP tlog-witness) that cosigns the given logs' checkpoints
+    #[command(
+        after_help = "Example:\n  kvitto witness serve --state ./witness --name witness.example/w1 --listen 127.0.0.1:7380 \\\n      \
+--log 'kalejdo.se/ledger+1b538788+AdZy…'\n\n\
+Keeps its key (created on first start) and the latest cosigned checkpoint per log in --state.\n\
+Plain HTTP: put it behind a TLS reverse proxy to serve it beyond this machine."
+    )]
+    Serve {
+        /// State directory (witness.key, witness.state)
+        #[arg(long)]
+        state: PathBuf,
+        /// The witness's key name (usually a schema-less URL)
+        #[arg(long)]
+        name: String,
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:7380")]
+        listen: String,
+        /// A log to witness: its verifier key (`kvitto key`); repeat for several
+        #[arg(long = "log", value_name = "VKEY", required = true)]
+        logs: Vec<String>,
+    },
     /// Remove a witness
     Remove {
         /// Local name
@@ -671,6 +692,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ))),
             }
         }
+        Command::Witness(WitnessCommand::Serve { state, name, listen, logs }) => {
+            let mut server = kvitto::witness_server::WitnessServer::open(&state, &name).map_err(Failure::input)?;
+            for l in &logs {
+                let origin = server.trust_log(l).map_err(Failure::input)?;
+                eprintln!("witnessing {origin}");
+            }
+            let listener = std::net::TcpListener::bind(&listen)
+                .map_err(|e| Failure::storage(format!("cannot listen on {listen}: {e}")))?;
+            eprintln!("witness {name} on http://{listen} — its key: {}", server.vkey());
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            server.serve(&listener, &stop).map_err(Failure::storage)
+        }
         Command::Witness(w) => {
             let out = match w {
                 WitnessCommand::Add { name, url, vkey } => kvitto::witness::add(&dir, &name, &url, &vkey)
@@ -685,6 +718,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         })
                     }
                 }),
+                WitnessCommand::Serve { .. } => unreachable!("handled above"),
                 WitnessCommand::List => kvitto::witness::policy(&dir).map(|all| {
                     if all.is_empty() {
                         "no witnesses configured (kvitto witness add NAME URL VKEY)".into()

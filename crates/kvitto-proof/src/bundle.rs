@@ -235,6 +235,18 @@ pub fn verify_with(document: &str, opts: &Options<'_>) -> Result<VerifiedBundle,
         if link.subject_prev != prev {
             return Err(fail("subject_prev is not the hash of the subject's previous event".into()));
         }
+        // The global chain's own rules, as far as one subject's events show them: seq 0 links
+        // to 32 zero bytes, and the ledger clock never runs backwards along the chain.
+        if seq == 0 && event.prev_hash.0 != [0; 32] {
+            return Err(fail("seq 0 must have 32 zero bytes as prev_hash".into()));
+        }
+        if let Some(before) = events.last().map(|e: &VerifiedEvent| e.event.recorded_at)
+            && event.recorded_at < before
+        {
+            return Err(fail(
+                "recorded_at is earlier than the previous event's: the ledger clock ran backwards".into(),
+            ));
+        }
         // Inclusion under the signed root.
         let leaf_index = m
             .get("leaf_index")

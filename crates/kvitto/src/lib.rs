@@ -47,6 +47,7 @@ mod submap;
 mod tree;
 mod verify;
 pub mod witness;
+pub mod witness_server;
 mod writer;
 
 use std::ops::Range;
