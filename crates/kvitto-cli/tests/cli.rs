@@ -403,6 +403,78 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("event 4 (seq 10): the readable view differs"), "{}", text(&o.stderr));
     assert!(state(&ledger).starts_with("ok: 14 events"), "verify still passes with the checkpoint stored");
+
+    // Proof files checked offline: a tlog-proof and JSON, against the log key.
+    let tp = d.path().join("e4.tlog-proof");
+    let o = kvitto(&ledger, &["prove", "inclusion", "--seq", "4", "--format", "tlog-proof"]);
+    std::fs::write(&tp, &o.stdout).unwrap();
+    assert!(text(&o.stdout).starts_with("c2sp.org/tlog-proof@v1\nextra "), "{}", text(&o.stdout));
+    let vp = |file: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kvitto")).arg("verify-proof").arg(file).args(args).output().unwrap()
+    };
+    let o = vp(&tp, &["--key", &key]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("ok: event seq 4 (") && text(&o.stdout).contains("checkpoint of size 14"));
+    std::fs::write(
+        &tp,
+        text(&kvitto(&ledger, &["prove", "inclusion", "--seq", "4", "--format", "tlog-proof"]).stdout)
+            .replace("index 4", "index 5"),
+    )
+    .unwrap();
+    let o = vp(&tp, &["--key", &key]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let jp = d.path().join("incl.json");
+    std::fs::write(&jp, &kvitto(&ledger, &["prove", "inclusion", "--seq", "4"]).stdout).unwrap();
+    assert_eq!(vp(&jp, &["--key", &key]).status.code(), Some(0), "a JSON proof carries the checkpoint of its size");
+    std::fs::write(&jp, &kvitto(&ledger, &["prove", "inclusion", "--seq", "4", "--size", "13"]).stdout).unwrap();
+    let o = vp(&jp, &["--key", &key]);
+    assert!(o.status.code() == Some(1) && text(&o.stderr).contains("--checkpoint"), "{}", text(&o.stderr));
+    let cp = d.path().join("cp14.txt");
+    std::fs::write(&cp, &shown.stdout).unwrap();
+    let cj = d.path().join("cons.json");
+    std::fs::write(&cj, &kvitto(&ledger, &["prove", "consistency", "--from", "6"]).stdout).unwrap();
+    let o = vp(&cj, &["--key-file", key_file(&d, &key).to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("the tree of 6 events"), "{}", text(&o.stdout));
+
+    // What a verifier holds: verify --against, export --since, verify-bundle --since.
+    let o = kvitto(&ledger, &["verify", "--against", cp.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("contains the held checkpoint"), "{}", text(&o.stdout));
+    let since = d.path().join("since.json");
+    let o = kvitto(
+        &ledger,
+        &[
+            "export",
+            "--controller",
+            "kazoom",
+            "--subject",
+            "KZ-1",
+            "--since",
+            cp.to_str().unwrap(),
+            "--out",
+            since.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = verify(&since, &["--key", &key, "--since", cp.to_str().unwrap()]);
+    assert!(text(&o.stdout).contains("extends the held checkpoint of size 14"), "{}", text(&o.stdout));
+
+    // Static tiles and the (empty) witness policy.
+    let www = d.path().join("www");
+    let o = kvitto(&ledger, &["publish", "--dir", www.to_str().unwrap()]);
+    assert!(text(&o.stdout).starts_with("published checkpoint size 14"), "{}", text(&o.stdout));
+    assert!(
+        www.join("checkpoint").exists()
+            && www.join("tile/0/000.p/14").exists()
+            && www.join("tile/entries/000.p/14").exists()
+    );
+    assert!(text(&kvitto(&ledger, &["witness", "list"]).stdout).contains("no witnesses configured"));
+}
+
+fn key_file(d: &tempfile::TempDir, key: &str) -> std::path::PathBuf {
+    let p = d.path().join("log.vkey");
+    std::fs::write(&p, format!("{key}\n")).unwrap();
+    p
 }
 
 #[test]
