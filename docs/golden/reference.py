@@ -42,6 +42,7 @@ KINDS = {
     "legal_hold_released": (31, [("hold_id", "str")]),
     "erasure_deferred": (32, [("register", "str"), ("statute", "str"), ("until", "time")]),
     "data_erased": (33, [("register", "str?"), ("reason", "str")]),
+    "subject_map_committed": (34, [("tree_size", "u64"), ("subjects", "u64"), ("map_root", "hex32")]),
 }
 # Extended layouts (§2.3): written under the extended code, with the trailing optional fields,
 # exactly when one of those fields is present; otherwise the base layout above, unchanged.
@@ -71,6 +72,7 @@ def field(name, typ, v):
     if typ == "country": return v.encode("ascii")
     if typ == "period": return period(v)
     if typ == "hex32": return bytes.fromhex(v)
+    if typ == "u64": return struct.pack(">Q", v)
     if typ == "time": return t(v)
     if typ == "monthday":
         mm, dd = v.split("-")

@@ -236,9 +236,19 @@ fn build_vectors() -> Vec<(&'static str, Event)> {
             false,
             None,
         ),
+        (
+            "subject_map_committed",
+            EventKind::SubjectMapCommitted { tree_size: 18, subjects: 1, map_root: TextHash([0x5a; 32]) },
+            false,
+            None,
+        ),
     ];
     for (seq, (name, kind, is_subject, commitment)) in kinds.into_iter().enumerate() {
+        let ledger_event = kind.scope() == kvitto_core::Scope::Ledger;
         let mut e = base(seq as u64, prev, kind);
+        if ledger_event {
+            (e.controller, e.actor) = (id("kvitto:ledger"), id("kvitto:map"));
+        }
         e.event_id = EventId(uuid::Uuid::from_u128(0x0194312a_8b00_7000_8000_000000000000 + seq as u128));
         if is_subject {
             e.subject = Some(SubjectLink { subject: subj, subject_seq, subject_prev });
