@@ -178,3 +178,26 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// A damaged subject map snapshot (derived data) is replaced by a fresh fold on open: the
+/// next commitment is still the map the events give, and bundles still verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_map_snapshot_is_folded_afresh() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    history(&ledger, 12).await;
+    ledger.checkpoint().await.unwrap();
+    ledger.close().await;
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        assert_eq!(kvitto_store::tamper::corrupt_map_snapshot(&store).unwrap(), 3);
+    }
+    let ledger = reopen(&path).await;
+    // Only KZ-0 changes: KZ-1 and KZ-2 keep their damaged snapshot entries unless refolded.
+    ledger.append(consent("kazoom", "KZ-0", "later")).await.unwrap();
+    ledger.checkpoint().await.unwrap();
+    let r = ledger.verify().await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.failure);
+    let key = ledger.verifier_key().unwrap();
+    let b = ledger.export_bundle("kazoom", "KZ-1", None, None).await.unwrap();
+    assert_eq!(check(&b, &key, None).unwrap().complete_up_to, Some(14));
+}

@@ -930,14 +930,14 @@ impl Store {
         Ok((size, entries))
     }
 
-    /// Writes changed map entries, the number of events the snapshot now reflects and,
-    /// optionally, a new commitment `(seq, tree_size, map_root)`, in one batch (not flushed:
-    /// derived data, rebuilt from the log when it does not match).
+    /// Writes changed map entries, the number of events the snapshot now reflects and new
+    /// commitments `(seq, tree_size, map_root)`, in one batch (not flushed: derived data,
+    /// rebuilt from the log when it does not match).
     pub fn apply_map(
         &self,
         entries: &[MapEntryRec],
         size: u64,
-        commitment: Option<(u64, u64, [u8; 32])>,
+        commitments: &[(u64, u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (subject, count, head) in entries {
@@ -945,9 +945,9 @@ impl Store {
             v.extend_from_slice(head);
             b.insert(prefixed(b'S', subject), v);
         }
-        if let Some((seq, tree_size, root)) = commitment {
+        for (seq, tree_size, root) in commitments {
             let mut v = tree_size.to_be_bytes().to_vec();
-            v.extend_from_slice(&root);
+            v.extend_from_slice(root);
             b.insert(prefixed(b'C', &seq.to_be_bytes()), v);
         }
         b.insert(WATERMARK_KEY, &size.to_be_bytes());
@@ -986,6 +986,11 @@ impl Store {
     #[cfg(feature = "tamper")]
     pub(crate) fn log_tree(&self) -> &sled::Tree {
         &self.log
+    }
+
+    #[cfg(feature = "tamper")]
+    pub(crate) fn submap_tree(&self) -> &sled::Tree {
+        &self.submap
     }
 
     #[cfg(feature = "tamper")]

@@ -142,3 +142,15 @@ pub fn remove_checkpoint(store: &Store, size: u64) -> Result<bool, StoreError> {
     store.flush_all()?;
     Ok(removed)
 }
+
+/// Overwrites every subject map snapshot entry's count (a damaged derived snapshot).
+pub fn corrupt_map_snapshot(store: &Store) -> Result<usize, StoreError> {
+    let entries: Vec<_> = store.submap_tree().scan_prefix([b'S']).collect::<Result<_, _>>()?;
+    for (k, v) in &entries {
+        let mut v = v.to_vec();
+        v[7] ^= 0x40;
+        store.submap_tree().insert(k, v)?;
+    }
+    store.flush_all()?;
+    Ok(entries.len())
+}

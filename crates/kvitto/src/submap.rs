@@ -52,6 +52,26 @@ impl MapState {
                 .collect();
         }
         state.size = size;
+        // A snapshot must give the root committed at its size; one that does not (damaged,
+        // or the log below it changed) is replaced by a fresh fold, so that the ledger never
+        // commits a root its own events do not give.
+        if let Some(c) = state.commitments.iter().rev().find(|c| c.tree_size == size).copied()
+            && state.map.root() != c.root
+        {
+            tracing::warn!(
+                size,
+                seq = c.seq,
+                "subject map snapshot does not give its committed root; folding it afresh"
+            );
+            let commitments = std::mem::take(&mut state.commitments);
+            state = MapState::default();
+            state.advance(store, size)?;
+            store.clear_map()?;
+            let all: Vec<_> = commitments.iter().map(|c| (c.seq, c.tree_size, c.root)).collect();
+            store.apply_map(&state.dirty_entries(), size, &all)?;
+            state.dirty.clear();
+            state.commitments = commitments;
+        }
         let known: HashSet<u64> = state.commitments.iter().map(|c| c.seq).collect();
         let mut later = Vec::new();
         crate::read::for_each_event(store, size, len, |seq, _, e| {
@@ -85,6 +105,11 @@ impl MapState {
         Ok(())
     }
 
+    /// The entries changed since the snapshot was written.
+    fn dirty_entries(&self) -> Vec<([u8; 16], u64, [u8; 32])> {
+        self.dirty.iter().filter_map(|k| self.map.get(k).map(|e| (*k, e.count, e.head))).collect()
+    }
+
     /// Whether events other than the newest commitment arrived after it (or there is none).
     pub fn needs_commitment(&self, len: u64) -> bool {
         match self.commitments.last() {
@@ -105,9 +130,7 @@ impl MapState {
     /// Records an appended commitment and writes the snapshot with it.
     pub fn committed(&mut self, store: &Store, seq: u64) -> Result<(), StoreError> {
         let c = Commitment { seq, tree_size: self.size, root: self.map.root() };
-        let entries: Vec<([u8; 16], u64, [u8; 32])> =
-            self.dirty.iter().filter_map(|k| self.map.get(k).map(|e| (*k, e.count, e.head))).collect();
-        store.apply_map(&entries, self.size, Some((c.seq, c.tree_size, c.root)))?;
+        store.apply_map(&self.dirty_entries(), self.size, &[(c.seq, c.tree_size, c.root)])?;
         self.dirty.clear();
         self.commitments.push(c);
         Ok(())
