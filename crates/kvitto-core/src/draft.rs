@@ -125,6 +125,12 @@ impl Draft {
                 format!("unknown event type {type_name:?}; known: {}", known.join(", ")),
             ));
         };
+        if EventKind::TABLE.iter().any(|(n, _, scope)| *n == type_name && *scope == Scope::Ledger) {
+            return Err(DraftError::field(
+                "type",
+                format!("{type_name} is written by the ledger itself, not by callers"),
+            ));
+        }
         if let Some(unknown) =
             obj.keys().find(|k| !COMMON_FIELDS.contains(&k.as_str()) && !kind_fields.contains(&k.as_str()))
         {

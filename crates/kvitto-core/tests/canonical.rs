@@ -264,3 +264,18 @@ fn json_errors_name_the_new_fields() {
         (Some((12, 31)), Some(ExtendTo::CalendarYearEnd))
     );
 }
+
+#[test]
+fn ledger_events_and_duplicate_keys_are_refused_from_callers() {
+    let e = Draft::from_json_str(
+        r#"{"type":"subject_map_committed","controller":"kvitto:ledger","tree_size":1,"subjects":1,"map_root":"00"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("type"), "{e}");
+    assert!(e.message.contains("written by the ledger itself"), "{e}");
+    let e = Draft::from_json_str(
+        r#"{"type":"data_collected","controller":"kalejdo","subject":"X-1","register":"r","categories":["c"],"purpose":"p","legal_basis":"contract","source":"subject","details":{"a":1,"a":2}}"#,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("duplicate field \"a\""), "{e}");
+}
