@@ -183,7 +183,7 @@ async fn ledger_from_tree_v1_migrates() {
     ledger.close().await;
     let blake_root = root::<Blake3>(&MemoryTree::<Blake3>::new(blake_leaves), 37).unwrap();
     assert_ne!(blake_root, sha_root);
-    {
+    let v1_note = {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
         let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 37, root: blake_root };
@@ -191,11 +191,15 @@ async fn ledger_from_tree_v1_migrates() {
         kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();
         assert!(kvitto_store::tamper::remove_index_prefix(&store, b"T").unwrap() > 0);
         kvitto_store::tamper::put_index_raw(&store, &[b'N', 0, 0, 0, 0, 0, 0, 0, 0, 0], &[7; 64]).unwrap();
-    }
+        note
+    };
     let ledger = reopen(&path).await;
     assert_eq!(ledger.root(37).await.unwrap().0, sha_root, "the SHA-256 nodes were rebuilt");
     let report = ledger.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.failure);
+    // A v1 checkpoint someone kept is of this history, not a fork.
+    let r = ledger.verify_against(Some(&v1_note), |_, _| {}).await.unwrap();
+    assert!(r.is_ok(), "{:?}", r.failure);
     assert!(ledger.checkpoint_note(None).unwrap().is_none(), "old checkpoints are not served as v2 ones");
     let note = ledger.checkpoint().await.unwrap();
     let (name, key) = kvitto_proof::checkpoint::parse_vkey(&ledger.verifier_key().unwrap()).unwrap();
@@ -211,4 +215,12 @@ async fn ledger_from_tree_v1_migrates() {
     }
     let f = reopen(&path).await.verify().await.unwrap().failure.expect("a v1 checkpoint with a SHA-256 root");
     assert!(f.reason.contains("tree v1 (BLAKE3) checkpoint of size 37"), "{f}");
+    // With v1 checkpoints present, the stored Merkle nodes are still checked.
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &v1_note).unwrap();
+        kvitto_store::tamper::set_merkle_node(&store, 0, 3, &[9; 32]).unwrap();
+    }
+    let f = reopen(&path).await.verify().await.unwrap().failure.expect("a tampered node");
+    assert!(f.reason.contains("merkle node 0/3"), "{f}");
 }

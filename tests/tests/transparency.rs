@@ -201,3 +201,35 @@ async fn a_damaged_map_snapshot_is_folded_afresh() {
     let b = ledger.export_bundle("kazoom", "KZ-1", None, None).await.unwrap();
     assert_eq!(check(&b, &key, None).unwrap().complete_up_to, Some(14));
 }
+
+/// A crash after a commitment's append but before the snapshot's write: the commitment is
+/// picked up from the log on open and recorded, so later checkpoints never lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commitment_recovered_after_a_crash_is_kept() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    history(&ledger, 10).await;
+    ledger.checkpoint().await.unwrap(); // commitment over 10 events at seq 10
+    ledger.close().await;
+    let before = {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::map_tree_raw(&store).unwrap()
+    };
+    let ledger = reopen(&path).await;
+    history(&ledger, 10).await;
+    ledger.checkpoint().await.unwrap(); // over 21 events at seq 21, checkpoint 22
+    ledger.close().await;
+    {
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::restore_map_tree_raw(&store, &before).unwrap();
+    }
+    let ledger = reopen(&path).await;
+    let key = ledger.verifier_key().unwrap();
+    let complete = |b: &Value| check(b, &key, None).unwrap().complete_up_to;
+    assert_eq!(complete(&ledger.export_bundle("kazoom", "KZ-1", Some(22), None).await.unwrap()), Some(21));
+    history(&ledger, 5).await;
+    ledger.checkpoint().await.unwrap();
+    ledger.close().await;
+    let ledger = reopen(&path).await;
+    assert_eq!(complete(&ledger.export_bundle("kazoom", "KZ-1", Some(22), None).await.unwrap()), Some(21));
+    assert!(ledger.verify().await.unwrap().is_ok());
+}

@@ -227,6 +227,84 @@ async fn kvittos_witness_server_follows_the_spec() {
     assert_eq!(again.vkey(), wvkey, "the key is kept");
 }
 
+/// A witness behind a proxy that appends junk to every answer, and a client that connects
+/// and sends nothing: only verified cosignature lines are stored, and the idle client does not
+/// hold the witness up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_verified_cosignatures_are_kept_and_idle_clients_do_not_block() {
+    use std::io::{BufRead, Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (d, path, ledger) = fresh_ledger().await;
+    let mut server = kvitto::witness_server::WitnessServer::open(&d.path().join("w"), "witness.test/own").unwrap();
+    server.trust_log(&ledger.verifier_key().unwrap()).unwrap();
+    let wvkey = server.vkey();
+    let server = Arc::new(server);
+    // The proxy: answers like the witness, plus a line under the witness's name that is junk.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let inner = server.clone();
+    std::thread::spawn(move || {
+        for stream in proxy.incoming().take(1) {
+            let mut stream = stream.unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let (status, _, answer) = inner.add_checkpoint(std::str::from_utf8(&body).unwrap());
+            let answer = format!("{answer}\u{2014} witness.test/own !!!not-base64\n");
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .unwrap();
+        }
+    });
+    kvitto::witness::add(&path, "own", &proxy_url, &wvkey).unwrap();
+    grow(&ledger, 0, 3).await;
+    ledger.checkpoint().await.unwrap();
+    assert!(matches!(ledger.cosign().await.unwrap()[..], [WitnessOutcome::Cosigned { .. }]));
+    let (_, note) = ledger.checkpoint_note(None).unwrap().unwrap();
+    assert!(!note.contains("!!!"), "junk was stored: {note}");
+    let key = ledger.verifier_key().unwrap();
+    let b = serde_json::to_string(&ledger.export_bundle("kalejdo", "T-1", None, None).await.unwrap()).unwrap();
+    let witnesses = [WitnessKey::parse(&wvkey).unwrap()];
+    assert!(
+        verify_with(&b, &Options { witnesses: &witnesses, quorum: 1, ..Options::trusting(Trust::Key(&key)) }).is_ok()
+    );
+
+    // The witness itself, with a client that connects and stays silent.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (flag, srv) = (stop.clone(), server.clone());
+    let thread = std::thread::spawn(move || srv.serve(&listener, &flag).unwrap());
+    let idle = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    kvitto::witness::remove(&path, "own").unwrap();
+    kvitto::witness::add(&path, "direct", &url, &wvkey).unwrap();
+    grow(&ledger, 3, 2).await;
+    ledger.checkpoint().await.unwrap();
+    let started = std::time::Instant::now();
+    let outcomes = ledger.cosign().await.unwrap();
+    assert!(matches!(outcomes[..], [WitnessOutcome::Cosigned { .. }]), "{outcomes:?}");
+    // Served while the silent connection waits out its deadline (10 s), not after it.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "the idle client held the witness up");
+    drop(idle);
+    stop.store(true, Ordering::Release);
+    thread.join().unwrap();
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -163,6 +163,23 @@ pub(crate) fn verify_bundle(
                     let names: Vec<&str> = v.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
                     format!(", cosigned by {}", names.join(", "))
                 };
+                if let Some(n) = v.complete_up_to {
+                    // The exporter chose the commitment: say plainly what lies beyond it.
+                    let later = v.size.saturating_sub(n + 1);
+                    if later > 0 {
+                        eprintln!(
+                            "note: {later} event(s) of the log lie between the map commitment's tree size {n} and the \
+                             checkpoint; the subject's events among them are shown and proven included, not proven \
+                             complete (ask for a bundle from a newer commitment)"
+                        );
+                    }
+                    if let Some(held) = v.extends.filter(|h| *h > n) {
+                        eprintln!(
+                            "warning: you hold a checkpoint of size {held}, beyond what this bundle proves complete \
+                             ({n})"
+                        );
+                    }
+                }
                 say!(
                     "ok: {} events of subject {} proven against checkpoint size {}{complete}{extends}{cosigned}",
                     v.events.len(),

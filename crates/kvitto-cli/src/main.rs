@@ -771,7 +771,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 false => format!(", cosigned by {}", checked.cosigned_by.join(", ")),
             };
             match checked.proven {
-                kvitto_proof::prooffile::Proven::Inclusion { index, event } => {
+                kvitto_proof::prooffile::Proven::Inclusion { index, event_hash, event } => {
                     let what = event
                         .map(|e| {
                             format!(
@@ -782,7 +782,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                             )
                         })
                         .unwrap_or_default();
-                    say!("ok: event seq {index}{what} is in {}'s checkpoint of size {}{cosigned}", cp.origin, cp.size)
+                    say!(
+                        "ok: event seq {index}{what}, hash {}, is in {}'s checkpoint of size {}{cosigned}",
+                        kvitto::EventHash(event_hash),
+                        cp.origin,
+                        cp.size
+                    )
                 }
                 kvitto_proof::prooffile::Proven::Consistency { size1, root1 } => say!(
                     "ok: the tree of {size1} events (root {}) is a prefix of {}'s checkpoint of size {}{cosigned}",

@@ -325,10 +325,14 @@ pub fn verify_with(document: &str, opts: &Options<'_>) -> Result<VerifiedBundle,
         strict(&top["consistency"], "$.consistency", &["size1", "proof"])?;
     }
     let mut cosigned_by = Vec::new();
+    let mut counted: Vec<ed25519_dalek::VerifyingKey> = Vec::new();
     for w in opts.witnesses {
         match checkpoint::cosignature(note, w) {
             Ok(Some(t)) => {
-                if !cosigned_by.iter().any(|(n, _)| n == &w.name) {
+                // One key counts once, whatever names it is trusted under: cosignature/v1
+                // does not sign the name, so a relabelled line would otherwise count twice.
+                if !counted.contains(&w.key) {
+                    counted.push(w.key);
                     cosigned_by.push((w.name.clone(), t));
                 }
             }
@@ -338,7 +342,7 @@ pub fn verify_with(document: &str, opts: &Options<'_>) -> Result<VerifiedBundle,
     }
     if cosigned_by.len() < opts.quorum {
         return Err(BundleError::Witnesses(format!(
-            "{} valid cosignature(s) from the {} trusted witness(es), {} required",
+            "{} valid cosignature(s) from distinct keys of the {} trusted witness(es), {} required",
             cosigned_by.len(),
             opts.witnesses.len(),
             opts.quorum
@@ -439,7 +443,7 @@ fn completeness(
     {
         return Err(BundleError::Incomplete(format!(
             "the subject's last event among the first {tree_size} is not the bundle's event {}",
-            held - 1
+            held.saturating_sub(1)
         )));
     }
     Ok(tree_size)
@@ -471,7 +475,9 @@ fn extends(
             Ok(old.size)
         } else {
             Err(BundleError::Fork(format!(
-                "the bundle's checkpoint and the one you hold both have size {} but different roots: two histories",
+                "the bundle's checkpoint and the one you hold both have size {} but different roots: two histories \
+                 (or the held one was signed over the BLAKE3 tree v1 of a ledger since migrated: ask the ledger's \
+                 auditor, who can check it with `kvitto verify --against`)",
                 cp.size
             )))
         };
@@ -491,7 +497,8 @@ fn extends(
     };
     checked.map_err(|e| {
         BundleError::Fork(format!(
-            "the bundle's tree (size {}) does not extend the checkpoint you hold (size {}): {e}",
+            "the bundle's tree (size {}) does not extend the checkpoint you hold (size {}): {e} (unless the held one \
+             was signed over the BLAKE3 tree v1 of a ledger since migrated)",
             cp.size, old.size
         ))
     })?;

@@ -291,9 +291,15 @@ pub fn split_note(note: &str) -> Result<(&str, Vec<&str>), NoteError> {
 /// The timestamp of a valid cosignature by `witness` on the note, `None` when it carries
 /// none; a line with the witness's name and key id whose signature fails is an error.
 pub fn cosignature(note: &str, witness: &WitnessKey) -> Result<Option<u64>, NoteError> {
+    Ok(cosignature_lines(note, witness)?.iter().map(|(_, t)| *t).max())
+}
+
+/// Every valid cosignature line by `witness` on the note, with its timestamp (the lines to
+/// keep: anything else a witness sends is dropped).
+pub fn cosignature_lines(note: &str, witness: &WitnessKey) -> Result<Vec<(String, u64)>, NoteError> {
     let (body, lines) = split_note(note)?;
     let want = cosig_key_id(&witness.name, &witness.key);
-    let mut found = None;
+    let mut found = Vec::new();
     for line in lines {
         let Some((name, b64)) = line.strip_prefix("\u{2014} ").and_then(|r| r.split_once(' ')) else {
             return Err(NoteError::Malformed(format!("bad signature line {line:?}")));
@@ -314,7 +320,7 @@ pub fn cosignature(note: &str, witness: &WitnessKey) -> Result<Option<u64>, Note
         }
         let sig = Signature::from_slice(&raw[12..]).map_err(|_| bad())?;
         witness.key.verify_strict(cosignature_message(body, timestamp).as_bytes(), &sig).map_err(|_| bad())?;
-        found = Some(found.map_or(timestamp, |f: u64| f.max(timestamp)));
+        found.push((line.to_string(), timestamp));
     }
     Ok(found)
 }

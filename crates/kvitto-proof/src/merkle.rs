@@ -285,7 +285,7 @@ pub fn verify_inclusion<H: TreeHash>(
     }
     let leaf = as_hash("leaf hash", leaf_hash)?;
     let inner = bit_length(index ^ (size - 1));
-    let border = (index >> inner).count_ones();
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
     let expected = (inner + border) as usize;
     if proof.len() != expected {
         return Err(ProofError::WrongProofLength { got: proof.len(), expected });
@@ -325,7 +325,7 @@ pub fn verify_consistency<H: TreeHash>(
     }
     let k = bit_length((size1 - 1) ^ (size2 - 1));
     let shift = size1.trailing_zeros();
-    let mut expected = (k - shift) as usize + ((size1 - 1) >> k).count_ones() as usize;
+    let mut expected = (k - shift) as usize + (size1 - 1).checked_shr(k).unwrap_or(0).count_ones() as usize;
     let pow2 = size1.is_power_of_two();
     if !pow2 {
         expected += 1;

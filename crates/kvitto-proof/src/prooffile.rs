@@ -24,6 +24,8 @@ pub enum Proven {
     Inclusion {
         /// Leaf index (= seq).
         index: u64,
+        /// The event hash (the leaf data) proven.
+        event_hash: [u8; 32],
         /// The event, when the file carries its canonical bytes.
         event: Option<Box<Event>>,
     },
@@ -64,9 +66,13 @@ fn signed(note: &str, a: &Anchors<'_>) -> Result<(Checkpoint, Vec<String>), Stri
     let (name, key) = checkpoint::parse_vkey(a.log_key).map_err(|e| format!("log key: {e}"))?;
     let cp = checkpoint::open(note, &name, &key).map_err(|e| format!("checkpoint: {e}"))?;
     let mut cosigned_by = Vec::new();
+    let mut counted: Vec<ed25519_dalek::VerifyingKey> = Vec::new();
     for w in a.witnesses {
         match checkpoint::cosignature(note, w) {
-            Ok(Some(_)) if !cosigned_by.contains(&w.name) => cosigned_by.push(w.name.clone()),
+            Ok(Some(_)) if !counted.contains(&w.key) => {
+                counted.push(w.key);
+                cosigned_by.push(w.name.clone());
+            }
             Ok(_) => {}
             Err(e) => return Err(format!("witness {}: {e}", w.name)),
         }
@@ -100,7 +106,7 @@ fn hex_list(v: Option<&Value>, field: &str) -> Result<Vec<Vec<u8>>, String> {
 
 /// Checks a proof file (either format).
 pub fn verify_file(text: &str, a: &Anchors<'_>) -> Result<CheckedProof, String> {
-    if text.starts_with(TLOG_PROOF) { verify_tlog_proof(text, a) } else { verify_json(text, a) }
+    if text.split('\n').next() == Some(TLOG_PROOF) { verify_tlog_proof(text, a) } else { verify_json(text, a) }
 }
 
 /// Writes a `tlog-proof@v1` for an event: `extra` = its canonical bytes, so a verifier can
@@ -142,7 +148,12 @@ fn verify_tlog_proof(text: &str, a: &Anchors<'_>) -> Result<CheckedProof, String
     let (cp, cosigned_by) = signed(note, a)?;
     let leaf = LogHash::leaf(&event_hash(&canonical).0);
     verify_inclusion::<LogHash>(index, cp.size, &leaf, &proof, &cp.root).map_err(|e| format!("inclusion: {e}"))?;
-    Ok(CheckedProof { proven: Proven::Inclusion { index, event: Some(Box::new(event)) }, checkpoint: cp, cosigned_by })
+    let event_hash = event_hash(&canonical).0;
+    Ok(CheckedProof {
+        proven: Proven::Inclusion { index, event_hash, event: Some(Box::new(event)) },
+        checkpoint: cp,
+        cosigned_by,
+    })
 }
 
 fn verify_json(text: &str, a: &Anchors<'_>) -> Result<CheckedProof, String> {
@@ -157,10 +168,16 @@ fn verify_json(text: &str, a: &Anchors<'_>) -> Result<CheckedProof, String> {
         if cp.size != size || hex_hash(m.get("root"), "root")? != cp.root {
             return Err(format!("the proof is for a tree of size {size}, not the signed one of size {}", cp.size));
         }
-        let leaf = LogHash::leaf(&hex_hash(m.get("event_hash"), "event_hash")?);
-        verify_inclusion::<LogHash>(index, size, &leaf, &hex_list(m.get("proof"), "proof")?, &cp.root)
-            .map_err(|e| format!("inclusion: {e}"))?;
-        Ok(CheckedProof { proven: Proven::Inclusion { index, event: None }, checkpoint: cp, cosigned_by })
+        let event_hash = hex_hash(m.get("event_hash"), "event_hash")?;
+        verify_inclusion::<LogHash>(
+            index,
+            size,
+            &LogHash::leaf(&event_hash),
+            &hex_list(m.get("proof"), "proof")?,
+            &cp.root,
+        )
+        .map_err(|e| format!("inclusion: {e}"))?;
+        Ok(CheckedProof { proven: Proven::Inclusion { index, event_hash, event: None }, checkpoint: cp, cosigned_by })
     } else if m.contains_key("size1") {
         let (size1, size2) = (num("size1")?, num("size2")?);
         let note = note("checkpoint2").ok_or("the proof carries no signed checkpoint: pass --checkpoint FILE")?;

@@ -154,3 +154,20 @@ pub fn corrupt_map_snapshot(store: &Store) -> Result<usize, StoreError> {
     store.flush_all()?;
     Ok(entries.len())
 }
+
+/// Raw (key, value) entries of a sled tree.
+pub type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The raw subject map snapshot tree (to restore it later, as a crash before its write would).
+pub fn map_tree_raw(store: &Store) -> Result<RawEntries, StoreError> {
+    store.submap_tree().iter().map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)).collect()
+}
+
+/// Replaces the subject map snapshot tree with raw entries from [`map_tree_raw`].
+pub fn restore_map_tree_raw(store: &Store, items: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+    store.submap_tree().clear()?;
+    for (k, v) in items {
+        store.submap_tree().insert(k.as_slice(), v.as_slice())?;
+    }
+    store.flush_all()
+}

@@ -83,7 +83,13 @@ impl MapState {
             Ok(())
         })?;
         if let Some(newest) = later.last().copied() {
+            // Commitments logged after the snapshot (a crash before it was written, or a
+            // snapshot rebuilt): advance to the newest and record them all, so the snapshot
+            // watermark never passes a commitment the list does not hold.
             state.advance(store, newest.tree_size)?;
+            let all: Vec<_> = later.iter().map(|c| (c.seq, c.tree_size, c.root)).collect();
+            store.apply_map(&state.dirty_entries(), state.size, &all)?;
+            state.dirty.clear();
         }
         state.commitments.extend(later);
         state.commitments.sort_by_key(|c| c.seq);

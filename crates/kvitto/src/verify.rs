@@ -169,7 +169,9 @@ fn check_stream(
     // Checkpoints signed over the BLAKE3 tree of v1: their roots are recomputed from the events
     // with that tree (kept only when there are any).
     let legacy = store.legacy_checkpoints().map_err(storage)?;
-    let mut legacy_frontier = (!legacy.is_empty()).then(crate::tree::Frontier::<kvitto_proof::Blake3>::default);
+    let mut legacy_frontier =
+        (!legacy.is_empty() || held.is_some()).then(crate::tree::Frontier::<kvitto_proof::Blake3>::default);
+    let mut legacy_completed = Vec::new();
     let mut next_legacy = legacy.iter().peekable();
     let mut checkpoint_failure = None;
     let mut previous: Option<(u64, [u8; 32])> = None;
@@ -337,21 +339,6 @@ fn check_stream(
         }
         completed.clear();
         frontier.push_leaf(leaf, &mut completed);
-        if let Some((size, root)) = held
-            && size == frontier.size()
-            && held_failure.is_none()
-            && frontier.root() != root
-        {
-            held_failure = Some(at(
-                size - 1,
-                format!(
-                    "fork or rewrite: the ledger's first {size} events give root {}, the held checkpoint of size \
-                     {size} says {}",
-                    EventHash(frontier.root()),
-                    EventHash(root)
-                ),
-            ));
-        }
         while let Some((size, note)) = next_checkpoint.peek() {
             if *size != frontier.size() {
                 break;
@@ -363,8 +350,8 @@ fn check_stream(
             next_checkpoint.next();
         }
         if let Some(f) = legacy_frontier.as_mut() {
-            completed.clear();
-            f.push(&hash.0, &mut completed);
+            legacy_completed.clear();
+            f.push(&hash.0, &mut legacy_completed);
             while let Some((size, note)) = next_legacy.peek() {
                 if *size != f.size() {
                     break;
@@ -375,7 +362,26 @@ fn check_stream(
                 }
                 next_legacy.next();
             }
-            completed.clear();
+        }
+        if let Some((size, root)) = held
+            && size == frontier.size()
+            && held_failure.is_none()
+            && frontier.root() != root
+        {
+            // A checkpoint signed over the BLAKE3 tree of v1, before this ledger migrated, is
+            // of the same history: not a fork.
+            let v1 = legacy_frontier.as_ref().is_some_and(|f| f.size() == size && f.root() == root);
+            if !v1 {
+                held_failure = Some(at(
+                    size - 1,
+                    format!(
+                        "fork or rewrite: the ledger's first {size} events give root {}, the held checkpoint of \
+                         size {size} says {} (nor is it this history's tree v1 root)",
+                        EventHash(frontier.root()),
+                        EventHash(root)
+                    ),
+                ));
+            }
         }
         if event.seq < watermark && index_failure.is_none() {
             // Every stored Merkle node (leaves and interior) against the nodes re-derived from

@@ -70,7 +70,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), ReadError> {
     let err = |e: std::io::Error| ReadError::Storage(format!("{}: {e}", path.display()));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    }
+    Ok(())
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -242,19 +246,19 @@ impl Ledger {
                 };
                 match status {
                     200 => {
+                        // Only lines that parse and verify under the witness's key are kept:
+                        // anything else in the answer never reaches the stored note.
                         let cosigned = format!("{log_note}{text}");
-                        outcome = Some(match kvitto_proof::checkpoint::cosignature(&cosigned, &w.key) {
-                            Ok(Some(timestamp)) => {
-                                for line in text.lines().filter(|l| l.starts_with(&format!("\u{2014} {} ", w.key.name)))
-                                {
-                                    cosignatures.push_str(line);
+                        outcome = Some(match kvitto_proof::checkpoint::cosignature_lines(&cosigned, &w.key) {
+                            Ok(lines) if !lines.is_empty() => {
+                                let timestamp = lines.iter().map(|(_, t)| *t).max().unwrap_or_default();
+                                for (line, _) in lines {
+                                    cosignatures.push_str(&line);
                                     cosignatures.push('\n');
                                 }
                                 WitnessOutcome::Cosigned { name: w.name.clone(), timestamp }
                             }
-                            Ok(None) => {
-                                failed(Some(200), "the answer holds no cosignature by the witness's key".into())
-                            }
+                            Ok(_) => failed(Some(200), "the answer holds no cosignature by the witness's key".into()),
                             Err(e) => failed(Some(200), format!("the returned cosignature does not verify: {e}")),
                         });
                         break;

@@ -103,7 +103,9 @@ impl WitnessServer {
         let text: String = state.iter().map(|(o, (s, r))| format!("{o} {s} {}\n", B64.encode(r))).collect();
         let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_err(&path))
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        // The rename itself must survive a power loss before the cosignature goes out.
+        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))
     }
 
     /// Answers one `add-checkpoint` body: (HTTP status, content type, body).
@@ -168,32 +170,52 @@ impl WitnessServer {
         (200, TEXT, checkpoint::cosign(&note[..split + 1], &self.name, &self.key, now))
     }
 
-    /// Serves `add-checkpoint` on `listener` until `stop` is set (checked between connections
-    /// and every 200 ms while idle).
+    /// Serves `add-checkpoint` on `listener` until `stop` is set (checked every 20 ms while
+    /// idle). Each connection gets its own thread, at most [`MAX_CONNECTIONS`] at once (more
+    /// are answered 503 at once); a connection has [`DEADLINE`] for its whole request.
     pub fn serve(&self, listener: &TcpListener, stop: &AtomicBool) -> Result<(), String> {
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        while !stop.load(Ordering::Acquire) {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    if let Err(e) = self.connection(stream) {
-                        tracing::debug!(error = %e, "witness connection failed");
+        let open = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            while !stop.load(Ordering::Acquire) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                            open.fetch_sub(1, Ordering::AcqRel);
+                            let _ = respond(stream, 503, "text/plain; charset=utf-8", "busy\n");
+                            continue;
+                        }
+                        let open = &open;
+                        scope.spawn(move || {
+                            if let Err(e) = self.connection(stream) {
+                                tracing::debug!(error = %e, "witness connection failed");
+                            }
+                            open.fetch_sub(1, Ordering::AcqRel);
+                        });
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => return Err(e.to_string()),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(e.to_string()),
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn connection(&self, stream: TcpStream) -> std::io::Result<()> {
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut reader = BufReader::new(stream.try_clone()?);
+        let started = std::time::Instant::now();
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "request took too long");
+        // A bounded reader: the request line, headers and body together fit MAX_REQUEST.
+        let mut reader = BufReader::new(stream.try_clone()?.take(MAX_REQUEST as u64));
         let mut request_line = String::new();
+        stream.set_read_timeout(Some(DEADLINE))?;
         reader.read_line(&mut request_line)?;
         let mut length = None;
         loop {
+            let left = DEADLINE.checked_sub(started.elapsed()).ok_or_else(timed_out)?;
+            stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             let mut h = String::new();
             if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
                 break;
@@ -207,6 +229,8 @@ impl WitnessServer {
         let words: Vec<&str> = request_line.trim_end().split(' ').collect();
         let (status, ctype, body) = match (&words[..], length) {
             (["POST", "/add-checkpoint", _], Some(n)) if n <= MAX_BODY => {
+                let left = DEADLINE.checked_sub(started.elapsed()).ok_or_else(timed_out)?;
+                stream.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
                 let mut buf = vec![0u8; n];
                 reader.read_exact(&mut buf)?;
                 match String::from_utf8(buf) {
@@ -220,23 +244,34 @@ impl WitnessServer {
             }
             _ => (404, "text/plain; charset=utf-8", "only POST /add-checkpoint\n".into()),
         };
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            403 => "Forbidden",
-            404 => "Not Found",
-            409 => "Conflict",
-            411 => "Length Required",
-            413 => "Content Too Large",
-            422 => "Unprocessable Entity",
-            _ => "Internal Server Error",
-        };
-        let mut out = stream;
-        write!(
-            out,
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        out.flush()
+        respond(stream, status, ctype, &body)
     }
+}
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Time a connection has to send its whole request.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+/// Largest request (line, headers and body).
+const MAX_REQUEST: usize = MAX_BODY + 16 * 1024;
+
+fn respond(mut out: TcpStream, status: u16, ctype: &str, body: &str) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        422 => "Unprocessable Entity",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    out.flush()
 }
