@@ -180,3 +180,24 @@ async fn untouched_ledger_verifies_and_reopens_after_repair_of_nothing() {
     let ledger: Ledger = reopen(&path).await;
     assert_eq!(ledger.history("kalejdo", "cust-0").await.unwrap().len(), 8);
 }
+
+/// One flipped ciphertext byte (AEAD tag fails) and ciphertext swapped in from another event
+/// of the same subject (opens under another event id: fails too) are reported at their seq.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_sealed_details_are_reported() {
+    let (_d, path) = ledger_of_40().await;
+    with_store(&path, |s| {
+        tamper::edit_record(s, 6, |r| {
+            let sealed = r.sealed.as_mut().unwrap();
+            let mid = sealed.len() / 2;
+            sealed[mid] ^= 0x01;
+        })
+        .unwrap()
+    });
+    assert_fails_at(&verify(&path).await, 6, "do not open with the subject's `kundregister` key");
+    with_store(&path, |s| {
+        let other = s.record(21).unwrap().unwrap().sealed;
+        tamper::edit_record(s, 6, |r| r.sealed = other).unwrap()
+    });
+    assert_fails_at(&verify(&path).await, 6, "AEAD tag or commitment fails");
+}

@@ -200,6 +200,9 @@ fn check_stream(
     let mut seen_erasures: HashMap<SubjectId, Vec<(u64, Option<kvitto_core::Id>)>> = HashMap::new();
     // Sealed details whose key is missing and that no erasure known at the start covers.
     let mut unresolved: Vec<(u64, SubjectId, String)> = Vec::new();
+    // Sealed details whose key exists but does not open them (or whose plaintext does not
+    // match the commitment).
+    let mut damaged: Vec<(u64, SubjectId, String)> = Vec::new();
     if watermark == 0 {
         index_failure = check_index(index.take().into_iter().flatten(), &cv, 0).map_err(storage)?;
     }
@@ -292,9 +295,22 @@ fn check_stream(
             let key = store.vault().slot_key(&link.subject, Some(slot));
             let covering = erasures.get(&link.subject).unwrap_or(&no_erasures).covering(event.seq, slot);
             vault_failure = match (covering, key) {
-                (None, kvitto_store::vault::SlotKey::Key(_)) | (Some(_), kvitto_store::vault::SlotKey::NoSubject) => {
+                // The key is there and no erasure covers the details: they must open (AEAD tag)
+                // and match the event's commitment. One that does not is decided at the end
+                // against the log's own erasures (one committed while verify ran may have
+                // replaced the key).
+                (None, kvitto_store::vault::SlotKey::Key(k)) => {
+                    let opens = kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok_and(
+                        |(salt, plaintext)| {
+                            Some(kvitto_core::payload_commitment(&salt, &plaintext)) == event.payload_commitment
+                        },
+                    );
+                    if !opens {
+                        damaged.push((event.seq, link.subject, slot.to_string()));
+                    }
                     None
                 }
+                (Some(_), kvitto_store::vault::SlotKey::NoSubject) => None,
                 // A missing key is erased exactly when a recorded erasure covers it: decided at
                 // the end from the log itself (the erasure comes later in the log; one
                 // committed while verify runs destroys keys behind the head it read).
@@ -435,7 +451,7 @@ fn check_stream(
             reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
         });
     }
-    if failure.is_none() && vault_failure.is_none() && !unresolved.is_empty() {
+    if failure.is_none() && vault_failure.is_none() && !(unresolved.is_empty() && damaged.is_empty()) {
         // The log's own erasures: the verified ones, and any committed since verify read the
         // head (their keys may have gone while it ran).
         let mut logged: HashMap<SubjectId, Erasures> =
@@ -459,6 +475,19 @@ fn check_stream(
                     ),
                 )
             });
+        vault_failure = vault_failure.or_else(|| {
+            damaged.iter().find(|(seq, s, slot)| logged.get(s).is_none_or(|e| e.covering(*seq, slot).is_none())).map(
+                |(seq, _, slot)| {
+                    at(
+                        *seq,
+                        format!(
+                            "its sealed details do not open with the subject's `{slot}` key (AEAD tag or commitment \
+                             fails): the stored ciphertext or the key was altered"
+                        ),
+                    )
+                },
+            )
+        });
     }
     if failure.is_none() && vault_failure.is_none() {
         // The projections' erasures must be exactly those the verified events record (taken
