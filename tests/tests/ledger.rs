@@ -64,7 +64,7 @@ async fn idempotent_event_ids_within_and_across_restarts() {
     changed.details = collected_with_details("kalejdo", "cust-1", "b@example.se").details;
     match ledger.append(changed.clone()).await {
         Err(AppendError::IdConflict { event_id, existing_seq, index }) => {
-            assert_eq!((event_id, existing_seq, index), (id, first.seq, 0));
+            assert_eq!((event_id, existing_seq, index), (id, Some(first.seq), 0));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -73,6 +73,41 @@ async fn idempotent_event_ids_within_and_across_restarts() {
     assert_eq!(ledger.append(d.clone()).await.unwrap(), first);
     assert!(matches!(ledger.append(changed).await, Err(AppendError::IdConflict { .. })));
     assert_eq!(ledger.len(), 1);
+}
+
+/// The nil UUID is refused; an id another controller used is refused without naming that
+/// event's seq (committed, or in the same group).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nil_and_foreign_event_ids() {
+    let (_d, _p, ledger) = fresh_ledger().await;
+    let nil = r#"{"type":"consent_given","controller":"kalejdo","subject":"c-1","purpose":"marketing","event_id":"00000000-0000-0000-0000-000000000000"}"#;
+    let e = kvitto::Draft::from_json_str(nil).unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("event_id"), "{e}");
+    let mut d = consent("kalejdo", "c-1", "marketing");
+    d.event_id = Some(EventId::parse("00000000-0000-0000-0000-000000000001").unwrap());
+    let mut zero = d.clone();
+    zero.event_id = Some(kvitto_core::EventId(Default::default()));
+    assert!(matches!(ledger.append(zero).await, Err(AppendError::InvalidStep { index: 0, .. })));
+    ledger.append(d.clone()).await.unwrap();
+    let mut foreign = consent("kazoom", "k-1", "product-news");
+    foreign.event_id = d.event_id;
+    match ledger.append(foreign.clone()).await {
+        Err(e @ AppendError::IdConflict { existing_seq: None, .. }) => {
+            assert!(
+                e.to_string().contains("by an event of another controller") && !e.to_string().contains("seq 0"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // In one group: a request that takes an id, then another controller's request reusing it.
+    let mut first = consent("kalejdo", "c-2", "marketing");
+    first.event_id = Some(EventId::new_v7());
+    let mut second = consent("kazoom", "k-2", "product-news");
+    second.event_id = first.event_id;
+    let (a, b) = tokio::join!(ledger.append(first), ledger.append(second));
+    let conflict = [a.err(), b.err()].into_iter().flatten().next().expect("one of them conflicts");
+    assert!(matches!(conflict, AppendError::IdConflict { existing_seq: None, .. }), "{conflict:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,8 +73,9 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
             Ok(())
         }
         Err(AppendError::IdConflict { index, event_id, existing_seq }) => Err(Failure::input(format!(
-            "line {}: field event_id: {event_id} was already used by seq {existing_seq} with different content; nothing appended",
-            lines.get(index).copied().unwrap_or(0)
+            "line {}: field event_id: {event_id} was already used {} with different content; nothing appended",
+            lines.get(index).copied().unwrap_or(0),
+            kvitto::used_by(existing_seq)
         ))),
         Err(AppendError::DuplicateInBatch { index, first, event_id }) => Err(Failure::input(format!(
             "line {}: field event_id: {event_id} repeats line {} with different content; nothing appended",

@@ -249,9 +249,12 @@ impl EventId {
 
     /// Parses the hyphenated UUID form.
     pub fn parse(s: &str) -> Result<Self, String> {
-        uuid::Uuid::try_parse(s)
-            .map(Self)
-            .map_err(|_| "must be a UUID like 0192f1c4-7a3e-7c2d-9b1a-2f3e4d5c6b7a".into())
+        let id = uuid::Uuid::try_parse(s).map_err(|_| "must be a UUID like 0192f1c4-7a3e-7c2d-9b1a-2f3e4d5c6b7a")?;
+        if id.is_nil() {
+            // Every caller that forgot to set an id would collide on it.
+            return Err("must not be the nil UUID (omit it to get a fresh one)".into());
+        }
+        Ok(Self(id))
     }
 }
 

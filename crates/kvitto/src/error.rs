@@ -4,6 +4,15 @@ use kvitto_core::EventId;
 
 pub use kvitto_store::OpenError;
 
+/// "by seq N", or — for another controller's event, whose position is not revealed — "by an
+/// event of another controller".
+pub fn used_by(existing_seq: Option<u64>) -> String {
+    match existing_seq {
+        Some(seq) => format!("by seq {seq}"),
+        None => "by an event of another controller".to_string(),
+    }
+}
+
 /// Why an append (or batch) failed. Nothing of a refused request is written, with one
 /// exception that says so: [`AppendError::OutcomeUnknown`].
 #[derive(Debug, thiserror::Error)]
@@ -12,14 +21,15 @@ pub enum AppendError {
     #[error("empty batch: nothing to append")]
     Empty,
     /// The event_id was already used for an event with different content.
-    #[error("event {index}: event_id {event_id} was already used by seq {existing_seq} with different content")]
+    #[error("event {index}: event_id {event_id} was already used {} with different content", used_by(*existing_seq))]
     IdConflict {
         /// Position of the offending draft in the batch.
         index: usize,
         /// The id.
         event_id: EventId,
         /// The event that holds it.
-        existing_seq: u64,
+        /// (`None` when it is another controller's: its position is not revealed.)
+        existing_seq: Option<u64>,
     },
     /// The same event_id appears twice in one batch with different content.
     #[error("event {index}: event_id {event_id} repeats event {first} of the same batch with different content")]

@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use erase::{EraseError, EraseOutcome};
-pub use error::{AppendError, OpenError, ReadError, VerifyError};
+pub use error::{AppendError, OpenError, ReadError, VerifyError, used_by};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
     AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus, ProcessingReport,
@@ -343,6 +343,12 @@ impl Ledger {
     pub async fn append_batch(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, AppendError> {
         if drafts.is_empty() {
             return Err(AppendError::Empty);
+        }
+        if let Some(index) = drafts.iter().position(|d| d.event_id.is_some_and(|id| id.as_bytes() == &[0; 16])) {
+            return Err(AppendError::InvalidStep {
+                index,
+                why: "event_id must not be the nil UUID (leave it out to get a fresh one)".into(),
+            });
         }
         if let Some(index) = drafts.iter().position(|d| d.kind.scope() == kvitto_core::Scope::Ledger) {
             return Err(AppendError::InvalidStep {

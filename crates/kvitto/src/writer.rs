@@ -305,7 +305,9 @@ impl Writer {
 
     /// Whether a committed event says what `item` says (fields the caller left to defaults
     /// are not compared: a retry without occurred_at still matches).
-    fn same_as_committed(&self, item: &Prepared, seq: u64) -> Result<Option<Receipt>, String> {
+    /// The receipt when `item` is the committed event `seq` again; else whether that event
+    /// is of the same controller (only then may its seq be named to the caller).
+    fn same_as_committed(&self, item: &Prepared, seq: u64) -> Result<Result<Receipt, bool>, String> {
         let record = self.store.record(seq).map_err(|e| e.to_string())?.ok_or("indexed event missing")?;
         let event = decode_event(&record.canonical).map_err(|e| e.to_string())?;
         let receipt = Receipt {
@@ -324,7 +326,7 @@ impl Writer {
                 (Some(d), Some(c), Some(sealed), Some(link)) => self.details_match(d, c, sealed, link, &event),
                 _ => false,
             };
-        Ok(same.then_some(receipt))
+        Ok(if same { Ok(receipt) } else { Err(event.controller == item.controller) })
     }
 
     fn details_match(
@@ -479,8 +481,12 @@ impl Writer {
                     plan.push(None);
                     continue;
                 }
-                let conflict =
-                    |existing_seq| AppendError::IdConflict { index: i, event_id: item.event_id, existing_seq };
+                // The seq of the event holding the id is named only to its own controller.
+                let conflict = |seq: u64, controller: &Id| AppendError::IdConflict {
+                    index: i,
+                    event_id: item.event_id,
+                    existing_seq: (*controller == item.controller).then_some(seq),
+                };
                 if let Some(j) = local.get(&item.event_id) {
                     if req.items[*j] == *item {
                         plan.push(Some(Err(*j)));
@@ -494,7 +500,7 @@ impl Writer {
                         plan.push(Some(Ok(receipts[(*seq - first_seq) as usize])));
                         continue;
                     }
-                    outcomes.push(Err(conflict(*seq)));
+                    outcomes.push(Err(conflict(*seq, &staged.controller)));
                     continue 'requests;
                 }
                 // In the group the committer holds: its receipt goes out only after this group
@@ -504,7 +510,7 @@ impl Writer {
                         plan.push(Some(Ok(*receipt)));
                         continue;
                     }
-                    outcomes.push(Err(conflict(receipt.seq)));
+                    outcomes.push(Err(conflict(receipt.seq, &staged.controller)));
                     continue 'requests;
                 }
                 match self.existing_seq(&item.event_id).and_then(|s| match s {
@@ -515,9 +521,13 @@ impl Writer {
                         local.insert(item.event_id, i);
                         plan.push(None);
                     }
-                    Ok(Some((_, Some(receipt)))) => plan.push(Some(Ok(receipt))),
-                    Ok(Some((seq, None))) => {
-                        outcomes.push(Err(conflict(seq)));
+                    Ok(Some((_, Ok(receipt)))) => plan.push(Some(Ok(receipt))),
+                    Ok(Some((seq, Err(same_controller)))) => {
+                        outcomes.push(Err(AppendError::IdConflict {
+                            index: i,
+                            event_id: item.event_id,
+                            existing_seq: same_controller.then_some(seq),
+                        }));
                         continue 'requests;
                     }
                     Err(e) => {
