@@ -16,7 +16,11 @@ pub(crate) async fn export(
     size: Option<u64>,
     since: Option<&Path>,
     out: &Path,
+    force: bool,
 ) -> Result<(), Failure> {
+    if out.exists() && !force {
+        return Err(exists(out));
+    }
     let held = since.map(read_text).transpose()?;
     let ledger = crate::open(dir).await?;
     let bundle =
@@ -24,7 +28,7 @@ pub(crate) async fn export(
     ledger.close().await;
     let bundle = bundle?;
     let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
-    std::fs::write(out, format!("{text}\n")).map_err(|e| Failure::storage(format!("{}: {e}", out.display())))?;
+    write_private(out, format!("{text}\n").as_bytes(), force)?;
     let n = bundle["events"].as_array().map_or(0, Vec::len);
     say!(
         "wrote {}: {n} events of subject {} proven against checkpoint size {}, complete up to {}{}",
@@ -38,6 +42,32 @@ pub(crate) async fn export(
         }
     );
     Ok(())
+}
+
+fn exists(path: &Path) -> Failure {
+    Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display()))
+}
+
+/// Writes a file that holds personal data: mode 0600 from its creation, never over an
+/// existing file unless `force` (then replaced atomically: temporary file, fsync, rename).
+pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), Failure> {
+    use std::io::Write;
+    if path.exists() && !force {
+        return Err(exists(path));
+    }
+    let err = |e: std::io::Error| Failure::storage(format!("{}: {e}", path.display()));
+    let tmp = path.with_file_name(format!(
+        ".{}.kvitto-tmp",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).map_err(err)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 /// A small text file given on the command line (a key, a checkpoint note).

@@ -185,8 +185,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             .map_err(|e| Failure::storage(e.to_string()))?;
         let bundle_path = dir.join(format!("bundle-{}.json", c.external_ref));
         let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
-        std::fs::write(&bundle_path, format!("{text}\n"))
-            .map_err(|e| Failure::storage(format!("{}: {e}", bundle_path.display())))?;
+        crate::bundle::write_private(&bundle_path, format!("{text}\n").as_bytes(), true)?;
         let wkey =
             kvitto_proof::checkpoint::WitnessKey::parse(&witness.vkey).map_err(|e| Failure::storage(e.to_string()))?;
         let witnesses = [wkey];

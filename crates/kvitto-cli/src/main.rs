@@ -154,9 +154,12 @@ kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing
         who: Who,
         #[command(flatten)]
         when: When,
-        /// Write to this file instead of stdout
+        /// Write to this file instead of stdout (created 0600)
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace --out if it exists
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Erase a customer's personal data for good: every register, or one (`data_erased`)
     #[command(after_help = "Destroys the keys of the customer's encrypted details (and, without --register, the
@@ -246,9 +249,12 @@ Writes DIR/checkpoint, DIR/tile/<L>/<N>[.p/<W>] and DIR/tile/entries/<N>[.p/<W>]
         /// A checkpoint the recipient already holds: adds a consistency proof from it
         #[arg(long, value_name = "CHECKPOINT_FILE")]
         since: Option<PathBuf>,
-        /// Output file
+        /// Output file (created 0600: it holds the customer's disclosed details)
         #[arg(long)]
         out: PathBuf,
+        /// Replace --out if it exists
+        #[arg(long)]
+        force: bool,
     },
     /// Verify a bundle offline: signature, hashes, inclusion proofs, subject chain, details
     #[command(
@@ -614,9 +620,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Report(ReportCommand::Processing { controller, when, json }) => {
             query::processing_report(&dir, &controller, query::as_of(when.at, when.known_at), json).await
         }
-        Command::ExportPortable { who, when, out } => {
+        Command::ExportPortable { who, when, out, force } => {
             let q = query::as_of(when.at, when.known_at);
-            query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref()).await
+            query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref(), force).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
         Command::Retention(RetentionCommand::Plan { controller, now, json }) => {
@@ -633,8 +639,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Erase { who, register, reason } => {
             erasure::erase(&dir, &who.controller, &who.subject, register.as_deref(), &reason).await
         }
-        Command::Export { who, checkpoint, since, out } => {
-            bundle::export(&dir, &who.controller, &who.subject, checkpoint, since.as_deref(), &out).await
+        Command::Export { who, checkpoint, since, out, force } => {
+            bundle::export(&dir, &who.controller, &who.subject, checkpoint, since.as_deref(), &out, force).await
         }
         Command::VerifyBundle { file, key, key_file, trust_embedded_key, since, witness_keys, quorum, json } => {
             let held = bundle::Held { since, witness_keys, quorum };

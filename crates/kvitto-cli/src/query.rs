@@ -298,15 +298,17 @@ pub(crate) async fn export_portable(
     subject: &str,
     q: AsOf,
     out: Option<&Path>,
+    force: bool,
 ) -> Result<(), Failure> {
+    if let Some(path) = out.filter(|p| p.exists() && !force) {
+        return Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())));
+    }
     let ledger = crate::open(dir).await?;
     let r = ledger.export_portable(controller, subject, q).await.map_err(read_failure);
     ledger.close().await;
     let text = pretty(&r?);
     match out {
-        Some(path) => {
-            std::fs::write(path, format!("{text}\n")).map_err(|e| Failure::storage(format!("{}: {e}", path.display())))
-        }
+        Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force),
         None => {
             say!("{text}");
             Ok(())

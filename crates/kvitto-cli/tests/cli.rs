@@ -470,6 +470,24 @@ fn key_checkpoint_prove_export_and_verify_bundle() {
             && www.join("tile/entries/000.p/14").exists()
     );
     assert!(text(&kvitto(&ledger, &["witness", "list"]).stdout).contains("no witnesses configured"));
+
+    // Files with personal data: 0600, never over an existing file without --force.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let before = std::fs::read(&out).unwrap();
+    let args = ["export", "--controller", "kazoom", "--subject", "KZ-1", "--out", out.to_str().unwrap()];
+    let o = kvitto(&ledger, &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&out).unwrap(), before, "nothing written");
+    assert!(kvitto(&ledger, &[&args[..], &["--force"]].concat()).status.success());
+    let portable = d.path().join("portable.json");
+    std::fs::write(&portable, "mine").unwrap();
+    let pargs = ["export-portable", "--controller", "kazoom", "--subject", "KZ-1", "--out", portable.to_str().unwrap()];
+    assert_eq!(kvitto(&ledger, &pargs).status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&portable).unwrap(), "mine");
+    assert!(kvitto(&ledger, &[&pargs[..], &["--force"]].concat()).status.success());
+    assert_eq!(std::fs::metadata(&portable).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 fn key_file(d: &tempfile::TempDir, key: &str) -> std::path::PathBuf {
