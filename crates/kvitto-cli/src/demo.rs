@@ -20,6 +20,23 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     let is_demo = dir.join(DEMO_MARKER).exists() && dir.join("LEDGER").exists();
     let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(false);
     if is_demo {
+        // sled holds an exclusive lock on `store/db` while a ledger is open: take it first, so a
+        // demo ledger some process still appends to is never deleted under it (the lock is
+        // held until the files are gone).
+        let db = dir.join("store").join("db");
+        let _lock = match std::fs::File::open(&db) {
+            Ok(f) => {
+                fs2::FileExt::try_lock_exclusive(&f).map_err(|_| {
+                    Failure::input(format!(
+                        "{} is a demo ledger another process has open; nothing deleted (close it, or choose another --dir)",
+                        dir.display()
+                    ))
+                })?;
+                Some(f)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Failure::storage(format!("{}: {e}", db.display()))),
+        };
         std::fs::remove_dir_all(dir).map_err(|e| Failure::storage(format!("{}: {e}", dir.display())))?;
     } else if !empty {
         return Err(Failure::input(format!(

@@ -207,6 +207,20 @@ fn demo_runs_verifies_and_shows_a_history() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
+    // A demo ledger another process has open (its sled lock held) is not deleted.
+    let db = std::fs::File::open(dir.join("store").join("db")).unwrap();
+    fs2::FileExt::try_lock_exclusive(&db).unwrap();
+    let events = std::fs::read_dir(dir.join("store")).unwrap().count();
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .args(["demo", "--customers", "5", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("another process has open"), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_dir(dir.join("store")).unwrap().count(), events, "nothing deleted");
+    fs2::FileExt::unlock(&db).unwrap();
+    drop(db);
     let foreign = d.path().join("mine");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("important.txt"), "keep me").unwrap();
