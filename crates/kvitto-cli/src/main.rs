@@ -348,7 +348,8 @@ pub(crate) use say;
 
 pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}")
+    let text = args.to_string();
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{}", table::terminal_safe(&text, false))
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
@@ -929,7 +930,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("{}", f.message);
+                // Messages quote input (a bundle's field names, a bad line's text): escaped.
+                eprintln!("{}", table::terminal_safe(&f.message, false));
             }
             ExitCode::from(f.code)
         }

@@ -27,14 +27,49 @@ fn exit_on_broken_pipe(e: &std::io::Error) {
     }
 }
 
+/// Whether `c` could change what a terminal shows beyond itself: C0 controls (but `\n` and
+/// `\t`, unless `one_line`), DEL, C1 controls, and the invisible format characters — bidi
+/// overrides and isolates, zero-width characters, the BOM, tag characters.
+fn hazardous(c: char, one_line: bool) -> bool {
+    let u = c as u32;
+    (u < 0x20 && (one_line || (c != '\n' && c != '\t')))
+        || (0x7f..=0x9f).contains(&u)
+        || matches!(u, 0xad | 0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f)
+        || matches!(u, 0xfeff | 0xfff9..=0xfffb | 0xe0001 | 0xe0020..=0xe007f)
+}
+
+/// Untrusted text made safe to print: every hazardous character becomes a visible `\uXXXX`
+/// escape (a surrogate pair above U+FFFF), which inside a JSON string is the same value, so
+/// JSON output stays exact while a `reason` cannot move the cursor, erase lines or reorder
+/// what a regulator reads. `one_line` also escapes `\n` and `\t` (table cells).
+pub(crate) fn terminal_safe(s: &str, one_line: bool) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| hazardous(c, one_line)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hazardous(c, one_line) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A one-line summary of what an event says (ids and enums only, never personal data).
 pub(crate) fn summary(kind: &EventKind) -> String {
     let mut m = serde_json::Map::new();
     kind.to_json_fields(&mut m);
     m.iter()
         .map(|(k, v)| match v {
-            serde_json::Value::String(s) if s.len() > 48 => format!("{k}={}…", s.chars().take(45).collect::<String>()),
-            serde_json::Value::String(s) => format!("{k}={s}"),
+            serde_json::Value::String(s) if s.len() > 48 => {
+                format!("{k}={}…", terminal_safe(&s.chars().take(45).collect::<String>(), true))
+            }
+            serde_json::Value::String(s) => format!("{k}={}", terminal_safe(s, true)),
             other => format!("{k}={other}"),
         })
         .collect::<Vec<_>>()
@@ -63,7 +98,7 @@ pub(crate) fn print_events_with_late(
             if let Some(d) = late.get(&e.event.seq) {
                 m.insert("late_by_days".into(), serde_json::Value::from(*d));
             }
-            let _ = writeln!(out, "{}", serde_json::Value::Object(m));
+            let _ = writeln!(out, "{}", terminal_safe(&serde_json::Value::Object(m).to_string(), false));
         }
         return;
     }
@@ -112,5 +147,23 @@ pub(crate) fn print_events_with_late(
                 summary(&e.event.kind)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn hazardous_characters_are_escaped_and_json_stays_exact() {
+        assert_eq!(terminal_safe("plain Åsa\ttext\n", false), "plain Åsa\ttext\n");
+        assert_eq!(terminal_safe("a\x1b[2Kb\rc\u{202e}d\u{200b}", false), "a\\u001b[2Kb\\u000dc\\u202ed\\u200b");
+        assert_eq!(terminal_safe("two\nlines", true), "two\\u000alines");
+        assert_eq!(terminal_safe("\u{e0041}", false), "\\udb40\\udc41");
+        // Inside JSON the escape is the same string.
+        let j = serde_json::json!({"reason": "x\u{202e}y\u{e0041}"}).to_string();
+        let safe = terminal_safe(&j, false).into_owned();
+        assert!(!safe.contains('\u{202e}'));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap()["reason"], "x\u{202e}y\u{e0041}");
     }
 }

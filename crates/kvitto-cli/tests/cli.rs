@@ -580,3 +580,50 @@ fn erase_retention_and_requests_from_the_command_line() {
     assert!(text(&o.stderr).contains("legal hold h-1"), "{}", text(&o.stderr));
     assert!(state(&ledger).starts_with("ok:"));
 }
+
+/// Untrusted text reaches the terminal escaped: a `reason` with an escape sequence, a carriage
+/// return and a bidi override cannot erase or reorder what `history`, `log` or
+/// `verify-bundle` show.
+#[test]
+fn no_terminal_injection() {
+    let (d, ledger) = new_ledger();
+    let ev = r#"{"type":"processing_restricted","controller":"kazoom","subject":"KZ-9","reason":"ok\u001b[2K\rall clear\u202eevil"}"#;
+    let o = kvitto_stdin(&ledger, &["append", "-"], format!("{ev}\n").as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    kvitto(&ledger, &["checkpoint"]);
+    let out = d.path().join("b.json");
+    kvitto(&ledger, &["export", "--controller", "kazoom", "--subject", "KZ-9", "--out", out.to_str().unwrap()]);
+    let key = text(&kvitto(&ledger, &["key"]).stdout).trim().to_string();
+    let vb = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .arg("verify-bundle")
+        .arg(&out)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    for o in [
+        kvitto(&ledger, &["history", "--controller", "kazoom", "--subject", "KZ-9"]),
+        kvitto(&ledger, &["log", "--from", "0"]),
+        kvitto(&ledger, &["history", "--controller", "kazoom", "--subject", "KZ-9", "--json"]),
+        vb,
+    ] {
+        let t = text(&o.stdout);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        assert!(
+            !t.contains('\u{1b}') && !t.contains('\r') && !t.contains('\u{202e}'),
+            "raw control text printed: {t:?}"
+        );
+        assert!(t.contains("\\u001b") || t.contains("\\u202e"), "the escapes are visible: {t}");
+    }
+    // A bundle whose unknown field name is an escape sequence: the error quotes it escaped.
+    let mut b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    b["events"][0]["\u{1b}[2J"] = 1.into();
+    std::fs::write(&out, b.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .arg("verify-bundle")
+        .arg(&out)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!text(&o.stderr).contains('\u{1b}') && text(&o.stderr).contains("unknown field"), "{}", text(&o.stderr));
+}
