@@ -201,23 +201,6 @@ async fn read_only_directory_refuses_to_open_then_recovers() {
     opens_whole_and_verifies(&path, 60).await;
 }
 
-/// Copies every file under `from` to `to` (which is replaced).
-fn copy_tree(from: &Path, to: &Path) {
-    if to.exists() {
-        std::fs::remove_dir_all(to).unwrap();
-    }
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Positions spread over the whole file plus every 193rd byte of its last 8 KiB (where the
 /// newest log entries are): the file's layout varies between runs, so no fixed fraction is
 /// known to hit anything in particular.

@@ -93,7 +93,7 @@ async fn forks_are_caught_by_what_a_verifier_holds() {
     let common = a.checkpoint().await.unwrap();
     a.close().await;
     let path_b = d.path().join("copy");
-    copy_dir(&path_a, &path_b);
+    copy_tree(&path_a, &path_b);
     let (a, b) = (reopen(&path_a).await, reopen(&path_b).await);
     a.append(consent("kazoom", "KZ-1", "a-only")).await.unwrap();
     b.append(consent("kazoom", "KZ-1", "b-only")).await.unwrap();
@@ -164,19 +164,6 @@ async fn rollback_is_caught_against_a_held_checkpoint() {
     assert!(f.reason.contains("rollback: the ledger holds 21 events") && f.reason.contains("32 existed"), "{f}");
     let e = ledger.verify_against(Some("not a checkpoint\n"), |_, _| {}).await.unwrap_err();
     assert!(matches!(e, kvitto::VerifyError::Held(_)), "{e}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A damaged subject map snapshot (derived data) is replaced by a fresh fold on open: the

@@ -103,7 +103,7 @@ async fn an_independent_witness_cosigns_and_catches_a_fork() {
     // A copy of the ledger (state file and all) goes its own way.
     a.close().await;
     let path_b = d.path().join("copy");
-    copy_dir(&path_a, &path_b);
+    copy_tree(&path_a, &path_b);
     let (a, b) = (reopen(&path_a).await, reopen(&path_b).await);
     grow(&a, 100, 3).await;
     grow(&b, 200, 3).await;
@@ -303,17 +303,4 @@ async fn only_verified_cosignatures_are_kept_and_idle_clients_do_not_block() {
     drop(idle);
     stop.store(true, Ordering::Release);
     thread.join().unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }

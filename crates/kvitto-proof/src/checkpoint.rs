@@ -66,9 +66,14 @@ pub fn check_name(name: &str) -> Result<(), NoteError> {
 
 /// `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4]`.
 pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    typed_key_id(name, ED25519, key)
+}
+
+/// `SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4]` (signed-note key ids of any signature type).
+fn typed_key_id(name: &str, sig_type: u8, key: &VerifyingKey) -> [u8; 4] {
     let mut h = sha2::Sha256::new();
     h.update(name.as_bytes());
-    h.update([0x0a, ED25519]);
+    h.update([0x0a, sig_type]);
     h.update(key.as_bytes());
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -76,9 +81,13 @@ pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
 
 /// The verifier key string: `<name>+<hex key id>+<base64(0x01 ‖ key)>`.
 pub fn vkey(name: &str, key: &VerifyingKey) -> String {
-    let mut raw = vec![ED25519];
+    typed_vkey(name, ED25519, key)
+}
+
+fn typed_vkey(name: &str, sig_type: u8, key: &VerifyingKey) -> String {
+    let mut raw = vec![sig_type];
     raw.extend_from_slice(key.as_bytes());
-    format!("{name}+{}+{}", hex_id(&key_id(name, key)), B64.encode(raw))
+    format!("{name}+{}+{}", hex_id(&typed_key_id(name, sig_type, key)), B64.encode(raw))
 }
 
 fn hex_id(id: &[u8; 4]) -> String {
@@ -87,19 +96,24 @@ fn hex_id(id: &[u8; 4]) -> String {
 
 /// Parses a verifier key string; checks that its key id matches its name and key.
 pub fn parse_vkey(s: &str) -> Result<(String, VerifyingKey), NoteError> {
+    parse_typed_vkey(s, ED25519, "not an Ed25519 signed-note key (0x01 ‖ 32 bytes)")
+}
+
+/// Parses `<name>+<hex id>+<base64(type ‖ 32-byte Ed25519 key)>` for one signature type.
+fn parse_typed_vkey(s: &str, sig_type: u8, wrong_type: &str) -> Result<(String, VerifyingKey), NoteError> {
     let mut parts = s.trim().splitn(3, '+');
     let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(NoteError::BadKey("expected <name>+<hex id>+<base64 key>".into()));
     };
     check_name(name)?;
     let raw = B64.decode(key).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-    if raw.len() != 33 || raw[0] != ED25519 {
-        return Err(NoteError::BadKey("not an Ed25519 signed-note key (0x01 ‖ 32 bytes)".into()));
+    if raw.len() != 33 || raw[0] != sig_type {
+        return Err(NoteError::BadKey(wrong_type.into()));
     }
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&raw[1..]);
     let vk = VerifyingKey::from_bytes(&bytes).map_err(|e| NoteError::BadKey(e.to_string()))?;
-    if id != hex_id(&key_id(name, &vk)) {
+    if id != hex_id(&typed_key_id(name, sig_type, &vk)) {
         return Err(NoteError::BadKey("key id does not match the name and key".into()));
     }
     Ok((name.to_string(), vk))
@@ -227,40 +241,19 @@ pub struct WitnessKey {
 }
 
 fn cosig_key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
-    let mut h = sha2::Sha256::new();
-    h.update(name.as_bytes());
-    h.update([0x0a, COSIGNATURE_V1]);
-    h.update(key.as_bytes());
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
+    typed_key_id(name, COSIGNATURE_V1, key)
 }
 
 impl WitnessKey {
     /// Parses a witness verifier key: `<name>+<hex key id>+<base64(0x04 ‖ key)>`.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let mut parts = s.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(NoteError::BadKey("expected <name>+<hex id>+<base64 key>".into()));
-        };
-        check_name(name)?;
-        let raw = B64.decode(key).map_err(|e| NoteError::BadKey(format!("key is not base64: {e}")))?;
-        if raw.len() != 33 || raw[0] != COSIGNATURE_V1 {
-            return Err(NoteError::BadKey("not an Ed25519 cosignature/v1 key (0x04 ‖ 32 bytes)".into()));
-        }
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(&raw[1..]);
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|e| NoteError::BadKey(e.to_string()))?;
-        if id != hex_id(&cosig_key_id(name, &key)) {
-            return Err(NoteError::BadKey("key id does not match the name and key".into()));
-        }
-        Ok(Self { name: name.to_string(), key })
+        let (name, key) = parse_typed_vkey(s, COSIGNATURE_V1, "not an Ed25519 cosignature/v1 key (0x04 ‖ 32 bytes)")?;
+        Ok(Self { name, key })
     }
 
     /// The verifier key string.
     pub fn vkey(&self) -> String {
-        let mut raw = vec![COSIGNATURE_V1];
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, hex_id(&cosig_key_id(&self.name, &self.key)), B64.encode(raw))
+        typed_vkey(&self.name, COSIGNATURE_V1, &self.key)
     }
 }
 
