@@ -307,7 +307,9 @@ async fn missing_key_files_are_named() {
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("lost keys are reported");
     assert_eq!(f.seq, Some(0));
-    assert!(f.reason.contains("key vault does not hold"), "{f}");
+    assert!(f.reason.to_string().contains("key vault does not hold"), "{f}");
+    assert!(matches!(f.reason, kvitto::FailureReason::KeyMissing { .. }), "{f:?}");
+    assert_eq!(f.check(), "sealed-details");
     ledger.close().await;
     restore();
     // 80 events and the subject map commitment of the one checkpoint signed.

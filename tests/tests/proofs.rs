@@ -92,7 +92,7 @@ async fn tampered_merkle_node_fails_verify() {
     let ledger = reopen(&path).await;
     let r = ledger.verify().await.unwrap();
     let f = r.failure.expect("a changed merkle node must fail verify");
-    assert!(f.reason.contains("merkle"), "{f}");
+    assert!(f.reason.to_string().contains("merkle"), "{f}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +133,10 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     }
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("forged checkpoint");
-    assert!(f.reason.contains("checkpoint of size 21") && f.reason.contains("no signature"), "{f}");
+    assert!(
+        f.reason.to_string().contains("checkpoint of size 21") && f.reason.to_string().contains("no signature"),
+        "{f}"
+    );
     ledger.close().await;
 
     // A genuine note put under the wrong size.
@@ -143,7 +146,14 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     }
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("misfiled checkpoint");
-    assert!(f.reason.contains("the note says size 35"), "{f}");
+    assert!(f.reason.to_string().contains("the note says size 35"), "{f}");
+    assert!(
+        matches!(
+            f.reason,
+            kvitto::FailureReason::Checkpoint { problem: kvitto::CheckpointProblem::Size { note: 35 }, .. }
+        ),
+        "{f:?}"
+    );
     ledger.close().await;
 
     // Validly signed with the ledger's own key but for other events (as when history under
@@ -157,7 +167,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     }
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("wrong signed root");
-    assert!(f.reason.contains("differs from the root the events give"), "{f}");
+    assert!(f.reason.to_string().contains("differs from the root the events give"), "{f}");
     ledger.close().await;
 
     // Restored, the ledger verifies again.
@@ -214,7 +224,11 @@ async fn ledger_from_tree_v1_migrates() {
         kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();
     }
     let f = reopen(&path).await.verify().await.unwrap().failure.expect("a v1 checkpoint with a SHA-256 root");
-    assert!(f.reason.contains("tree v1 (BLAKE3) checkpoint of size 37"), "{f}");
+    assert!(f.reason.to_string().contains("tree v1 (BLAKE3) checkpoint of size 37"), "{f}");
+    assert!(
+        matches!(f.reason, kvitto::FailureReason::Checkpoint { size: 37, tree: kvitto::TreeVersion::V1Blake3, .. }),
+        "{f:?}"
+    );
     // With v1 checkpoints present, the stored Merkle nodes are still checked.
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
@@ -222,5 +236,5 @@ async fn ledger_from_tree_v1_migrates() {
         kvitto_store::tamper::set_merkle_node(&store, 0, 3, &[9; 32]).unwrap();
     }
     let f = reopen(&path).await.verify().await.unwrap().failure.expect("a tampered node");
-    assert!(f.reason.contains("merkle node 0/3"), "{f}");
+    assert!(f.reason.to_string().contains("merkle node 0/3"), "{f}");
 }

@@ -41,7 +41,7 @@ async fn verify(path: &Path) -> VerifyReport {
 fn assert_fails_at(r: &VerifyReport, seq: u64, reason: &str) {
     let f = r.failure.as_ref().unwrap_or_else(|| panic!("verify passed; expected a failure at seq {seq}"));
     assert_eq!(f.seq, Some(seq), "wrong seq: {f}");
-    assert!(f.reason.contains(reason), "reason {:?} does not mention {reason:?}", f.reason);
+    assert!(f.reason.to_string().contains(reason), "reason {} does not mention {reason:?}", f.reason);
 }
 
 /// Re-encodes event `seq` with `edit` applied (a valid event with different content).
@@ -168,7 +168,14 @@ async fn removed_ciphertext_and_edited_head_and_index_are_reported() {
     });
     let r = verify(&path).await;
     let f = r.failure.expect("edited index must fail verify");
-    assert!(f.reason.contains("index") && f.reason.contains("points to seq 7"), "{f}");
+    assert!(f.to_string().contains("index") && f.to_string().contains("points to seq 7"), "{f}");
+    assert!(
+        matches!(
+            f.reason,
+            kvitto::FailureReason::Index { problem: kvitto::IndexProblem::EventId { indexed: 7, .. }, .. }
+        ),
+        "{f:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,7 +121,8 @@ async fn forks_are_caught_by_what_a_verifier_holds() {
     assert!(matches!(e, BundleError::Fork(_)), "{e}");
     // The auditor: A's ledger does not contain B's checkpoint.
     let f = a.verify_against(Some(&note_b), |_, _| {}).await.unwrap().failure.unwrap();
-    assert!(f.reason.contains("fork or rewrite"), "{f}");
+    assert!(f.reason.to_string().contains("fork or rewrite"), "{f}");
+    assert!(matches!(f.reason, kvitto::FailureReason::Fork { .. }), "{f:?}");
     assert!(a.verify_against(Some(&note_a), |_, _| {}).await.unwrap().is_ok());
 }
 
@@ -161,7 +162,11 @@ async fn rollback_is_caught_against_a_held_checkpoint() {
     let r = ledger.verify().await.unwrap();
     assert!(r.is_ok(), "the truncated store is self-consistent: {:?}", r.failure);
     let f = ledger.verify_against(Some(&held), |_, _| {}).await.unwrap().failure.unwrap();
-    assert!(f.reason.contains("rollback: the ledger holds 21 events") && f.reason.contains("32 existed"), "{f}");
+    assert_eq!(f.reason, kvitto::FailureReason::Rollback { log: 21, held: 32 }, "{f}");
+    assert!(
+        f.to_string().contains("rollback: the ledger holds 21 events") && f.to_string().contains("32 existed"),
+        "{f}"
+    );
     let e = ledger.verify_against(Some("not a checkpoint\n"), |_, _| {}).await.unwrap_err();
     assert!(matches!(e, kvitto::VerifyError::Held(_)), "{e}");
 }

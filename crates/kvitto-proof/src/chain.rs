@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use kvitto_core::{Event, EventHash, EventId, SubjectId, SubjectMap, Timestamp, decode_event, event_hash};
 
 /// The first thing wrong with a ledger, at a precise seq.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainFault {
     /// The stored bytes are not a valid canonical event.
-    #[error("seq {seq}: canonical bytes do not decode: {reason}")]
     Undecodable {
         /// Position in the log where the bad bytes were found.
         seq: u64,
@@ -16,9 +15,6 @@ pub enum ChainFault {
         reason: String,
     },
     /// An event is missing, duplicated or out of order.
-    #[error(
-        "seq {expected}: expected the event with seq {expected}, found seq {found} (missing, duplicated or reordered)"
-    )]
     SeqMismatch {
         /// The seq the chain needs next.
         expected: u64,
@@ -26,7 +22,6 @@ pub enum ChainFault {
         found: u64,
     },
     /// `prev_hash` does not equal the hash of the previous event.
-    #[error("seq {seq}: prev_hash {found} does not match the previous event's hash {expected}")]
     PrevHashMismatch {
         /// The event.
         seq: u64,
@@ -36,7 +31,6 @@ pub enum ChainFault {
         found: EventHash,
     },
     /// The ledger clock went backwards.
-    #[error("seq {seq}: recorded_at {found} is before the previous event's {previous}")]
     RecordedAtDecreased {
         /// The event.
         seq: u64,
@@ -46,7 +40,6 @@ pub enum ChainFault {
         found: Timestamp,
     },
     /// The subject chain skips, repeats or forks.
-    #[error("seq {seq}: subject {subject} has subject_seq {found}, expected {expected}")]
     SubjectSeqMismatch {
         /// The event.
         seq: u64,
@@ -58,7 +51,6 @@ pub enum ChainFault {
         found: u64,
     },
     /// `subject_prev` does not equal the hash of the subject's previous event.
-    #[error("seq {seq}: subject_prev does not match the hash of subject {subject}'s previous event")]
     SubjectPrevMismatch {
         /// The event.
         seq: u64,
@@ -66,7 +58,6 @@ pub enum ChainFault {
         subject: SubjectId,
     },
     /// The stored back-link (not hashed; used to walk history) points elsewhere.
-    #[error("seq {seq}: stored subject back-link is {found:?}, the subject's previous event is {expected:?}")]
     BackLinkMismatch {
         /// The event.
         seq: u64,
@@ -76,7 +67,6 @@ pub enum ChainFault {
         found: Option<u64>,
     },
     /// Two events share an event_id.
-    #[error("seq {seq}: event_id {event_id} was already used by seq {first}")]
     DuplicateEventId {
         /// The later event.
         seq: u64,
@@ -87,7 +77,54 @@ pub enum ChainFault {
     },
 }
 
+/// What is wrong, without the seq (which [`ChainFault::seq`] gives).
+#[derive(Debug)]
+pub struct FaultReason<'a>(&'a ChainFault);
+
+impl std::fmt::Display for FaultReason<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            ChainFault::Undecodable { reason, .. } => write!(f, "canonical bytes do not decode: {reason}"),
+            ChainFault::SeqMismatch { expected, found, .. } => write!(
+                f,
+                "expected the event with seq {expected}, found seq {found} (missing, duplicated or reordered)"
+            ),
+            ChainFault::PrevHashMismatch { expected, found, .. } => {
+                write!(f, "prev_hash {found} does not match the previous event's hash {expected}")
+            }
+            ChainFault::RecordedAtDecreased { found, previous, .. } => {
+                write!(f, "recorded_at {found} is before the previous event's {previous}")
+            }
+            ChainFault::SubjectSeqMismatch { expected, found, subject, .. } => {
+                write!(f, "subject {subject} has subject_seq {found}, expected {expected}")
+            }
+            ChainFault::SubjectPrevMismatch { subject, .. } => {
+                write!(f, "subject_prev does not match the hash of subject {subject}'s previous event")
+            }
+            ChainFault::BackLinkMismatch { expected, found, .. } => {
+                write!(f, "stored subject back-link is {found:?}, the subject's previous event is {expected:?}")
+            }
+            ChainFault::DuplicateEventId { event_id, first, .. } => {
+                write!(f, "event_id {event_id} was already used by seq {first}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ChainFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seq {}: {}", self.seq(), self.reason())
+    }
+}
+
+impl std::error::Error for ChainFault {}
+
 impl ChainFault {
+    /// What is wrong, without the seq.
+    pub fn reason(&self) -> FaultReason<'_> {
+        FaultReason(self)
+    }
+
     /// The seq the fault is reported at.
     pub fn seq(&self) -> u64 {
         match self {

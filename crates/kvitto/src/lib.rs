@@ -36,6 +36,7 @@
 mod bundle;
 mod erase;
 mod error;
+mod failure;
 mod indexer;
 mod persist;
 mod proofs;
@@ -57,6 +58,7 @@ use std::thread::JoinHandle;
 
 pub use erase::{EraseError, EraseOutcome};
 pub use error::{AppendError, OpenError, ReadError, VerifyError, used_by};
+pub use failure::{CheckpointProblem, FailureReason, IndexProblem, NodeProblem, TreeVersion, VerifyFailure};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
     AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus, ProcessingReport,
@@ -67,7 +69,7 @@ pub use proofs::{ConsistencyProof, InclusionProof};
 pub use publish::{PublishReport, tile_path};
 pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem};
 pub use retention::{RetentionRun, retention_event_id};
-pub use verify::{VerifyFailure, VerifyReport};
+pub use verify::VerifyReport;
 pub use writer::Receipt;
 
 use kvitto_core::LedgerSecret;
@@ -576,14 +578,9 @@ impl Ledger {
                     count: 0,
                     head: EventHash([0; 32]),
                     subjects: 0,
-                    failure: Some(VerifyFailure {
-                        seq: None,
-                        reason: format!(
-                            "damaged store: sled failed reading it ({}) — corrupted data; restore the store directory \
-                             from a backup",
-                            kvitto_store::log::panic_message(&*panic)
-                        ),
-                    }),
+                    failure: Some(VerifyFailure::ledger(FailureReason::DamagedStore(
+                        kvitto_store::log::panic_message(&*panic),
+                    ))),
                     duration: started.elapsed(),
                 })
             })

@@ -9,6 +9,7 @@ use kvitto_proof::{ChainFault, ChainVerifier};
 use kvitto_store::Store;
 
 use crate::VerifyError;
+use crate::failure::{CheckpointProblem, FailureReason, IndexProblem, NodeProblem, TreeVersion, VerifyFailure};
 
 /// The outcome of `verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,33 +33,8 @@ impl VerifyReport {
     }
 }
 
-/// The first thing wrong, with the seq where it was found (when one applies).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyFailure {
-    /// The event at fault, if the fault is tied to one.
-    pub seq: Option<u64>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl std::fmt::Display for VerifyFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.seq {
-            Some(seq) => write!(f, "seq {seq}: {}", self.reason),
-            None => f.write_str(&self.reason),
-        }
-    }
-}
-
-fn at(seq: u64, reason: impl Into<String>) -> VerifyFailure {
-    VerifyFailure { seq: Some(seq), reason: reason.into() }
-}
-
-fn chain(fault: ChainFault) -> VerifyFailure {
-    let seq = fault.seq();
-    let text = fault.to_string();
-    let reason = text.strip_prefix(&format!("seq {seq}: ")).map(str::to_string).unwrap_or(text);
-    VerifyFailure { seq: Some(seq), reason }
+fn at(seq: u64, reason: FailureReason) -> VerifyFailure {
+    VerifyFailure::at(seq, reason)
 }
 
 /// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
@@ -211,7 +187,7 @@ fn check_stream(
         let (key_seq, record, decoded, hash, leaf) = match item {
             Ok(v) => v,
             Err(e) => {
-                failure = Some(at(cv.count(), format!("stored chunk does not decode: {e}")));
+                failure = Some(at(cv.count(), FailureReason::ChunkUndecodable(e.to_string())));
                 break;
             }
         };
@@ -219,9 +195,9 @@ fn check_stream(
             failure = Some(at(
                 cv.count(),
                 if key_seq > cv.count() {
-                    format!("missing: no stored record for this seq; the next stored one is seq {key_seq}")
+                    FailureReason::RecordMissing { next_stored: key_seq }
                 } else {
-                    format!("stored twice: the chunk layout places seq {key_seq} again")
+                    FailureReason::RecordDuplicated { stored: key_seq }
                 },
             ));
             break;
@@ -239,28 +215,21 @@ fn check_stream(
                     None => Some(EventHash(head.head_hash)),
                 };
                 failure = Some(if recorded_by_next == Some(own) && seq > 0 {
-                    at(
-                        seq - 1,
-                        format!("altered: its re-derived hash no longer matches the prev_hash sealed into seq {seq}"),
-                    )
+                    at(seq - 1, FailureReason::Altered { sealed_into: seq })
                 } else {
-                    chain(fault)
+                    at(fault.seq(), FailureReason::Chain(fault))
                 });
                 break;
             }
             Err(fault) => {
-                failure = Some(chain(fault));
+                failure = Some(at(fault.seq(), FailureReason::Chain(fault)));
                 break;
             }
         };
         if record.sealed.is_some() != event.payload_commitment.is_some() {
             failure = Some(at(
                 event.seq,
-                if record.sealed.is_some() {
-                    "stored encrypted details but the event commits to none"
-                } else {
-                    "the event commits to details but none are stored"
-                },
+                if record.sealed.is_some() { FailureReason::UncommittedDetails } else { FailureReason::DetailsMissing },
             ));
             break;
         }
@@ -339,15 +308,8 @@ fn check_stream(
                         }
                         _ => false,
                     };
-                    (!in_progress && still).then(|| {
-                        at(
-                            event.seq,
-                            format!(
-                                "data_erased seq {by} covers its details, yet they still decrypt: the erasure was \
-                                 not carried out"
-                            ),
-                        )
-                    })
+                    (!in_progress && still)
+                        .then(|| at(event.seq, FailureReason::ErasureNotCarriedOut { erased_by: by }))
                 }
                 // A new key made after the erasure: it does not open the erased details.
                 (Some(_), kvitto_store::vault::SlotKey::Key(_)) => None,
@@ -374,7 +336,13 @@ fn check_stream(
                 }
                 if checkpoint_failure.is_none() {
                     checkpoint_failure = check_checkpoint(store, note, *size, f.root(), signer.as_ref(), origin, None)
-                        .map(|e| VerifyFailure { reason: format!("tree v1 (BLAKE3) {}", e.reason), ..e });
+                        .map(|e| match e.reason {
+                            FailureReason::Checkpoint { size, problem, .. } => VerifyFailure {
+                                reason: FailureReason::Checkpoint { size, tree: TreeVersion::V1Blake3, problem },
+                                ..e
+                            },
+                            _ => e,
+                        });
                 }
                 next_legacy.next();
             }
@@ -390,12 +358,7 @@ fn check_stream(
             if !v1 {
                 held_failure = Some(at(
                     size - 1,
-                    format!(
-                        "fork or rewrite: the ledger's first {size} events give root {}, the held checkpoint of \
-                         size {size} says {} (nor is it this history's tree v1 root)",
-                        EventHash(frontier.root()),
-                        EventHash(root)
-                    ),
+                    FailureReason::Fork { size, derived: EventHash(frontier.root()), held: EventHash(root) },
                 ));
             }
         }
@@ -407,13 +370,14 @@ fn check_stream(
                 while levels.len() <= level {
                     levels.push(store.merkle_level(levels.len() as u8));
                 }
-                let bad = |what: String| Some(at(event.seq, format!("merkle node {level}/{index}: {what}")));
+                let bad =
+                    |problem| Some(at(event.seq, FailureReason::MerkleNode { level: level as u8, index, problem }));
                 match levels[level].next() {
                     Some(Ok((i, stored))) if i == index && stored == node => None,
-                    Some(Ok((i, _))) if i == index => bad("stored hash does not match the events".into()),
-                    Some(Ok((i, _))) => bad(format!("stored nodes skip to index {i}")),
-                    Some(Err(e)) => bad(e.to_string()),
-                    None => bad("missing".into()),
+                    Some(Ok((i, _))) if i == index => bad(NodeProblem::Mismatch),
+                    Some(Ok((i, _))) => bad(NodeProblem::Skips(i)),
+                    Some(Err(e)) => bad(NodeProblem::Unreadable(e.to_string())),
+                    None => bad(NodeProblem::Missing),
                 }
             });
         }
@@ -427,29 +391,19 @@ fn check_stream(
     }
     progress(cv.count(), head.next_seq);
     if failure.is_none() && cv.count() < head.next_seq {
-        failure = Some(at(
-            cv.count(),
-            format!("missing: the stored head says {} events, the log ends after {}", head.next_seq, cv.count()),
-        ));
+        failure = Some(at(cv.count(), FailureReason::HeadBeyondLog { head: head.next_seq, log: cv.count() }));
     }
     if failure.is_none() && cv.head().0 != head.head_hash {
         failure = Some(VerifyFailure {
             seq: cv.count().checked_sub(1),
-            reason: format!(
-                "altered: the re-derived hash {} does not match the stored head hash {}",
-                cv.head(),
-                EventHash(head.head_hash)
-            ),
+            reason: FailureReason::HeadHash { derived: cv.head(), stored: EventHash(head.head_hash) },
         });
     }
     if failure.is_none() {
         failure = check_acked(store, acked, cv.count()).map_err(storage)?;
     }
     if failure.is_none() && watermark > cv.count() {
-        failure = Some(VerifyFailure {
-            seq: None,
-            reason: format!("index watermark {watermark} is beyond the log's {} events", cv.count()),
-        });
+        failure = Some(VerifyFailure::ledger(FailureReason::WatermarkBeyondLog { watermark, log: cv.count() }));
     }
     if failure.is_none() && vault_failure.is_none() && !(unresolved.is_empty() && damaged.is_empty()) {
         // The log's own erasures: the verified ones, and any committed since verify read the
@@ -466,27 +420,12 @@ fn check_stream(
         vault_failure = unresolved
             .iter()
             .find(|(seq, s, slot)| logged.get(s).is_none_or(|e| e.covering(*seq, slot).is_none()))
-            .map(|(seq, _, slot)| {
-                at(
-                    *seq,
-                    format!(
-                        "its details are sealed under the subject's `{slot}` key, which the key vault does not hold, \
-                         and no data_erased covers them (a vault segment file is missing or damaged)"
-                    ),
-                )
-            });
+            .map(|(seq, _, slot)| at(*seq, FailureReason::KeyMissing { slot: slot.clone() }));
         vault_failure = vault_failure.or_else(|| {
-            damaged.iter().find(|(seq, s, slot)| logged.get(s).is_none_or(|e| e.covering(*seq, slot).is_none())).map(
-                |(seq, _, slot)| {
-                    at(
-                        *seq,
-                        format!(
-                            "its sealed details do not open with the subject's `{slot}` key (AEAD tag or commitment \
-                             fails): the stored ciphertext or the key was altered"
-                        ),
-                    )
-                },
-            )
+            damaged
+                .iter()
+                .find(|(seq, s, slot)| logged.get(s).is_none_or(|e| e.covering(*seq, slot).is_none()))
+                .map(|(seq, _, slot)| at(*seq, FailureReason::SealedDetailsDamaged { slot: slot.clone() }))
         });
     }
     if failure.is_none() && vault_failure.is_none() {
@@ -503,32 +442,20 @@ fn check_stream(
         let seen: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> =
             seen_erasures.iter().map(|(s, v)| (s, v.iter().collect())).collect();
         if folded.is_some() && relied != seen {
-            vault_failure = Some(VerifyFailure {
-                seq: None,
-                reason: "the projections' erasures differ from the data_erased events in the log; run `kvitto rebuild`"
-                    .into(),
-            });
+            vault_failure = Some(VerifyFailure::ledger(FailureReason::ProjectionErasures));
         }
     }
     if checkpoint_failure.is_none()
         && let Some((size, _)) = next_checkpoint.next().or(next_legacy.next())
     {
-        checkpoint_failure = Some(VerifyFailure {
-            seq: None,
-            reason: format!("checkpoint of size {size} is beyond the {} events of the log", cv.count()),
-        });
+        checkpoint_failure =
+            Some(VerifyFailure::ledger(FailureReason::CheckpointBeyondLog { size: *size, log: cv.count() }));
     }
     if let Some((size, _)) = held
         && cv.count() < size
         && failure.is_none()
     {
-        held_failure = Some(VerifyFailure {
-            seq: None,
-            reason: format!(
-                "rollback: the ledger holds {} events, but the held checkpoint proves {size} existed",
-                cv.count()
-            ),
-        });
+        held_failure = Some(VerifyFailure::ledger(FailureReason::Rollback { log: cv.count(), held: size }));
     }
     let r = report(
         &cv,
@@ -550,26 +477,25 @@ fn check_checkpoint(
     origin: &str,
     previous: Option<&mut Option<(u64, [u8; 32])>>,
 ) -> Option<VerifyFailure> {
-    let fail = |reason: String| {
-        Some(VerifyFailure { seq: size.checked_sub(1), reason: format!("checkpoint of size {size}: {reason}") })
+    let fail = |problem| {
+        Some(VerifyFailure {
+            seq: size.checked_sub(1),
+            reason: FailureReason::Checkpoint { size, tree: TreeVersion::V2, problem },
+        })
     };
-    let Some(key) = signer else { return fail("the ledger has no checkpoint key to check it with".into()) };
+    let Some(key) = signer else { return fail(CheckpointProblem::NoKey) };
     let c = match kvitto_proof::checkpoint::open(note, origin, key) {
         Ok(c) => c,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(CheckpointProblem::Note(e.to_string())),
     };
     if c.size != size {
-        return fail(format!("the note says size {}", c.size));
+        return fail(CheckpointProblem::Size { note: c.size });
     }
     if c.root != root {
-        return fail(format!(
-            "signed root {} differs from the root the events give, {}",
-            EventHash(c.root),
-            EventHash(root)
-        ));
+        return fail(CheckpointProblem::Root { signed: EventHash(c.root), derived: EventHash(root) });
     }
     if c.origin != origin {
-        return fail(format!("origin {:?} is not this ledger's {origin:?}", c.origin));
+        return fail(CheckpointProblem::Origin { found: c.origin, expected: origin.to_string() });
     }
     // Consistency with the previous checkpoint, from the stored tree (what a witness checks).
     let previous = previous?;
@@ -583,7 +509,7 @@ fn check_checkpoint(
             merkle::verify_consistency::<LogHash>(size1, size, &p, &root1, &c.root)
         });
         if let Err(e) = checked {
-            return fail(format!("not consistent with the checkpoint of size {size1}: {e}"));
+            return fail(CheckpointProblem::Inconsistent { previous: size1, error: e.to_string() });
         }
     }
     *previous = Some((size, root));
@@ -602,12 +528,12 @@ fn check_commitment(
     last: &mut Option<u64>,
 ) -> Option<VerifyFailure> {
     if tree_size > seq {
-        return Some(at(seq, format!("subject map commitment covers {tree_size} events, more than precede it")));
+        return Some(at(seq, FailureReason::MapCoversTooMuch { tree_size }));
     }
     if let Some(prev) = *last
         && tree_size < prev
     {
-        return Some(at(seq, format!("subject map commitment of {tree_size} events goes back from {prev}")));
+        return Some(at(seq, FailureReason::MapGoesBack { tree_size, previous: prev }));
     }
     *last = Some(tree_size);
     while pending.front().is_some_and(|(s, _, _)| *s < tree_size) {
@@ -619,13 +545,13 @@ fn check_commitment(
     if &recomputed != root || map.len() != subjects {
         return Some(at(
             seq,
-            format!(
-                "subject map commitment over {tree_size} events says root {} for {subjects} subjects; the events give \
-                 {} for {}",
-                EventHash(*root),
-                EventHash(recomputed),
-                map.len()
-            ),
+            FailureReason::MapRoot {
+                tree_size,
+                root: EventHash(*root),
+                subjects,
+                derived: EventHash(recomputed),
+                derived_subjects: map.len(),
+            },
         ));
     }
     None
@@ -642,19 +568,12 @@ fn check_acked(
         return Ok(None);
     }
     if acked.next_seq > count {
-        return Ok(Some(at(
-            count,
-            format!("missing: {} events were acknowledged, the log ends after {count}", acked.next_seq),
-        )));
+        return Ok(Some(at(count, FailureReason::AckedBeyondLog { acked: acked.next_seq, log: count })));
     }
     let seq = acked.next_seq - 1;
     let hash = store.record(seq)?.map(|r| kvitto_core::event_hash(&r.canonical));
-    Ok((hash.map(|h| h.0) != Some(acked.head_hash)).then(|| {
-        at(
-            seq,
-            format!("altered: this event's hash differs from the one acknowledged ({})", EventHash(acked.head_hash)),
-        )
-    }))
+    Ok((hash.map(|h| h.0) != Some(acked.head_hash))
+        .then(|| at(seq, FailureReason::AckedHash { acked: EventHash(acked.head_hash) })))
 }
 
 /// Compares the derived index (as of `watermark` events) with the re-derived chain state.
@@ -663,12 +582,11 @@ fn check_index(
     cv: &ChainVerifier,
     watermark: u64,
 ) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
-    let idx =
-        |reason: String| Some(VerifyFailure { seq: None, reason: format!("index (watermark {watermark}): {reason}") });
+    let idx = |problem| Some(VerifyFailure::ledger(FailureReason::Index { watermark, problem }));
     let (mut heads, mut ids) = (0u64, 0u64);
     let heads_match = |heads: u64| {
         (heads != cv.subjects().len() as u64)
-            .then(|| idx(format!("{heads} subject heads indexed, the chain has {} subjects", cv.subjects().len())))
+            .then(|| idx(IndexProblem::HeadCount { indexed: heads, chain: cv.subjects().len() as u64 }))
             .flatten()
     };
     // Heads come first, then event ids (key order of the index tree).
@@ -682,12 +600,13 @@ fn check_index(
                             && tip.count == rec.count
                             && tip.last_hash.0 == rec.last_hash => {}
                     Some(tip) => {
-                        return Ok(idx(format!(
-                            "subject {subject} head says seq {} (#{}) but the chain ends at seq {} (#{})",
-                            rec.last_seq, rec.count, tip.last_seq, tip.count
-                        )));
+                        return Ok(idx(IndexProblem::Head {
+                            subject,
+                            stored: (rec.last_seq, rec.count),
+                            chain: (tip.last_seq, tip.count),
+                        }));
                     }
-                    None => return Ok(idx(format!("subject {subject} is indexed but has no events"))),
+                    None => return Ok(idx(IndexProblem::UnknownSubject(subject))),
                 }
             }
             IndexEntry::Id(id, seq) => {
@@ -698,10 +617,7 @@ fn check_index(
                 }
                 ids += 1;
                 if cv.event_id_seq(&id) != Some(seq) {
-                    return Ok(idx(format!(
-                        "event_id {id} points to seq {seq}, the chain has it at {:?}",
-                        cv.event_id_seq(&id)
-                    )));
+                    return Ok(idx(IndexProblem::EventId { id, indexed: seq, chain: cv.event_id_seq(&id) }));
                 }
             }
         }
@@ -712,7 +628,7 @@ fn check_index(
         return Ok(Some(f));
     }
     if ids != watermark {
-        return Ok(idx(format!("{ids} event ids indexed for {watermark} events")));
+        return Ok(idx(IndexProblem::EventIdCount { indexed: ids, events: watermark }));
     }
     Ok(None)
 }
