@@ -51,7 +51,11 @@ fn disk_full_child() {
         // group was handed to it, and a failed flush cannot say what reached the disk.
         match &failure {
             AppendError::OutcomeUnknown { why, event_ids } => {
-                assert!(why.contains("No space left"), "{failure}");
+                assert!(why.to_string().contains("No space left"), "{failure}");
+                assert!(
+                    matches!(why, kvitto::StorageError::Io { kind: std::io::ErrorKind::StorageFull, .. }),
+                    "{why:?}"
+                );
                 assert!(failure.to_string().contains("same event ids"), "{failure}");
                 assert_eq!(event_ids.len(), 200);
                 let ids: Vec<String> = event_ids.iter().map(|id| id.to_string()).collect();

@@ -545,7 +545,7 @@ impl From<OpenError> for Failure {
             OpenError::NotALedger(_) | OpenError::AlreadyExists(_) | OpenError::UnknownFormat { .. } => {
                 Failure::input(e.to_string())
             }
-            OpenError::Damaged { ref path, .. } if path.as_os_str() == "--origin" => Failure::input(e.to_string()),
+            OpenError::InvalidOrigin { .. } => Failure::input(e.to_string()),
             other => Failure::storage(other.to_string()),
         }
     }

@@ -161,6 +161,10 @@ fn ledger_flag_position_env_and_missing_ledger() {
     let o = kvitto(&ledger, &["init", "--origin", "again"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("already exists"));
+    let o = kvitto(&ledger.join("other"), &["init", "--origin", "two words"]);
+    assert_eq!(o.status.code(), Some(2), "a bad origin is the caller's input");
+    assert!(text(&o.stderr).contains("--origin \"two words\": must not contain spaces"), "{}", text(&o.stderr));
+    assert!(!ledger.join("other").exists(), "nothing is created for a refused origin");
     let o = kvitto(&ledger, &["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
     let o = kvitto(&ledger, &["--help"]);

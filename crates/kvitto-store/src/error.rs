@@ -62,6 +62,14 @@ pub enum OpenError {
     /// Reading during open failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The origin given to `init` is not a valid checkpoint key name.
+    #[error("--origin {origin:?}: {why}")]
+    InvalidOrigin {
+        /// The origin as given.
+        origin: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// A read or write of the store failed.
@@ -91,4 +99,14 @@ pub enum StoreError {
         /// The chunk limit.
         limit: usize,
     },
+}
+
+impl StoreError {
+    /// The operating system's error kind, when the OS refused (directly or inside sled).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => Some(e.kind()),
+            _ => None,
+        }
+    }
 }

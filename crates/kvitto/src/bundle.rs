@@ -105,12 +105,13 @@ pub(crate) fn export(store: &Store, parts: &Parts<'_>, history: &[LedgerEvent]) 
     });
     if let Some(size1) = parts.since {
         let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&StoredTree(store), size1, size)
-            .map_err(|err| ReadError::Storage(err.to_string()))?;
+            .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))?;
         doc["consistency"] = json!({"size1": size1, "proof": hexes(&proof)});
     }
     Ok(doc)
 }
 
 fn prove(store: &Store, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
-    inclusion_proof::<LogHash>(&StoredTree(store), seq, size).map_err(|err| ReadError::Storage(err.to_string()))
+    inclusion_proof::<LogHash>(&StoredTree(store), seq, size)
+        .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))
 }

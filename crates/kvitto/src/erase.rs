@@ -81,53 +81,52 @@ impl Ledger {
         let register = register.map(|g| Id::new(g).map_err(bad("register"))).transpose()?;
         let reason = Text::new(reason).map_err(bad("reason"))?;
         let subject = self.subject_id(&c, &r);
-        let earlier = {
-            let p = self
-                .inner
-                .shared
-                .projections
-                .read()
-                .map_err(|_| EraseError::Append(AppendError::Refused("projection lock poisoned".into())))?;
-            let state = match p.subjects.get(&subject) {
-                Some(s) if s.controller == c => s,
-                _ => return Err(EraseError::UnknownSubject { controller: controller.to_string() }),
-            };
-            if let Some(g) = &register {
-                let declared = p.controllers.get(&c).is_some_and(|cs| {
-                    cs.retention.contains_key(g)
-                        || cs.purposes.values().any(|t| t.all().iter().any(|(_, d)| &d.register == g))
-                });
-                let used = state.collected.all().iter().any(|(_, col)| &col.register == g)
-                    || state.rectified.all().iter().any(|(_, (reg, _))| reg == g)
-                    || state.deferrals.all().iter().any(|(_, d)| &d.register == g)
-                    || state.records_closed.all().iter().any(|(_, (reg, _))| reg == g);
-                if !declared && !used {
-                    return Err(EraseError::UnknownRegister {
-                        controller: controller.to_string(),
-                        register: g.to_string(),
+        let earlier =
+            {
+                let p =
+                    self.inner.shared.projections.read().map_err(|_| {
+                        EraseError::Append(AppendError::Refused(crate::StorageError::lock("projections")))
+                    })?;
+                let state = match p.subjects.get(&subject) {
+                    Some(s) if s.controller == c => s,
+                    _ => return Err(EraseError::UnknownSubject { controller: controller.to_string() }),
+                };
+                if let Some(g) = &register {
+                    let declared = p.controllers.get(&c).is_some_and(|cs| {
+                        cs.retention.contains_key(g)
+                            || cs.purposes.values().any(|t| t.all().iter().any(|(_, d)| &d.register == g))
                     });
+                    let used = state.collected.all().iter().any(|(_, col)| &col.register == g)
+                        || state.rectified.all().iter().any(|(_, (reg, _))| reg == g)
+                        || state.deferrals.all().iter().any(|(_, d)| &d.register == g)
+                        || state.records_closed.all().iter().any(|(_, (reg, _))| reg == g);
+                    if !declared && !used {
+                        return Err(EraseError::UnknownRegister {
+                            controller: controller.to_string(),
+                            register: g.to_string(),
+                        });
+                    }
                 }
-            }
-            // The last erasure whose scope covers this one's, if no data with details (a
-            // collection or rectification in scope) came after it.
-            let in_scope = |r: &Id| register.as_ref().is_none_or(|g| g == r);
-            let data = state
-                .collected
-                .all()
-                .iter()
-                .filter(|(_, c)| in_scope(&c.register))
-                .map(|(st, _)| st.seq)
-                .chain(state.rectified.all().iter().filter(|(_, (r, _))| in_scope(r)).map(|(st, _)| st.seq))
-                .max();
-            state
-                .erasures()
-                .as_slice()
-                .iter()
-                .rev()
-                .find(|(_, r)| r.is_none() || *r == register)
-                .map(|(seq, _)| *seq)
-                .filter(|seq| data.is_none_or(|d| d < *seq))
-        };
+                // The last erasure whose scope covers this one's, if no data with details (a
+                // collection or rectification in scope) came after it.
+                let in_scope = |r: &Id| register.as_ref().is_none_or(|g| g == r);
+                let data = state
+                    .collected
+                    .all()
+                    .iter()
+                    .filter(|(_, c)| in_scope(&c.register))
+                    .map(|(st, _)| st.seq)
+                    .chain(state.rectified.all().iter().filter(|(_, (r, _))| in_scope(r)).map(|(st, _)| st.seq))
+                    .max();
+                state
+                    .erasures()
+                    .as_slice()
+                    .iter()
+                    .rev()
+                    .find(|(_, r)| r.is_none() || *r == register)
+                    .map(|(seq, _)| *seq)
+                    .filter(|seq| data.is_none_or(|d| d < *seq))
+            };
         if let Some(seq) = earlier {
             let left = match register.as_ref() {
                 None => self.inner.store.vault().get(&subject).is_some(),

@@ -4,6 +4,95 @@ use kvitto_core::EventId;
 
 pub use kvitto_store::OpenError;
 
+/// A failure on the storage side, by kind: never the caller's input. Each variant says what a
+/// caller (or an HTTP layer: all of them are server-side, 5xx) can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The operating system refused (a full disk, an I/O error, permissions).
+    #[error("I/O: {message}")]
+    Io {
+        /// The OS error's kind.
+        kind: std::io::ErrorKind,
+        /// The error, with the path where one applies.
+        message: String,
+    },
+    /// The storage engine failed.
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// Stored data does not decode: run `kvitto verify`.
+    #[error("stored data is damaged at {at}: {what} (run `kvitto verify`)")]
+    Corrupt {
+        /// Where (a key, a file).
+        at: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// One stored value would exceed what the engine takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The key vault failed.
+    #[error("{0}")]
+    Vault(String),
+    /// The system random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(String),
+    /// Derived data (the index, for proofs) did not catch up in time; retry.
+    #[error("{0}")]
+    NotReady(String),
+    /// A proof could not be built from the stored tree (its nodes are missing or damaged).
+    #[error("proof: {0}")]
+    Proof(String),
+    /// An internal lock or thread failed (a thread panicked): a bug, reported as such.
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl StorageError {
+    /// An I/O error at `path`.
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
+        StorageError::Io { kind: e.kind(), message: format!("{}: {e}", path.display()) }
+    }
+
+    /// A poisoned lock (a thread panicked while holding it).
+    pub(crate) fn lock(what: &str) -> Self {
+        StorageError::Internal(format!("the {what} lock is poisoned (a thread panicked while holding it)"))
+    }
+}
+
+impl From<&kvitto_store::StoreError> for StorageError {
+    fn from(e: &kvitto_store::StoreError) -> Self {
+        use kvitto_store::StoreError as S;
+        if let Some(kind) = e.io_kind() {
+            return StorageError::Io { kind, message: e.to_string() };
+        }
+        match e {
+            S::Sled(e) => StorageError::Engine(e.to_string()),
+            S::Io(e) => StorageError::Io { kind: e.kind(), message: e.to_string() },
+            S::Corrupt { at, what } => StorageError::Corrupt { at: at.clone(), what: what.clone() },
+            e @ S::TooLarge { .. } => StorageError::TooLarge(e.to_string()),
+        }
+    }
+}
+
+impl From<kvitto_store::StoreError> for StorageError {
+    fn from(e: kvitto_store::StoreError) -> Self {
+        StorageError::from(&e)
+    }
+}
+
+impl From<kvitto_store::VaultError> for StorageError {
+    fn from(e: kvitto_store::VaultError) -> Self {
+        use kvitto_store::VaultError as V;
+        match e {
+            V::Io { path, source } => StorageError::io(&path, &source),
+            V::Corrupt { path, what } => StorageError::Corrupt { at: path.display().to_string(), what },
+            V::Rng(e) => StorageError::Random(e),
+            e => StorageError::Vault(e.to_string()),
+        }
+    }
+}
+
 /// "by seq N", or — for another controller's event, whose position is not revealed — "by an
 /// event of another controller".
 pub fn used_by(existing_seq: Option<u64>) -> String {
@@ -80,14 +169,14 @@ pub enum AppendError {
     )]
     ErasureIncomplete {
         /// What failed.
-        why: String,
+        why: StorageError,
         /// The receipts of the recorded events.
         receipts: Vec<crate::Receipt>,
     },
     /// A group could not be prepared (an index read or the system RNG failed); nothing was
     /// written and the ledger stays usable.
     #[error("append refused, nothing written: {0}")]
-    Refused(String),
+    Refused(StorageError),
     /// Storage failed before any of the request reached the store (the key vault's write, or
     /// a commit sled refused before writing): none of its events is recorded. After a failed
     /// commit the handle accepts no more appends (later ones get [`AppendError::Poisoned`]);
@@ -95,7 +184,7 @@ pub enum AppendError {
     #[error(
         "storage failed: {0}; none of these events was recorded — fix the cause (e.g. free disk space); if later appends are refused, reopen the ledger in a new process"
     )]
-    Storage(String),
+    Storage(StorageError),
     /// Storage failed after the request's group was handed to sled (its write, flush or
     /// fdatasync failed, e.g. on a full disk). Whether the events are recorded is unknown
     /// until the ledger is reopened: the store then holds all of the group or none of it.
@@ -108,13 +197,13 @@ pub enum AppendError {
     )]
     OutcomeUnknown {
         /// What failed.
-        why: String,
+        why: StorageError,
         /// The request's event ids, in its order (generated ids included).
         event_ids: Vec<EventId>,
     },
     /// An earlier storage failure poisoned this ledger handle.
     #[error("the ledger handle is unusable after an earlier storage failure ({0}); reopen the ledger in a new process")]
-    Poisoned(String),
+    Poisoned(StorageError),
     /// The ledger was closed.
     #[error("the ledger is closed")]
     Closed,
@@ -158,7 +247,19 @@ pub enum ReadError {
     },
     /// Storage failed.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(StorageError),
+    /// Recording an event of the ledger's own (a subject map commitment) failed.
+    #[error("recording the ledger's own event failed: {0}")]
+    Append(Box<AppendError>),
+}
+
+impl From<StorageError> for ReadError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Corrupt { at, what } => ReadError::Corrupt { at, what },
+            other => ReadError::Storage(other),
+        }
+    }
 }
 
 impl From<kvitto_projections::QueryError> for ReadError {
@@ -178,7 +279,7 @@ impl From<kvitto_store::StoreError> for ReadError {
     fn from(e: kvitto_store::StoreError) -> Self {
         match e {
             kvitto_store::StoreError::Corrupt { at, what } => ReadError::Corrupt { at, what },
-            other => ReadError::Storage(other.to_string()),
+            other => ReadError::Storage(other.into()),
         }
     }
 }
@@ -188,8 +289,14 @@ impl From<kvitto_store::StoreError> for ReadError {
 pub enum VerifyError {
     /// Storage failed while reading.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(StorageError),
     /// The checkpoint given to check against is not one of this ledger's.
     #[error("held checkpoint: {0}")]
     Held(String),
+}
+
+impl From<kvitto_store::StoreError> for VerifyError {
+    fn from(e: kvitto_store::StoreError) -> Self {
+        VerifyError::Storage(e.into())
+    }
 }

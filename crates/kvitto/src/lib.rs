@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 pub use erase::{EraseError, EraseOutcome};
-pub use error::{AppendError, OpenError, ReadError, VerifyError, used_by};
+pub use error::{AppendError, OpenError, ReadError, StorageError, VerifyError, used_by};
 pub use failure::{CheckpointProblem, FailureReason, IndexProblem, NodeProblem, TreeVersion, VerifyFailure};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
@@ -200,7 +200,7 @@ impl Ledger {
     /// Creates a new ledger in `dir` (a new or empty directory): a fresh ledger secret, an
     /// empty sled store, and the marker file. Refuses to touch an existing ledger.
     pub fn init(dir: &Path, origin: &str) -> Result<(), OpenError> {
-        validate_origin(origin).map_err(|what| OpenError::Damaged { path: PathBuf::from("--origin"), what })?;
+        validate_origin(origin).map_err(|why| OpenError::InvalidOrigin { origin: origin.to_string(), why })?;
         Store::create(dir, origin, Timestamp::now().as_micros())
     }
 
@@ -402,7 +402,7 @@ impl Ledger {
 
     fn with_projections<T>(&self, f: impl FnOnce(&Projections) -> Result<T, QueryError>) -> Result<T, ReadError> {
         let p =
-            self.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+            self.inner.shared.projections.read().map_err(|_| ReadError::Storage(StorageError::lock("projections")))?;
         Ok(f(&p)?)
     }
 
@@ -473,7 +473,7 @@ impl Ledger {
             let next = inner.store.head()?.next_seq;
             let (fresh, report) = persist::rebuild(&inner.store, next)?;
             let mut p =
-                inner.shared.projections.write().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+                inner.shared.projections.write().map_err(|_| ReadError::Storage(StorageError::lock("projections")))?;
             // Groups committed after `next` were (or will be) applied by the writer;
             // replaying them on the fresh state is idempotent.
             let mut fresh = fresh;
@@ -520,7 +520,13 @@ impl Ledger {
         let held = match held {
             None => None,
             Some(note) => {
-                let key = self.signing_key().map_err(|e| VerifyError::Storage(e.to_string()))?.verifying_key();
+                let key = self
+                    .signing_key()
+                    .map_err(|e| match e {
+                        ReadError::Storage(s) => VerifyError::Storage(s),
+                        other => VerifyError::Held(other.to_string()),
+                    })?
+                    .verifying_key();
                 let c = kvitto_proof::checkpoint::open(note, self.origin(), &key).map_err(|e| {
                     VerifyError::Held(format!(
                         "the held checkpoint does not verify with this ledger's key ({e}); a replaced key is itself a \
@@ -547,7 +553,7 @@ impl Ledger {
                 .projections
                 .read()
                 .map(|p| snapshot(&p))
-                .map_err(|_| VerifyError::Storage("projection lock poisoned".into()))?;
+                .map_err(|_| VerifyError::Storage(StorageError::lock("projections")))?;
             // The projections fold a group right after its commit: wait for them briefly.
             let mut folded = |n: u64| {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -571,9 +577,10 @@ impl Ledger {
             }))
             .unwrap_or_else(|panic| {
                 // A store sled cannot read takes no appends, and is not flushed on close.
-                if let Ok(mut p) = inner.shared.poisoned.lock() {
-                    p.get_or_insert_with(|| "sled failed reading the store: its files are damaged".into());
-                }
+                inner.shared.poison(StorageError::Corrupt {
+                    at: "store".into(),
+                    what: "sled failed reading the store: its files are damaged".into(),
+                });
                 Ok(VerifyReport {
                     count: 0,
                     head: EventHash([0; 32]),
@@ -586,7 +593,7 @@ impl Ledger {
             })
         })
         .await
-        .map_err(|e| VerifyError::Storage(format!("verify task failed: {e}")))?
+        .map_err(|e| VerifyError::Storage(StorageError::Internal(format!("verify task failed: {e}"))))?
     }
 }
 
@@ -599,6 +606,6 @@ async fn blocking<T: Send + 'static>(
             at: "store".into(),
             what: format!("sled failed reading it ({})", kvitto_store::log::panic_message(&*panic)),
         },
-        Err(e) => ReadError::Storage(format!("read task failed: {e}")),
+        Err(e) => ReadError::Storage(StorageError::Internal(format!("read task failed: {e}"))),
     })?
 }

@@ -107,7 +107,9 @@ impl Ledger {
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        Err(ReadError::Storage("the indexer has not caught up after 5 s".into()))
+        Err(ReadError::Storage(crate::StorageError::NotReady(
+            "the index has not caught up with the log after 5 s; retry".into(),
+        )))
     }
 
     /// The Merkle root (RFC 6962, SHA-256; leaf data = event hashes) of the first
@@ -118,7 +120,7 @@ impl Ledger {
         blocking(move || {
             kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree(&inner.store), size)
                 .map(EventHash)
-                .map_err(|e| ReadError::Storage(e.to_string()))
+                .map_err(|e| ReadError::Storage(crate::StorageError::Proof(e.to_string())))
         })
         .await
     }
@@ -132,7 +134,7 @@ impl Ledger {
         let inner = self.inner.clone();
         blocking(move || {
             let src = tree::StoredTree(&inner.store);
-            let err = |e: kvitto_proof::ProofError| ReadError::Storage(e.to_string());
+            let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             let record = inner
                 .store
                 .record(seq)?
@@ -177,7 +179,7 @@ impl Ledger {
         let inner = self.inner.clone();
         blocking(move || {
             let src = tree::StoredTree(&inner.store);
-            let err = |e: kvitto_proof::ProofError| ReadError::Storage(e.to_string());
+            let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             use kvitto_proof::{LogHash, merkle};
             Ok(ConsistencyProof {
                 size1,
@@ -240,8 +242,8 @@ impl Ledger {
                 details: None,
                 kind: advanced.commitment_kind(),
             };
-            let receipt = self.submit(vec![draft]).await.map_err(|e| ReadError::Storage(e.to_string()))?;
-            let seq = receipt.first().map(|r| r.seq).ok_or_else(|| ReadError::Storage("no receipt".into()))?;
+            let receipt = self.submit(vec![draft]).await.map_err(|e| ReadError::Append(Box::new(e)))?;
+            let seq = receipt.first().map(|r| r.seq).ok_or(ReadError::Append(Box::new(crate::AppendError::Closed)))?;
             let inner = self.inner.clone();
             state = blocking(move || {
                 advanced.committed(&inner.store, seq)?;

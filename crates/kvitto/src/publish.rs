@@ -45,7 +45,7 @@ pub fn tile_path(level: Option<u8>, n: u64, partial: Option<u64>) -> String {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError + '_ {
-    move |e| ReadError::Storage(format!("{}: {e}", path.display()))
+    move |e| ReadError::Storage(crate::StorageError::io(path, &e))
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename); `false` when an

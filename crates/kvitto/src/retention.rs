@@ -40,8 +40,12 @@ fn for_controller<T>(
     let c = controller
         .map(|c| Id::new(c).map_err(|message| ReadError::BadQuery { field: "controller", message }))
         .transpose()?;
-    let p =
-        ledger.inner.shared.projections.read().map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+    let p = ledger
+        .inner
+        .shared
+        .projections
+        .read()
+        .map_err(|_| ReadError::Storage(crate::StorageError::lock("projections")))?;
     if let Some(c) = &c
         && !p.controllers.contains_key(c)
     {
@@ -81,7 +85,7 @@ impl Ledger {
                 .shared
                 .projections
                 .read()
-                .map_err(|_| ReadError::Storage("projection lock poisoned".into()))?;
+                .map_err(|_| ReadError::Storage(crate::StorageError::lock("projections")))?;
             plan.iter()
                 .filter_map(PlanItem::candidate)
                 .filter(|c| {
@@ -139,7 +143,7 @@ impl Ledger {
                         let (c, _) = batch.remove(index);
                         run.refused.push((c, why));
                     }
-                    Err(e) => return Err(ReadError::Storage(e.to_string())),
+                    Err(e) => return Err(ReadError::Append(Box::new(e))),
                 }
             }
         }

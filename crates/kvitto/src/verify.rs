@@ -127,7 +127,7 @@ fn check_stream(
 ) -> Result<VerifyReport, VerifyError> {
     let mut index = Some(index);
     let started = Instant::now();
-    let storage = |e: kvitto_store::StoreError| VerifyError::Storage(e.to_string());
+    let storage = VerifyError::from;
     // The acknowledged head first: the writer updates it after the log head, so read in this
     // order it never runs ahead of the head verify checks against (appends may continue).
     let acked = store.acked().map_err(storage)?;
@@ -299,7 +299,7 @@ fn check_stream(
                     let in_progress = store
                         .vault()
                         .pending()
-                        .map_err(|e| VerifyError::Storage(e.to_string()))?
+                        .map_err(|e| VerifyError::Storage(e.into()))?
                         .iter()
                         .any(|p| p.seq == by);
                     let still = match store.vault().slot_key(&link.subject, Some(slot)) {

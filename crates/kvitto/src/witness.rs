@@ -61,13 +61,13 @@ fn read_lines(path: &Path) -> Result<Vec<String>, ReadError> {
     match std::fs::read_to_string(path) {
         Ok(t) => Ok(t.lines().map(str::to_string).collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(ReadError::Storage(format!("{}: {e}", path.display()))),
+        Err(e) => Err(ReadError::Storage(crate::StorageError::io(path, &e))),
     }
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), ReadError> {
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let err = |e: std::io::Error| ReadError::Storage(format!("{}: {e}", path.display()));
+    let err = |e: std::io::Error| ReadError::Storage(crate::StorageError::io(path, &e));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;

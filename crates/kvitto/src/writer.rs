@@ -24,8 +24,8 @@ use kvitto_store::vault::{self, RandomPool, SlotKey};
 use kvitto_store::{CommitError, Head, PendingErasure, Record, Store, SubjectHeadRec, SubjectKeys};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::AppendError;
 use crate::indexer::IndexWork;
+use crate::{AppendError, StorageError};
 
 /// Most events one commit group takes from the queue (a batch is never split).
 pub(crate) const MAX_GROUP_EVENTS: usize = 1024;
@@ -90,6 +90,27 @@ impl Shared {
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.lock().map_or(true, |p| p.is_some())
     }
+
+    /// Why the handle is poisoned, if it is (a poisoned lock poisons too).
+    pub fn poison_cause(&self) -> Option<StorageError> {
+        match self.poisoned.lock() {
+            Ok(p) => p.clone(),
+            Err(_) => Some(StorageError::lock("poison")),
+        }
+    }
+
+    /// Poisons the handle (the first cause is kept).
+    pub fn poison(&self, why: StorageError) {
+        match self.poisoned.lock() {
+            Ok(mut p) => {
+                p.get_or_insert(why);
+            }
+            // A poisoned lock already reads as poisoned.
+            Err(e) => {
+                e.into_inner().get_or_insert(why);
+            }
+        }
+    }
 }
 
 /// State shared between the writer and readers.
@@ -98,7 +119,7 @@ pub(crate) struct Shared {
     /// Tips of every subject touched since open (authoritative over the index).
     pub heads: RwLock<kvitto_core::SubjectMap<SubjectTip>>,
     /// Set on a storage failure.
-    pub poisoned: Mutex<Option<String>>,
+    pub poisoned: Mutex<Option<StorageError>>,
     /// Events committed (next seq).
     pub committed: AtomicU64,
     /// Events indexed.
@@ -200,9 +221,7 @@ impl Writer {
             match std::thread::Builder::new().name("kvitto-commit".into()).spawn(move || committer.run(from_writer)) {
                 Ok(h) => Some(h),
                 Err(e) => {
-                    if let Ok(mut p) = self.shared.poisoned.lock() {
-                        *p = Some(format!("could not start the commit thread: {e}"));
-                    }
+                    self.shared.poison(StorageError::Internal(format!("could not start the commit thread: {e}")));
                     None
                 }
             };
@@ -244,16 +263,18 @@ impl Writer {
                     Ok(()) if erasing => {
                         // Nothing is sealed while keys are being destroyed: a new key for an
                         // erased slot must not be made from (or be mistaken for) the old one.
-                        if erased_rx.recv().is_err()
-                            && let Ok(mut p) = self.shared.poisoned.lock()
-                        {
-                            p.get_or_insert_with(|| "the commit thread stopped during an erasure".into());
+                        if erased_rx.recv().is_err() {
+                            self.shared
+                                .poison(StorageError::Internal("the commit thread stopped during an erasure".into()));
                         }
                     }
                     Ok(()) => {}
                     Err(std::sync::mpsc::SendError(sealed)) => {
                         self.shared.committing.fetch_sub(sealed.group.len(), Ordering::AcqRel);
-                        let why = self.shared.poisoned.lock().ok().and_then(|p| p.clone()).unwrap_or_default();
+                        let why = self
+                            .shared
+                            .poison_cause()
+                            .unwrap_or_else(|| StorageError::Internal("the commit thread stopped".into()));
                         for req in sealed.group {
                             req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
                         }
@@ -280,15 +301,15 @@ impl Writer {
         }
     }
 
-    fn tip(&self, staged: &HashMap<SubjectId, SubjectTip>, s: &SubjectId) -> Result<Option<SubjectTip>, String> {
+    fn tip(&self, staged: &HashMap<SubjectId, SubjectTip>, s: &SubjectId) -> Result<Option<SubjectTip>, StorageError> {
         if let Some(t) = staged.get(s).or_else(|| self.inflight_heads.get(s)) {
             return Ok(Some(*t));
         }
-        if let Some(t) = self.shared.heads.read().map_err(|_| "lock poisoned".to_string())?.get(s) {
+        if let Some(t) = self.shared.heads.read().map_err(|_| StorageError::lock("subject heads"))?.get(s) {
             return Ok(Some(*t));
         }
         // Not touched since open: the index was caught up on open, so it is exact.
-        Ok(self.store.subject_head(s).map_err(|e| e.to_string())?.map(|h| SubjectTip {
+        Ok(self.store.subject_head(s)?.map(|h| SubjectTip {
             last_seq: h.last_seq,
             count: h.count,
             last_hash: EventHash(h.last_hash),
@@ -296,20 +317,23 @@ impl Writer {
     }
 
     /// Looks up a committed or staged event with this id.
-    fn existing_seq(&self, id: &EventId) -> Result<Option<u64>, String> {
+    fn existing_seq(&self, id: &EventId) -> Result<Option<u64>, StorageError> {
         if let Some(seq) = self.pending_ids.get(id) {
             return Ok(Some(*seq));
         }
-        self.store.event_seq(id).map_err(|e| e.to_string())
+        Ok(self.store.event_seq(id)?)
     }
 
     /// Whether a committed event says what `item` says (fields the caller left to defaults
     /// are not compared: a retry without occurred_at still matches).
     /// The receipt when `item` is the committed event `seq` again; else whether that event
     /// is of the same controller (only then may its seq be named to the caller).
-    fn same_as_committed(&self, item: &Prepared, seq: u64) -> Result<Result<Receipt, bool>, String> {
-        let record = self.store.record(seq).map_err(|e| e.to_string())?.ok_or("indexed event missing")?;
-        let event = decode_event(&record.canonical).map_err(|e| e.to_string())?;
+    fn same_as_committed(&self, item: &Prepared, seq: u64) -> Result<Result<Receipt, bool>, StorageError> {
+        let corrupt = |what: String| StorageError::Corrupt { at: format!("seq {seq}"), what };
+        let record = self.store.record(seq)?.ok_or_else(|| {
+            corrupt("the index names an event id at this seq, but the log holds no event there".into())
+        })?;
+        let event = decode_event(&record.canonical).map_err(|e| corrupt(e.to_string()))?;
         let receipt = Receipt {
             seq,
             hash: event_hash(&record.canonical),
@@ -368,7 +392,7 @@ impl Writer {
         earlier: &[&Prepared],
         next_seq: u64,
         recorded_at: Timestamp,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, StorageError> {
         if !is_state_mark(&item.kind) {
             return Ok(None);
         }
@@ -400,7 +424,7 @@ impl Writer {
             .shared
             .projections
             .read()
-            .map_err(|_| "projection lock poisoned: preconditions cannot be checked".to_string())?
+            .map_err(|_| StorageError::lock("projections"))?
             .subjects
             .get(subject)
             .cloned();
@@ -434,7 +458,7 @@ impl Writer {
     fn seal_group(&mut self, mut group: Vec<WriteRequest>) -> (Option<Sealed>, Vec<WriteRequest>) {
         let _span =
             tracing::info_span!("append_group", first_seq = self.head.next_seq, requests = group.len()).entered();
-        if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
+        if let Some(why) = self.shared.poison_cause() {
             for req in group {
                 req.answer(&self.shared, Err(AppendError::Poisoned(why.clone())));
             }
@@ -454,7 +478,7 @@ impl Writer {
         let mut outcomes: Vec<Result<Vec<Planned>, AppendError>> = Vec::with_capacity(group.len());
         let mut receipts: Vec<Receipt> = Vec::new();
         // A failure while preparing refuses the group; only a failed commit poisons.
-        let mut refused: Option<String> = None;
+        let mut refused: Option<StorageError> = None;
         // Erasures sealed in this group: (subject, register), and what they destroy.
         let mut scope: Vec<(SubjectId, Option<Id>)> = Vec::new();
         let mut erasures: Vec<PendingErasure> = Vec::new();
@@ -637,10 +661,10 @@ impl Writer {
             .and_then(|()| if erasures.is_empty() { Ok(()) } else { self.store.vault().record_pending(&erasures) });
         if let Err(e) = vault_result {
             // Nothing reached sled: refuse this group, keep the writer usable.
-            let msg = e.to_string();
-            tracing::error!(error = %msg, "key vault write failed; group refused");
+            let why = StorageError::from(e);
+            tracing::error!(error = %why, "key vault write failed; group refused");
             for req in group {
-                req.answer(&self.shared, Err(AppendError::Storage(msg.clone())));
+                req.answer(&self.shared, Err(AppendError::Storage(why.clone())));
             }
             return (None, carried);
         }
@@ -689,7 +713,7 @@ impl Writer {
         recorded_at: Timestamp,
         staged_heads: &mut HashMap<SubjectId, SubjectTip>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
-    ) -> Result<(Record, EventHash, Option<(SubjectId, SubjectHeadRec)>, kvitto_core::Event), String> {
+    ) -> Result<(Record, EventHash, Option<(SubjectId, SubjectHeadRec)>, kvitto_core::Event), StorageError> {
         let mut link = None;
         let mut back_link = None;
         let mut commitment = None;
@@ -705,13 +729,11 @@ impl Writer {
             let slot = item.details.as_ref().map(|_| vault::slot(&item.kind).to_string());
             let key = self.ensure_key(*subject, &item.controller, external_ref, slot.as_deref(), vault_writes)?;
             if let (Some(details), Some(key)) = (&item.details, key) {
-                let salt = self.rng.take::<32>().map_err(|e| e.to_string())?;
-                let nonce = self.rng.take::<24>().map_err(|e| e.to_string())?;
+                let salt = self.rng.take::<32>()?;
+                let nonce = self.rng.take::<24>()?;
                 commitment = Some(payload_commitment(&salt, details.as_bytes()));
-                sealed_details = Some(
-                    vault::seal_with_nonce(&key, subject, &item.event_id, &nonce, &salt, details.as_bytes())
-                        .map_err(|e| e.to_string())?,
-                );
+                sealed_details =
+                    Some(vault::seal_with_nonce(&key, subject, &item.event_id, &nonce, &salt, details.as_bytes())?);
             }
         }
         let event = kvitto_core::Event {
@@ -745,14 +767,18 @@ impl Writer {
         external_ref: &ExternalRef,
         slot: Option<&str>,
         vault_writes: &mut HashMap<SubjectId, SubjectKeys>,
-    ) -> Result<Option<[u8; 32]>, String> {
+    ) -> Result<Option<[u8; 32]>, StorageError> {
         let mut keys = match vault_writes.remove(&subject) {
             Some(staged) => staged,
             None => match self.store.vault().slot_key(&subject, slot) {
                 SlotKey::Key(k) => return Ok(Some(k)),
                 SlotKey::NoSlot if slot.is_none() => return Ok(None),
                 // Rare: a stored subject gains a slot; copy its key set to extend it.
-                SlotKey::NoSlot => self.store.vault().get(&subject).ok_or("subject keys vanished")?,
+                SlotKey::NoSlot => self
+                    .store
+                    .vault()
+                    .get(&subject)
+                    .ok_or_else(|| StorageError::Internal("a subject's keys vanished from the key vault".into()))?,
                 SlotKey::NoSubject => SubjectKeys {
                     controller: controller.as_str().to_string(),
                     external_ref: external_ref.as_str().to_string(),
@@ -765,7 +791,7 @@ impl Writer {
             Some(s) => match keys.key(s) {
                 Some(k) => Some(*k),
                 None => {
-                    let k = self.rng.take::<32>().map_err(|e| e.to_string())?;
+                    let k = self.rng.take::<32>()?;
                     keys.slots.push((s.to_string(), k));
                     Some(k)
                 }
@@ -783,11 +809,12 @@ impl Committer {
             // A panic here must not leave the writer sealing on: poison, like a failed commit
             // (its callers see their reply dropped; an erasure is finished on reopen).
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(sealed))) {
-                let why = format!("the commit thread failed: {}", kvitto_store::log::panic_message(&*panic));
+                let why = StorageError::Internal(format!(
+                    "the commit thread failed: {}",
+                    kvitto_store::log::panic_message(&*panic)
+                ));
                 tracing::error!(error = %why, "ledger handle poisoned");
-                if let Ok(mut p) = self.shared.poisoned.lock() {
-                    *p = Some(why);
-                }
+                self.shared.poison(why);
             }
             if erasing {
                 let _ = self.erased_tx.send(());
@@ -808,7 +835,7 @@ impl Committer {
 
     /// Writes the group to sled, makes it durable, publishes it and answers its callers.
     fn commit(&self, s: Sealed) {
-        if let Some(why) = self.shared.poisoned.lock().ok().and_then(|p| p.clone()) {
+        if let Some(why) = self.shared.poison_cause() {
             // An earlier group failed after this one was sealed on top of it.
             return self.answer_all(s, || AppendError::Poisoned(why.clone()));
         }
@@ -831,11 +858,11 @@ impl Committer {
                 Err(e) => {
                     // Poison either way: the group the writer may have sealed on top chains on
                     // this one, and sled 0.34.7 cannot be trusted to flush after an I/O error.
-                    let why = e.to_string();
+                    let why = match &e {
+                        CommitError::NotWritten(e) | CommitError::Unknown(e) => StorageError::from(e),
+                    };
                     tracing::error!(error = %why, "append group failed; ledger handle poisoned");
-                    if let Ok(mut p) = self.shared.poisoned.lock() {
-                        *p = Some(why.clone());
-                    }
+                    self.shared.poison(why.clone());
                     self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
                     for (req, outcome) in s.group.into_iter().zip(s.outcomes) {
                         let reply = match outcome {
@@ -911,7 +938,7 @@ impl Committer {
     /// Destroys the keys of a durable group's erasures and clears their pending record. A
     /// failure poisons the handle: the events are recorded, and the next open finishes the
     /// erasure from the pending record before anything can read the keys.
-    fn erase(&self, erasures: &[PendingErasure]) -> Result<(), String> {
+    fn erase(&self, erasures: &[PendingErasure]) -> Result<(), StorageError> {
         if erasures.is_empty() {
             return Ok(());
         }
@@ -919,11 +946,9 @@ impl Committer {
         let items: Vec<(SubjectId, Option<String>)> = erasures.iter().map(|p| (p.subject, p.slot.clone())).collect();
         let done = vault.erase_all(&items).and_then(|_| vault.clear_pending());
         done.map_err(|e| {
-            let why = format!("destroying erased keys failed: {e}");
-            tracing::error!(error = %why, "erasure incomplete; ledger handle poisoned");
-            if let Ok(mut p) = self.shared.poisoned.lock() {
-                *p = Some(why.clone());
-            }
+            let why = StorageError::from(e);
+            tracing::error!(error = %why, "destroying erased keys failed: erasure incomplete; ledger handle poisoned");
+            self.shared.poison(why.clone());
             why
         })
     }
