@@ -89,13 +89,13 @@ fn erasure(c: &mut Criterion) {
         n as f64 / elapsed.as_secs_f64()
     );
 
-    let p = ledger.projections();
+    let p = ledger.projections().expect("projections");
     let t = Instant::now();
     let plan = p.retention_plan(None, kvitto::Timestamp::now());
     let took = t.elapsed();
     eprintln!("retention plan over {subjects} customers: {} items in {took:.2?}", plan.len());
     c.bench_function("retention_plan/all", |b| b.iter(|| p.retention_plan(None, kvitto::Timestamp::now()).len()));
-    rt.block_on(ledger.close());
+    rt.block_on(ledger.close()).expect("ledger closes cleanly");
 
     // A retention run that finds 10,000 registers overdue (collected two years ago, kept 12
     // months): erased in batches through the same append path.
@@ -124,7 +124,7 @@ fn erasure(c: &mut Criterion) {
         run.erased.len(),
         run.erased.len() as f64 / took.as_secs_f64()
     );
-    rt.block_on(ledger.close());
+    rt.block_on(ledger.close()).expect("ledger closes cleanly");
 }
 
 criterion_group!(benches, erasure);

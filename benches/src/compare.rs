@@ -327,7 +327,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     ));
 
     // Size after flush and close, before a rebuild rewrites every projection state.
-    rt.block_on(ledger.close());
+    rt.block_on(ledger.close()).expect("ledger closes cleanly");
     let bytes_per_event = dir_size(&ledger_dir) as f64 / n.max(1) as f64;
 
     progress("rebuild");
@@ -337,7 +337,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     let mut m = Measured::new(rebuilt.events as usize, started.elapsed(), "all projections from seq 0, persisted");
     m.extra.insert("fold_events_per_sec".into(), json!(round(rebuilt.events as f64 / rebuilt.fold.as_secs_f64(), 1)));
     results.push(("rebuild".into(), m));
-    rt.block_on(ledger.close());
+    rt.block_on(ledger.close()).expect("ledger closes cleanly");
 
     progress("kvitto_append_single");
     let single_n = n.min(options.per_event_limit);
@@ -348,7 +348,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
             ledger.append(d.clone()).await.map_err(err("append"))?;
         }
         let elapsed = started.elapsed();
-        ledger.close().await;
+        ledger.close().await.expect("ledger closes cleanly");
         Ok::<_, CompareError>(elapsed)
     })?;
     results.push(("kvitto_append_single".into(), Measured::new(single_n, elapsed, "one caller awaiting each append")));
@@ -582,7 +582,7 @@ fn history_lookup(rt: &tokio::runtime::Runtime, dir: &Path, size: usize, options
         events += h.len();
     }
     let elapsed = started.elapsed();
-    rt.block_on(ledger.close());
+    rt.block_on(ledger.close()).expect("ledger closes cleanly");
     latencies.sort();
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     let mut m = Measured::new(

@@ -172,10 +172,10 @@ async fn crash_loop() {
         // Projections persisted before the kill, caught up on open, equal a rebuild.
         let events: Vec<kvitto::Event> = ledger.log(0..n).await.unwrap().into_iter().map(|e| e.event).collect();
         assert!(
-            ledger.projections() == kvitto::Projections::rebuild(&events),
+            ledger.projections().expect("projections") == kvitto::Projections::rebuild(&events),
             "cycle {cycle}: projections differ from a rebuild"
         );
-        ledger.close().await;
+        ledger.close().await.expect("ledger closes cleanly");
         total_acked = acked.len();
     }
     assert!(total_erasures > 0, "the loop erased nothing");

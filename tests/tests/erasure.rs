@@ -113,7 +113,7 @@ async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_
     assert_eq!(erased, vec![Some(erased_b); 2]);
 
     // On disk: no erased key and no erased reference anywhere under the ledger; the others stay.
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let after = all_bytes_under(&path);
     assert!(!contains(&after, b"REF-ERASE-ALL-B"), "an erased reference is still on disk");
     for (i, k) in b_keys.iter().enumerate() {
@@ -122,7 +122,7 @@ async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_
     let a_left = {
         let l = reopen(&path).await;
         let k = l.keys_for_test("kalejdo", "REF-KEEP-A");
-        l.close().await;
+        l.close().await.expect("ledger closes cleanly");
         k
     };
     assert_eq!(a_left.len(), 1);
@@ -138,7 +138,7 @@ async fn erasure_destroys_keys_and_references_on_disk_and_every_read_path_shows_
     assert_eq!(details_of(&b), vec![&DetailsView::Erased { by: erased_b }; 2]);
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     drop(dir);
 }
 
@@ -154,7 +154,7 @@ async fn unknown_subject_or_register_is_refused_and_nothing_is_written() {
     let e = ledger.erase("kalejdo", "REF-KEEP-A", None, "").await.unwrap_err();
     assert!(matches!(e, EraseError::BadArgument { field: "reason", .. }), "{e}");
     assert_eq!(ledger.len(), n);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +204,7 @@ async fn legal_holds_and_deferrals_in_force_refuse_erasure_whoever_asks() {
     ));
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,18 +236,18 @@ async fn details_after_an_erasure_get_a_new_key_and_the_old_ones_stay_erased() {
     let views = details_of(&c);
     assert_eq!(views[0], &DetailsView::Erased { by: erased });
     assert_eq!(views.iter().filter(|v| matches!(v, DetailsView::Disclosed(_))).count(), 8);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let ledger = reopen(&path).await;
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_recorded_is_dropped() {
     let (dir, path, ledger) = fresh_ledger().await;
     three_customers(&ledger).await;
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     // The vault as it was before the erasure: as if the writer died after the commit and
     // before destroying the keys, with its pending record in place.
     let vault = path.join("vault");
@@ -264,7 +264,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
         other => panic!("{other:?}"),
     };
     let subject = pseudonym(&ledger, "REF-KEEP-C");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     for e in std::fs::read_dir(&saved).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), vault.join(e.file_name())).unwrap();
@@ -274,7 +274,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     assert!(contains(&all_bytes_under(&path), &keys[0]), "the key is back on disk");
     let ledger = reopen(&path).await;
     assert!(ledger.keys_for_test("kalejdo", "REF-KEEP-C").is_empty());
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     assert!(!contains(&all_bytes_under(&path), &keys[0]) && !vault.join("erasures.pending").exists());
 
     // A pending record whose event never became durable: dropped, keys kept.
@@ -282,7 +282,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     let a_keys = ledger.keys_for_test("kalejdo", "REF-KEEP-A");
     let a = pseudonym(&ledger, "REF-KEEP-A");
     let next = ledger.len();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     kvitto_store::Vault::open(&vault)
         .unwrap()
         .record_pending(&[kvitto_store::PendingErasure { subject: a, seq: next, slot: None }])
@@ -291,7 +291,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     assert_eq!(ledger.keys_for_test("kalejdo", "REF-KEEP-A"), a_keys);
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +300,7 @@ async fn verify_still_calls_a_missing_key_without_an_erasure_damage() {
     three_customers(&ledger).await;
     ledger.erase("kalejdo", "REF-ERASE-ALL-B", None, "x").await.unwrap();
     let a = pseudonym(&ledger, "REF-KEEP-A");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     // Destroy A's keys behind the ledger's back: no data_erased covers them.
     kvitto_store::Vault::open(path.join("vault")).unwrap().erase(&a, None).unwrap();
     let ledger = reopen(&path).await;
@@ -308,7 +308,7 @@ async fn verify_still_calls_a_missing_key_without_an_erasure_damage() {
     assert!(f.reason.to_string().contains("no data_erased covers them"), "{f}");
     let a = ledger.history("kalejdo", "REF-KEEP-A").await.unwrap();
     assert!(details_of(&a).iter().all(|d| matches!(d, DetailsView::Damaged)));
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 mod no_resurrection {
@@ -408,14 +408,14 @@ mod no_resurrection {
                         }
                     }
                 }
-                ledger.close().await;
+                ledger.close().await.expect("ledger closes cleanly");
                 let ledger = reopen(&path).await;
                 check(&ledger.log(0..n).await.unwrap(), &applied, "after reopen");
                 ledger.rebuild().await.unwrap();
                 check(&ledger.log(0..n).await.unwrap(), &applied, "after rebuild");
                 let v = ledger.verify().await.unwrap();
                 assert!(v.is_ok(), "{:?}", v.failure);
-                ledger.close().await;
+                ledger.close().await.expect("ledger closes cleanly");
             });
         }
     }
@@ -483,7 +483,7 @@ async fn retention_runs_by_itself_defers_for_statutes_and_holds_and_a_rerun_reco
     assert_eq!(kvitto::retention_event_id(c), r.event_id);
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,7 +521,7 @@ async fn a_backdated_erasure_does_not_slip_past_a_hold_and_retries_of_erased_eve
     ));
     ledger.append(collected("REF-KEEP-C", "kundregister", "new")).await.unwrap();
     assert_eq!(ledger.append(first).await.unwrap(), original);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,5 +551,5 @@ async fn rebuild_and_verify_while_erasures_and_appends_run() {
     // A retention run in the future is refused.
     let future = kvitto::Timestamp::parse_rfc3339("2999-01-01T00:00:00Z").unwrap();
     assert!(matches!(ledger.retention_run(None, future).await, Err(kvitto::ReadError::BadQuery { field: "now", .. })));
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }

@@ -64,7 +64,7 @@ fn disk_full_child() {
             other => panic!("expected an unknown outcome, got {other}"),
         }
         assert!(matches!(ledger.append(consent("kalejdo", "c1", "m")).await, Err(AppendError::Poisoned(_))));
-        ledger.close().await; // must not hang
+        ledger.close().await.expect("ledger closes cleanly"); // must not hang
         println!("ACKNOWLEDGED {acknowledged}");
     });
 }
@@ -139,7 +139,7 @@ async fn disk_full_refuses_cleanly_and_recovers() {
     ledger.append(consent("kalejdo", "c1", "marketing")).await.unwrap();
     let report = ledger.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 /// A 32 MiB tmpfs for tests that need to change a mount (root only).
@@ -166,7 +166,7 @@ async fn ledger_with_details(path: &Path, n: usize) {
     for i in 0..n {
         ledger.append(collected_with_details("kalejdo", &format!("c{}", i % 40), "a@example.se")).await.unwrap();
     }
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 async fn temp_ledger_with_details(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -183,7 +183,7 @@ async fn opens_whole_and_verifies(path: &Path, n: u64) {
     assert!(report.is_ok(), "{:?}", report.failure);
     let h = ledger.history("kalejdo", "c7").await.unwrap();
     assert!(h.iter().all(|e| matches!(e.details, kvitto::DetailsView::Disclosed(_))), "details readable again");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,7 +251,7 @@ async fn corrupted_byte_in_the_log_is_refused_not_truncated() {
                         reported += 1;
                     }
                 }
-                ledger.close().await;
+                ledger.close().await.expect("ledger closes cleanly");
             }
         }
         // The fault removed (sled may have written during recovery: restore the whole store).
@@ -297,12 +297,12 @@ async fn missing_key_files_are_named() {
     // The checkpoint signing key: the ledger opens and verifies; signing says what is missing.
     let ledger = reopen(&path).await;
     ledger.checkpoint().await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let restore = hide("checkpoint.key");
     let ledger = reopen(&path).await;
     let err = ledger.checkpoint().await.unwrap_err();
     assert!(err.to_string().contains("checkpoint.key"), "{err}");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     restore();
 
     // The key vault's segment: verify names the first event whose key is gone.
@@ -314,7 +314,7 @@ async fn missing_key_files_are_named() {
     assert!(f.reason.to_string().contains("key vault does not hold"), "{f}");
     assert!(matches!(f.reason, kvitto::FailureReason::KeyMissing { .. }), "{f:?}");
     assert_eq!(f.check(), "sealed-details");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     restore();
     // 80 events and the subject map commitment of the one checkpoint signed.
     opens_whole_and_verifies(&path, 81).await;
@@ -334,7 +334,7 @@ async fn a_torn_unacknowledged_group_is_cut_off_on_open() {
         let big: Vec<kvitto::Draft> =
             (0..300).map(|i| collected_with_details("kalejdo", &format!("c{}", i % 40), &"y".repeat(400))).collect();
         ledger.append_batch(big).await.unwrap();
-        ledger.close().await;
+        ledger.close().await.expect("ledger closes cleanly");
         Acked { next_seq: 30, head_hash: acked_head.0 }
     };
     let torn = dir_copy(&path);
@@ -355,14 +355,14 @@ async fn a_torn_unacknowledged_group_is_cut_off_on_open() {
     assert_eq!(ledger.len(), 31);
     let v = ledger.verify().await.unwrap();
     assert!(v.is_ok(), "{:?}", v.failure);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     // A hole under a later, different commit: damage, refused, nothing changed.
     let path = torn.1.clone();
     {
         let ledger = reopen(&path).await;
         ledger.append(consent("kalejdo", "c2", "marketing")).await.unwrap();
-        ledger.close().await;
+        ledger.close().await.expect("ledger closes cleanly");
         let (store, _, _) = Store::open(&path).unwrap();
         let starts = tamper::chunk_starts(&store).unwrap();
         assert!(tamper::remove_chunk(&store, *starts.iter().find(|s| **s >= 30).unwrap()).unwrap());

@@ -26,7 +26,7 @@ async fn receipts_history_and_reopen() {
         other => panic!("details not disclosed: {other:?}"),
     }
     assert_eq!(h[1].details, DetailsView::None);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     let ledger = reopen(&path).await;
     assert_eq!(ledger.len(), 3);
@@ -68,7 +68,7 @@ async fn idempotent_event_ids_within_and_across_restarts() {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let ledger = reopen(&path).await;
     assert_eq!(ledger.append(d.clone()).await.unwrap(), first);
     assert!(matches!(ledger.append(changed).await, Err(AppendError::IdConflict { .. })));
@@ -206,7 +206,7 @@ async fn concurrent_appends_have_no_gaps_and_retries_store_one_copy() {
 async fn nothing_personal_reaches_sled_in_clear() {
     let (d, path, ledger) = fresh_ledger().await;
     ledger.append(collected_with_details("kalejdo", "KAL-991177", "unique.person@example.se")).await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let store = all_bytes_under(&path.join("store"));
     assert!(!store.is_empty());
     assert!(!contains(&store, b"unique.person@example.se"), "details in clear in sled");
@@ -248,7 +248,7 @@ async fn index_catches_up_from_the_log_on_open() {
     for i in 0..300 {
         ledger.append(consent("kalejdo", &format!("cust-{}", i % 17), "marketing")).await.unwrap();
     }
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         // Lose the index entirely, as if the indexer never ran.
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();

@@ -51,13 +51,13 @@ async fn projections_survive_reopen_catch_up_and_equal_a_rebuild() {
     for c in &s.customers {
         ledger.append_batch(c.events.clone()).await.unwrap();
     }
-    let before = ledger.projections();
-    ledger.close().await;
+    let before = ledger.projections().expect("projections");
+    ledger.close().await.expect("ledger closes cleanly");
     let ledger = reopen(&path).await;
-    assert_eq!(ledger.projections(), before, "state after reopen == state before close");
+    assert_eq!(ledger.projections().expect("projections"), before, "state after reopen == state before close");
     let report = ledger.rebuild().await.unwrap();
     assert_eq!(report.events, s.len() as u64);
-    assert_eq!(ledger.projections(), before, "rebuild == incremental");
+    assert_eq!(ledger.projections().expect("projections"), before, "rebuild == incremental");
     // After a rebuild (a snapshot), later appends persist as deltas over it. (A second
     // scenario reuses the customer references and request ids: what the ledger refuses for
     // those customers' state is left out.)
@@ -66,13 +66,17 @@ async fn projections_survive_reopen_catch_up_and_equal_a_rebuild() {
         append_valid(&ledger, c.events.clone()).await;
     }
     ledger.append(consent("kalejdo", "KAL-100003", "marketing")).await.unwrap();
-    let before = ledger.projections();
-    ledger.close().await;
+    let before = ledger.projections().expect("projections");
+    ledger.close().await.expect("ledger closes cleanly");
     let ledger = reopen(&path).await;
-    assert_eq!(ledger.projections(), before, "snapshot + deltas after reopen == state before close");
+    assert_eq!(
+        ledger.projections().expect("projections"),
+        before,
+        "snapshot + deltas after reopen == state before close"
+    );
     let log: Vec<kvitto::Event> = ledger.log(0..u64::MAX).await.unwrap().into_iter().map(|e| e.event).collect();
     assert_eq!(kvitto::Projections::rebuild(&log), before);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         // Lose the persisted projections: open rebuilds them from the log.
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
@@ -80,7 +84,7 @@ async fn projections_survive_reopen_catch_up_and_equal_a_rebuild() {
         store.flush_all().unwrap();
     }
     let ledger = reopen(&path).await;
-    assert_eq!(ledger.projections(), before);
+    assert_eq!(ledger.projections().expect("projections"), before);
 }
 
 /// Equality with a readable first difference instead of a dump of everything.
@@ -142,13 +146,13 @@ proptest! {
             if !batch.is_empty() {
                 append_valid(&ledger, batch).await;
             }
-            let incremental = ledger.projections();
+            let incremental = ledger.projections().expect("projections");
             let log: Vec<kvitto::Event> = ledger.log(0..u64::MAX).await.unwrap().into_iter().map(|e| e.event).collect();
             let rebuilt = kvitto::Projections::rebuild(&log);
             assert_same(&incremental, &rebuilt);
-            ledger.close().await;
+            ledger.close().await.expect("ledger closes cleanly");
             let ledger: Ledger = reopen(&path).await;
-            assert_same(&ledger.projections(), &incremental);
+            assert_same(&ledger.projections().expect("projections"), &incremental);
         });
     }
 }

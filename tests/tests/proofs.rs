@@ -56,7 +56,7 @@ async fn stored_tree_proofs_match_an_in_memory_tree() {
     assert!(ledger.inclusion_proof(5, 3).await.is_err());
     assert!(ledger.consistency_proof(0, 3).await.is_err());
     assert!(ledger.root(ledger.len() + 1).await.is_err());
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     let ledger = reopen(&path).await;
     let before = ledger.root(ledger.len()).await.unwrap();
@@ -64,7 +64,7 @@ async fn stored_tree_proofs_match_an_in_memory_tree() {
     ledger.append(consent("kalejdo", "KAL-999", "marketing")).await.unwrap();
     check_all(&ledger).await;
     assert_ne!(ledger.root(ledger.len()).await.unwrap(), before);
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         store.clear_index().unwrap();
@@ -81,7 +81,7 @@ async fn tampered_merkle_node_fails_verify() {
     for i in 0..37 {
         ledger.append(consent("kazoom", &format!("c{}", i % 5), "product-news")).await.unwrap();
     }
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         // Level 2, index 3: the subtree of leaves 12..16.
@@ -116,7 +116,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     assert_eq!(ledger.checkpoint_note(Some(21)).unwrap().unwrap().1, note21);
     assert_eq!(ledger.checkpoint_note(None).unwrap().unwrap(), (35, note35.clone()));
     assert!(ledger.verify().await.unwrap().is_ok());
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     // A note whose root was changed and re-signed by another key: the signature fails.
     let forged = {
@@ -137,7 +137,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
         f.reason.to_string().contains("checkpoint of size 21") && f.reason.to_string().contains("no signature"),
         "{f}"
     );
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     // A genuine note put under the wrong size.
     {
@@ -154,7 +154,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
         ),
         "{f:?}"
     );
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     // Validly signed with the ledger's own key but for other events (as when history under
     // a published checkpoint was rewritten): the signed root differs from the events' root.
@@ -168,7 +168,7 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("wrong signed root");
     assert!(f.reason.to_string().contains("differs from the root the events give"), "{f}");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     // Restored, the ledger verifies again.
     {
@@ -190,7 +190,7 @@ async fn ledger_from_tree_v1_migrates() {
     }
     let sha_root = ledger.root(37).await.unwrap().0;
     let blake_leaves: Vec<_> = ledger.log(0..u64::MAX).await.unwrap().iter().map(|e| Blake3::leaf(&e.hash.0)).collect();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let blake_root = root::<Blake3>(&MemoryTree::<Blake3>::new(blake_leaves), 37).unwrap();
     assert_ne!(blake_root, sha_root);
     let v1_note = {
@@ -215,7 +215,7 @@ async fn ledger_from_tree_v1_migrates() {
     let (name, key) = kvitto_proof::checkpoint::parse_vkey(&ledger.verifier_key().unwrap()).unwrap();
     let c = kvitto_proof::checkpoint::open(&note, &name, &key).unwrap();
     assert_eq!((c.size, c.root), (38, ledger.root(38).await.unwrap().0), "SHA-256, over the commitment too");
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());

@@ -22,7 +22,7 @@ async fn ledger_of_40() -> (tempfile::TempDir, std::path::PathBuf) {
         ledger.append(draft).await.unwrap();
     }
     assert!(ledger.verify().await.unwrap().is_ok());
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     (d, path)
 }
 
@@ -34,7 +34,7 @@ fn with_store(path: &Path, f: impl FnOnce(&Store)) {
 async fn verify(path: &Path) -> VerifyReport {
     let ledger = reopen(path).await;
     let r = ledger.verify().await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     r
 }
 
@@ -103,7 +103,7 @@ async fn deleted_record_is_reported_missing() {
     let (_d2, path, ledger) = fresh_ledger().await;
     let batch = (0..10).map(|i| consent("kazoom", &format!("c{}", i % 3), "product-news")).collect();
     ledger.append_batch(batch).await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     with_store(&path, |s| tamper::delete_record(s, 5).unwrap());
     assert_fails_at(&verify(&path).await, 5, "expected the event with seq 5, found seq 6");
 }

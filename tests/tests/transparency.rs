@@ -91,7 +91,7 @@ async fn forks_are_caught_by_what_a_verifier_holds() {
     let (d, path_a, a) = fresh_ledger().await;
     history(&a, 12).await;
     let common = a.checkpoint().await.unwrap();
-    a.close().await;
+    a.close().await.expect("ledger closes cleanly");
     let path_b = d.path().join("copy");
     copy_tree(&path_a, &path_b);
     let (a, b) = (reopen(&path_a).await, reopen(&path_b).await);
@@ -136,7 +136,7 @@ async fn rollback_is_caught_against_a_held_checkpoint() {
     history(&ledger, 10).await;
     let held = ledger.checkpoint().await.unwrap();
     let log = ledger.log(0..u64::MAX).await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         // Back to the first checkpoint's 21 events: records, head, acked, later checkpoint.
@@ -178,7 +178,7 @@ async fn a_damaged_map_snapshot_is_folded_afresh() {
     let (_d, path, ledger) = fresh_ledger().await;
     history(&ledger, 12).await;
     ledger.checkpoint().await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         assert_eq!(kvitto_store::tamper::corrupt_map_snapshot(&store).unwrap(), 3);
@@ -201,7 +201,7 @@ async fn a_commitment_recovered_after_a_crash_is_kept() {
     let (_d, path, ledger) = fresh_ledger().await;
     history(&ledger, 10).await;
     ledger.checkpoint().await.unwrap(); // commitment over 10 events at seq 10
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let before = {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         kvitto_store::tamper::map_tree_raw(&store).unwrap()
@@ -209,7 +209,7 @@ async fn a_commitment_recovered_after_a_crash_is_kept() {
     let ledger = reopen(&path).await;
     history(&ledger, 10).await;
     ledger.checkpoint().await.unwrap(); // over 21 events at seq 21, checkpoint 22
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         kvitto_store::tamper::restore_map_tree_raw(&store, &before).unwrap();
@@ -220,7 +220,7 @@ async fn a_commitment_recovered_after_a_crash_is_kept() {
     assert_eq!(complete(&ledger.export_bundle("kazoom", "KZ-1", Some(22), None).await.unwrap()), Some(21));
     history(&ledger, 5).await;
     ledger.checkpoint().await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let ledger = reopen(&path).await;
     assert_eq!(complete(&ledger.export_bundle("kazoom", "KZ-1", Some(22), None).await.unwrap()), Some(21));
     assert!(ledger.verify().await.unwrap().is_ok());

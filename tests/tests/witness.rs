@@ -101,7 +101,7 @@ async fn an_independent_witness_cosigns_and_catches_a_fork() {
     assert_eq!(w.latest(ORIGIN).map(|l| l.0), Some(17));
 
     // A copy of the ledger (state file and all) goes its own way.
-    a.close().await;
+    a.close().await.expect("ledger closes cleanly");
     let path_b = d.path().join("copy");
     copy_tree(&path_a, &path_b);
     let (a, b) = (reopen(&path_a).await, reopen(&path_b).await);
@@ -207,7 +207,7 @@ async fn kvittos_witness_server_follows_the_spec() {
     assert!(matches!(ledger.cosign().await.unwrap()[..], [WitnessOutcome::Cosigned { .. }]));
     // A checkpoint of the same size with another root (a fork) is refused with 422.
     let (size, _) = ledger.checkpoint_note(None).unwrap().unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
     let seed = {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         store.signing_seed().unwrap().unwrap()

@@ -61,7 +61,7 @@ pub(crate) async fn run(dir: &Path, file: &Path) -> Result<(), Failure> {
     let (lines, drafts): (Vec<usize>, Vec<Draft>) = parsed.into_iter().unzip();
     let ledger = crate::open(dir).await?;
     let result = ledger.append_batch(drafts).await;
-    ledger.close().await;
+    crate::close(ledger).await;
     match result {
         Ok(receipts) => {
             let mut out = String::with_capacity(receipts.len() * 160);

@@ -25,7 +25,7 @@ pub(crate) async fn export(
     let ledger = crate::open(dir).await?;
     let bundle =
         ledger.export_bundle(controller, subject, size, held.as_deref()).await.map_err(crate::query::read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let bundle = bundle?;
     let text = serde_json::to_string_pretty(&bundle).map_err(|e| Failure::storage(e.to_string()))?;
     write_private(out, format!("{text}\n").as_bytes(), force)?;

@@ -50,7 +50,7 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
 /// Erasure in the demo: what the customers asked for and the statutes and holds allowed, then
 /// the retention rules run by themselves, and one erased customer's history.
 async fn forgetting(ledger: &Ledger, customers: &[Customer]) -> Result<(), Failure> {
-    let p = ledger.projections();
+    let p = ledger.projections().map_err(crate::query::read_failure)?;
     let (mut whole, mut register, mut deferrals, mut holds, mut active) = (0, 0, 0, 0, 0);
     let now = kvitto::Timestamp::now();
     for st in p.subjects.values() {
@@ -266,7 +266,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
                 .unwrap_or_else(|| "marketing".into())
         );
     }
-    ledger.close().await;
+    crate::close(ledger).await;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub(crate) async fn erase(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let outcome = ledger.erase(controller, subject, register, reason).await;
-    ledger.close().await;
+    crate::close(ledger).await;
     let scope = register.map_or("every register".to_string(), |r| format!("register {r}"));
     match outcome.map_err(erase_failure)? {
         EraseOutcome::Erased(r) => {
@@ -62,7 +62,7 @@ pub(crate) async fn retention_plan(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let plan = ledger.retention_plan(controller, now);
-    ledger.close().await;
+    crate::close(ledger).await;
     let plan = plan.map_err(crate::query::read_failure)?;
     if json {
         for item in &plan {
@@ -111,7 +111,7 @@ pub(crate) async fn retention_plan(
 pub(crate) async fn retention_run(dir: &Path, controller: Option<&str>, now: kvitto::Timestamp) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let run = ledger.retention_run(controller, now).await;
-    ledger.close().await;
+    crate::close(ledger).await;
     let run = run.map_err(crate::query::read_failure)?;
     for (c, r) in &run.erased {
         say!("erased  {} {} register {} (due {}): seq {}", c.controller, c.subject_id, c.register, c.due_at, r.seq);
@@ -142,7 +142,7 @@ pub(crate) async fn requests(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let list = ledger.requests(controller, now, all);
-    ledger.close().await;
+    crate::close(ledger).await;
     let list = list.map_err(crate::query::read_failure)?;
     if json {
         for item in &list {

@@ -551,6 +551,15 @@ impl From<OpenError> for Failure {
     }
 }
 
+/// Closes the ledger; a problem on close (a ledger thread that had failed, a failed final
+/// flush) is reported on stderr. It does not undo what the command did: acknowledged events
+/// are durable, and derived data catches up on the next open.
+pub(crate) async fn close(ledger: kvitto::Ledger) {
+    if let Err(e) = ledger.close().await {
+        eprintln!("warning: {}", table::terminal_safe(&e.to_string(), false));
+    }
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -579,7 +588,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let events =
                 ledger.log(from..from.saturating_add(limit)).await.map_err(|e| Failure::storage(e.to_string()))?;
             table::print_events(&events, json, true);
-            ledger.close().await;
+            crate::close(ledger).await;
             Ok(())
         }
         Command::History { controller, subject, json } => {
@@ -603,7 +612,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .filter_map(|i| Some((*i.request.seqs.last()?, i.request.late_by_days?)))
                 .collect();
             table::print_events_with_late(&events, json, false, &late);
-            ledger.close().await;
+            crate::close(ledger).await;
             Ok(())
         }
         Command::Verify { against } => verify(&dir, against.as_deref()).await,
@@ -650,14 +659,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Key => {
             let ledger = open(&dir).await?;
             let key = ledger.verifier_key().map_err(query::read_failure);
-            ledger.close().await;
+            crate::close(ledger).await;
             say!("{}", key?);
             Ok(())
         }
         Command::Publish { dir: out } => {
             let ledger = open(&dir).await?;
             let r = ledger.publish(&out).await.map_err(query::read_failure);
-            ledger.close().await;
+            crate::close(ledger).await;
             let r = r?;
             say!(
                 "published checkpoint size {} to {}: {} tiles and {} entry bundles written, {} already there",
@@ -687,7 +696,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 witnessed(&ledger).await
             };
-            ledger.close().await;
+            crate::close(ledger).await;
             // Exactly as stored: the note already ends with a newline.
             let (note, failed) = note?;
             use std::io::Write;
@@ -744,7 +753,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let ledger = open(&dir).await?;
             let n = ledger.len();
             let out = prove(&ledger, p, n).await;
-            ledger.close().await;
+            crate::close(ledger).await;
             say!("{}", out?);
             Ok(())
         }
@@ -895,7 +904,7 @@ async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Res
     let report = match report {
         Ok(r) => r,
         Err(e @ kvitto::VerifyError::Held(_)) => {
-            ledger.close().await;
+            crate::close(ledger).await;
             return Err(Failure { code: 1, message: format!("verification failed: {e}") });
         }
         Err(e) => return Err(Failure::storage(e.to_string())),
@@ -903,7 +912,7 @@ async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Res
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    ledger.close().await;
+    crate::close(ledger).await;
     match report.failure {
         None => {
             match against {

@@ -74,7 +74,7 @@ pub(crate) async fn consent(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let answers = ledger.consent(controller, subject, purpose, q).map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let answers = answers?;
     if json {
         for a in &answers {
@@ -97,7 +97,7 @@ pub(crate) async fn may_process(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let d = ledger.may_process(controller, subject, purpose, q).map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let d = d?;
     if json {
         say!("{}", json_line(&d));
@@ -117,7 +117,7 @@ pub(crate) async fn access_report(
 ) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let r = ledger.access_report(controller, subject, q).map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let r = r?;
     if json {
         say!("{}", pretty(&r));
@@ -225,7 +225,7 @@ pub(crate) async fn access_report(
 pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, json: bool) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let r = ledger.processing_report(controller, q).map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let r = r?;
     if json {
         say!("{}", pretty(&r));
@@ -305,7 +305,7 @@ pub(crate) async fn export_portable(
     }
     let ledger = crate::open(dir).await?;
     let r = ledger.export_portable(controller, subject, q).await.map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let text = pretty(&r?);
     match out {
         Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force),
@@ -319,7 +319,7 @@ pub(crate) async fn export_portable(
 pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let r = ledger.rebuild().await.map_err(read_failure);
-    ledger.close().await;
+    crate::close(ledger).await;
     let r = r?;
     let rate = r.events as f64 / r.fold.as_secs_f64().max(1e-9);
     say!(

@@ -147,6 +147,24 @@ pub struct Store {
     /// `acked`: the newest acknowledged (next_seq, head hash), rewritten after every commit.
     acked_file: File,
     vault: Vault,
+    /// Set when a commit failed (or sled failed reading): see the `Drop` impl.
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            // After a failed commit (e.g. a full disk) sled 0.34.7 may not have recorded the
+            // I/O error, and then its flush — the one its trees run when their last handle
+            // drops — waits forever for a write that will never complete. Leak sled's state
+            // instead: one `Db` handle kept alive keeps every tree's (none of them flushes).
+            // Nothing acknowledged is lost (acknowledged groups were fdatasync'd), sled's lock
+            // goes with the process, and the next open recovers from the log. This is the
+            // only place kvitto leaks a sled handle.
+            std::mem::forget(self.db.clone());
+            tracing::warn!("store closed after a storage failure without flushing; reopen it to recover");
+        }
+    }
 }
 
 /// The newest acknowledged position as recorded outside sled: a lower bound of what sled
@@ -595,7 +613,18 @@ impl Store {
         repair_torn_tail(&db, &log, &db_file, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-        let store = Store { dir: dir.to_path_buf(), db, log, index, projections, submap, db_file, acked_file, vault };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            db,
+            log,
+            index,
+            projections,
+            submap,
+            db_file,
+            acked_file,
+            vault,
+            failed: Default::default(),
+        };
         Ok((store, secret, LedgerInfo { origin, format, created_at }))
     }
 
@@ -684,7 +713,21 @@ impl Store {
     /// (`repair_torn_tail`).
     pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, CommitError> {
         let chunks = codec::chunk_records(first_seq, records).map_err(CommitError::NotWritten)?;
-        self.commit_chunks(chunks, head).map_err(CommitError::Unknown)
+        self.commit_chunks(chunks, head).map_err(|e| {
+            self.abandon_on_drop();
+            CommitError::Unknown(e)
+        })
+    }
+
+    /// sled failed (a commit, or a read that panicked): never flush it again, not even on
+    /// drop (see the `Drop` impl). The handle's owner must take no more writes.
+    pub fn abandon_on_drop(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether sled failed under this handle.
+    pub fn is_abandoned(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn commit_chunks(&self, chunks: Vec<(u64, Vec<u8>)>, head: &Head) -> Result<CommitStats, StoreError> {

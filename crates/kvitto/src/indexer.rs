@@ -61,6 +61,9 @@ pub(crate) fn run(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
+        if shared.fail_indexer.load(Ordering::Acquire) {
+            panic!("injected indexer failure");
+        }
         let mut batch = IndexBatch::default();
         let mut merge = |w: IndexWork, batch: &mut IndexBatch| {
             for leaf in &w.leaves {
@@ -96,9 +99,8 @@ pub(crate) fn run(
             persist(&store, &shared, &mut dirty, watermark, &mut persisted_at);
         }
     }
-    if shared.is_poisoned() {
-        // See `Inner::drop`: never let a sled handle drop after a failed commit.
-        std::mem::forget(store);
+    if store.is_abandoned() {
+        // sled failed: nothing more is written to it (see `Store`'s `Drop`).
         return;
     }
     persist(&store, &shared, &mut dirty, watermark, &mut persisted_at);
@@ -113,7 +115,11 @@ fn persist(store: &Store, shared: &Shared, dirty: &mut crate::persist::Dirty, wa
     // seq, so the catch-up on open simply skips them.
     let encoded = match shared.projections.read() {
         Ok(p) => crate::persist::batch(&p, dirty, watermark),
-        Err(_) => return,
+        Err(_) => {
+            // The handle is poisoned by then (see the committer); the next open folds anew.
+            tracing::warn!(watermark, "projections lock poisoned; not persisting them");
+            return;
+        }
     };
     match store.apply_projections(&encoded) {
         Ok(()) => {

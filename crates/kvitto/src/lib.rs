@@ -23,7 +23,7 @@
 //! let history = ledger.history("kalejdo", "cust-1001").await?;
 //! assert_eq!(history.len(), 1);
 //! assert!(ledger.verify().await?.is_ok());
-//! ledger.close().await;
+//! ledger.close().await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -124,26 +124,58 @@ impl std::fmt::Debug for Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "ledger closed with a failure");
+        }
+    }
+}
+
+impl Inner {
+    /// Stops the writer and the indexer and flushes; reports a thread that panicked (its
+    /// panic would otherwise vanish with it) and a failed flush. Runs once.
+    fn shutdown(&mut self) -> Result<(), CloseError> {
+        if self.tx.is_none() && self.threads.is_empty() {
+            return Ok(());
+        }
         // Closing the queue stops the writer after it has answered everything queued; the
         // indexer stops after the writer; sled flushes when the last store handle drops.
         self.tx.take();
+        let mut failure = None;
         for t in self.threads.drain(..) {
-            let _ = t.join();
+            let thread = t.thread().name().unwrap_or("kvitto").to_string();
+            if let Err(panic) = t.join() {
+                let message = kvitto_store::log::panic_message(&*panic);
+                tracing::error!(thread, error = %message, "a ledger thread panicked");
+                failure.get_or_insert(CloseError::ThreadPanicked { thread, message });
+            }
         }
-        if self.shared.is_poisoned() {
-            // After a failed commit (e.g. a full disk) sled 0.34.7 may not have recorded the
-            // I/O error, and then its flush — also the one in its Drop — waits forever for a
-            // write that will never complete. Leak the handle instead: nothing acknowledged
-            // is lost (acknowledged groups were fdatasync'd), the lock goes with the process,
-            // and the next open recovers from the log.
-            std::mem::forget(std::sync::Arc::clone(&self.store));
-            tracing::warn!("ledger closed after a storage failure without flushing; reopen it to recover");
-            return;
+        if self.store.is_abandoned() {
+            // sled failed under this handle: it is not flushed again (see `Store`'s `Drop`).
+            return failure.map_or(Ok(()), Err);
         }
         if let Err(e) = self.store.flush_all() {
             tracing::warn!(error = %e, "flush on close failed");
+            failure.get_or_insert(CloseError::Flush(e.into()));
         }
+        failure.map_or(Ok(()), Err)
     }
+}
+
+/// Closing found a problem. Every acknowledged event is durable regardless (receipts are sent
+/// after fdatasync); derived data (index, projections) is caught up from the log on reopen.
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    /// A ledger thread had panicked.
+    #[error("the {thread} thread had failed ({message}); acknowledged events are durable — reopen the ledger")]
+    ThreadPanicked {
+        /// The thread's name.
+        thread: String,
+        /// Its panic message.
+        message: String,
+    },
+    /// The final flush failed.
+    #[error("flushing on close failed: {0}")]
+    Flush(StorageError),
 }
 
 /// Completes the erasures recorded as pending by a writer that stopped (a crash, or a failed
@@ -274,19 +306,24 @@ impl Ledger {
     /// Closes this handle; when it is the last one, waits for the writer to finish, flushes,
     /// and returns once sled's files are closed (so the directory can be moved, remounted or
     /// opened by another process at once). After a storage failure the store is left to the
-    /// process's exit instead (see [`AppendError::Storage`]).
-    pub async fn close(self) {
+    /// process's exit instead (see [`AppendError::Storage`]). A ledger thread that panicked,
+    /// or a failed final flush, is reported.
+    pub async fn close(self) -> Result<(), CloseError> {
         let inner = self.inner;
-        let _ = tokio::task::spawn_blocking(move || {
-            let Some(inner) = Arc::into_inner(inner) else { return };
-            let (dir, shared) = (inner.dir.clone(), inner.shared.clone());
-            // Dropping drains the queue, which may still fail and poison.
+        tokio::task::spawn_blocking(move || {
+            let Some(mut inner) = Arc::into_inner(inner) else { return Ok(()) };
+            let dir = inner.dir.clone();
+            // Draining the queue may still fail and poison.
+            let result = inner.shutdown();
+            let abandoned = inner.store.is_abandoned();
             drop(inner);
-            if !shared.is_poisoned() && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
+            if !abandoned && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
                 tracing::warn!("sled still holds the store's files 5 s after close");
             }
+            result
         })
-        .await;
+        .await
+        .unwrap_or_else(|e| Err(CloseError::ThreadPanicked { thread: "close".into(), message: e.to_string() }))
     }
 
     /// The ledger's origin (named at `init`).
@@ -460,9 +497,40 @@ impl Ledger {
         Ok(read::portable(controller, subject_ref, &events, &as_of))
     }
 
-    /// A copy of the current projections (for audits and tests).
-    pub fn projections(&self) -> Projections {
-        self.inner.shared.projections.read().map(|p| p.clone()).unwrap_or_default()
+    /// A copy of the current projections (for audits and tests). A poisoned lock (a thread
+    /// panicked while folding) is an error, never an empty state.
+    pub fn projections(&self) -> Result<Projections, ReadError> {
+        let p =
+            self.inner.shared.projections.read().map_err(|_| ReadError::Storage(StorageError::lock("projections")))?;
+        Ok(p.clone())
+    }
+
+    /// Test hook: poisons the projections lock (a thread panics while holding it).
+    #[doc(hidden)]
+    pub fn poison_projections_for_test(&self) {
+        let shared = self.inner.shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = shared.projections.write();
+            panic!("injected panic while holding the projections lock");
+        })
+        .join();
+    }
+
+    /// Test hook: poisons the writer's subject-heads lock.
+    #[doc(hidden)]
+    pub fn poison_heads_for_test(&self) {
+        let shared = self.inner.shared.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = shared.heads.write();
+            panic!("injected panic while holding the subject heads lock");
+        })
+        .join();
+    }
+
+    /// Test hook: the indexer thread panics on its next batch.
+    #[doc(hidden)]
+    pub fn fail_indexer_for_test(&self) {
+        self.inner.shared.fail_indexer.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Recomputes every projection from seq 0, replaces the persisted ones, and returns
@@ -577,6 +645,7 @@ impl Ledger {
             }))
             .unwrap_or_else(|panic| {
                 // A store sled cannot read takes no appends, and is not flushed on close.
+                inner.store.abandon_on_drop();
                 inner.shared.poison(StorageError::Corrupt {
                     at: "store".into(),
                     what: "sled failed reading the store: its files are damaged".into(),

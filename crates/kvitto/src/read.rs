@@ -10,8 +10,8 @@ use kvitto_store::vault;
 use kvitto_store::{Record, Store, SubjectKeys};
 use serde_json::{Map, Value};
 
-use crate::ReadError;
 use crate::writer::Shared;
+use crate::{ReadError, StorageError};
 
 /// What is known of an event's encrypted details.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,16 +80,27 @@ impl LedgerEvent {
 struct KeyCache(HashMap<SubjectId, (Option<SubjectKeys>, Erasures)>);
 
 impl KeyCache {
-    fn get(&mut self, store: &Store, shared: &Shared, s: &SubjectId) -> (Option<&SubjectKeys>, &Erasures) {
-        let (keys, erasures) = self.0.entry(*s).or_insert_with(|| (store.vault().get(s), erasures_of(shared, s)));
-        (keys.as_ref(), erasures)
+    fn get(
+        &mut self,
+        store: &Store,
+        shared: &Shared,
+        s: &SubjectId,
+    ) -> Result<(Option<&SubjectKeys>, &Erasures), StorageError> {
+        let (keys, erasures) = match self.0.entry(*s) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert((store.vault().get(s), erasures_of(shared, s)?)),
+        };
+        Ok((keys.as_ref(), erasures))
     }
 }
 
 /// A subject's recorded erasures, from the projections (which fold every durable event
 /// before its receipt is sent, and are rebuilt from the log on open).
-pub(crate) fn erasures_of(shared: &Shared, s: &SubjectId) -> Erasures {
-    shared.projections.read().ok().and_then(|p| p.subjects.get(s).map(|st| st.erasures())).unwrap_or_default()
+/// A poisoned projections lock is an error: an empty answer would present erased details as
+/// damaged (or a missing key as fine).
+pub(crate) fn erasures_of(shared: &Shared, s: &SubjectId) -> Result<Erasures, StorageError> {
+    let p = shared.projections.read().map_err(|_| StorageError::lock("projections"))?;
+    Ok(p.subjects.get(s).map(|st| st.erasures()).unwrap_or_default())
 }
 
 /// An event's sealed details, opened with the subject's key.
@@ -143,7 +154,7 @@ fn materialize(
     let hash = event_hash(&record.canonical);
     let no_erasures = Erasures::default();
     let (subject_keys, erasures) = match event.subject.as_ref() {
-        Some(l) => keys.get(store, shared, &l.subject),
+        Some(l) => keys.get(store, shared, &l.subject)?,
         None => (None, &no_erasures),
     };
     let subject_ref = subject_keys.map(|k| k.external_ref.clone());
@@ -188,7 +199,9 @@ pub(crate) fn history(
     subject: SubjectId,
     controller: &Id,
 ) -> Result<Vec<LedgerEvent>, ReadError> {
-    let tip = shared.heads.read().ok().and_then(|h| h.get(&subject).copied());
+    // The writer's tips are authoritative; the index may lag behind them, so a poisoned lock
+    // is an error rather than a reason to answer from the index.
+    let tip = shared.heads.read().map_err(|_| StorageError::lock("subject heads"))?.get(&subject).copied();
     let last_seq = match tip {
         Some(t) => Some(t.last_seq),
         None => store.subject_head(&subject)?.map(|h| h.last_seq),

@@ -86,11 +86,6 @@ impl WriteRequest {
 }
 
 impl Shared {
-    /// Whether a failed commit poisoned the ledger handle.
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned.lock().map_or(true, |p| p.is_some())
-    }
-
     /// Why the handle is poisoned, if it is (a poisoned lock poisons too).
     pub fn poison_cause(&self) -> Option<StorageError> {
         match self.poisoned.lock() {
@@ -130,6 +125,8 @@ pub(crate) struct Shared {
     pub committing: AtomicUsize,
     /// The projections, applied by the writer before it answers (read-your-writes).
     pub projections: RwLock<kvitto_projections::Projections>,
+    /// Test hook: the indexer panics on its next batch.
+    pub fail_indexer: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct Writer {
@@ -287,10 +284,6 @@ impl Writer {
         if let Some(h) = committer {
             let _ = h.join();
         }
-        if self.shared.is_poisoned() {
-            // See `Inner::drop`: never let a sled handle drop after a failed commit.
-            std::mem::forget(self.store.clone());
-        }
         tracing::debug!(events = self.head.next_seq, "writer stopped");
     }
 
@@ -347,7 +340,7 @@ impl Writer {
             && item.occurred_at.is_none_or(|t| t == event.occurred_at)
             && match (&item.details, &event.payload_commitment, &record.sealed, &event.subject) {
                 (None, None, _, _) => true,
-                (Some(d), Some(c), Some(sealed), Some(link)) => self.details_match(d, c, sealed, link, &event),
+                (Some(d), Some(c), Some(sealed), Some(link)) => self.details_match(d, c, sealed, link, &event)?,
                 _ => false,
             };
         Ok(if same { Ok(receipt) } else { Err(event.controller == item.controller) })
@@ -360,21 +353,23 @@ impl Writer {
         sealed: &[u8],
         link: &SubjectLink,
         event: &kvitto_core::Event,
-    ) -> bool {
+    ) -> Result<bool, StorageError> {
         // Erased: the content can no longer be compared (a key in the slot now is a new one).
-        if crate::read::erasures_of(&self.shared, &link.subject).covering(event.seq, vault::slot(&event.kind)).is_some()
+        if crate::read::erasures_of(&self.shared, &link.subject)?
+            .covering(event.seq, vault::slot(&event.kind))
+            .is_some()
         {
-            return true;
+            return Ok(true);
         }
         let keys = self.store.vault().get(&link.subject);
-        match keys.as_ref().and_then(|k| k.key_for(&event.kind)) {
+        Ok(match keys.as_ref().and_then(|k| k.key_for(&event.kind)) {
             Some(key) => match vault::open(key, &link.subject, &event.event_id, sealed) {
                 Ok((salt, _)) => payload_commitment(&salt, d.as_bytes()) == *c,
                 Err(_) => false,
             },
             // Erased: the content can no longer be compared; the id and the hashed fields match.
             None => true,
-        }
+        })
     }
 
     /// Why `item` may not be recorded now, if it is a `data_erased` (a hold or a deferral in
@@ -820,10 +815,6 @@ impl Committer {
                 let _ = self.erased_tx.send(());
             }
         }
-        if self.shared.is_poisoned() {
-            // See `Inner::drop`: never let a sled handle drop after a failed commit.
-            std::mem::forget(self.store.clone());
-        }
     }
 
     fn answer_all(&self, s: Sealed, why: impl Fn() -> AppendError) {
@@ -893,25 +884,40 @@ impl Committer {
             self.shared.committed.store(s.head.next_seq, Ordering::Release);
         }
         let mut dirty = crate::persist::Dirty::default();
-        if let Ok(mut p) = self.shared.projections.write() {
-            for e in s.events {
-                dirty.add(p.apply_owned(e));
+        // A poisoned lock (a reader panicked while holding it) leaves a state readers cannot
+        // trust: poison the handle, so reads and appends answer with an error, not stale state.
+        match self.shared.projections.write() {
+            Ok(mut p) => {
+                for e in s.events {
+                    dirty.add(p.apply_owned(e));
+                }
             }
+            Err(_) => self.shared.poison(StorageError::lock("projections")),
         }
-        if let Ok(mut heads) = self.shared.heads.write() {
-            heads.extend(s.staged_heads.iter().map(|(k, v)| (*k, *v)));
+        match self.shared.heads.write() {
+            Ok(mut heads) => heads.extend(s.staged_heads.iter().map(|(k, v)| (*k, *v))),
+            Err(_) => self.shared.poison(StorageError::lock("subject heads")),
         }
         // The erasures are recorded and folded (readers now see the details as erased, not
         // as a missing key): destroy their keys before anyone hears of them.
         let erased = self.erase(&s.erasures);
-        if !s.records.is_empty() {
-            let _ = self.index_tx.send(IndexWork {
-                heads: s.index_heads,
-                event_ids: s.receipts.iter().map(|r| (r.event_id, r.seq)).collect(),
-                dirty,
-                leaves: s.receipts.iter().map(|r| r.hash.0).collect(),
-                watermark: s.head.next_seq,
-            });
+        if !s.records.is_empty()
+            && self
+                .index_tx
+                .send(IndexWork {
+                    heads: s.index_heads,
+                    event_ids: s.receipts.iter().map(|r| (r.event_id, r.seq)).collect(),
+                    dirty,
+                    leaves: s.receipts.iter().map(|r| r.hash.0).collect(),
+                    watermark: s.head.next_seq,
+                })
+                .is_err()
+        {
+            // The indexer stopped (it panicked): the group is durable and its receipts go out,
+            // but proofs and the index would never catch up — take no more appends.
+            let why = StorageError::Internal("the indexer thread stopped; reopen the ledger to catch up".into());
+            tracing::error!(error = %why, "ledger handle poisoned");
+            self.shared.poison(why);
         }
         self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
         for (req, outcome) in s.group.into_iter().zip(s.outcomes) {
