@@ -26,11 +26,11 @@ pub use erasure::ErasureBlocker;
 pub use report::{AccessReport, ProcessingReport, RequestStatus, add_period};
 pub use requests::{RequestListItem, request_step_problem};
 pub use retention::{DeferredBy, OVERDUE_AFTER_SECONDS, PlanItem, PlanRule, PlanStatus, RetentionCandidate};
-pub use state::STATE_LAYOUT;
 pub use state::{
     Collected, ConsentMark, ControllerState, Deferral, ProcessorDecl, PurposeDecl, RequestMark, RetentionDecl, Shared,
     SubjectState,
 };
+pub use state::{STATE_LAYOUT, controller_difference, subject_difference};
 pub use timeline::{AsOf, FirstSeen, Stamp, Timeline};
 
 /// Why a query cannot be answered (as opposed to an answer of "no").

@@ -360,3 +360,62 @@ impl SubjectState {
         true
     }
 }
+
+/// Names the first part of two subject states that differs (`None`: equal). For `verify`,
+/// which compares the states that answer queries with a fresh fold of the log.
+pub fn subject_difference(a: &SubjectState, b: &SubjectState) -> Option<&'static str> {
+    // Exhaustive on purpose: a new field must be compared too.
+    let SubjectState {
+        controller: _,
+        first: _,
+        last_seq: _,
+        consent: _,
+        restriction: _,
+        erasure: _,
+        collected: _,
+        shared: _,
+        rectified: _,
+        requests: _,
+        records_closed: _,
+        relationship_ended: _,
+        holds: _,
+        deferrals: _,
+    } = a;
+    [
+        ("controller", a.controller == b.controller),
+        ("first", a.first == b.first),
+        ("last_seq", a.last_seq == b.last_seq),
+        ("consent", a.consent == b.consent),
+        ("restriction", a.restriction == b.restriction),
+        ("erasure", a.erasure == b.erasure),
+        ("collected", a.collected == b.collected),
+        ("shared", a.shared == b.shared),
+        ("rectified", a.rectified == b.rectified),
+        ("requests", a.requests == b.requests),
+        ("records_closed", a.records_closed == b.records_closed),
+        ("relationship_ended", a.relationship_ended == b.relationship_ended),
+        ("holds", a.holds == b.holds),
+        ("deferrals", a.deferrals == b.deferrals),
+    ]
+    .into_iter()
+    .find(|(_, same)| !same)
+    .map(|(name, _)| name)
+}
+
+/// Names the first part of two controller states that differs (`None`: equal).
+pub fn controller_difference(a: &ControllerState, b: &ControllerState) -> Option<&'static str> {
+    let ControllerState { last_seq: _, purposes: _, processors: _, retention: _, notices: _, collected: _, shared: _ } =
+        a;
+    [
+        ("last_seq", a.last_seq == b.last_seq),
+        ("purposes", a.purposes == b.purposes),
+        ("processors", a.processors == b.processors),
+        ("retention", a.retention == b.retention),
+        ("notices", a.notices == b.notices),
+        ("collected", a.collected == b.collected),
+        ("shared", a.shared == b.shared),
+    ]
+    .into_iter()
+    .find(|(_, same)| !same)
+    .map(|(name, _)| name)
+}

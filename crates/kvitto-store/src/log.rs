@@ -1027,6 +1027,11 @@ impl Store {
     }
 
     #[cfg(feature = "tamper")]
+    pub(crate) fn projections_tree(&self) -> &sled::Tree {
+        &self.projections
+    }
+
+    #[cfg(feature = "tamper")]
     pub(crate) fn log_tree(&self) -> &sled::Tree {
         &self.log
     }

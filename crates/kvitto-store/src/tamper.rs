@@ -171,3 +171,35 @@ pub fn restore_map_tree_raw(store: &Store, items: &[(Vec<u8>, Vec<u8>)]) -> Resu
     }
     store.flush_all()
 }
+
+/// Copies the persisted projection state of subject `from` over that of `to` (as a delta,
+/// which overrides a snapshot entry): the next open answers `to`'s questions from `from`'s
+/// events. Returns whether `from` had a persisted state.
+pub fn copy_projection_state(
+    store: &Store,
+    from: &kvitto_core::SubjectId,
+    to: &kvitto_core::SubjectId,
+) -> Result<bool, StoreError> {
+    let key = |s: &kvitto_core::SubjectId| {
+        let mut k = vec![b's'];
+        k.extend_from_slice(&s.0);
+        k
+    };
+    let wanted = key(from);
+    let mut found = None;
+    for entry in store.projection_entries() {
+        let (k, v) = entry?;
+        if k == wanted {
+            found = Some(v);
+        } else if k.first() == Some(&b'S') && found.is_none() {
+            let pairs: Vec<codec::BytePair> = codec::decode(&v, || "projection snapshot".into())?;
+            found = pairs.into_iter().find(|p| p.0 == wanted).map(|p| p.1);
+        }
+    }
+    let Some(state) = found else { return Ok(false) };
+    let mut b = sled::Batch::default();
+    b.insert(key(to), state);
+    store.projections_tree().apply_batch(b)?;
+    store.flush_all()?;
+    Ok(true)
+}

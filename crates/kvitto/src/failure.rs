@@ -41,6 +41,24 @@ impl fmt::Display for VerifyFailure {
     }
 }
 
+/// Whose projection state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateOwner {
+    /// A data subject (pseudonym).
+    Subject(SubjectId),
+    /// A controller.
+    Controller(kvitto_core::Id),
+}
+
+impl fmt::Display for StateOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Subject(s) => write!(f, "subject {s}"),
+            Self::Controller(c) => write!(f, "controller {c}"),
+        }
+    }
+}
+
 /// Which tree a checkpoint was signed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TreeVersion {
@@ -327,6 +345,14 @@ pub enum FailureReason {
     },
     /// The projections' erasures differ from the `data_erased` events in the log.
     ProjectionErasures,
+    /// A projection state (what answers `may_process`, `consent`, reports) differs from a
+    /// fresh fold of the verified events.
+    Projection {
+        /// Whose state: a subject's pseudonym, or a controller.
+        owner: StateOwner,
+        /// The first part that differs (`consent`, `erasure`, …; `missing`, `not in the log`).
+        part: &'static str,
+    },
     /// sled failed reading the store (its files are damaged).
     DamagedStore(String),
 }
@@ -347,6 +373,7 @@ impl FailureReason {
             Self::MapCoversTooMuch { .. } | Self::MapGoesBack { .. } | Self::MapRoot { .. } => "subject-map",
             Self::KeyMissing { .. } | Self::SealedDetailsDamaged { .. } => "sealed-details",
             Self::ErasureNotCarriedOut { .. } | Self::ProjectionErasures => "erasure",
+            Self::Projection { .. } => "projections",
             Self::DamagedStore(_) => "store",
         }
     }
@@ -435,6 +462,11 @@ impl fmt::Display for FailureReason {
             ),
             Self::ProjectionErasures => f.write_str(
                 "the projections' erasures differ from the data_erased events in the log; run `kvitto rebuild`",
+            ),
+            Self::Projection { owner, part } => write!(
+                f,
+                "projections: the state of {owner} that answers queries differs from a fresh fold of the log in \
+                 `{part}`; run `kvitto rebuild`"
             ),
             Self::DamagedStore(e) => write!(
                 f,

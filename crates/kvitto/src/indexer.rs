@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+
+use crate::writer::TestHooks;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,9 +63,10 @@ pub(crate) fn run(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if shared.fail_indexer.load(Ordering::Acquire) {
+        if shared.hooks.fail_indexer.load(Ordering::Acquire) {
             panic!("injected indexer failure");
         }
+        TestHooks::wait(&shared.hooks.pause_indexer);
         let mut batch = IndexBatch::default();
         let mut merge = |w: IndexWork, batch: &mut IndexBatch| {
             for leaf in &w.leaves {
@@ -113,6 +116,7 @@ fn persist(store: &Store, shared: &Shared, dirty: &mut crate::persist::Dirty, wa
     }
     // States may already include later events than the watermark; folds are idempotent per
     // seq, so the catch-up on open simply skips them.
+    let Ok(_persisting) = shared.persist_lock.lock() else { return };
     let encoded = match shared.projections.read() {
         Ok(p) => crate::persist::batch(&p, dirty, watermark),
         Err(_) => {

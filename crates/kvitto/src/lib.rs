@@ -58,7 +58,9 @@ use std::thread::JoinHandle;
 
 pub use erase::{EraseError, EraseOutcome};
 pub use error::{AppendError, OpenError, ReadError, StorageError, VerifyError, used_by};
-pub use failure::{CheckpointProblem, FailureReason, IndexProblem, NodeProblem, TreeVersion, VerifyFailure};
+pub use failure::{
+    CheckpointProblem, FailureReason, IndexProblem, NodeProblem, StateOwner, TreeVersion, VerifyFailure,
+};
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
     AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus, ProcessingReport,
@@ -261,7 +263,7 @@ impl Ledger {
         shared.committed.store(head.next_seq, std::sync::atomic::Ordering::Release);
         shared.indexed.store(head.next_seq, std::sync::atomic::Ordering::Release);
         let index_lock = Arc::new(Mutex::new(()));
-        let (index_tx, index_rx) = std::sync::mpsc::channel();
+        let (index_tx, index_rx) = std::sync::mpsc::sync_channel(writer::INDEX_QUEUE);
         let (tx, rx) = mpsc::channel(options.queue_depth.max(1));
         let spawn_err = |e: std::io::Error| OpenError::Io { path: dir.to_path_buf(), source: e };
         let indexer = {
@@ -403,12 +405,22 @@ impl Ledger {
         let items = drafts.into_iter().map(|d| self.prepare(d)).collect();
         let (reply, rx) = oneshot::channel();
         let tx = self.inner.tx.as_ref().ok_or(AppendError::Closed)?;
+        // Counted until the writer has the request (it answers, and uncounts, from then on).
+        // A guard, because a caller may drop this future while it waits for queue space: a
+        // count left behind would make every later group wait out the writer's linger.
+        struct Entered<'a>(&'a std::sync::atomic::AtomicUsize, bool);
+        impl Drop for Entered<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                }
+            }
+        }
         let in_flight = &self.inner.shared.in_flight;
         in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if tx.send(WriteRequest { items, reply }).await.is_err() {
-            in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            return Err(AppendError::Closed);
-        }
+        let mut entered = Entered(in_flight, false);
+        tx.send(WriteRequest { items, reply }).await.map_err(|_| AppendError::Closed)?;
+        entered.1 = true;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
@@ -530,7 +542,41 @@ impl Ledger {
     /// Test hook: the indexer thread panics on its next batch.
     #[doc(hidden)]
     pub fn fail_indexer_for_test(&self) {
-        self.inner.shared.fail_indexer.store(true, std::sync::atomic::Ordering::Release);
+        self.inner.shared.hooks.fail_indexer.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Test hook: the indexer stops before its next batch until the returned sender sends
+    /// (one batch per message) or is dropped (for good).
+    #[doc(hidden)]
+    pub fn pause_indexer_for_test(&self) -> std::sync::mpsc::Sender<()> {
+        Self::install_pause(&self.inner.shared.hooks.pause_indexer)
+    }
+
+    /// Test hook: `rebuild` stops after clearing the persisted states until the returned
+    /// sender sends or is dropped.
+    #[doc(hidden)]
+    pub fn pause_rebuild_for_test(&self) -> std::sync::mpsc::Sender<()> {
+        Self::install_pause(&self.inner.shared.hooks.pause_rebuild)
+    }
+
+    fn install_pause(point: &Mutex<Option<std::sync::mpsc::Receiver<()>>>) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Ok(mut p) = point.lock() {
+            *p = Some(rx);
+        }
+        tx
+    }
+
+    /// Test hook: the next commit fails without writing, once a group is sealed on top of it.
+    #[doc(hidden)]
+    pub fn fail_commit_on_top_for_test(&self) {
+        self.inner.shared.hooks.fail_commit_on_top.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Test hook: append requests entered and not yet answered.
+    #[doc(hidden)]
+    pub fn in_flight_for_test(&self) -> usize {
+        self.inner.shared.in_flight.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Recomputes every projection from seq 0, replaces the persisted ones, and returns
@@ -538,21 +584,43 @@ impl Ledger {
     pub async fn rebuild(&self) -> Result<RebuildReport, ReadError> {
         let inner = self.inner.clone();
         blocking(move || {
+            use std::sync::atomic::Ordering;
             let next = inner.store.head()?.next_seq;
-            let (fresh, report) = persist::rebuild(&inner.store, next)?;
+            let (mut fresh, events, fold) = persist::fold_all(&inner.store, next)?;
+            // Catch up with what was committed meanwhile, outside the lock while much is new
+            // (`may_process` keeps answering from the old state), then briefly under it.
+            // Groups the committer folds after the swap are folded again: idempotent per seq.
+            let mut done = next;
+            loop {
+                let committed = inner.shared.committed.load(Ordering::Acquire);
+                if committed.saturating_sub(done) <= writer::MAX_GROUP_EVENTS as u64 {
+                    break;
+                }
+                read::for_each_event(&inner.store, done, committed, |_, _, e| {
+                    fresh.apply_owned(e);
+                    Ok(())
+                })?;
+                done = committed;
+            }
+            // The indexer persists no delta (of the old state) from here until the swap: it
+            // would override the snapshot on the next open.
+            let persisting =
+                inner.shared.persist_lock.lock().map_err(|_| ReadError::Storage(StorageError::lock("persist")))?;
+            let persist = persist::write_snapshot(&inner.store, &fresh, done, || {
+                writer::TestHooks::wait(&inner.shared.hooks.pause_rebuild)
+            })?;
             let mut p =
                 inner.shared.projections.write().map_err(|_| ReadError::Storage(StorageError::lock("projections")))?;
-            // Groups committed after `next` were (or will be) applied by the writer;
-            // replaying them on the fresh state is idempotent.
-            let mut fresh = fresh;
-            let committed = inner.shared.committed.load(std::sync::atomic::Ordering::Acquire);
+            let committed = inner.shared.committed.load(Ordering::Acquire);
             // Events only (no details): reading details takes the projections lock held here.
-            read::for_each_event(&inner.store, next, committed, |_, _, e| {
+            read::for_each_event(&inner.store, done, committed, |_, _, e| {
                 fresh.apply_owned(e);
                 Ok(())
             })?;
+            let report = RebuildReport { events, subjects: fresh.subjects.len() as u64, fold, persist };
             let old = std::mem::replace(&mut *p, fresh);
             drop(p);
+            drop(persisting);
             // Freeing a large state takes long (≈1 s for 100k subjects): neither appends nor
             // the caller need to wait for it.
             if std::thread::Builder::new().name("kvitto-free".into()).spawn(move || drop(old)).is_err() {
@@ -607,8 +675,6 @@ impl Ledger {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _span = tracing::info_span!("verify").entered();
-            // Hold the indexer still so the index matches its watermark while we compare.
-            let _guard = inner.index_lock.lock();
             let snapshot = |p: &Projections| {
                 p.subjects
                     .iter()
@@ -623,12 +689,13 @@ impl Ledger {
                 .map(|p| snapshot(&p))
                 .map_err(|_| VerifyError::Storage(StorageError::lock("projections")))?;
             // The projections fold a group right after its commit: wait for them briefly.
+            let shared = &inner.shared;
             let mut folded = |n: u64| {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 loop {
-                    let p = inner.shared.projections.read().ok()?;
+                    let p = shared.projections.read().ok()?;
                     if p.last_seq.map_or(0, |s| s + 1) >= n {
-                        return Some(snapshot(&p));
+                        return Some(p);
                     }
                     drop(p);
                     if std::time::Instant::now() > deadline {
@@ -641,7 +708,15 @@ impl Ledger {
             // finding about the store, not a crash of verify.
             let started = std::time::Instant::now();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                verify::verify_store(&inner.store, &inner.info.origin, &erasures, &mut folded, held, progress)
+                verify::verify_store(
+                    &inner.store,
+                    &inner.index_lock,
+                    &inner.info.origin,
+                    &erasures,
+                    &mut folded,
+                    held,
+                    progress,
+                )
             }))
             .unwrap_or_else(|panic| {
                 // A store sled cannot read takes no appends, and is not flushed on close.

@@ -194,23 +194,45 @@ pub struct RebuildReport {
     pub persist: Duration,
 }
 
-/// Recomputes every projection from seq 0 and replaces what is persisted.
+/// Recomputes every projection from seq 0 and replaces what is persisted (on open, before
+/// anything else runs; `Ledger::rebuild` does the same in steps, see there).
 pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, RebuildReport), StoreError> {
+    let (p, events, fold) = fold_all(store, next_seq)?;
+    let persist = write_snapshot(store, &p, next_seq, || {})?;
+    let subjects = p.subjects.len() as u64;
+    Ok((p, RebuildReport { events, subjects, fold, persist }))
+}
+
+/// Folds the first `next_seq` events into fresh projections.
+pub(crate) fn fold_all(store: &Store, next_seq: u64) -> Result<(Projections, u64, Duration), StoreError> {
     let started = Instant::now();
     let mut p = Projections::default();
     let mut dirty = Dirty::default();
     let events = fold(store, &mut p, 0, next_seq, &mut dirty)?;
     let fold_time = started.elapsed();
+    tracing::info!(events, subjects = p.subjects.len(), fold_ms = fold_time.as_millis() as u64, "projections folded");
+    Ok((p, events, fold_time))
+}
+
+/// Replaces every persisted state with a snapshot of `p` at `watermark`; `after_clear` runs
+/// between clearing and writing (a test pause point). The caller holds the persist lock.
+pub(crate) fn write_snapshot(
+    store: &Store,
+    p: &Projections,
+    watermark: u64,
+    after_clear: impl FnOnce(),
+) -> Result<Duration, StoreError> {
     let persisting = Instant::now();
     store.clear_projections()?;
+    after_clear();
     let cleared = persisting.elapsed();
     // Encoding is pure CPU: split it over both cores.
     let subjects: Vec<SubjectId> = p.subjects.keys().copied().collect();
     let (left, right) = subjects.split_at(subjects.len() / 2);
     let half = |part: &[SubjectId]| Dirty { subjects: part.iter().copied().collect(), controllers: HashSet::new() };
     let (mut encoded, other) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| batch(&p, &half(right), next_seq));
-        let mine = batch(&p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, next_seq);
+        let other = scope.spawn(|| batch(p, &half(right), watermark));
+        let mine = batch(p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, watermark);
         (mine, other.join())
     });
     match other {
@@ -227,7 +249,7 @@ pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, Rebu
     let chunk_count = chunks.len();
     let mut entries = chunks;
     entries.push((LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()));
-    store.apply_projections(&ProjectionBatch { entries, watermark: next_seq })?;
+    store.apply_projections(&ProjectionBatch { entries, watermark })?;
     tracing::info!(
         clear_ms = cleared.as_millis() as u64,
         encode_ms = (encoded_at - cleared).as_millis() as u64,
@@ -236,8 +258,5 @@ pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, Rebu
         chunks = chunk_count,
         "projections persisted as a snapshot"
     );
-    let report =
-        RebuildReport { events, subjects: p.subjects.len() as u64, fold: fold_time, persist: persisting.elapsed() };
-    tracing::info!(events, subjects = report.subjects, fold_ms = fold_time.as_millis() as u64, "projections rebuilt");
-    Ok((p, report))
+    Ok(persisting.elapsed())
 }

@@ -37,18 +37,22 @@ fn at(seq: u64, reason: FailureReason) -> VerifyFailure {
     VerifyFailure::at(seq, reason)
 }
 
-/// Runs every check. The caller must keep the indexer still (the index lock) while this runs.
+/// Runs every check. `index_lock` holds the indexer still only while the index watermark and
+/// the subject heads are read (a snapshot of the index at its watermark); event ids and Merkle
+/// nodes below the watermark never change, so they are streamed while appends, proofs and
+/// checkpoints go on.
 ///
 /// `erasures` are the recorded erasures per subject as the projections held them when verify
 /// began: covered details whose key still opens them are an erasure not carried out. A
-/// missing key is accepted when an erasure in the log covers it. `final_erasures(n)` gives the
-/// projections' erasures once they have folded the first `n` events (`None`: they did not in
-/// time), compared with the log's.
-pub(crate) fn verify_store(
+/// missing key is accepted when an erasure in the log covers it. `live(n)` gives the
+/// projections that answer queries once they have folded the first `n` events (`None`: they
+/// did not in time); they are compared with a fresh fold of the verified events.
+pub(crate) fn verify_store<'p>(
     store: &Store,
+    index_lock: &std::sync::Mutex<()>,
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
-    final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
+    live: &mut dyn FnMut(u64) -> Option<LiveProjections<'p>>,
     held: Option<(u64, [u8; 32])>,
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
@@ -56,6 +60,13 @@ pub(crate) fn verify_store(
     // work, and independent per event), one reads the derived index, and this one checks in
     // order. Bounded channels keep memory flat; dropping a receiver (on the first failure, or
     // when verify returns) stops its reader.
+    // The index as of its watermark: read before the log's head, so the head is never behind it.
+    let (watermark, heads) = {
+        let _still = index_lock.lock();
+        let watermark = store.index_watermark()?;
+        let heads = store.indexed_subject_heads().collect::<Result<Vec<_>, _>>()?;
+        (watermark, heads)
+    };
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
         s.spawn(move || {
@@ -82,7 +93,7 @@ pub(crate) fn verify_store(
         // the index watermark.
         let (itx, irx) = std::sync::mpsc::sync_channel::<Vec<IndexItem>>(64);
         s.spawn(move || {
-            let heads = store.indexed_subject_heads().map(|r| r.map(|(s, h)| IndexEntry::Head(s, h)));
+            let heads = heads.into_iter().map(|(s, h)| Ok(IndexEntry::Head(s, h)));
             let ids = store.indexed_event_ids().map(|r| r.map(|(id, seq)| IndexEntry::Id(id, seq)));
             let mut batch = Vec::with_capacity(4096);
             for item in heads.chain(ids) {
@@ -95,7 +106,7 @@ pub(crate) fn verify_store(
         });
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
-        check_stream(store, origin, erasures, final_erasures, held, progress, records, index)
+        check_stream(store, origin, watermark, erasures, live, held, progress, records, index)
     })
 }
 
@@ -114,12 +125,16 @@ type Prepared = Result<
     kvitto_store::StoreError,
 >;
 
+/// The projections that answer queries, held still while they are compared.
+pub(crate) type LiveProjections<'p> = std::sync::RwLockReadGuard<'p, kvitto_projections::Projections>;
+
 #[allow(clippy::too_many_arguments)]
-fn check_stream(
+fn check_stream<'p>(
     store: &Store,
     origin: &str,
+    watermark: u64,
     erasures: &HashMap<SubjectId, Erasures>,
-    final_erasures: &mut dyn FnMut(u64) -> Option<HashMap<SubjectId, Erasures>>,
+    live: &mut dyn FnMut(u64) -> Option<LiveProjections<'p>>,
     held: Option<(u64, [u8; 32])>,
     mut progress: impl FnMut(u64, u64),
     mut records: std::iter::Peekable<impl Iterator<Item = Prepared>>,
@@ -132,7 +147,6 @@ fn check_stream(
     // order it never runs ahead of the head verify checks against (appends may continue).
     let acked = store.acked().map_err(storage)?;
     let head = store.head().map_err(storage)?;
-    let watermark = store.index_watermark().map_err(storage)?;
     let mut cv = ChainVerifier::new(true);
     let mut levels = Vec::new();
     // Signed checkpoints: each root is recomputed from the events at its size.
@@ -161,6 +175,8 @@ fn check_stream(
     let mut last_commitment: Option<u64> = None;
     let mut held_failure = None;
     let mut failure = None;
+    // Every verified event folded afresh, to compare with the projections that answer queries.
+    let mut fresh = kvitto_projections::Projections::default();
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
         head: cv.head(),
@@ -179,8 +195,11 @@ fn check_stream(
     // Sealed details whose key exists but does not open them (or whose plaintext does not
     // match the commitment).
     let mut damaged: Vec<(u64, SubjectId, String)> = Vec::new();
+    // Event ids the indexer added while verify ran (at or past the watermark), checked once
+    // the chain has reached them.
+    let mut later = Vec::new();
     if watermark == 0 {
-        index_failure = check_index(index.take().into_iter().flatten(), &cv, 0).map_err(storage)?;
+        index_failure = check_index(index.take().into_iter().flatten(), &cv, 0, &mut later).map_err(storage)?;
     }
     while failure.is_none() && cv.count() < head.next_seq {
         let Some(item) = records.next() else { break };
@@ -383,8 +402,10 @@ fn check_stream(
         }
         if cv.count() == watermark {
             index_failure =
-                index_failure.or(check_index(index.take().into_iter().flatten(), &cv, watermark).map_err(storage)?);
+                index_failure
+                    .or(check_index(index.take().into_iter().flatten(), &cv, watermark, &mut later).map_err(storage)?);
         }
+        fresh.apply_owned(event);
         if cv.count().is_multiple_of(65_536) {
             progress(cv.count(), head.next_seq);
         }
@@ -401,6 +422,17 @@ fn check_stream(
     }
     if failure.is_none() {
         failure = check_acked(store, acked, cv.count()).map_err(storage)?;
+    }
+    if index_failure.is_none() {
+        index_failure =
+            later.iter().filter(|(_, seq)| *seq < cv.count()).find(|(id, seq)| cv.event_id_seq(id) != Some(*seq)).map(
+                |&(id, seq)| {
+                    VerifyFailure::ledger(FailureReason::Index {
+                        watermark,
+                        problem: IndexProblem::EventId { id, indexed: seq, chain: cv.event_id_seq(&id) },
+                    })
+                },
+            );
     }
     if failure.is_none() && watermark > cv.count() {
         failure = Some(VerifyFailure::ledger(FailureReason::WatermarkBeyondLog { watermark, log: cv.count() }));
@@ -432,17 +464,25 @@ fn check_stream(
         // The projections' erasures must be exactly those the verified events record (taken
         // once the projections have folded every verified event; skipped if they never do).
         let verified = cv.count();
-        let folded = final_erasures(verified);
-        let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = folded
-            .iter()
-            .flatten()
-            .map(|(s, e)| (s, e.as_slice().iter().filter(|(seq, _)| *seq < verified).collect::<Vec<_>>()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let seen: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> =
-            seen_erasures.iter().map(|(s, v)| (s, v.iter().collect())).collect();
-        if folded.is_some() && relied != seen {
-            vault_failure = Some(VerifyFailure::ledger(FailureReason::ProjectionErasures));
+        if let Some(live) = live(verified) {
+            let erasures: HashMap<SubjectId, Erasures> = live
+                .subjects
+                .iter()
+                .filter(|(_, st)| !st.erasure.is_empty())
+                .map(|(s, st)| (*s, st.erasures()))
+                .collect();
+            let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = erasures
+                .iter()
+                .map(|(s, e)| (s, e.as_slice().iter().filter(|(seq, _)| *seq < verified).collect::<Vec<_>>()))
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+            let seen: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> =
+                seen_erasures.iter().map(|(s, v)| (s, v.iter().collect())).collect();
+            vault_failure = if relied != seen {
+                Some(VerifyFailure::ledger(FailureReason::ProjectionErasures))
+            } else {
+                check_projections(&live, &fresh, verified)
+            };
         }
     }
     if checkpoint_failure.is_none()
@@ -557,6 +597,47 @@ fn check_commitment(
     None
 }
 
+/// The projections that answer queries against a fresh fold of the first `verified` events.
+/// A state that folded later events (appends while verify ran) is not compared.
+fn check_projections(
+    live: &kvitto_projections::Projections,
+    fresh: &kvitto_projections::Projections,
+    verified: u64,
+) -> Option<VerifyFailure> {
+    use crate::failure::StateOwner;
+    let settled = |last: Option<u64>| last.is_none_or(|s| s < verified);
+    let differs = |owner, part| Some(VerifyFailure::ledger(FailureReason::Projection { owner, part }));
+    for (s, f) in fresh.subjects.iter() {
+        match live.subjects.get(s) {
+            Some(l) if !settled(l.last_seq) => {}
+            Some(l) => {
+                if let Some(part) = kvitto_projections::subject_difference(l, f) {
+                    return differs(StateOwner::Subject(*s), part);
+                }
+            }
+            None => return differs(StateOwner::Subject(*s), "missing"),
+        }
+    }
+    if let Some((s, _)) = live.subjects.iter().find(|(s, l)| settled(l.last_seq) && !fresh.subjects.contains_key(*s)) {
+        return differs(StateOwner::Subject(*s), "not in the log");
+    }
+    for (c, f) in &fresh.controllers {
+        match live.controllers.get(c) {
+            Some(l) if !settled(l.last_seq) => {}
+            Some(l) => {
+                if let Some(part) = kvitto_projections::controller_difference(l, f) {
+                    return differs(StateOwner::Controller(c.clone()), part);
+                }
+            }
+            None => return differs(StateOwner::Controller(c.clone()), "missing"),
+        }
+    }
+    live.controllers
+        .iter()
+        .find(|(c, l)| settled(l.last_seq) && !fresh.controllers.contains_key(*c))
+        .and_then(|(c, _)| differs(StateOwner::Controller(c.clone()), "not in the log"))
+}
+
 /// The acknowledged head recorded outside sled must lie within the verified chain and name
 /// the same event hash there (a rewritten history that re-chains cleanly still differs here).
 fn check_acked(
@@ -581,6 +662,7 @@ fn check_index(
     entries: impl Iterator<Item = IndexItem>,
     cv: &ChainVerifier,
     watermark: u64,
+    later: &mut Vec<(kvitto_core::EventId, u64)>,
 ) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
     let idx = |problem| Some(VerifyFailure::ledger(FailureReason::Index { watermark, problem }));
     let (mut heads, mut ids) = (0u64, 0u64);
@@ -614,6 +696,10 @@ fn check_index(
                     && let Some(f) = heads_match(heads)
                 {
                     return Ok(Some(f));
+                }
+                if seq >= watermark {
+                    later.push((id, seq));
+                    continue;
                 }
                 ids += 1;
                 if cv.event_id_seq(&id) != Some(seq) {

@@ -125,14 +125,48 @@ pub(crate) struct Shared {
     pub committing: AtomicUsize,
     /// The projections, applied by the writer before it answers (read-your-writes).
     pub projections: RwLock<kvitto_projections::Projections>,
-    /// Test hook: the indexer panics on its next batch.
-    pub fail_indexer: std::sync::atomic::AtomicBool,
+    /// Serialises writing projection states: the indexer's deltas and a rebuild's snapshot
+    /// (a delta of the old state written between a rebuild's clear and its snapshot would
+    /// override the rebuilt state on the next open).
+    pub persist_lock: Mutex<()>,
+    /// Fault-injection points for tests.
+    pub hooks: TestHooks,
 }
+
+/// Fault-injection and pause points for deterministic tests (`Ledger::*_for_test`).
+#[derive(Debug, Default)]
+pub(crate) struct TestHooks {
+    /// The indexer panics on its next batch.
+    pub fail_indexer: std::sync::atomic::AtomicBool,
+    /// The indexer waits here before each batch: one message releases one batch, dropping the
+    /// sender releases it for good.
+    pub pause_indexer: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// `rebuild` waits here after clearing the persisted states (same protocol).
+    pub pause_rebuild: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// The next commit fails, writing nothing, once another group is sealed on top of it.
+    pub fail_commit_on_top: std::sync::atomic::AtomicBool,
+}
+
+impl TestHooks {
+    /// Waits at a pause point if a test installed one.
+    pub fn wait(point: &Mutex<Option<std::sync::mpsc::Receiver<()>>>) {
+        let Ok(mut p) = point.lock() else { return };
+        if let Some(rx) = p.as_ref()
+            && rx.recv().is_err()
+        {
+            *p = None;
+        }
+    }
+}
+
+/// Groups the indexer may fall behind before commits wait for it (backpressure instead of
+/// an index queue that grows without bound while, e.g., the disk is slow).
+pub(crate) const INDEX_QUEUE: usize = 64;
 
 pub(crate) struct Writer {
     pub store: Arc<Store>,
     pub shared: Arc<Shared>,
-    pub index_tx: std::sync::mpsc::Sender<IndexWork>,
+    pub index_tx: std::sync::mpsc::SyncSender<IndexWork>,
     pub head: Head,
     /// Event ids committed above the index watermark (pruned as the indexer advances).
     pub pending_ids: HashMap<EventId, u64>,
@@ -191,7 +225,7 @@ struct Sealed {
 struct Committer {
     store: Arc<Store>,
     shared: Arc<Shared>,
-    index_tx: std::sync::mpsc::Sender<IndexWork>,
+    index_tx: std::sync::mpsc::SyncSender<IndexWork>,
     /// Tells the writer a group with erasures is done with.
     erased_tx: std::sync::mpsc::SyncSender<()>,
 }
@@ -831,7 +865,7 @@ impl Committer {
             return self.answer_all(s, || AppendError::Poisoned(why.clone()));
         }
         if !s.records.is_empty() {
-            match self.store.commit(s.first_seq, &s.records, &s.head) {
+            match self.commit_or_injected(&s) {
                 Ok(stats) => tracing::info!(
                     first_seq = s.first_seq,
                     events = s.records.len(),
@@ -939,6 +973,21 @@ impl Committer {
             };
             req.answer(&self.shared, reply);
         }
+    }
+
+    /// `Store::commit`, unless a test injected a failure: then, once the writer has sealed
+    /// another group on top of this one, a failure that wrote nothing.
+    fn commit_or_injected(&self, s: &Sealed) -> Result<kvitto_store::CommitStats, CommitError> {
+        if self.shared.hooks.fail_commit_on_top.swap(false, Ordering::AcqRel) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.shared.committing.load(Ordering::Acquire) <= s.group.len() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return Err(CommitError::NotWritten(kvitto_store::StoreError::Io(std::io::Error::other(
+                "injected commit failure",
+            ))));
+        }
+        self.store.commit(s.first_seq, &s.records, &s.head)
     }
 
     /// Destroys the keys of a durable group's erasures and clears their pending record. A
