@@ -252,3 +252,28 @@ async fn a_projection_state_copied_from_another_subject_is_reported() {
     assert!(ledger.verify().await.unwrap().is_ok());
     ledger.close().await.expect("ledger closes cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_of_another_schema_or_layout_are_rebuilt_not_misread() {
+    for (key, value) in [(&b"F"[..], vec![7u8; 32]), (&b"L"[..], 99u32.to_be_bytes().to_vec())] {
+        let (_d, path, [kz1, kz2], _) = consent_and_withdrawal().await;
+        // States a build with another schema wrote: KZ-2's bytes are not what this build
+        // would make of them (here: KZ-1's), and the recorded version says so.
+        with_store(&path, |s| {
+            assert!(tamper::copy_projection_state(s, &kz1, &kz2).unwrap());
+            tamper::put_projection_raw(s, key, &value).unwrap();
+        });
+        let ledger = reopen(&path).await;
+        let d = ledger.may_process("kazoom", "KZ-2", "product-news", kvitto::AsOf::now()).unwrap();
+        assert!(!d.allowed, "with another {} recorded the states must be rebuilt: {d:?}", key[0] as char);
+        assert!(ledger.verify().await.unwrap().is_ok());
+        ledger.close().await.expect("ledger closes cleanly");
+        // The rebuild recorded this build's version: the next open loads without rebuilding.
+        with_store(&path, |s| {
+            let stored: Vec<Vec<u8>> =
+                s.projection_entries().map(|e| e.unwrap()).filter(|(k, _)| k == key).map(|(_, v)| v).collect();
+            assert_eq!(stored.len(), 1);
+            assert_ne!(stored[0], value);
+        });
+    }
+}

@@ -203,3 +203,9 @@ pub fn copy_projection_state(
     store.flush_all()?;
     Ok(true)
 }
+
+/// Writes one raw entry of the persisted projections (e.g. their layout or fingerprint).
+pub fn put_projection_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    store.projections_tree().insert(key, value)?;
+    store.flush_all()
+}

@@ -4,9 +4,10 @@
 //! - `s ‖ subject`, `c ‖ controller id`: per-state deltas written off the acknowledgement path
 //!   by the indexer as states change; a delta overrides the snapshot entry with the same key;
 //! - `w`: the watermark;
-//! - `L`: u32be [`kvitto_projections::STATE_LAYOUT`] of the states above, written with every
-//!   snapshot. Stored states of another layout (or none recorded) are rebuilt from the log:
-//!   bincode would not reliably refuse the old bytes.
+//! - `L`: u32be [`kvitto_projections::STATE_LAYOUT`] of the states above, and `F`: the
+//!   32-byte schema fingerprint ([`schema_fingerprint`]), both written with every snapshot and
+//!   delta batch. Stored states of another layout or fingerprint (or none recorded) are
+//!   rebuilt from the log, with a warning: bincode would not reliably refuse the old bytes.
 //!
 //! Loaded on open and caught up from the log. Derived data: anything unreadable is rebuilt.
 
@@ -63,12 +64,64 @@ pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Projectio
             entries.push((controller_key(c), codec::encode(state)));
         }
     }
-    entries.push((LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()));
+    entries.extend(version_entries());
     ProjectionBatch { entries, watermark }
 }
 
 /// Key of the layout version of the stored states.
 const LAYOUT_KEY: &[u8] = b"L";
+/// Key of the schema fingerprint of the stored states.
+const FINGERPRINT_KEY: &[u8] = b"F";
+
+/// The layout and fingerprint entries written with every batch of states.
+fn version_entries() -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        (LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()),
+        (FINGERPRINT_KEY.to_vec(), schema_fingerprint().to_vec()),
+    ]
+}
+
+/// The golden events folded (docs/FORMAT.md's vectors).
+fn probe() -> Projections {
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/golden/events.json")).unwrap_or_default();
+    let mut p = Projections::default();
+    for v in golden["vectors"].as_array().into_iter().flatten() {
+        let bytes = v["preimage_hex"].as_str().and_then(|s| hex::decode(s).ok()).unwrap_or_default();
+        if let Ok(e) = kvitto_core::decode_event(&bytes) {
+            p.apply_owned(e);
+        }
+    }
+    p
+}
+
+/// What the stored states' encoding depends on, as one hash: the state layout version and
+/// the encoded states that folding the golden events of docs/golden/events.json gives (19
+/// events of the kinds that shape subject and controller states). A field added, removed,
+/// retyped or reordered in a state type — or a change in how an event folds — changes the
+/// bytes, so states persisted by another build are rebuilt instead of misread, even when
+/// nobody remembered to bump [`kvitto_projections::STATE_LAYOUT`].
+pub(crate) fn schema_fingerprint() -> [u8; 32] {
+    static FINGERPRINT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *FINGERPRINT.get_or_init(|| {
+        let mut h = blake3::Hasher::new_derive_key("kvitto 2026 projection schema fingerprint");
+        h.update(&kvitto_projections::STATE_LAYOUT.to_be_bytes());
+        let p = probe();
+        let mut subjects: Vec<_> = p.subjects.iter().collect();
+        subjects.sort_by_key(|(s, _)| s.0);
+        for (s, st) in subjects {
+            h.update(&s.0);
+            h.update(&codec::encode(st));
+        }
+        let mut controllers: Vec<_> = p.controllers.iter().collect();
+        controllers.sort_by(|a, b| a.0.cmp(b.0));
+        for (c, st) in controllers {
+            h.update(c.as_str().as_bytes());
+            h.update(&codec::encode(st));
+        }
+        *h.finalize().as_bytes()
+    })
+}
 
 /// Largest snapshot chunk value.
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
@@ -107,10 +160,13 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
     // Snapshot entries first, then deltas over them (the tree iterates `S…` before `c…`/`s…`).
     let mut states: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
     let mut layout = None;
+    let mut fingerprint = None;
     for entry in store.projection_entries() {
         let (k, v) = entry?;
         if k == LAYOUT_KEY {
             layout = <[u8; 4]>::try_from(v.as_slice()).ok().map(u32::from_be_bytes);
+        } else if k == FINGERPRINT_KEY {
+            fingerprint = <[u8; 32]>::try_from(v.as_slice()).ok();
         } else if k.first() == Some(&b'S') {
             match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
                 Ok(pairs) => states.extend(pairs.into_iter().map(|codec::BytePair(k, v)| (k, v))),
@@ -128,6 +184,13 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
             found = layout,
             expected = kvitto_projections::STATE_LAYOUT,
             "persisted projections have another layout; rebuilding them from the log"
+        );
+        return Ok(None);
+    }
+    if watermark > 0 && fingerprint != Some(schema_fingerprint()) {
+        tracing::warn!(
+            recorded = fingerprint.is_some(),
+            "persisted projections were written under another schema fingerprint; rebuilding them from the log"
         );
         return Ok(None);
     }
@@ -242,13 +305,13 @@ pub(crate) fn write_snapshot(
         }
     }
     let bytes: usize = encoded.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
-    // The halves' batches each end with the layout entry; the snapshot records it once, apart.
-    encoded.entries.retain(|(k, _)| k != LAYOUT_KEY);
+    // The halves' batches each end with the version entries; the snapshot records them once.
+    encoded.entries.retain(|(k, _)| k != LAYOUT_KEY && k != FINGERPRINT_KEY);
     let chunks = snapshot(encoded.entries);
     let encoded_at = persisting.elapsed();
     let chunk_count = chunks.len();
     let mut entries = chunks;
-    entries.push((LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()));
+    entries.extend(version_entries());
     store.apply_projections(&ProjectionBatch { entries, watermark })?;
     tracing::info!(
         clear_ms = cleared.as_millis() as u64,
@@ -259,4 +322,20 @@ pub(crate) fn write_snapshot(
         "projections persisted as a snapshot"
     );
     Ok(persisting.elapsed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_probe_fills_subject_and_controller_states() {
+        let p = probe();
+        assert!(p.subjects.values().any(|s| !s.consent.is_empty()), "a subject with consent");
+        assert!(p.subjects.values().any(|s| !s.erasure.is_empty()), "a subject with an erasure");
+        assert!(p.controllers.values().any(|c| !c.purposes.is_empty()), "a controller with purposes");
+        assert_eq!(p.last_seq, Some(18), "all 19 golden events fold");
+        assert_eq!(schema_fingerprint(), schema_fingerprint());
+        assert_ne!(schema_fingerprint(), [0; 32]);
+    }
 }
