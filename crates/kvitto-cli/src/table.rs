@@ -28,14 +28,11 @@ fn exit_on_broken_pipe(e: &std::io::Error) {
 }
 
 /// Whether `c` could change what a terminal shows beyond itself: C0 controls (but `\n` and
-/// `\t`, unless `one_line`), DEL, C1 controls, and the invisible format characters — bidi
-/// overrides and isolates, zero-width characters, the BOM, tag characters.
+/// `\t`, unless `one_line`), DEL, C1 controls, and the format characters (Unicode Cf, the
+/// table of kvitto-core's input rules) — bidi overrides and isolates, zero-width characters,
+/// the BOM, tag characters.
 fn hazardous(c: char, one_line: bool) -> bool {
-    let u = c as u32;
-    (u < 0x20 && (one_line || (c != '\n' && c != '\t')))
-        || (0x7f..=0x9f).contains(&u)
-        || matches!(u, 0xad | 0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f)
-        || matches!(u, 0xfeff | 0xfff9..=0xfffb | 0xe0001 | 0xe0020..=0xe007f)
+    (c.is_control() && (one_line || !matches!(c, '\n' | '\t'))) || kvitto_core::text::is_format_char(c)
 }
 
 /// Untrusted text made safe to print: every hazardous character becomes a visible `\uXXXX`
@@ -152,7 +149,19 @@ pub(crate) fn print_events_with_late(
 
 #[cfg(test)]
 mod tests {
-    use super::terminal_safe;
+    use super::{hazardous, terminal_safe};
+
+    #[test]
+    fn hazardous_is_every_control_and_format_character() {
+        // The list this function had before it used the core table, and Cf it did not name.
+        let old = [0x00, 0x1b, 0x7f, 0x85, 0x9f, 0xad, 0x61c, 0x180e, 0x200b, 0x200f, 0x202a, 0x202e, 0x2060, 0x2064];
+        let old_too = [0x2066, 0x206f, 0xfeff, 0xfff9, 0xfffb, 0xe0001, 0xe0020, 0xe007f];
+        for u in old.into_iter().chain(old_too).chain([0x600, 0x6dd, 0x110bd, 0x1d173]) {
+            assert!(hazardous(char::from_u32(u).unwrap(), false), "U+{u:04X}");
+        }
+        assert!(!hazardous('\n', false) && !hazardous('\t', false) && hazardous('\n', true) && hazardous('\t', true));
+        assert!(!hazardous('å', true) && !hazardous(' ', true) && !hazardous('\u{2028}', false));
+    }
 
     #[test]
     fn hazardous_characters_are_escaped_and_json_stays_exact() {

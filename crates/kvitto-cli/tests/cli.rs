@@ -585,15 +585,39 @@ fn erase_retention_and_requests_from_the_command_line() {
     assert!(state(&ledger).starts_with("ok:"));
 }
 
+/// Appends `kind` for subject `KZ-9` of kazoom through the library, with text built by the
+/// stored rules: what a ledger written before the input rules holds.
+fn append_stored(ledger: &Path, kind: kvitto_core::EventKind) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let l = kvitto::Ledger::open(ledger, kvitto::OpenOptions::default()).await.unwrap();
+        let draft = kvitto::Draft {
+            controller: kvitto::Id::new("kazoom").unwrap(),
+            subject: Some(kvitto::ExternalRef::new("KZ-9").unwrap()),
+            occurred_at: None,
+            event_id: None,
+            actor: None,
+            details: None,
+            kind,
+        };
+        l.append(draft).await.unwrap();
+        l.close().await;
+    });
+}
+
 /// Untrusted text reaches the terminal escaped: a `reason` with an escape sequence, a carriage
 /// return and a bidi override cannot erase or reorder what `history`, `log` or
-/// `verify-bundle` show.
+/// `verify-bundle` show. `kvitto append` refuses such a reason now (the input rules), so the
+/// event is one a ledger stored before them.
 #[test]
 fn no_terminal_injection() {
     let (d, ledger) = new_ledger();
     let ev = r#"{"type":"processing_restricted","controller":"kazoom","subject":"KZ-9","reason":"ok\u001b[2K\rall clear\u202eevil"}"#;
     let o = kvitto_stdin(&ledger, &["append", "-"], format!("{ev}\n").as_bytes());
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("line 1: field reason: contains control character U+001B"), "{}", text(&o.stderr));
+    let reason = kvitto_core::Text::stored("ok\u{1b}[2K\rall clear\u{202e}evil").unwrap();
+    append_stored(&ledger, kvitto_core::EventKind::ProcessingRestricted { reason });
     kvitto(&ledger, &["checkpoint"]);
     let out = d.path().join("b.json");
     kvitto(&ledger, &["export", "--controller", "kazoom", "--subject", "KZ-9", "--out", out.to_str().unwrap()]);

@@ -118,3 +118,45 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
         payload_commitment,
     })
 }
+
+#[cfg(test)]
+mod stored_rules_tests {
+    use super::*;
+    use crate::ids::{ExternalRef, Text};
+    use crate::json::{event_from_json, event_to_json};
+
+    /// Events written before the input rules hold text the rules now refuse (a bidi override,
+    /// a trailing space, NFD, a bell): they still decode, from bytes and from sealed JSON, and
+    /// hash as before; only new input is refused.
+    #[test]
+    fn stored_text_that_breaks_the_input_rules_still_decodes_and_hashes_the_same() {
+        for reason in ["kund\u{202e}fel", "Art 17 ", "A\u{30a}sa", "ring\u{7}", "\u{feff}x\u{200b}"] {
+            assert!(Text::new(reason).is_err(), "{reason:?} breaks an input rule");
+            let e = Event {
+                seq: 3,
+                prev_hash: EventHash([7; 32]),
+                recorded_at: Timestamp::from_micros(1_000).unwrap(),
+                occurred_at: Timestamp::from_micros(900).unwrap(),
+                event_id: EventId(uuid::Uuid::from_u128(0x0194_312a_8b00_7000_8000_0000_0000_abcd)),
+                controller: Id::new("kalejdo").unwrap(),
+                actor: Id::new("cli").unwrap(),
+                subject: Some(SubjectLink {
+                    subject: crate::ids::SubjectId([1; 16]),
+                    subject_seq: 0,
+                    subject_prev: None,
+                }),
+                kind: EventKind::ProcessingRestricted { reason: Text::stored(reason).unwrap() },
+                payload_commitment: None,
+            };
+            let bytes = encode_event(&e);
+            // The reason's bytes are in the preimage exactly as given (no normalisation).
+            assert!(bytes.windows(reason.len()).any(|w| w == reason.as_bytes()));
+            let back = decode_event(&bytes).unwrap_or_else(|err| panic!("{reason:?}: {err}"));
+            assert_eq!(back, e);
+            assert_eq!(event_hash(&encode_event(&back)), event_hash(&bytes));
+            assert_eq!(event_from_json(&event_to_json(&e)).unwrap(), e);
+        }
+        // A reference stored before the rules is only looked up, never refused.
+        assert!(ExternalRef::stored("\u{c5}sa-1 ").is_ok());
+    }
+}

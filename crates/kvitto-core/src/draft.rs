@@ -8,6 +8,7 @@ use crate::event::{EventKind, Scope};
 use crate::field::json_type;
 use crate::ids::{EventId, ExternalRef, Id};
 use crate::json::{StrictObject, canonical_json};
+use crate::text::check_details_string;
 use crate::time::Timestamp;
 
 /// Largest canonical `details` object in bytes.
@@ -19,11 +20,13 @@ pub const MAX_DETAILS_LEN: usize = 16 * 1024;
 pub struct Details(Vec<u8>);
 
 impl Details {
-    /// Validates and canonicalises a JSON object.
+    /// Validates and canonicalises a JSON object. No key or string value, at any depth, may
+    /// hold a control character other than `\n` and `\t` ([`check_details_string`]).
     pub fn from_object(obj: &Map<String, Value>) -> Result<Self, String> {
         if obj.is_empty() {
             return Err("must not be an empty object (omit it instead)".into());
         }
+        check_details_strings(obj)?;
         let bytes = canonical_json(&Value::Object(obj.clone()));
         if bytes.len() > MAX_DETAILS_LEN {
             return Err(format!("is {} bytes; details are at most {MAX_DETAILS_LEN} bytes", bytes.len()));
@@ -50,6 +53,26 @@ impl Details {
     pub fn to_value(&self) -> Value {
         serde_json::from_slice(&self.0).unwrap_or(Value::Null)
     }
+}
+
+/// Walks every key and string value of a details object. Messages say whether a key or a
+/// value is to blame, never which one: both can be personal data.
+fn check_details_strings(obj: &Map<String, Value>) -> Result<(), String> {
+    fn value(v: &Value) -> Result<(), String> {
+        match v {
+            Value::String(s) => check_details_string(s).map_err(|e| format!("a string value {e}")),
+            Value::Array(items) => items.iter().try_for_each(value),
+            Value::Object(m) => object(m),
+            Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        }
+    }
+    fn object(m: &Map<String, Value>) -> Result<(), String> {
+        m.iter().try_for_each(|(k, v)| {
+            check_details_string(k).map_err(|e| format!("a key {e}"))?;
+            value(v)
+        })
+    }
+    object(obj)
 }
 
 impl fmt::Debug for Details {
@@ -147,6 +170,7 @@ impl Draft {
         let controller = Id::new(controller).map_err(|e| DraftError::field("controller", e))?;
         let kind = EventKind::from_json(type_name, obj)
             .map_err(|(f, m)| DraftError { field: f.map(str::to_string), message: m })?;
+        kind.check_input().map_err(|(f, m)| DraftError::field(f, m))?;
         if kind.scope() == Scope::Ledger {
             return Err(DraftError::field(
                 "type",
@@ -206,5 +230,99 @@ impl Draft {
         }
         self.kind.to_json_fields(&mut m);
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> DraftError {
+        Draft::from_json_str(json).unwrap_err()
+    }
+
+    #[test]
+    fn subject_lookalikes_are_refused_naming_the_field() {
+        let line = |s: &str| {
+            serde_json::json!({"type": "consent_withdrawn", "controller": "kalejdo", "subject": s, "purpose": "marketing"})
+                .to_string()
+        };
+        assert!(Draft::from_json_str(&line("\u{c5}sa-1")).is_ok());
+        for s in ["A\u{30a}sa-1", "\u{c5}sa\u{200b}-1", "\u{c5}sa-1 ", "\u{feff}\u{c5}sa-1", "\u{202e}\u{c5}sa-1"] {
+            let e = err(&line(s));
+            assert_eq!(e.field.as_deref(), Some("subject"), "{s:?}: {e}");
+            assert!(!e.to_string().contains("sa-1"), "the value is personal data: {e}");
+        }
+    }
+
+    #[test]
+    fn every_free_text_field_follows_the_input_rules() {
+        let cases = [
+            (
+                r#"{"type":"processing_restricted","controller":"k","subject":"c-1","reason":"x\u202ey"}"#,
+                "reason",
+                "U+202E",
+            ),
+            (
+                r#"{"type":"restriction_lifted","controller":"k","subject":"c-1","reason":"ring\u0007"}"#,
+                "reason",
+                "control character U+0007",
+            ),
+            (
+                r#"{"type":"relationship_ended","controller":"k","subject":"c-1","reason":"slut "}"#,
+                "reason",
+                "leading or trailing whitespace",
+            ),
+            (
+                r#"{"type":"purpose_declared","controller":"k","purpose":"p","description":"\ufeffM","legal_basis":"consent","register":"r"}"#,
+                "description",
+                "U+FEFF",
+            ),
+            (
+                r#"{"type":"processor_registered","controller":"k","processor":"p","name":"A\u030asa AB","country":"SE","role":"processor"}"#,
+                "name",
+                "NFC",
+            ),
+            (
+                r#"{"type":"processor_registered","controller":"k","processor":"p","name":"n","country":"SE","role":"processor","dpa_ref":"d\u200b1"}"#,
+                "dpa_ref",
+                "U+200B",
+            ),
+            (
+                r#"{"type":"retention_rule_declared","controller":"k","register":"r","trigger":"collected","duration":"P1Y","statute":"BFL 7:2\r\n"}"#,
+                "statute",
+                "control character U+000D",
+            ),
+            (
+                r#"{"type":"erasure_deferred","controller":"k","subject":"c-1","register":"r","statute":" BFL","until":"2030-01-01T00:00:00Z"}"#,
+                "statute",
+                "leading or trailing whitespace",
+            ),
+        ];
+        for (json, field, why) in cases {
+            let e = err(json);
+            assert_eq!(e.field.as_deref(), Some(field), "{json}: {e}");
+            assert!(e.message.contains(why), "{json}: {e}");
+        }
+        let ok = r#"{"type":"legal_hold_placed","controller":"k","subject":"c-1","hold_id":"h","reason":"Tvist om faktura\n\tsida 2"}"#;
+        assert!(Draft::from_json_str(ok).is_ok());
+    }
+
+    #[test]
+    fn details_refuse_control_characters_in_keys_and_values_only() {
+        let line = |details: &str| {
+            format!(r#"{{"type":"consent_given","controller":"k","subject":"c-1","purpose":"p","details":{details}}}"#)
+        };
+        for (details, why) in [
+            (r#"{"name":"x\u001b[2K"}"#, "a string value contains control character U+001B"),
+            (r#"{"a":{"b":["ok","\u0000"]}}"#, "a string value contains control character U+0000"),
+            (r#"{"na\u0007me":"x"}"#, "a key contains control character U+0007"),
+        ] {
+            let e = err(&line(details));
+            assert_eq!((e.field.as_deref(), e.message.as_str()), (Some("details"), why), "{details}");
+        }
+        // Personal data as it comes: newlines, tabs, NFD, spaces, zero-width characters.
+        let ok = line(r#"{"address":"Storgatan 1\n\t123 45 Ort ","name":"A\u030asa\u200b","n":1,"t":true}"#);
+        assert!(Draft::from_json_str(&ok).is_ok());
     }
 }

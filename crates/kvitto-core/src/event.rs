@@ -241,7 +241,9 @@ macro_rules! event_kinds {
                 }
             }
 
-            /// Parses the fields of `type_name` from a JSON object; errors name the field.
+            /// Parses the fields of `type_name` from a JSON object; errors name the field. The
+            /// rules are those of decoding (the sealed-event JSON form uses it too); drafts
+            /// then apply [`EventKind::check_input`].
             pub(crate) fn from_json(type_name: &str, obj: &Map<String, Value>) -> Result<Self, (Option<&'static str>, String)> {
                 match type_name {
                     $( $name => Ok(Self::$variant {
@@ -252,6 +254,19 @@ macro_rules! event_kinds {
                     }), )+
                     other => Err((Some("type"), format!("unknown event type {other:?}"))),
                 }
+            }
+
+            /// Applies the input rules of new events to every field (docs/EVENTS.md, "Input
+            /// rules for text"); errors name the field. Decoded events are not checked: they
+            /// keep the rules they were written under.
+            pub fn check_input(&self) -> Result<(), (&'static str, String)> {
+                match self {
+                    $( Self::$variant { $( $field, )* $( $( $xfield, )+ )? } => {
+                        $( FieldCodec::check_input($field).map_err(|e| (stringify!($field), e))?; )*
+                        $( $( FieldCodec::check_input($xfield).map_err(|e| (stringify!($xfield), e))?; )+ )?
+                    } )+
+                }
+                Ok(())
             }
 
             /// Writes the kind's fields into a JSON object (absent optionals omitted).

@@ -121,12 +121,19 @@ pub fn put_str(out: &mut Vec<u8>, s: &str) {
 pub trait FieldCodec: Sized {
     /// Appends the canonical bytes.
     fn encode(&self, out: &mut Vec<u8>);
-    /// Reads the canonical bytes strictly.
+    /// Reads the canonical bytes strictly (by the rules values were stored under).
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
-    /// Parses the JSON value; `None` means the field is absent.
+    /// Parses the JSON value; `None` means the field is absent. Shared by drafts and the
+    /// sealed-event JSON form, so it checks what [`FieldCodec::decode`] checks; drafts add
+    /// [`FieldCodec::check_input`].
     fn from_json(v: Option<&Value>) -> Result<Self, String>;
     /// The JSON value; `None` means omit the field.
     fn to_json(&self) -> Option<Value>;
+    /// The rules for new input beyond those of stored values (docs/EVENTS.md, "Input rules
+    /// for text"): nothing for most types.
+    fn check_input(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn required(v: Option<&Value>) -> Result<&Value, String> {
@@ -177,13 +184,17 @@ impl FieldCodec for Text {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let at = r.position();
-        Text::new(r.str()?).map_err(|e| DecodeError { offset: at, what: format!("text {e}") })
+        // Stored text keeps the rules it was written under: an old ledger still decodes.
+        Text::stored(r.str()?).map_err(|e| DecodeError { offset: at, what: format!("text {e}") })
     }
     fn from_json(v: Option<&Value>) -> Result<Self, String> {
-        Text::new(json_str(v)?)
+        Text::stored(json_str(v)?)
     }
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.as_str().into()))
+    }
+    fn check_input(&self) -> Result<(), String> {
+        crate::text::check_free_text(self.as_str())
     }
 }
 
@@ -208,6 +219,9 @@ impl<T: FieldCodec> FieldCodec for Option<T> {
     }
     fn to_json(&self) -> Option<Value> {
         self.as_ref().and_then(T::to_json)
+    }
+    fn check_input(&self) -> Result<(), String> {
+        self.as_ref().map_or(Ok(()), T::check_input)
     }
 }
 

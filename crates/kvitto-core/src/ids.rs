@@ -64,14 +64,18 @@ impl fmt::Debug for Id {
 }
 
 /// Free text: 1–4096 bytes of UTF-8 (description, reason, name, statute).
+///
+/// [`Text::new`] applies the input rules to new text; [`Text::stored`] only the rules text
+/// was stored under before them, for values read back (canonical bytes, sealed JSON, serde).
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Text(String);
 
+/// serde reads back what kvitto wrote (projection snapshots): the stored rules.
 impl TryFrom<String> for Text {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Text::new(s)
+        Text::stored(s)
     }
 }
 
@@ -82,8 +86,20 @@ impl From<Text> for String {
 }
 
 impl Text {
-    /// Validates `s` as free text.
+    /// Validates `s` as new free text: the stored rules of [`Text::stored`], and the input
+    /// rules ([`crate::text::check_free_text`]): Unicode NFC, no control character other than
+    /// `\n` and `\t`, no format character (zero-width, BOM, bidi), no leading or trailing
+    /// whitespace.
     pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let t = Self::stored(s)?;
+        crate::text::check_free_text(&t.0)?;
+        Ok(t)
+    }
+
+    /// Validates `s` as free text read back from storage, by the rules every stored text
+    /// was written under: not only whitespace, at most 4096 bytes, no NUL. Events written
+    /// before the input rules decode with it; new input goes through [`Text::new`].
+    pub fn stored(s: impl Into<String>) -> Result<Self, String> {
         let s = s.into();
         if s.trim().is_empty() {
             return Err("must not be empty".into());
@@ -121,8 +137,21 @@ impl fmt::Debug for Text {
 pub struct ExternalRef(String);
 
 impl ExternalRef {
-    /// Validates a reference: 1–256 bytes of UTF-8 without control characters.
+    /// Validates a new reference: the stored rules of [`ExternalRef::stored`], and the input
+    /// rules ([`crate::text::check_reference`]): Unicode NFC, no control character, no format
+    /// character (zero-width, BOM, bidi), no leading or trailing whitespace — one customer,
+    /// one spelling.
     pub fn new(s: impl Into<String>) -> Result<Self, String> {
+        let r = Self::stored(s)?;
+        crate::text::check_reference(&r.0)?;
+        Ok(r)
+    }
+
+    /// Validates a reference by the rules references were written under before the input
+    /// rules: 1–256 bytes of UTF-8 without control characters. For finding a subject that
+    /// already exists (queries, erasure, the key vault's copy); a draft naming a new
+    /// customer must use [`ExternalRef::new`].
+    pub fn stored(s: impl Into<String>) -> Result<Self, String> {
         let s = s.into();
         if s.is_empty() {
             return Err("must not be empty".into());
@@ -130,8 +159,8 @@ impl ExternalRef {
         if s.len() > MAX_REF_LEN {
             return Err(format!("is {} bytes; subject references are at most {MAX_REF_LEN} bytes", s.len()));
         }
-        if s.chars().any(char::is_control) {
-            return Err("contains a control character".into());
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(format!("contains control character U+{:04X}", c as u32));
         }
         Ok(Self(s))
     }
@@ -291,6 +320,52 @@ mod tests {
         assert!(Text::new("   ").is_err());
         assert!(Text::new("å".repeat(2048)).is_ok());
         assert!(Text::new("å".repeat(2049)).is_err());
+    }
+
+    /// The five lookalikes of `Åsa-1` of issue 12, and what each is refused for.
+    const LOOKALIKES: [(&str, &str); 5] = [
+        ("A\u{30a}sa-1", "is not in Unicode NFC form"),
+        ("\u{c5}sa\u{200b}-1", "contains U+200B (a format character"),
+        ("\u{c5}sa-1 ", "has leading or trailing whitespace"),
+        ("\u{feff}\u{c5}sa-1", "contains U+FEFF (a format character"),
+        ("\u{202e}\u{c5}sa-1", "contains U+202E (a format character"),
+    ];
+
+    #[test]
+    fn external_ref_input_rules_refuse_lookalikes_and_stored_keeps_them() {
+        assert_eq!(ExternalRef::new("\u{c5}sa-1").unwrap().as_str(), "Åsa-1");
+        for (s, why) in LOOKALIKES {
+            let e = ExternalRef::new(s).unwrap_err();
+            assert!(e.starts_with(why), "{s:?}: {e}");
+            // What an older ledger wrote still names its subject.
+            assert_eq!(ExternalRef::stored(s).unwrap().as_str(), s);
+        }
+        assert_eq!(ExternalRef::new("cust\u{7}1").unwrap_err(), "contains control character U+0007");
+        assert_eq!(ExternalRef::new("cust\t1").unwrap_err(), "contains control character U+0009");
+        assert!(ExternalRef::stored("cust\u{7}1").is_err(), "controls were refused before the input rules too");
+        assert!(ExternalRef::new("x".repeat(257)).unwrap_err().contains("257 bytes"));
+    }
+
+    #[test]
+    fn text_input_rules_and_stored_text() {
+        assert_eq!(Text::new("rad ett\nrad två\tslut").unwrap().as_str(), "rad ett\nrad två\tslut");
+        assert_eq!(Text::new("ring\u{7}").unwrap_err(), "contains control character U+0007");
+        assert_eq!(Text::new("a\r\nb").unwrap_err(), "contains control character U+000D");
+        assert!(Text::new("kund\u{202e}fel").unwrap_err().contains("U+202E"));
+        assert!(Text::new("\u{feff}Art 17").unwrap_err().contains("U+FEFF"));
+        assert!(Text::new("Art\u{200b}17").unwrap_err().contains("U+200B"));
+        assert_eq!(Text::new("Art 17 ").unwrap_err(), "has leading or trailing whitespace");
+        assert_eq!(Text::new("\tArt 17").unwrap_err(), "has leading or trailing whitespace");
+        assert!(Text::new("A\u{30a}sa").unwrap_err().contains("NFC"));
+        for s in ["ring\u{7}", "a\r\nb", "kund\u{202e}fel", "Art 17 ", "A\u{30a}sa", "\u{feff}x"] {
+            assert_eq!(Text::stored(s).unwrap().as_str(), s);
+        }
+        assert!(
+            Text::stored("nul\0").is_err() && Text::stored(" ").is_err() && Text::stored("å".repeat(2049)).is_err()
+        );
+        // serde reads back stored text (projection snapshots).
+        let t: Text = serde_json::from_str("\"Art 17 \"").unwrap();
+        assert_eq!(t.as_str(), "Art 17 ");
     }
 
     #[test]

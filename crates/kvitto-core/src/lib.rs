@@ -17,6 +17,7 @@ pub mod ids;
 pub mod json;
 pub mod period;
 pub mod pseudonym;
+pub mod text;
 pub mod time;
 
 pub use canonical::{decode_event, encode_event, event_hash};

@@ -57,7 +57,7 @@ impl Ledger {
     /// search every file for them afterwards). Not for production use.
     #[doc(hidden)]
     pub fn keys_for_test(&self, controller: &str, subject_ref: &str) -> Vec<[u8; 32]> {
-        match (Id::new(controller), ExternalRef::new(subject_ref)) {
+        match (Id::new(controller), ExternalRef::stored(subject_ref)) {
             (Ok(c), Ok(r)) => self.inner.store.vault().keys_for_test(&self.subject_id(&c, &r)),
             _ => Vec::new(),
         }
@@ -77,7 +77,9 @@ impl Ledger {
     ) -> Result<EraseOutcome, EraseError> {
         let bad = |field| move |message| EraseError::BadArgument { field, message };
         let c = Id::new(controller).map_err(bad("controller"))?;
-        let r = ExternalRef::new(subject_ref).map_err(bad("subject"))?;
+        // Erasure must reach a customer recorded before the input rules, so the reference is
+        // only looked up (an unknown one is refused below); the reason is new text.
+        let r = ExternalRef::stored(subject_ref).map_err(bad("subject"))?;
         let register = register.map(|g| Id::new(g).map_err(bad("register"))).transpose()?;
         let reason = Text::new(reason).map_err(bad("reason"))?;
         let subject = self.subject_id(&c, &r);

@@ -428,8 +428,9 @@ impl Ledger {
     /// where their key still exists.
     pub async fn history(&self, controller: &str, external_ref: &str) -> Result<Vec<LedgerEvent>, ReadError> {
         let controller = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
+        // A lookup, not new input: a reference stored before the input rules still finds its subject.
         let external_ref =
-            ExternalRef::new(external_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
+            ExternalRef::stored(external_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
         let subject = self.subject_id(&controller, &external_ref);
         let inner = self.inner.clone();
         blocking(move || read::history(&inner.store, &inner.shared, subject, &controller)).await
@@ -444,7 +445,9 @@ impl Ledger {
 
     fn subject_of(&self, controller: &str, subject_ref: &str) -> Result<(Id, SubjectId), ReadError> {
         let controller = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
-        let r = ExternalRef::new(subject_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
+        // A lookup, not new input: a reference stored before the input rules still finds its subject.
+        let r =
+            ExternalRef::stored(subject_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
         let s = self.subject_id(&controller, &r);
         Ok((controller, s))
     }

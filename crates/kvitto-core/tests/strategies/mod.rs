@@ -11,7 +11,7 @@ pub fn id() -> impl Strategy<Value = Id> {
 }
 
 pub fn text() -> impl Strategy<Value = Text> {
-    "[a-zA-Z0-9 åäöÅÄÖæøÆØ§.,:;!?/-]{0,40}".prop_map(|s| Text::new(format!("t{s}")).expect("valid text"))
+    "[a-zA-Z0-9 åäöÅÄÖæøÆØ§.,:;!?/-]{0,40}".prop_map(|s| Text::new(format!("t{s}").trim_end()).expect("valid text"))
 }
 
 pub fn ts() -> impl Strategy<Value = Timestamp> {
