@@ -77,7 +77,7 @@ async fn what_was_stored_before_the_rules_still_reads_verifies_exports_and_erase
         .await
         .unwrap();
     ledger.append(old(EventKind::ProcessingRestricted { reason: Text::stored(old_reason).unwrap() })).await.unwrap();
-    ledger.close().await;
+    ledger.close().await.expect("ledger closes cleanly");
 
     let ledger = reopen(&path).await;
     let report = ledger.verify().await.unwrap();

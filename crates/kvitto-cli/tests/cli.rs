@@ -601,7 +601,7 @@ fn append_stored(ledger: &Path, kind: kvitto_core::EventKind) {
             kind,
         };
         l.append(draft).await.unwrap();
-        l.close().await;
+        l.close().await.expect("ledger closes cleanly");
     });
 }
 
