@@ -40,8 +40,8 @@ pub fn collected_with_details(controller: &str, subject: &str, email: &str) -> D
     ))
 }
 
-/// Every byte of every file under `dir`, concatenated (to search for plaintext).
-pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -50,11 +50,16 @@ pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.extend(std::fs::read(&p).unwrap());
+                out.push(p);
             }
         }
     }
     out
+}
+
+/// Every byte of every file under `dir`, concatenated (to search for plaintext).
+pub fn all_bytes_under(dir: &Path) -> Vec<u8> {
+    files_under(dir).iter().flat_map(|p| std::fs::read(p).unwrap()).collect()
 }
 
 /// Whether `haystack` contains `needle`.
@@ -77,4 +82,25 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
+}
+
+/// A controller whose `product-news` is on consent: KZ-1 consented, KZ-2 consented and
+/// withdrew. Returns (dir, path, pseudonyms of KZ-1 and KZ-2, seq of KZ-1's consent).
+pub async fn consent_and_withdrawal() -> (tempfile::TempDir, std::path::PathBuf, [kvitto::SubjectId; 2], u64) {
+    let (d, path, ledger) = fresh_ledger().await;
+    ledger.append(draft(r#"{"type":"purpose_declared","controller":"kazoom","purpose":"product-news","description":"Nyheder","legal_basis":"consent","register":"kunderegister"}"#)).await.unwrap();
+    let given = ledger.append(consent("kazoom", "KZ-1", "product-news")).await.unwrap();
+    ledger.append(consent("kazoom", "KZ-2", "product-news")).await.unwrap();
+    ledger
+        .append(draft(
+            r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-2","purpose":"product-news"}"#,
+        ))
+        .await
+        .unwrap();
+    let id = |r: &str| ledger.subject_id(&kvitto::Id::new("kazoom").unwrap(), &kvitto::ExternalRef::new(r).unwrap());
+    let subjects = [id("KZ-1"), id("KZ-2")];
+    let denied = ledger.may_process("kazoom", "KZ-2", "product-news", kvitto::AsOf::now()).unwrap();
+    assert!(!denied.allowed, "{denied:?}");
+    ledger.close().await.expect("ledger closes cleanly");
+    (d, path, subjects, given.seq)
 }

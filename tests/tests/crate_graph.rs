@@ -80,18 +80,12 @@ fn kvitto_proof_does_no_io() {
 fn sled_handles_are_leaked_in_one_place() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
     let mut found = Vec::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for (i, line) in text.lines().enumerate() {
-                    if line.contains("mem::forget(") && !line.trim_start().starts_with("//") {
-                        found.push(format!("{}:{}", path.strip_prefix(&root).unwrap().display(), i + 1));
-                    }
+    for path in kvitto_integration::files_under(&root) {
+        if path.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                if line.contains("mem::forget(") && !line.trim_start().starts_with("//") {
+                    found.push(format!("{}:{}", path.strip_prefix(&root).unwrap().display(), i + 1));
                 }
             }
         }

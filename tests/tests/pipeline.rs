@@ -127,19 +127,7 @@ async fn proofs_and_appends_go_on_while_verify_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_does_not_block_queries_and_the_indexer_cannot_undo_it() {
-    let (_d, path, ledger) = fresh_ledger().await;
-    ledger.append(draft(r#"{"type":"purpose_declared","controller":"kazoom","purpose":"product-news","description":"Nyheder","legal_basis":"consent","register":"kunderegister"}"#)).await.unwrap();
-    ledger.append(consent("kazoom", "KZ-1", "product-news")).await.unwrap();
-    ledger.append(consent("kazoom", "KZ-2", "product-news")).await.unwrap();
-    ledger
-        .append(draft(
-            r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-2","purpose":"product-news"}"#,
-        ))
-        .await
-        .unwrap();
-    let id = |r: &str| ledger.subject_id(&kvitto::Id::new("kazoom").unwrap(), &kvitto::ExternalRef::new(r).unwrap());
-    let (kz1, kz2) = (id("KZ-1"), id("KZ-2"));
-    ledger.close().await.unwrap();
+    let (_d, path, [kz1, kz2], _) = consent_and_withdrawal().await;
     // KZ-2's persisted state is replaced by KZ-1's: after reopen KZ-2 looks allowed.
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();

@@ -209,27 +209,6 @@ async fn damaged_sealed_details_are_reported() {
     assert_fails_at(&verify(&path).await, 6, "AEAD tag or commitment fails");
 }
 
-/// A controller whose `product-news` is on consent: KZ-1 consented, KZ-2 consented and
-/// withdrew. Returns (dir, path, pseudonyms of KZ-1 and KZ-2, seq of KZ-1's consent).
-async fn consent_and_withdrawal() -> (tempfile::TempDir, std::path::PathBuf, [kvitto::SubjectId; 2], u64) {
-    let (d, path, ledger) = fresh_ledger().await;
-    ledger.append(draft(r#"{"type":"purpose_declared","controller":"kazoom","purpose":"product-news","description":"Nyheder","legal_basis":"consent","register":"kunderegister"}"#)).await.unwrap();
-    let given = ledger.append(consent("kazoom", "KZ-1", "product-news")).await.unwrap();
-    ledger.append(consent("kazoom", "KZ-2", "product-news")).await.unwrap();
-    ledger
-        .append(draft(
-            r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-2","purpose":"product-news"}"#,
-        ))
-        .await
-        .unwrap();
-    let id = |r: &str| ledger.subject_id(&Id::new("kazoom").unwrap(), &kvitto::ExternalRef::new(r).unwrap());
-    let subjects = [id("KZ-1"), id("KZ-2")];
-    let denied = ledger.may_process("kazoom", "KZ-2", "product-news", kvitto::AsOf::now()).unwrap();
-    assert!(!denied.allowed, "{denied:?}");
-    ledger.close().await.expect("ledger closes cleanly");
-    (d, path, subjects, given.seq)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_state_copied_from_another_subject_is_reported() {
     let (_d, path, [kz1, kz2], kz1_consent) = consent_and_withdrawal().await;

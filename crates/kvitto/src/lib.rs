@@ -523,23 +523,13 @@ impl Ledger {
     /// Test hook: poisons the projections lock (a thread panics while holding it).
     #[doc(hidden)]
     pub fn poison_projections_for_test(&self) {
-        let shared = self.inner.shared.clone();
-        let _ = std::thread::spawn(move || {
-            let _guard = shared.projections.write();
-            panic!("injected panic while holding the projections lock");
-        })
-        .join();
+        panic_holding(&self.inner.shared.projections);
     }
 
     /// Test hook: poisons the writer's subject-heads lock.
     #[doc(hidden)]
     pub fn poison_heads_for_test(&self) {
-        let shared = self.inner.shared.clone();
-        let _ = std::thread::spawn(move || {
-            let _guard = shared.heads.write();
-            panic!("injected panic while holding the subject heads lock");
-        })
-        .join();
+        panic_holding(&self.inner.shared.heads);
     }
 
     /// Test hook: the indexer thread panics on its next batch.
@@ -678,18 +668,11 @@ impl Ledger {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let _span = tracing::info_span!("verify").entered();
-            let snapshot = |p: &Projections| {
-                p.subjects
-                    .iter()
-                    .filter(|(_, st)| !st.erasure.is_empty())
-                    .map(|(s, st)| (*s, st.erasures()))
-                    .collect::<std::collections::HashMap<_, _>>()
-            };
             let erasures = inner
                 .shared
                 .projections
                 .read()
-                .map(|p| snapshot(&p))
+                .map(|p| verify::recorded_erasures(&p))
                 .map_err(|_| VerifyError::Storage(StorageError::lock("projections")))?;
             // The projections fold a group right after its commit: wait for them briefly.
             let shared = &inner.shared;
@@ -742,6 +725,17 @@ impl Ledger {
         .await
         .map_err(|e| VerifyError::Storage(StorageError::Internal(format!("verify task failed: {e}"))))?
     }
+}
+
+/// Poisons `lock`: a thread panics while it holds it (test hooks).
+fn panic_holding<T: Send + Sync>(lock: &std::sync::RwLock<T>) {
+    let _ = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _guard = lock.write();
+            panic!("injected panic while holding a lock");
+        })
+        .join()
+    });
 }
 
 async fn blocking<T: Send + 'static>(

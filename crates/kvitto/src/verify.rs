@@ -125,6 +125,11 @@ type Prepared = Result<
     kvitto_store::StoreError,
 >;
 
+/// The erasures the projections record, per subject that has any.
+pub(crate) fn recorded_erasures(p: &kvitto_projections::Projections) -> HashMap<SubjectId, Erasures> {
+    p.subjects.iter().filter(|(_, st)| !st.erasure.is_empty()).map(|(s, st)| (*s, st.erasures())).collect()
+}
+
 /// The projections that answer queries, held still while they are compared.
 pub(crate) type LiveProjections<'p> = std::sync::RwLockReadGuard<'p, kvitto_projections::Projections>;
 
@@ -465,12 +470,7 @@ fn check_stream<'p>(
         // once the projections have folded every verified event; skipped if they never do).
         let verified = cv.count();
         if let Some(live) = live(verified) {
-            let erasures: HashMap<SubjectId, Erasures> = live
-                .subjects
-                .iter()
-                .filter(|(_, st)| !st.erasure.is_empty())
-                .map(|(s, st)| (*s, st.erasures()))
-                .collect();
+            let erasures = recorded_erasures(&live);
             let relied: HashMap<&SubjectId, Vec<&(u64, Option<kvitto_core::Id>)>> = erasures
                 .iter()
                 .map(|(s, e)| (s, e.as_slice().iter().filter(|(seq, _)| *seq < verified).collect::<Vec<_>>()))
