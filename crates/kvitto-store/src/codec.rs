@@ -128,14 +128,14 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
-/// Encodes a value with the leading version byte.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+/// Encodes a value with the leading version byte. A value serde cannot encode (a map whose
+/// length is unknown, a serializer error from a hand-written `Serialize`) is an error, never
+/// a truncated value written in its place.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![STORE_FORMAT];
-    // Encoding plain structs of Vecs and integers into a Vec cannot fail.
-    if let Ok(bytes) = bincode::serde::encode_to_vec(value, config()) {
-        out.extend_from_slice(&bytes);
-    }
-    out
+    bincode::serde::encode_into_std_write(value, &mut out, config())
+        .map_err(|e| StoreError::Encode { what: std::any::type_name::<T>(), why: e.to_string() })?;
+    Ok(out)
 }
 
 /// Decodes a value strictly; `at` names the key for error messages.
@@ -168,14 +168,14 @@ pub fn chunk_records(first_seq: u64, records: &[Record]) -> Result<Vec<(u64, Vec
             return Err(StoreError::TooLarge { seq: first_seq + i as u64, size: rs, limit: CHUNK_LIMIT });
         }
         if size + rs > CHUNK_LIMIT {
-            chunks.push((first_seq + start as u64, encode(&records[start..i])));
+            chunks.push((first_seq + start as u64, encode(&records[start..i])?));
             start = i;
             size = 16;
         }
         size += rs;
     }
     if start < records.len() {
-        chunks.push((first_seq + start as u64, encode(&records[start..])));
+        chunks.push((first_seq + start as u64, encode(&records[start..])?));
     }
     Ok(chunks)
 }
@@ -209,8 +209,27 @@ mod tests {
         {
             let plain = Plain { canonical: canonical.clone(), back_link: Some(5), sealed: sealed.clone() };
             let record = Record { canonical, back_link: Some(5), sealed };
-            assert_eq!(encode(&record), encode(&plain));
-            assert_eq!(decode::<Record>(&encode(&plain), || "t".into()).unwrap(), record);
+            assert_eq!(encode(&record).unwrap(), encode(&plain).unwrap());
+            assert_eq!(decode::<Record>(&encode(&plain).unwrap(), || "t".into()).unwrap(), record);
+        }
+    }
+
+    /// A value that cannot be encoded is an error naming its type; before, `encode` returned
+    /// the lone version byte and the store wrote it as if it were the value.
+    #[test]
+    fn an_unencodable_value_is_an_error_not_a_truncated_value() {
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("refused on purpose"))
+            }
+        }
+        match encode(&Refuses) {
+            Err(StoreError::Encode { what, why }) => {
+                assert!(what.ends_with("Refuses"), "{what}");
+                assert!(why.contains("refused on purpose"), "{why}");
+            }
+            other => panic!("expected an encode error, got {other:?}"),
         }
     }
 
@@ -234,10 +253,10 @@ mod tests {
 
         #[test]
         fn decoding_is_strict(records in proptest::collection::vec(record(), 1..4), extra in 1u8..=255) {
-            let mut value = encode(&records);
+            let mut value = encode(&records).unwrap();
             value.push(extra);
             prop_assert!(decode::<Vec<Record>>(&value, || "t".into()).is_err());
-            let mut value = encode(&records);
+            let mut value = encode(&records).unwrap();
             value[0] = 2;
             prop_assert!(decode::<Vec<Record>>(&value, || "t".into()).is_err());
         }

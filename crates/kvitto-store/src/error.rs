@@ -89,6 +89,14 @@ pub enum StoreError {
         /// What is wrong.
         what: String,
     },
+    /// A value could not be encoded for storage (nothing was written).
+    #[error("cannot encode {what} for storage: {why}")]
+    Encode {
+        /// The Rust type of the value.
+        what: &'static str,
+        /// The encoder's error.
+        why: String,
+    },
     /// A chunk would not fit in one sled value.
     #[error("event at seq {seq} is {size} bytes stored; one event may take at most {limit} bytes")]
     TooLarge {

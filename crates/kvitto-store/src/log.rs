@@ -436,7 +436,7 @@ fn repair_torn_tail(
     for kv in log.range(chunk_key(start)..=chunk_key(u64::MAX)).keys() {
         batch.remove(kv.map_err(sled_err)?);
     }
-    batch.insert(HEAD_KEY, codec::encode(&new_head));
+    batch.insert(HEAD_KEY, codec::encode(&new_head)?);
     log.apply_batch(batch).map_err(sled_err)?;
     db.flush().map_err(sled_err)?;
     db_file.sync_data().map_err(io_err(store_dir))?;
@@ -503,7 +503,7 @@ impl Store {
         batch.insert(FORMAT_KEY, &LEDGER_FORMAT.to_be_bytes());
         batch.insert(ORIGIN_KEY, origin.as_bytes());
         batch.insert(CREATED_KEY, &now_micros.to_be_bytes());
-        batch.insert(HEAD_KEY, codec::encode(&Head::default()));
+        batch.insert(HEAD_KEY, codec::encode(&Head::default())?);
         log.apply_batch(batch).map_err(StoreError::from)?;
         db.flush().map_err(StoreError::from)?;
         drop(log);
@@ -738,7 +738,7 @@ impl Store {
             stats.bytes += value.len();
             batch.insert(&chunk_key(seq), value);
         }
-        batch.insert(HEAD_KEY, codec::encode(head));
+        batch.insert(HEAD_KEY, codec::encode(head)?);
         let started = std::time::Instant::now();
         self.log.apply_batch(batch)?;
         self.db.flush()?;
@@ -792,7 +792,7 @@ impl Store {
     pub fn apply_index(&self, batch: &IndexBatch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
         for (subject, head) in &batch.heads {
-            b.insert(prefixed(b'h', &subject.0), codec::encode(head));
+            b.insert(prefixed(b'h', &subject.0), codec::encode(head)?);
         }
         for (id, seq) in &batch.event_ids {
             b.insert(prefixed(b'e', id.as_bytes()), &seq.to_be_bytes());

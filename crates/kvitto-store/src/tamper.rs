@@ -15,7 +15,7 @@ fn save(store: &Store, first: u64, records: &[Record]) -> Result<(), StoreError>
     if records.is_empty() {
         store.log_tree().remove(chunk_key(first))?;
     } else {
-        store.log_tree().insert(chunk_key(first), codec::encode(records))?;
+        store.log_tree().insert(chunk_key(first), codec::encode(records)?)?;
     }
     store.flush_all()
 }
@@ -56,7 +56,7 @@ pub fn truncate_from(store: &Store, from_seq: u64) -> Result<(), StoreError> {
 
 /// Overwrites the stored chain head.
 pub fn set_head(store: &Store, head: &Head) -> Result<(), StoreError> {
-    store.log_tree().insert(b"m:head", codec::encode(head))?;
+    store.log_tree().insert(b"m:head", codec::encode(head)?)?;
     store.flush_all()
 }
 

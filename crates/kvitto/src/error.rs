@@ -71,6 +71,7 @@ impl From<&kvitto_store::StoreError> for StorageError {
             S::Io(e) => StorageError::Io { kind: e.kind(), message: e.to_string() },
             S::Corrupt { at, what } => StorageError::Corrupt { at: at.clone(), what: what.clone() },
             e @ S::TooLarge { .. } => StorageError::TooLarge(e.to_string()),
+            e @ S::Encode { .. } => StorageError::Internal(e.to_string()),
         }
     }
 }

@@ -118,7 +118,14 @@ fn persist(store: &Store, shared: &Shared, dirty: &mut crate::persist::Dirty, wa
     // seq, so the catch-up on open simply skips them.
     let Ok(_persisting) = shared.persist_lock.lock() else { return };
     let encoded = match shared.projections.read() {
-        Ok(p) => crate::persist::batch(&p, dirty, watermark),
+        Ok(p) => match crate::persist::batch(&p, dirty, watermark) {
+            Ok(b) => b,
+            Err(e) => {
+                // Nothing written; the states stay dirty and the next open folds anew.
+                tracing::error!(error = %e, watermark, "projection states do not encode; not persisting them");
+                return;
+            }
+        },
         Err(_) => {
             // The handle is poisoned by then (see the committer); the next open folds anew.
             tracing::warn!(watermark, "projections lock poisoned; not persisting them");

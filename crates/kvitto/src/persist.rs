@@ -52,20 +52,20 @@ impl Dirty {
 }
 
 /// Encodes the dirty states into one batch.
-pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> ProjectionBatch {
+pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Result<ProjectionBatch, StoreError> {
     let mut entries = Vec::with_capacity(dirty.subjects.len() + dirty.controllers.len());
     for s in &dirty.subjects {
         if let Some(state) = p.subjects.get(s) {
-            entries.push((subject_key(s), codec::encode(state)));
+            entries.push((subject_key(s), codec::encode(state)?));
         }
     }
     for c in &dirty.controllers {
         if let Some(state) = p.controllers.get(c) {
-            entries.push((controller_key(c), codec::encode(state)));
+            entries.push((controller_key(c), codec::encode(state)?));
         }
     }
-    entries.extend(version_entries());
-    ProjectionBatch { entries, watermark }
+    entries.extend(version_entries()?);
+    Ok(ProjectionBatch { entries, watermark })
 }
 
 /// Key of the layout version of the stored states.
@@ -74,11 +74,11 @@ const LAYOUT_KEY: &[u8] = b"L";
 const FINGERPRINT_KEY: &[u8] = b"F";
 
 /// The layout and fingerprint entries written with every batch of states.
-fn version_entries() -> [(Vec<u8>, Vec<u8>); 2] {
-    [
+fn version_entries() -> Result<[(Vec<u8>, Vec<u8>); 2], StoreError> {
+    Ok([
         (LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()),
-        (FINGERPRINT_KEY.to_vec(), schema_fingerprint().to_vec()),
-    ]
+        (FINGERPRINT_KEY.to_vec(), schema_fingerprint()?.to_vec()),
+    ])
 }
 
 /// The golden events folded (docs/FORMAT.md's vectors).
@@ -101,56 +101,61 @@ fn probe() -> Projections {
 /// retyped or reordered in a state type — or a change in how an event folds — changes the
 /// bytes, so states persisted by another build are rebuilt instead of misread, even when
 /// nobody remembered to bump [`kvitto_projections::STATE_LAYOUT`].
-pub(crate) fn schema_fingerprint() -> [u8; 32] {
-    static FINGERPRINT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    *FINGERPRINT.get_or_init(|| {
+pub(crate) fn schema_fingerprint() -> Result<[u8; 32], StoreError> {
+    static FINGERPRINT: std::sync::OnceLock<Result<[u8; 32], (&'static str, String)>> = std::sync::OnceLock::new();
+    let fingerprint = FINGERPRINT.get_or_init(|| {
         let mut h = blake3::Hasher::new_derive_key("kvitto 2026 projection schema fingerprint");
         h.update(&kvitto_projections::STATE_LAYOUT.to_be_bytes());
         let p = probe();
         let mut subjects: Vec<_> = p.subjects.iter().collect();
         subjects.sort_by_key(|(s, _)| s.0);
+        let unencodable = |e: StoreError| match e {
+            StoreError::Encode { what, why } => (what, why),
+            other => ("projection state", other.to_string()),
+        };
         for (s, st) in subjects {
             h.update(&s.0);
-            h.update(&codec::encode(st));
+            h.update(&codec::encode(st).map_err(unencodable)?);
         }
         let mut controllers: Vec<_> = p.controllers.iter().collect();
         controllers.sort_by(|a, b| a.0.cmp(b.0));
         for (c, st) in controllers {
             h.update(c.as_str().as_bytes());
-            h.update(&codec::encode(st));
+            h.update(&codec::encode(st).map_err(unencodable)?);
         }
-        *h.finalize().as_bytes()
-    })
+        Ok(*h.finalize().as_bytes())
+    });
+    fingerprint.clone().map_err(|(what, why)| StoreError::Encode { what, why })
 }
 
 /// Largest snapshot chunk value.
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
 /// Packs (key, encoded state) pairs into snapshot chunk values of at most [`SNAPSHOT_CHUNK`].
-fn snapshot(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn snapshot(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
     let mut chunks = Vec::new();
     let mut current: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut size = 0;
-    let mut flush = |current: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+    let mut flush = |current: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<(), StoreError> {
         let mut key = vec![b'S'];
         key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
         let pairs: Vec<codec::BytePair> = current.drain(..).map(|(k, v)| codec::BytePair(k, v)).collect();
-        chunks.push((key, codec::encode(&pairs)));
-        current.clear();
+        chunks.push((key, codec::encode(&pairs)?));
+        Ok(())
     };
     for (k, v) in entries {
         let len = k.len() + v.len() + 8;
         if size + len > SNAPSHOT_CHUNK && !current.is_empty() {
-            flush(&mut current);
+            flush(&mut current)?;
             size = 0;
         }
         size += len;
         current.push((k, v));
     }
     if !current.is_empty() {
-        flush(&mut current);
+        flush(&mut current)?;
     }
-    chunks
+    Ok(chunks)
 }
 
 /// Loads persisted projections; `None` if any value is unreadable (then rebuild).
@@ -187,7 +192,7 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
         );
         return Ok(None);
     }
-    if watermark > 0 && fingerprint != Some(schema_fingerprint()) {
+    if watermark > 0 && fingerprint != Some(schema_fingerprint()?) {
         tracing::warn!(
             recorded = fingerprint.is_some(),
             "persisted projections were written under another schema fingerprint; rebuilding them from the log"
@@ -235,7 +240,7 @@ pub(crate) fn open(store: &Store, next_seq: u64) -> Result<Projections, StoreErr
             let mut dirty = Dirty::default();
             let folded = fold(store, &mut p, from, next_seq, &mut dirty)?;
             if folded > 0 {
-                store.apply_projections(&batch(&p, &dirty, next_seq))?;
+                store.apply_projections(&batch(&p, &dirty, next_seq)?)?;
                 tracing::info!(folded, watermark = next_seq, "projections caught up from the log");
             }
             Ok(p)
@@ -293,13 +298,14 @@ pub(crate) fn write_snapshot(
     let subjects: Vec<SubjectId> = p.subjects.keys().copied().collect();
     let (left, right) = subjects.split_at(subjects.len() / 2);
     let half = |part: &[SubjectId]| Dirty { subjects: part.iter().copied().collect(), controllers: HashSet::new() };
-    let (mut encoded, other) = std::thread::scope(|scope| {
+    let (encoded, other) = std::thread::scope(|scope| {
         let other = scope.spawn(|| batch(p, &half(right), watermark));
         let mine = batch(p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, watermark);
         (mine, other.join())
     });
+    let mut encoded = encoded?;
     match other {
-        Ok(b) => encoded.entries.extend(b.entries),
+        Ok(b) => encoded.entries.extend(b?.entries),
         Err(_) => {
             return Err(StoreError::Corrupt { at: "projections".into(), what: "encoding thread panicked".into() });
         }
@@ -307,11 +313,11 @@ pub(crate) fn write_snapshot(
     let bytes: usize = encoded.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
     // The halves' batches each end with the version entries; the snapshot records them once.
     encoded.entries.retain(|(k, _)| k != LAYOUT_KEY && k != FINGERPRINT_KEY);
-    let chunks = snapshot(encoded.entries);
+    let chunks = snapshot(encoded.entries)?;
     let encoded_at = persisting.elapsed();
     let chunk_count = chunks.len();
     let mut entries = chunks;
-    entries.extend(version_entries());
+    entries.extend(version_entries()?);
     store.apply_projections(&ProjectionBatch { entries, watermark })?;
     tracing::info!(
         clear_ms = cleared.as_millis() as u64,
@@ -335,7 +341,8 @@ mod tests {
         assert!(p.subjects.values().any(|s| !s.erasure.is_empty()), "a subject with an erasure");
         assert!(p.controllers.values().any(|c| !c.purposes.is_empty()), "a controller with purposes");
         assert_eq!(p.last_seq, Some(18), "all 19 golden events fold");
-        assert_eq!(schema_fingerprint(), schema_fingerprint());
-        assert_ne!(schema_fingerprint(), [0; 32]);
+        let fingerprint = schema_fingerprint().expect("the probe states encode");
+        assert_eq!(schema_fingerprint().expect("cached"), fingerprint);
+        assert_ne!(fingerprint, [0; 32]);
     }
 }
