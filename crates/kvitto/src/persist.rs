@@ -68,13 +68,16 @@ pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Result<Pr
     Ok(ProjectionBatch { entries, watermark })
 }
 
+/// One (key, value) pair of the projections tree.
+type Entry = (Vec<u8>, Vec<u8>);
+
 /// Key of the layout version of the stored states.
 const LAYOUT_KEY: &[u8] = b"L";
 /// Key of the schema fingerprint of the stored states.
 const FINGERPRINT_KEY: &[u8] = b"F";
 
 /// The layout and fingerprint entries written with every batch of states.
-fn version_entries() -> Result<[(Vec<u8>, Vec<u8>); 2], StoreError> {
+fn version_entries() -> Result<[Entry; 2], StoreError> {
     Ok([
         (LAYOUT_KEY.to_vec(), kvitto_projections::STATE_LAYOUT.to_be_bytes().to_vec()),
         (FINGERPRINT_KEY.to_vec(), schema_fingerprint()?.to_vec()),
@@ -132,7 +135,7 @@ pub(crate) fn schema_fingerprint() -> Result<[u8; 32], StoreError> {
 const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
 /// Packs (key, encoded state) pairs into snapshot chunk values of at most [`SNAPSHOT_CHUNK`].
-fn snapshot(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+fn snapshot(entries: Vec<Entry>) -> Result<Vec<Entry>, StoreError> {
     let mut chunks = Vec::new();
     let mut current: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut size = 0;
