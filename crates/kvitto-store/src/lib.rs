@@ -6,6 +6,7 @@
 //! vault file (`vault/`), and the external reference lives only in that same file.
 #![deny(unsafe_code)]
 
+mod blobs;
 pub mod codec;
 mod error;
 pub mod log;

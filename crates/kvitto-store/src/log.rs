@@ -9,7 +9,8 @@
 //!
 //! A commit writes its chunks and the new head in one `apply_batch` (atomic after a crash),
 //! then sled `flush`, then `fdatasync` of sled's `db` file through our own descriptor —
-//! sled 0.34.7's flush is `sync_file_range`, which does not survive power loss.
+//! sled 0.34.7's flush is `sync_file_range`, which does not survive power loss — and before
+//! both, every blob file sled wrote (`blobs.rs`).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use kvitto_core::{EventId, LedgerSecret, SubjectId};
 
+use crate::blobs::BlobFiles;
 use crate::codec::{self, Head, Record, SubjectHeadRec};
 use crate::vault::{Vault, random_bytes, sync_dir};
 use crate::{OpenError, StoreError};
@@ -146,6 +148,8 @@ pub struct Store {
     db_file: File,
     /// `acked`: the newest acknowledged (next_seq, head hash), rewritten after every commit.
     acked_file: File,
+    /// sled's blob files, synced before every acknowledgement.
+    blobs: BlobFiles,
     vault: Vault,
     /// Set when a commit failed (or sled failed reading): see the `Drop` impl.
     failed: std::sync::atomic::AtomicBool,
@@ -351,6 +355,7 @@ fn repair_torn_tail(
     db: &sled::Db,
     log: &sled::Tree,
     db_file: &File,
+    blobs: &BlobFiles,
     acked: Acked,
     head: Head,
     store_dir: &Path,
@@ -400,8 +405,7 @@ fn repair_torn_tail(
                 batch.remove(k);
             }
             log.apply_batch(batch).map_err(sled_err)?;
-            db.flush().map_err(sled_err)?;
-            db_file.sync_data().map_err(io_err(store_dir))?;
+            flush_durably(db, db_file, blobs).map_err(&read_err)?;
         }
         return Ok(());
     };
@@ -438,8 +442,18 @@ fn repair_torn_tail(
     }
     batch.insert(HEAD_KEY, codec::encode(&new_head)?);
     log.apply_batch(batch).map_err(sled_err)?;
-    db.flush().map_err(sled_err)?;
-    db_file.sync_data().map_err(io_err(store_dir))?;
+    flush_durably(db, db_file, blobs).map_err(&read_err)?;
+    Ok(())
+}
+
+/// sled `flush`, then fdatasync of the log through kvitto's own descriptor, with every new
+/// blob file synced before each (see [`BlobFiles`]): after this returns, everything written
+/// so far survives power loss.
+fn flush_durably(db: &sled::Db, db_file: &File, blobs: &BlobFiles) -> Result<(), StoreError> {
+    blobs.sync_new()?;
+    db.flush()?;
+    blobs.sync_new()?;
+    db_file.sync_data()?;
     Ok(())
 }
 
@@ -610,7 +624,10 @@ impl Store {
         let db_path = store_dir.join("db");
         let db_file = OpenOptions::new().read(true).open(&db_path).map_err(io_err(&db_path))?;
         let (acked_file, acked, head) = check_acked(dir, &log)?;
-        repair_torn_tail(&db, &log, &db_file, acked, head, &store_dir)?;
+        let blobs = BlobFiles::new(&store_dir);
+        // Blobs an earlier process left unsynced (it crashed, or predates this check).
+        blobs.sync_new().map_err(io_err(&store_dir.join("blobs")))?;
+        repair_torn_tail(&db, &log, &db_file, &blobs, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
         let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         let store = Store {
@@ -622,6 +639,7 @@ impl Store {
             submap,
             db_file,
             acked_file,
+            blobs,
             vault,
             failed: Default::default(),
         };
@@ -655,9 +673,7 @@ impl Store {
         let mut key = vec![CHECKPOINT];
         key.extend_from_slice(&size.to_be_bytes());
         self.log.insert(key, note.as_bytes())?;
-        self.db.flush()?;
-        self.db_file.sync_data()?;
-        Ok(())
+        flush_durably(&self.db, &self.db_file, &self.blobs)
     }
 
     /// Every stored checkpoint note (tree v2, SHA-256), by size.
@@ -741,8 +757,11 @@ impl Store {
         batch.insert(HEAD_KEY, codec::encode(head)?);
         let started = std::time::Instant::now();
         self.log.apply_batch(batch)?;
+        // Blobs the batch wrote are durable before the log that points at them is written.
+        self.blobs.sync_new()?;
         self.db.flush()?;
         stats.write = started.elapsed();
+        self.blobs.sync_new()?;
         self.db_file.sync_data()?;
         stats.sync = started.elapsed() - stats.write;
         // A lower bound for the next open (not synced: it only has to trail the log).
@@ -946,9 +965,7 @@ impl Store {
 
     /// Flushes everything sled holds (indexes included) — used on clean shutdown.
     pub fn flush_all(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        self.db_file.sync_data()?;
-        Ok(())
+        flush_durably(&self.db, &self.db_file, &self.blobs)
     }
 
     /// The stored subject map snapshot: the number of events it reflects and its entries
