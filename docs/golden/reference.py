@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent implementation of docs/FORMAT.md §2–§3, written from the document alone.
+"""An independent implementation of docs/FORMAT.md §2–§3 and §5, written from the document alone.
 
 Rebuilds every golden vector's preimage and hash from its event fields, every pseudonym and
 commitment, and (§6) every Merkle root and proof of tree.json (RFC 6962 with SHA-256). Needs the `blake3` package (pip install blake3). Exit 0 when all match.
@@ -121,6 +121,24 @@ for v in ps["commitments"]:
     got = blake3.blake3(bytes.fromhex(v["salt_hex"]) + v["plaintext"].encode()).hexdigest()
     ok = got == v["commitment_hex"]; failures += not ok
     print(("ok  " if ok else "FAIL"), "commitment")
+# §5 vault segment v2: frame key derived from the secret, keyed BLAKE3 tags over frame bodies.
+vv = json.load(open(os.path.join(here, "vault.json")))
+vsecret = bytes.fromhex(vv["secret_hex"])
+fk = blake3.blake3(vsecret, derive_key_context=vv["frame_key_context"]).digest()
+ok = fk.hex() == vv["frame_key_hex"]; failures += not ok
+print(("ok  " if ok else "FAIL"), "vault frame key")
+segment = b"KVV1" + bytes([2])
+for f in vv["frames"]:
+    c = f["controller"].encode()
+    subject = blake3.blake3(struct.pack(">I", len(c)) + c + f["external_ref"].encode(), key=vsecret).digest()[:16]
+    body = subject + s(f["controller"]) + s(f["external_ref"]) + struct.pack(">H", len(f["slots"]))
+    body += b"".join(s(sl["register"]) + bytes.fromhex(sl["key_hex"]) for sl in f["slots"])
+    frame = struct.pack(">I", len(body)) + body + blake3.blake3(body, key=fk).digest()[:16]
+    ok = subject.hex() == f["subject_id_hex"] and frame.hex() == f["frame_hex"]; failures += not ok
+    print(("ok  " if ok else "FAIL"), "vault frame", f["external_ref"])
+    segment += frame
+ok = segment.hex() == vv["segment_hex"]; failures += not ok
+print(("ok  " if ok else "FAIL"), "vault segment")
 # §6 tree v2: RFC 6962 §2.1 MTH / PATH / PROOF with SHA-256, leaf data = the event hashes above.
 import hashlib
 def sha(b): return hashlib.sha256(b).digest()

@@ -104,3 +104,16 @@ pub async fn consent_and_withdrawal() -> (tempfile::TempDir, std::path::PathBuf,
     ledger.close().await.expect("ledger closes cleanly");
     (d, path, subjects, given.seq)
 }
+
+/// The key vault of the ledger at `ledger_dir`, opened directly (the ledger closed), under the
+/// ledger's own secret (`secret.key`: `KVS1` ‖ 32 bytes).
+pub fn open_vault(ledger_dir: &Path) -> kvitto_store::Vault {
+    let bytes = std::fs::read(ledger_dir.join("secret.key")).expect("secret.key is readable");
+    let secret: [u8; 32] = bytes[4..].try_into().expect("secret.key holds 32 bytes after its magic");
+    kvitto_store::Vault::open(
+        ledger_dir.join("vault"),
+        &kvitto_core::LedgerSecret(secret),
+        kvitto_store::vault::OlderSegments::Refuse,
+    )
+    .expect("the vault opens")
+}

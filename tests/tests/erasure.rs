@@ -270,7 +270,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
         std::fs::copy(e.path(), vault.join(e.file_name())).unwrap();
     }
     let pending = |seq| vec![kvitto_store::PendingErasure { subject, seq, slot: None }];
-    kvitto_store::Vault::open(&vault).unwrap().record_pending(&pending(seq)).unwrap();
+    open_vault(&path).record_pending(&pending(seq)).unwrap();
     assert!(contains(&all_bytes_under(&path), &keys[0]), "the key is back on disk");
     let ledger = reopen(&path).await;
     assert!(ledger.keys_for_test("kalejdo", "REF-KEEP-C").is_empty());
@@ -283,10 +283,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     let a = pseudonym(&ledger, "REF-KEEP-A");
     let next = ledger.len();
     ledger.close().await.expect("ledger closes cleanly");
-    kvitto_store::Vault::open(&vault)
-        .unwrap()
-        .record_pending(&[kvitto_store::PendingErasure { subject: a, seq: next, slot: None }])
-        .unwrap();
+    open_vault(&path).record_pending(&[kvitto_store::PendingErasure { subject: a, seq: next, slot: None }]).unwrap();
     let ledger = reopen(&path).await;
     assert_eq!(ledger.keys_for_test("kalejdo", "REF-KEEP-A"), a_keys);
     let v = ledger.verify().await.unwrap();
@@ -302,7 +299,7 @@ async fn verify_still_calls_a_missing_key_without_an_erasure_damage() {
     let a = pseudonym(&ledger, "REF-KEEP-A");
     ledger.close().await.expect("ledger closes cleanly");
     // Destroy A's keys behind the ledger's back: no data_erased covers them.
-    kvitto_store::Vault::open(path.join("vault")).unwrap().erase(&a, None).unwrap();
+    open_vault(&path).erase(&a, None).unwrap();
     let ledger = reopen(&path).await;
     let f = ledger.verify().await.unwrap().failure.expect("a lost key is damage");
     assert!(f.reason.to_string().contains("no data_erased covers them"), "{f}");

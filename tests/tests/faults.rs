@@ -273,7 +273,7 @@ async fn corrupted_byte_in_the_key_vault_is_refused_not_cut_off() {
     std::fs::write(&seg, &bytes).unwrap();
     let err = Ledger::open(&path, OpenOptions::default()).await.expect_err("a damaged key in the middle");
     let msg = err.to_string();
-    assert!(msg.contains("checksum mismatch") && msg.contains("restore this file from a backup"), "{msg}");
+    assert!(msg.contains("frame authentication failed") && msg.contains("restore this file from a backup"), "{msg}");
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing cut off");
     std::fs::write(&seg, &clean).unwrap();
     opens_whole_and_verifies(&path, 100).await;

@@ -233,6 +233,66 @@ async fn a_projection_state_copied_from_another_subject_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_reference_rewritten_in_the_vault_is_reported() {
+    let (_d, path) = ledger_of_40().await;
+    let ledger = reopen(&path).await;
+    let cust1 = ledger.subject_id(&Id::new("kalejdo").unwrap(), &kvitto::ExternalRef::new("cust-1").unwrap());
+    ledger.close().await.expect("ledger closes cleanly");
+
+    // An insider holding the ledger secret rewrites cust-1's reference to cust-2, re-tagged.
+    with_store(&path, |s| assert!(tamper::rewrite_vault_reference(s, &cust1, "cust-2", true).unwrap()));
+    let ledger = reopen(&path).await;
+    // The attack works on the answers: cust-1's events now carry another customer's reference.
+    let log = ledger.log(0..40).await.unwrap();
+    let shown: Vec<_> = log
+        .iter()
+        .filter(|e| e.event.subject.is_some_and(|l| l.subject == cust1))
+        .map(|e| e.subject_ref.clone())
+        .collect();
+    assert!(!shown.is_empty() && shown.iter().all(|r| r.as_deref() == Some("cust-2")), "{shown:?}");
+    let f = ledger.verify().await.unwrap().failure.expect("verify must notice a rewritten reference");
+    assert_eq!(f.check(), "vault");
+    match &f.reason {
+        kvitto::FailureReason::VaultFrame { segment, problem, .. } => {
+            assert_eq!(segment, "seg-00000001.keys");
+            assert_eq!(*problem, kvitto_store::vault::FrameProblem::WrongSubject(cust1));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!f.to_string().contains("cust-"), "the finding names no reference: {f}");
+    ledger.close().await.expect("ledger closes cleanly");
+
+    // Without the secret, recomputing the old unkeyed checksum no longer passes: open refuses.
+    with_store(&path, |s| assert!(tamper::rewrite_vault_reference(s, &cust1, "cust-1", false).unwrap()));
+    let err =
+        Ledger::open(&path, kvitto::OpenOptions::default()).await.expect_err("a frame with a bad tag refuses to open");
+    let text = err.to_string();
+    assert!(text.contains("seg-00000001.keys") && text.contains("authentication failed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vault_of_version_1_is_migrated_once_and_a_downgrade_after_is_refused() {
+    let (_d, path) = ledger_of_40().await;
+    let segment = path.join("vault").join("seg-00000001.keys");
+    with_store(&path, |s| assert_eq!(tamper::write_vault_as_version_1(s, false).unwrap(), 1));
+    let v1 = std::fs::read(&segment).unwrap();
+    assert_eq!(v1[4], 1, "written as version 1");
+    // The first open rewrites the segment with tags, keeps every key, and verify agrees.
+    let r = verify(&path).await;
+    assert!(r.is_ok(), "{:?}", r.failure);
+    let v2 = std::fs::read(&segment).unwrap();
+    assert_eq!((v2[4], v2.len()), (2, v1.len()));
+    let ledger = reopen(&path).await;
+    let history = ledger.history("kalejdo", "cust-0").await.unwrap();
+    assert!(history.iter().any(|e| matches!(e.details, kvitto::DetailsView::Disclosed(_))), "details still open");
+    ledger.close().await.expect("ledger closes cleanly");
+    // From now on a version 1 segment is a replaced file: open refuses it.
+    with_store(&path, |s| assert_eq!(tamper::write_vault_as_version_1(s, true).unwrap(), 1));
+    let err = Ledger::open(&path, kvitto::OpenOptions::default()).await.expect_err("a downgraded vault is refused");
+    assert!(err.to_string().contains("version 1 segment"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_of_another_schema_or_layout_are_rebuilt_not_misread() {
     for (key, value) in [(&b"F"[..], vec![7u8; 32]), (&b"L"[..], 99u32.to_be_bytes().to_vec())] {
         let (_d, path, [kz1, kz2], _) = consent_and_withdrawal().await;

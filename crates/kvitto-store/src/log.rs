@@ -21,7 +21,7 @@ use kvitto_core::{EventId, LedgerSecret, SubjectId};
 
 use crate::blobs::BlobFiles;
 use crate::codec::{self, Head, Record, SubjectHeadRec};
-use crate::vault::{Vault, random_bytes, sync_dir};
+use crate::vault::{OlderSegments, Vault, random_bytes, sync_dir};
 use crate::{OpenError, StoreError};
 
 /// The ledger directory format this build reads and writes.
@@ -47,6 +47,8 @@ const HEAD_KEY: &[u8] = b"m:head";
 const FORMAT_KEY: &[u8] = b"m:format";
 const ORIGIN_KEY: &[u8] = b"m:origin";
 const CREATED_KEY: &[u8] = b"m:created";
+/// `u8` version of the vault's segments (absent: version 1, migrated on the next open).
+const VAULT_FORMAT_KEY: &[u8] = b"m:vault";
 const WATERMARK_KEY: &[u8] = b"w";
 
 /// What `init` recorded about the ledger.
@@ -517,6 +519,7 @@ impl Store {
         batch.insert(FORMAT_KEY, &LEDGER_FORMAT.to_be_bytes());
         batch.insert(ORIGIN_KEY, origin.as_bytes());
         batch.insert(CREATED_KEY, &now_micros.to_be_bytes());
+        batch.insert(VAULT_FORMAT_KEY, &[crate::vault::VERSION]);
         batch.insert(HEAD_KEY, codec::encode(&Head::default())?);
         log.apply_batch(batch).map_err(StoreError::from)?;
         db.flush().map_err(StoreError::from)?;
@@ -530,7 +533,8 @@ impl Store {
         }
         sync_dir(&store_dir).map_err(io_err(&store_dir))?;
         let vault_dir = dir.join(VAULT_DIR);
-        Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
+        Vault::open(&vault_dir, &LedgerSecret(secret), OlderSegments::Refuse)
+            .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         write_private_file(&dir.join(ACKED_FILE), &Acked { next_seq: 0, head_hash: [0; 32] }.encode())?;
         write_private_file(&dir.join(MARKER), format!("kvitto ledger\nformat {LEDGER_FORMAT}\n").as_bytes())?;
         sync_dir(dir).map_err(io_err(dir))?;
@@ -629,7 +633,17 @@ impl Store {
         blobs.sync_new().map_err(io_err(&store_dir.join("blobs")))?;
         repair_torn_tail(&db, &log, &db_file, &blobs, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
-        let vault = Vault::open(&vault_dir).map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
+        let migrated =
+            log.get(VAULT_FORMAT_KEY).map_err(sled_err)?.is_some_and(|v| v.as_ref() == [crate::vault::VERSION]);
+        let older = if migrated { OlderSegments::Refuse } else { OlderSegments::Migrate };
+        let vault = Vault::open(&vault_dir, &secret, older)
+            .map_err(|e| OpenError::Damaged { path: vault_dir.clone(), what: e.to_string() })?;
+        if !migrated {
+            // Every segment is version 2 now: from here on a version 1 segment is refused.
+            log.insert(VAULT_FORMAT_KEY, &[crate::vault::VERSION]).map_err(sled_err)?;
+            flush_durably(&db, &db_file, &blobs).map_err(open_read_err(&store_dir))?;
+            tracing::info!("key vault at version 2 (authenticated frames)");
+        }
         let store = Store {
             dir: dir.to_path_buf(),
             db,

@@ -209,3 +209,30 @@ pub fn put_projection_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(),
     store.projections_tree().insert(key, value)?;
     store.flush_all()
 }
+
+/// Rewrites the external reference in the newest vault frame of `subject` to `to`: tagged
+/// under the ledger's frame key (`retag`: an insider with the secret) or with the unkeyed
+/// checksum of vault version 1 (an outsider). The running store keeps the keys it loaded.
+pub fn rewrite_vault_reference(
+    store: &Store,
+    subject: &kvitto_core::SubjectId,
+    to: &str,
+    retag: bool,
+) -> Result<bool, crate::VaultError> {
+    store.vault().tamper_rewrite_reference(subject, to, retag)
+}
+
+/// Turns the ledger's vault back into version 1, as written before frames were authenticated:
+/// every segment rewritten with unkeyed checksums and the store's record of the migration
+/// removed (`with_record: false`) or kept (`true`: a downgrade the next open must refuse).
+pub fn write_vault_as_version_1(store: &Store, with_record: bool) -> Result<usize, StoreError> {
+    let n = store
+        .vault()
+        .tamper_write_as_version_1()
+        .map_err(|e| StoreError::Corrupt { at: "vault".into(), what: e.to_string() })?;
+    if !with_record {
+        store.log_tree().remove(b"m:vault")?;
+    }
+    store.flush_all()?;
+    Ok(n)
+}

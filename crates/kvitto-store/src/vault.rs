@@ -3,12 +3,17 @@
 //! segments holding it without its frames and renames them over the old ones — a real
 //! deletion at file-system level, unlike anything removed from sled (DESIGN.md).
 //!
-//! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 1, then frames
-//! `u32be len ‖ body ‖ first 16 bytes of BLAKE3(body)`, body = `subject(16) ‖ u32be
-//! len ‖ controller ‖ u32be len ‖ external_ref ‖ u16be slots ‖ (u32be len ‖ register ‖
-//! key[32])*`. The newest frame of a subject wins. A torn frame at the end of the newest
-//! segment (a crash before its fdatasync, so never acknowledged) is truncated on open; a bad
-//! frame anywhere else is damage and refuses to open.
+//! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 2, then frames
+//! `u32be len ‖ body ‖ tag`, body = `subject(16) ‖ u32be len ‖ controller ‖ u32be len ‖
+//! external_ref ‖ u16be slots ‖ (u32be len ‖ register ‖ key[32])*`, tag = first 16 bytes of
+//! keyed BLAKE3 of the body under the frame key, `derive_key("kvitto 2026 vault frame v2",
+//! ledger secret)`. Version 1 had an unkeyed BLAKE3 checksum in place of the tag; its segments
+//! are rewritten as version 2 on the first open, and refused once the store records that the
+//! vault is at version 2. The newest frame of a subject wins. A torn frame at the end of the
+//! newest segment (a crash before its fdatasync, so never acknowledged) is truncated on open;
+//! a bad frame anywhere else is damage and refuses to open. [`Vault::check_files`] re-reads
+//! every frame for `verify`: tag, and that the frame's subject is the pseudonym of its
+//! controller and reference.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -19,10 +24,15 @@ use std::sync::Mutex;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use kvitto_core::field::{Reader, put_str};
-use kvitto_core::{EventId, SubjectId};
+use kvitto_core::{EventId, ExternalRef, Id, LedgerSecret, SubjectId};
 
 const MAGIC: &[u8; 4] = b"KVV1";
-const VERSION: u8 = 1;
+/// Segment version: 2 = frames authenticated with the frame key.
+pub const VERSION: u8 = 2;
+/// Segment version 1: frames with an unkeyed checksum (migrated on open).
+const VERSION_V1: u8 = 1;
+/// Context of the frame key derived from the ledger secret.
+pub const FRAME_KEY_CONTEXT: &str = "kvitto 2026 vault frame v2";
 const HEADER_LEN: u64 = 5;
 /// A segment takes new frames until it holds this many bytes; erasure rewrites at most this.
 const SEGMENT_LIMIT: u64 = 1 << 20;
@@ -94,7 +104,39 @@ impl SubjectKeys {
     }
 }
 
-fn encode_frame(subject: &SubjectId, keys: &SubjectKeys, out: &mut Vec<u8>) {
+/// How a segment's frames are checked: its version's checksum or tag.
+#[derive(Clone, Copy)]
+enum Sum<'a> {
+    /// Version 1: first 16 bytes of BLAKE3(body).
+    Plain,
+    /// Version 2: first 16 bytes of keyed BLAKE3(body) under the frame key.
+    Keyed(&'a [u8; 32]),
+}
+
+impl Sum<'_> {
+    fn of(self, body: &[u8]) -> [u8; 16] {
+        let h = match self {
+            Sum::Plain => blake3::hash(body),
+            Sum::Keyed(key) => blake3::keyed_hash(key, body),
+        };
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.as_bytes()[..16]);
+        out
+    }
+
+    /// Whether `tag` is not this body's checksum or tag (compared in constant time).
+    fn mismatches(self, body: &[u8], tag: &[u8]) -> bool {
+        let want = self.of(body);
+        tag.len() != want.len() || want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0
+    }
+}
+
+/// The key that authenticates vault frames, derived from the ledger secret.
+pub fn frame_key(secret: &LedgerSecret) -> [u8; 32] {
+    blake3::derive_key(FRAME_KEY_CONTEXT, &secret.0)
+}
+
+fn encode_frame(sum: Sum<'_>, subject: &SubjectId, keys: &SubjectKeys, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(96);
     body.extend_from_slice(&subject.0);
     put_str(&mut body, &keys.controller);
@@ -106,7 +148,7 @@ fn encode_frame(subject: &SubjectId, keys: &SubjectKeys, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&body);
-    out.extend_from_slice(&blake3::hash(&body).as_bytes()[..16]);
+    out.extend_from_slice(&sum.of(&body));
 }
 
 fn decode_body(body: &[u8]) -> Result<(SubjectId, SubjectKeys), kvitto_core::DecodeError> {
@@ -142,7 +184,7 @@ const MAX_FRAME: usize = 64 * 1024;
 
 /// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
 /// offset where the valid prefix ends (with why it stopped, if before the end).
-fn parse_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<Problem>) {
+fn parse_segment(bytes: &[u8], sum: Sum<'_>) -> (Vec<Frame>, usize, Option<Problem>) {
     let mut frames = Vec::new();
     let mut pos = HEADER_LEN as usize;
     let tail = |what: &str| Some(Problem { what: what.into(), tail: true });
@@ -158,12 +200,18 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<Problem>) {
             return (frames, start, tail("truncated frame"));
         };
         let end = pos + 4 + len + 16;
-        let Some(sum) = bytes.get(pos + 4 + len..end) else {
+        let Some(tag) = bytes.get(pos + 4 + len..end) else {
             return (frames, start, tail("truncated frame checksum"));
         };
         let last = end == bytes.len();
-        if &blake3::hash(body).as_bytes()[..16] != sum {
-            return (frames, start, Some(Problem { what: "frame checksum mismatch".into(), tail: last }));
+        if sum.mismatches(body, tag) {
+            let what = match sum {
+                Sum::Plain => "frame checksum mismatch",
+                Sum::Keyed(_) => {
+                    "frame authentication failed (its tag does not match: altered, or not written by this ledger)"
+                }
+            };
+            return (frames, start, Some(Problem { what: what.into(), tail: last }));
         }
         match decode_body(body) {
             Ok((s, k)) => frames.push((s, k, start..end)),
@@ -250,7 +298,63 @@ struct State {
 /// The key vault of one ledger.
 pub struct Vault {
     dir: PathBuf,
+    /// Authenticates frames ([`frame_key`]).
+    key: [u8; 32],
+    /// Derives the pseudonym each frame must carry ([`Vault::check_files`]).
+    secret: LedgerSecret,
     state: Mutex<State>,
+}
+
+/// Whether [`Vault::open`] may find version 1 segments (frames with an unkeyed checksum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OlderSegments {
+    /// Rewrite them as version 2: the vault has not been migrated yet.
+    Migrate,
+    /// Refuse them: the vault was migrated (or created at version 2), so a version 1
+    /// segment is a file put there by someone else.
+    Refuse,
+}
+
+/// What [`Vault::check_files`] found wrong with a vault file. Names no personal data: the
+/// subject is its pseudonym.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameProblem {
+    /// The segment header is not `KVV1` version 2.
+    Header(String),
+    /// A frame's tag does not match, a frame is cut short or does not decode.
+    Damaged(String),
+    /// The frame's subject is not the pseudonym of its controller and external reference:
+    /// the reference (or controller) was rewritten.
+    WrongSubject(SubjectId),
+    /// The keys the ledger is using for this subject are not those of its newest frame on
+    /// disk (a file changed, or lost a frame, under the running ledger).
+    DiffersFromLoaded(SubjectId),
+}
+
+impl std::fmt::Display for FrameProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Header(what) | Self::Damaged(what) => f.write_str(what),
+            Self::WrongSubject(s) => write!(
+                f,
+                "the frame of subject {s} does not carry that subject's controller and reference (rewritten?)"
+            ),
+            Self::DiffersFromLoaded(s) => {
+                write!(f, "the keys in use for subject {s} are not those of its newest frame on disk")
+            }
+        }
+    }
+}
+
+/// One problem in the vault files: the segment, the byte offset of the frame, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameFault {
+    /// The segment's file name.
+    pub segment: String,
+    /// Byte offset of the frame (0 for the header or a whole-vault finding).
+    pub offset: u64,
+    /// What is wrong.
+    pub problem: FrameProblem,
 }
 
 impl std::fmt::Debug for Vault {
@@ -264,9 +368,12 @@ fn seg_name(id: u32) -> String {
 }
 
 impl Vault {
-    /// Opens (creating the directory if needed) and loads every segment.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, VaultError> {
+    /// Opens (creating the directory if needed) and loads every segment, frames checked
+    /// under the key derived from `secret`. Version 1 segments are rewritten as version 2 or
+    /// refused, as `older` says.
+    pub fn open(dir: impl Into<PathBuf>, secret: &LedgerSecret, older: OlderSegments) -> Result<Self, VaultError> {
         let dir = dir.into();
+        let key = frame_key(secret);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| VaultError::Io { path, source }
@@ -300,15 +407,28 @@ impl Vault {
             let mut bytes = Vec::new();
             File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
             let last = i + 1 == ids.len();
-            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || ![VERSION, VERSION_V1].contains(&bytes[4]) {
                 if last && bytes.len() < HEADER_LEN as usize {
                     // Created but header not yet durable: nothing was acknowledged from it.
                     fs::remove_file(&path).map_err(io(&path))?;
                     continue;
                 }
-                return Err(VaultError::Corrupt { path, what: "not a kvitto vault segment (KVV1 v1)".into() });
+                return Err(VaultError::Corrupt {
+                    path,
+                    what: format!("not a kvitto vault segment (KVV1 v{VERSION})"),
+                });
             }
-            let (frames, valid, problem) = parse_segment(&bytes);
+            let older_segment = bytes[4] == VERSION_V1;
+            if older_segment && older == OlderSegments::Refuse {
+                return Err(VaultError::Corrupt {
+                    path,
+                    what: "a version 1 segment (frames not authenticated) in a vault already at version 2: the file \
+                           was put there after the migration; restore it from a backup"
+                        .into(),
+                });
+            }
+            let sum = if older_segment { Sum::Plain } else { Sum::Keyed(&key) };
+            let (frames, valid, problem) = parse_segment(&bytes, sum);
             if let Some(Problem { what, tail }) = problem {
                 if !last || !tail {
                     return Err(VaultError::Corrupt {
@@ -325,6 +445,23 @@ impl Vault {
                 f.set_len(valid as u64).map_err(io(&path))?;
                 f.sync_all().map_err(io(&path))?;
             }
+            if older_segment {
+                // Same frames, same lengths: the header's version and each frame's tag change.
+                let mut upgraded = bytes[..valid].to_vec();
+                upgraded[4] = VERSION;
+                for (_, _, range) in &frames {
+                    let body = range.start + 4..range.end - 16;
+                    let tag = Sum::Keyed(&key).of(&bytes[body]);
+                    upgraded[range.end - 16..range.end].copy_from_slice(&tag);
+                }
+                write_replacing(&path, &upgraded).map_err(io(&path))?;
+                sync_dir(&dir).map_err(io(&dir))?;
+                tracing::info!(
+                    segment = id,
+                    frames = frames.len(),
+                    "vault segment migrated to authenticated frames (v2)"
+                );
+            }
             for (subject, keys, _) in frames {
                 let e = entries.entry(subject).or_insert_with(|| Entry { keys: keys.clone(), segments: Vec::new() });
                 e.keys = keys;
@@ -338,7 +475,12 @@ impl Vault {
             }
         }
         let next_id = ids.last().map_or(1, |l| l + 1);
-        Ok(Self { dir, state: Mutex::new(State { entries, current, next_id, failed: None }) })
+        Ok(Self {
+            dir,
+            key,
+            secret: secret.clone(),
+            state: Mutex::new(State { entries, current, next_id, failed: None }),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -384,7 +526,7 @@ impl Vault {
         }
         let mut buf = Vec::with_capacity(items.len() * 128);
         for (s, k) in items {
-            encode_frame(s, k, &mut buf);
+            encode_frame(Sum::Keyed(&self.key), s, k, &mut buf);
         }
         if st.current.as_ref().is_none_or(|c| c.len >= SEGMENT_LIMIT) {
             let id = st.next_id;
@@ -488,11 +630,11 @@ impl Vault {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
-            let (frames, valid, problem) = parse_segment(&bytes);
+            let (frames, valid, problem) = parse_segment(&bytes, Sum::Keyed(&self.key));
             // Never rewrite a segment that does not parse whole: the frames after the damage
             // (other subjects' keys) would be left out of the new file.
-            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || problem.is_some() {
-                let what = problem.map_or_else(|| "not a kvitto vault segment (KVV1 v1)".to_string(), |p| p.what);
+            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION || problem.is_some() {
+                let what = problem.map_or_else(|| format!("not a kvitto vault segment (KVV1 v{VERSION})"), |p| p.what);
                 return Err(VaultError::Corrupt {
                     path,
                     what: format!(
@@ -523,12 +665,7 @@ impl Vault {
             if !dropped {
                 continue;
             }
-            let tmp = path.with_extension("tmp");
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
-            set_private(&f).map_err(io)?;
-            f.write_all(&out).map_err(io)?;
-            f.sync_all().map_err(io)?;
-            fs::rename(&tmp, &path).map_err(io)?;
+            write_replacing(&path, &out).map_err(io)?;
             if st.current.as_ref().is_some_and(|c| c.id == id) {
                 let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
                 st.current = Some(Current { id, file, len: out.len() as u64 });
@@ -554,6 +691,120 @@ impl Vault {
             }
         }
         Ok(destroyed.values().filter(|d| **d).count())
+    }
+
+    /// Re-reads every segment from disk and checks each frame: header version 2, the tag
+    /// under the frame key, that the frame's subject is the pseudonym of its controller and
+    /// external reference, and that the keys in use are those of each subject's newest frame.
+    /// Returns the first fault (`None`: all hold). Writers wait while it reads.
+    pub fn check_files(&self) -> Result<Option<FrameFault>, VaultError> {
+        let st = self.lock();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| VaultError::Io { path, source }
+        };
+        let mut ids: Vec<u32> = fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok()?.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        let fault =
+            |id: u32, offset: usize, problem| FrameFault { segment: seg_name(id), offset: offset as u64, problem };
+        let mut newest: HashMap<SubjectId, (SubjectKeys, u32, usize)> = HashMap::new();
+        for id in ids {
+            let path = self.dir.join(seg_name(id));
+            let bytes = fs::read(&path).map_err(io(&path))?;
+            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+                let what = format!("not a kvitto vault segment of version {VERSION} (KVV1, authenticated frames)");
+                return Ok(Some(fault(id, 0, FrameProblem::Header(what))));
+            }
+            let (frames, valid, problem) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            if let Some(p) = problem {
+                return Ok(Some(fault(id, valid, FrameProblem::Damaged(p.what))));
+            }
+            for (subject, keys, range) in frames {
+                let derived = match (Id::new(keys.controller.as_str()), ExternalRef::stored(keys.external_ref.as_str()))
+                {
+                    (Ok(c), Ok(r)) => Some(self.secret.subject_id(&c, &r)),
+                    _ => None,
+                };
+                if derived != Some(subject) {
+                    return Ok(Some(fault(id, range.start, FrameProblem::WrongSubject(subject))));
+                }
+                newest.insert(subject, (keys, id, range.start));
+            }
+        }
+        for (subject, entry) in &st.entries {
+            match newest.remove(subject) {
+                Some((keys, _, _)) if keys == entry.keys => {}
+                Some((_, id, offset)) => return Ok(Some(fault(id, offset, FrameProblem::DiffersFromLoaded(*subject)))),
+                None => {
+                    let id = entry.segments.last().copied().unwrap_or(0);
+                    return Ok(Some(fault(id, 0, FrameProblem::DiffersFromLoaded(*subject))));
+                }
+            }
+        }
+        // Frames on disk of a subject the ledger holds no keys for (erased, yet still there).
+        if let Some((subject, (_, id, offset))) = newest.into_iter().min_by_key(|(_, (_, id, offset))| (*id, *offset)) {
+            return Ok(Some(fault(id, offset, FrameProblem::DiffersFromLoaded(subject))));
+        }
+        Ok(None)
+    }
+
+    /// Tamper tests only: rewrites the external reference in the newest frame of `subject` on
+    /// disk to `to`, the frame tagged under the frame key (`retag`, an insider holding the
+    /// ledger secret) or with the unkeyed checksum of version 1 (anyone else). Returns
+    /// whether the subject had a frame.
+    #[cfg(feature = "tamper")]
+    pub fn tamper_rewrite_reference(&self, subject: &SubjectId, to: &str, retag: bool) -> Result<bool, VaultError> {
+        let _st = self.lock();
+        let mut ids: Vec<u32> = fs::read_dir(&self.dir)
+            .map_err(|source| VaultError::Io { path: self.dir.clone(), source })?
+            .filter_map(|e| {
+                e.ok()?.file_name().into_string().ok()?.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok()
+            })
+            .collect();
+        ids.sort_unstable();
+        for id in ids.into_iter().rev() {
+            let path = self.dir.join(seg_name(id));
+            let io = |source| VaultError::Io { path: path.clone(), source };
+            let bytes = fs::read(&path).map_err(io)?;
+            let (frames, _, _) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            if let Some((s, mut keys, range)) = frames.into_iter().rev().find(|(s, _, _)| s == subject) {
+                keys.external_ref = to.to_string();
+                let mut frame = Vec::new();
+                encode_frame(if retag { Sum::Keyed(&self.key) } else { Sum::Plain }, &s, &keys, &mut frame);
+                fs::write(&path, [&bytes[..range.start], &frame, &bytes[range.end..]].concat()).map_err(io)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Tamper and migration tests only: rewrites every segment as version 1 (unkeyed
+    /// checksums), as a vault written before frames were authenticated. Returns how many.
+    #[cfg(feature = "tamper")]
+    pub fn tamper_write_as_version_1(&self) -> Result<usize, VaultError> {
+        let _st = self.lock();
+        let mut n = 0;
+        for e in fs::read_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })? {
+            let Ok(e) = e else { continue };
+            if !e.file_name().to_str().is_some_and(|n| n.starts_with("seg-") && n.ends_with(".keys")) {
+                continue;
+            }
+            let path = e.path();
+            let io = |source| VaultError::Io { path: path.clone(), source };
+            let bytes = fs::read(&path).map_err(io)?;
+            let (frames, _, _) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            let mut out = [MAGIC.as_slice(), &[VERSION_V1]].concat();
+            for (s, k, _) in &frames {
+                encode_frame(Sum::Plain, s, k, &mut out);
+            }
+            fs::write(&path, out).map_err(io)?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Durably records erasures about to be committed (`erasures.pending`, docs/FORMAT.md
@@ -582,12 +833,7 @@ impl Vault {
         }
         let sum = *blake3::hash(&body).as_bytes();
         body.extend_from_slice(&sum[..16]);
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
-        set_private(&f).map_err(io)?;
-        f.write_all(&body).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
+        write_replacing(&path, &body).map_err(io)?;
         sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })
     }
 
@@ -656,6 +902,17 @@ pub struct PendingErasure {
 
 const PENDING_FILE: &str = "erasures.pending";
 const PENDING_MAGIC: &[u8; 4] = b"KVP1";
+
+/// Writes `bytes` to `path.tmp` (mode 0600), fsyncs it and renames it over `path`. The
+/// caller fsyncs the directory.
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    set_private(&f)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
 
 /// fsync a directory so that entries created or renamed in it survive power loss.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -733,6 +990,12 @@ pub fn open(
 mod tests {
     use super::*;
 
+    const SECRET: LedgerSecret = LedgerSecret([0x42; 32]);
+
+    fn open_vault(dir: &Path) -> Result<Vault, VaultError> {
+        Vault::open(dir, &SECRET, OlderSegments::Refuse)
+    }
+
     fn keys(r: &str, slots: &[(&str, u8)]) -> SubjectKeys {
         SubjectKeys {
             controller: "kalejdo".into(),
@@ -753,11 +1016,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
         {
-            let v = Vault::open(dir.path()).unwrap();
+            let v = open_vault(dir.path()).unwrap();
             v.put_all(&[(a, keys("cust-a", &[("", 1)])), (b, keys("cust-b", &[]))]).unwrap();
             v.put_all(&[(a, keys("cust-a", &[("", 1), ("arendelista", 2)]))]).unwrap();
         }
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.get(&a), Some(keys("cust-a", &[("", 1), ("arendelista", 2)])));
         assert_eq!(v.get(&b), Some(keys("cust-b", &[])));
         assert_eq!(v.len(), 2);
@@ -767,7 +1030,7 @@ mod tests {
     fn erasing_a_subject_removes_its_bytes_from_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         v.put_all(&[(a, keys("cust-erase-me", &[("", 0xaa)])), (b, keys("cust-keep", &[("", 0xbb)]))]).unwrap();
         v.put_all(&[(a, keys("cust-erase-me", &[("", 0xaa), ("kundregister", 0xcc)]))]).unwrap();
         assert!(files_contain(dir.path(), b"cust-erase-me"));
@@ -780,7 +1043,7 @@ mod tests {
         let c = SubjectId([3; 16]);
         v.put_all(&[(c, keys("cust-c", &[]))]).unwrap();
         drop(v);
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.get(&a), None);
         assert_eq!(v.get(&b), Some(keys("cust-keep", &[("", 0xbb)])));
         assert_eq!(v.get(&c), Some(keys("cust-c", &[])));
@@ -791,12 +1054,12 @@ mod tests {
     fn erasing_one_register_keeps_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let a = SubjectId([1; 16]);
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa), ("bokforing", 0xbb)]))]).unwrap();
         assert!(v.erase(&a, Some("kundregister")).unwrap());
         assert!(!files_contain(dir.path(), &[0xaa; 32]));
         drop(v);
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
     }
 
@@ -805,27 +1068,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = SubjectId([1; 16]);
         {
-            let v = Vault::open(dir.path()).unwrap();
+            let v = open_vault(dir.path()).unwrap();
             v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa), ("bokforing", 0xbb)]))]).unwrap();
             // The first step of an erasure: the reduced key set appended; then a crash.
             v.put_all(&[(a, keys("cust-a", &[("bokforing", 0xbb)]))]).unwrap();
         }
         assert!(files_contain(dir.path(), &[0xaa; 32]), "the old frame is still on disk");
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.slot_key(&a, Some("kundregister")), SlotKey::NoSlot);
         assert!(v.erase(&a, Some("kundregister")).unwrap(), "bytes on disk were destroyed");
         assert!(!files_contain(dir.path(), &[0xaa; 32]));
         assert!(files_contain(dir.path(), &[0xbb; 32]));
         assert!(!v.erase(&a, Some("kundregister")).unwrap(), "nothing left to destroy");
         drop(v);
-        assert_eq!(Vault::open(dir.path()).unwrap().get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
+        assert_eq!(open_vault(dir.path()).unwrap().get(&a), Some(keys("cust-a", &[("bokforing", 0xbb)])));
     }
 
     #[test]
     fn many_erasures_at_once_rewrite_each_segment_once_and_keep_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, c) = (SubjectId([1; 16]), SubjectId([2; 16]), SubjectId([3; 16]));
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         v.put_all(&[
             (a, keys("cust-a", &[("kundregister", 0xa1), ("bokforing", 0xa2)])),
             (b, keys("cust-b-gone", &[("kundregister", 0xb1)])),
@@ -847,7 +1110,7 @@ mod tests {
         assert!(!files_contain(dir.path(), b"cust-b-gone"));
         assert!(files_contain(dir.path(), &[0xa2; 32]) && files_contain(dir.path(), &[0xc1; 32]));
         drop(v);
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xa2)])));
         assert_eq!(v.get(&b), None);
         assert_eq!(v.get(&c), Some(keys("cust-c", &[("kundregister", 0xc1)])));
@@ -856,7 +1119,7 @@ mod tests {
     #[test]
     fn pending_erasures_round_trip_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert_eq!(v.pending().unwrap(), vec![]);
         let items = vec![
             PendingErasure { subject: SubjectId([1; 16]), seq: 7, slot: None },
@@ -874,7 +1137,7 @@ mod tests {
         // A temporary file left by a crash is removed on open.
         fs::write(dir.path().join("seg-00000001.tmp"), b"partial").unwrap();
         drop(v);
-        Vault::open(dir.path()).unwrap();
+        open_vault(dir.path()).unwrap();
         assert!(!dir.path().join("seg-00000001.tmp").exists());
     }
 
@@ -882,7 +1145,7 @@ mod tests {
     fn torn_tail_is_cut_but_damage_in_the_middle_refuses() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         v.put_all(&[(a, keys("cust-a", &[]))]).unwrap();
         v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
         drop(v);
@@ -892,25 +1155,25 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 10).unwrap();
         drop(f);
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert!(v.get(&a).is_some());
         assert!(v.get(&b).is_none(), "the torn frame was never acknowledged");
         v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
         drop(v);
-        assert!(Vault::open(dir.path()).unwrap().get(&b).is_some());
+        assert!(open_vault(dir.path()).unwrap().get(&b).is_some());
         // Damage in a segment that is not the newest refuses to open.
         let mut bytes = fs::read(&path).unwrap();
         bytes[HEADER_LEN as usize + 8] ^= 1;
         fs::write(&path, bytes).unwrap();
         fs::write(dir.path().join(seg_name(2)), [MAGIC.as_slice(), &[VERSION]].concat()).unwrap();
-        assert!(matches!(Vault::open(dir.path()), Err(VaultError::Corrupt { .. })));
+        assert!(matches!(open_vault(dir.path()), Err(VaultError::Corrupt { .. })));
     }
 
     #[test]
     fn damaged_frame_in_the_newest_segment_is_not_taken_for_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (SubjectId([1; 16]), SubjectId([2; 16]));
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         v.put_all(&[(a, keys("cust-a", &[("kundregister", 0xaa)]))]).unwrap();
         v.put_all(&[(b, keys("cust-b", &[]))]).unwrap();
         drop(v);
@@ -923,11 +1186,11 @@ mod tests {
             let mut bytes = clean.clone();
             bytes[at] ^= 0x40;
             fs::write(&path, &bytes).unwrap();
-            assert!(matches!(Vault::open(dir.path()), Err(VaultError::Corrupt { .. })), "byte {at}");
+            assert!(matches!(open_vault(dir.path()), Err(VaultError::Corrupt { .. })), "byte {at}");
             assert_eq!(fs::read(&path).unwrap(), bytes, "byte {at}: nothing cut off");
         }
         fs::write(&path, &clean).unwrap();
-        let v = Vault::open(dir.path()).unwrap();
+        let v = open_vault(dir.path()).unwrap();
         assert!(v.get(&a).is_some() && v.get(&b).is_some());
     }
 
@@ -946,5 +1209,103 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert!(open(&key, &s, &id, &bad).is_err());
+    }
+
+    /// A subject as the ledger derives it, with its keys.
+    fn derived(reference: &str, slots: &[(&str, u8)]) -> (SubjectId, SubjectKeys) {
+        let k = keys(reference, slots);
+        let id = SECRET.subject_id(&Id::new("kalejdo").unwrap(), &ExternalRef::new(reference).unwrap());
+        (id, k)
+    }
+
+    /// A version 1 segment (unkeyed checksums) holding `frames`.
+    fn v1_segment(frames: &[(SubjectId, SubjectKeys)]) -> Vec<u8> {
+        let mut out = [MAGIC.as_slice(), &[VERSION_V1]].concat();
+        for (s, k) in frames {
+            encode_frame(Sum::Plain, s, k, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn version_1_segments_are_migrated_once_and_refused_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, ka) = derived("cust-a", &[("", 1)]);
+        let (b, kb) = derived("cust-b", &[("kundregister", 2)]);
+        let old = v1_segment(&[(a, ka.clone()), (b, kb.clone())]);
+        fs::write(dir.path().join(seg_name(1)), &old).unwrap();
+        assert!(
+            matches!(open_vault(dir.path()), Err(VaultError::Corrupt { what, .. }) if what.contains("version 1")),
+            "a vault already at version 2 refuses a version 1 segment"
+        );
+        let v = Vault::open(dir.path(), &SECRET, OlderSegments::Migrate).unwrap();
+        assert_eq!(v.get(&a), Some(ka.clone()));
+        assert_eq!(v.get(&b), Some(kb.clone()));
+        let now = fs::read(dir.path().join(seg_name(1))).unwrap();
+        assert_eq!(now.len(), old.len(), "same frames, same lengths");
+        assert_eq!(now[4], VERSION);
+        assert_ne!(now, old, "tags replace the checksums");
+        assert_eq!(v.check_files().unwrap(), None);
+        v.put_all(&[derived("cust-c", &[])]).unwrap();
+        drop(v);
+        let v = open_vault(dir.path()).unwrap();
+        assert_eq!(v.get(&a), Some(ka));
+        assert_eq!(v.len(), 3);
+        // Another ledger's secret cannot read this vault: every tag fails.
+        let other = Vault::open(dir.path(), &LedgerSecret([7; 32]), OlderSegments::Refuse);
+        assert!(matches!(other, Err(VaultError::Corrupt { what, .. }) if what.contains("authentication failed")));
+    }
+
+    /// Rewrites the external reference of the first frame of segment 1, its tag computed
+    /// with `sum`.
+    fn rewrite_first_reference(dir: &Path, to: &str, sum: Sum<'_>) {
+        let path = dir.join(seg_name(1));
+        let bytes = fs::read(&path).unwrap();
+        let (frames, _, problem) = parse_segment(&bytes, Sum::Keyed(&frame_key(&SECRET)));
+        assert!(problem.is_none());
+        let (subject, mut k, range) = frames.into_iter().next().unwrap();
+        k.external_ref = to.into();
+        let mut frame = Vec::new();
+        encode_frame(sum, &subject, &k, &mut frame);
+        let out = [&bytes[..range.start], &frame, &bytes[range.end..]].concat();
+        fs::write(&path, out).unwrap();
+    }
+
+    #[test]
+    fn check_files_finds_a_rewritten_reference_with_or_without_the_frame_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, ka) = derived("cust-a", &[("", 1)]);
+        let (b, kb) = derived("cust-b", &[]);
+        let v = open_vault(dir.path()).unwrap();
+        v.put_all(&[(a, ka), (b, kb)]).unwrap();
+        assert_eq!(v.check_files().unwrap(), None, "an untouched vault passes");
+
+        // An outsider recomputes the old unkeyed checksum: the tag no longer matches.
+        let pristine = fs::read(dir.path().join(seg_name(1))).unwrap();
+        rewrite_first_reference(dir.path(), "cust-b", Sum::Plain);
+        let fault = v.check_files().unwrap().expect("a rewritten frame is found");
+        assert_eq!((fault.segment.as_str(), fault.offset), ("seg-00000001.keys", HEADER_LEN));
+        assert!(matches!(&fault.problem, FrameProblem::Damaged(w) if w.contains("authentication failed")), "{fault:?}");
+        assert!(matches!(open_vault(dir.path()), Err(VaultError::Corrupt { .. })), "and the vault no longer opens");
+
+        // Someone holding the frame key re-tags it: the pseudonym no longer matches the reference.
+        fs::write(dir.path().join(seg_name(1)), &pristine).unwrap();
+        let key = frame_key(&SECRET);
+        rewrite_first_reference(dir.path(), "cust-b", Sum::Keyed(&key));
+        let fault = v.check_files().unwrap().expect("a re-tagged frame is found");
+        assert_eq!(fault.problem, FrameProblem::WrongSubject(a));
+        assert!(!fault.problem.to_string().contains("cust-"), "the finding names no reference");
+
+        // Keys changed on disk under the running ledger (validly tagged and derived).
+        fs::write(dir.path().join(seg_name(1)), &pristine).unwrap();
+        let mut frame = Vec::new();
+        encode_frame(Sum::Keyed(&key), &a, &keys("cust-a", &[("", 9)]), &mut frame);
+        fs::OpenOptions::new().append(true).open(dir.path().join(seg_name(1))).unwrap().write_all(&frame).unwrap();
+        assert_eq!(v.check_files().unwrap().map(|f| f.problem), Some(FrameProblem::DiffersFromLoaded(a)));
+
+        // A segment put back as version 1.
+        fs::write(dir.path().join(seg_name(1)), v1_segment(&[derived("cust-a", &[("", 1)]), derived("cust-b", &[])]))
+            .unwrap();
+        assert!(matches!(v.check_files().unwrap().map(|f| f.problem), Some(FrameProblem::Header(_))));
     }
 }

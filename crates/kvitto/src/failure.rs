@@ -353,6 +353,16 @@ pub enum FailureReason {
         /// The first part that differs (`consent`, `erasure`, …; `missing`, `not in the log`).
         part: &'static str,
     },
+    /// A key vault file (docs/FORMAT.md §5): a frame's tag, its pseudonym, or the keys in
+    /// use differ from the files.
+    VaultFrame {
+        /// The segment's file name.
+        segment: String,
+        /// Byte offset of the frame in it.
+        offset: u64,
+        /// What is wrong.
+        problem: kvitto_store::vault::FrameProblem,
+    },
     /// sled failed reading the store (its files are damaged).
     DamagedStore(String),
 }
@@ -374,6 +384,7 @@ impl FailureReason {
             Self::KeyMissing { .. } | Self::SealedDetailsDamaged { .. } => "sealed-details",
             Self::ErasureNotCarriedOut { .. } | Self::ProjectionErasures => "erasure",
             Self::Projection { .. } => "projections",
+            Self::VaultFrame { .. } => "vault",
             Self::DamagedStore(_) => "store",
         }
     }
@@ -467,6 +478,10 @@ impl fmt::Display for FailureReason {
                 f,
                 "projections: the state of {owner} that answers queries differs from a fresh fold of the log in \
                  `{part}`; run `kvitto rebuild`"
+            ),
+            Self::VaultFrame { segment, offset, problem } => write!(
+                f,
+                "key vault vault/{segment}, frame at byte {offset}: {problem} — restore the vault directory from a backup"
             ),
             Self::DamagedStore(e) => write!(
                 f,

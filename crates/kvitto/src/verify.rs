@@ -1,6 +1,7 @@
 //! Full verification: re-derive every hash from the stored bytes, check both chains, the
 //! stored back-links, the head, and the derived indexes. Trusts no stored hash.
 
+use crate::StorageError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -104,9 +105,27 @@ pub(crate) fn verify_store<'p>(
             }
             let _ = itx.send(batch);
         });
+        // A fourth re-reads the key vault's files (tags, pseudonyms, keys in use).
+        let frames = s.spawn(|| store.vault().check_files());
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
-        check_stream(store, origin, watermark, erasures, live, held, progress, records, index)
+        let mut report = check_stream(store, origin, watermark, erasures, live, held, progress, records, index)?;
+        let fault = frames
+            .join()
+            .map_err(|_| VerifyError::Storage(StorageError::Internal("the vault check panicked".into())))?
+            .map_err(|e| VerifyError::Storage(e.into()))?;
+        if report.failure.is_none()
+            && let Some(kvitto_store::vault::FrameFault { segment, offset, problem }) = fault
+        {
+            report.failure = Some(VerifyFailure::ledger(FailureReason::VaultFrame { segment, offset, problem }));
+        }
+        tracing::info!(
+            events = report.count,
+            ok = report.is_ok(),
+            duration_ms = report.duration.as_millis() as u64,
+            "verify finished"
+        );
+        Ok(report)
     })
 }
 
@@ -501,7 +520,6 @@ fn check_stream<'p>(
         &cv,
         held_failure.or(failure).or(checkpoint_failure).or(map_failure).or(vault_failure).or(index_failure),
     );
-    tracing::info!(events = r.count, ok = r.is_ok(), duration_ms = r.duration.as_millis() as u64, "verify finished");
     Ok(r)
 }
 
