@@ -26,6 +26,10 @@ bench:
 compare *ARGS:
     cargo run --release -p kvitto-bench --locked -- compare {{ARGS}}
 
+# Peak memory of large appends (30k/100k/300k events; BATCH events per commit group)
+append-memory BATCH="10000" *SIZES:
+    scripts/append-memory {{BATCH}} {{SIZES}}
+
 # Kill-and-recover loop against the real writer (100 cycles takes ~2 minutes)
 crash-loop CYCLES="100":
     KVITTO_CRASH_CYCLES={{CYCLES}} cargo test --release -p kvitto-integration --test crash --locked -- --nocapture

@@ -21,7 +21,8 @@ Exit codes:
   0  ok
   1  verification failed (verify); processing denied (may-process)
   2  bad input or usage (nothing was written)
-  3  storage or I/O error";
+  3  storage or I/O error
+  4  append: earlier batches were appended (their receipts printed), a later one was refused";
 
 /// kvitto — a tamper-evident ledger of what a company does with each customer's personal data.
 #[derive(Parser, Debug)]
@@ -29,7 +30,7 @@ Exit codes:
 "Examples:
   kvitto demo                                   build and explore a demo ledger
   kvitto --ledger ./ledger init --origin example.com/ledger
-  kvitto --ledger ./ledger append events.jsonl  append JSON Lines (all or nothing)
+  kvitto --ledger ./ledger append events.jsonl  append JSON Lines (checked first; ≤ 10,000 events all or nothing)
   echo '{\"type\":\"consent_given\",\"controller\":\"kalejdo\",\"subject\":\"cust-1\",\"purpose\":\"marketing\"}' | kvitto append -
   kvitto history --controller kalejdo --subject cust-1
   kvitto log --from 0 --limit 20 --json
@@ -43,7 +44,8 @@ Exit codes:
   0  ok
   1  verification failed (verify); processing denied (may-process)
   2  bad input or usage (nothing was written)
-  3  storage or I/O error"))]
+  3  storage or I/O error
+  4  append: earlier batches were appended (their receipts printed), a later one was refused"))]
 struct Cli {
     /// Ledger directory [default: $KVITTO_LEDGER, else ./kvitto-ledger]
     #[arg(long, global = true, env = "KVITTO_LEDGER", value_name = "DIR")]
@@ -62,14 +64,26 @@ enum Command {
         #[arg(long)]
         origin: String,
     },
-    /// Append events from a JSON object or JSON Lines (file or '-' for stdin); all or nothing
-    #[command(after_help = "Prints one receipt per event: {\"seq\":…,\"hash\":…,\"event_id\":…,\"recorded_at\":…}\n\
-If any line is invalid, prints `line N: field F: what is wrong`, appends nothing and exits 2.\n\n\
-Example:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl")]
+    /// Append events from a JSON object or JSON Lines (file or '-' for stdin)
+    #[command(after_help = "Prints one receipt per event: {\"seq\":…,\"hash\":…,\"event_id\":…,\"recorded_at\":…}\n\n\
+The whole input is checked first: if any line is invalid (or an event_id repeats with other\n\
+content), prints `line N: field F: what is wrong`, appends nothing and exits 2.\n\n\
+What is atomic: each batch of --batch-size events (default 10000) is one commit, all or nothing.\n\
+An input of at most one batch is therefore all or nothing. A larger one is appended batch by\n\
+batch, so memory stays bounded; if the ledger refuses a later batch (e.g. an event_id already\n\
+used by another event, an erasure under a legal hold), the receipts of the earlier batches stand,\n\
+the error names the first line not appended, and kvitto exits 4. Appending the same input again\n\
+then is safe for lines that carry an event_id: recorded events answer with their receipts.\n\
+One invocation reads at most 1 GiB of input.\n\n\
+Examples:\n  kvitto append events.jsonl\n  kvitto append - < events.jsonl\n  \
+kvitto append --batch-size 1000000 big.jsonl   one commit for up to a million events (needs ~7 KB of memory per event)")]
     Append {
         /// Input file, or '-' for stdin
         #[arg(default_value = "-")]
         file: PathBuf,
+        /// Events per commit group (each all or nothing)
+        #[arg(long, default_value_t = append::DEFAULT_BATCH, value_name = "N")]
+        batch_size: usize,
     },
     /// List events in seq order
     #[command(after_help = "Example:\n  kvitto log --from 100 --limit 20\n  kvitto log --json | jq .type")]
@@ -537,6 +551,10 @@ impl Failure {
     pub fn storage(message: impl Into<String>) -> Self {
         Self { code: 3, message: message.into() }
     }
+    /// Part of the input was appended (earlier batches), the rest refused.
+    pub fn partial(message: impl Into<String>) -> Self {
+        Self { code: 4, message: message.into() }
+    }
 }
 
 impl From<OpenError> for Failure {
@@ -582,7 +600,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             say!("created ledger {} (origin {origin})", dir.display());
             Ok(())
         }
-        Command::Append { file } => append::run(&dir, &file).await,
+        Command::Append { file, batch_size } => append::run(&dir, &file, batch_size).await,
         Command::Log { from, limit, json } => {
             let ledger = open(&dir).await?;
             let events =
