@@ -304,8 +304,10 @@ fn refused(e: AppendError, lines: &[usize], progress: Progress) -> Failure {
             print_receipts(&receipts);
             Failure::storage(format!(
                 "the {} events of this batch are recorded (receipts above), but destroying the erased keys failed: \
-                 {why}; reopen the ledger to finish the erasure",
-                receipts.len()
+                 {why}; reopen the ledger to finish the erasure. Appending stopped there: no line after line {} \
+                 was appended",
+                receipts.len(),
+                lines.last().copied().unwrap_or(0)
             ))
         }
         AppendError::OutcomeUnknown { why, event_ids } => {

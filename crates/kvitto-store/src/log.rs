@@ -176,9 +176,10 @@ impl Drop for Store {
 /// Entries of one derived-data update, written to sled in parts of [`Parts::SIZE`] entries
 /// with the watermark in the last part. sled keeps every node version a batch replaces until
 /// the batch ends, so one batch of 10,000 new subjects' states and ids held about 10 KB per
-/// entry, and was slow besides (measured; docs/PERFORMANCE.md, "Memory of a large append"). Derived data may run ahead of its watermark — the catch-up on open
-/// rewrites the same entries — so the parts need not be atomic together; the watermark,
-/// written last, never names entries that are not there.
+/// entry, and was slow besides (measured; docs/PERFORMANCE.md, "Memory of a large append").
+/// Derived data may run ahead of its watermark — the catch-up on open rewrites the same
+/// entries — so the parts need not be atomic together; the watermark, written last, never
+/// names entries that are not there.
 struct Parts<'a> {
     tree: &'a sled::Tree,
     batch: sled::Batch,
