@@ -156,8 +156,8 @@ pub(crate) async fn access_report(
         say!("  none recorded");
     }
     for x in &r.recipients {
-        let country = x.country.map(|c| c.to_string()).unwrap_or_else(|| "?".into());
-        let third = if x.third_country {
+        let country = x.country.map_or_else(|| "country unknown".to_string(), |c| c.to_string());
+        let third = if x.third_country == Some(true) {
             format!(
                 " — third country, safeguard: {}",
                 x.transfer_mechanism.map_or("NONE DECLARED".to_string(), |m| m.to_string())
@@ -261,7 +261,7 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, jso
                 d.name,
                 d.country,
                 d.role,
-                if x.third_country {
+                if x.third_country == Some(true) {
                     format!(
                         " third country, safeguard: {}",
                         d.transfer_mechanism.map_or("NONE DECLARED".into(), |m| m.to_string())
@@ -270,7 +270,7 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, jso
                     String::new()
                 }
             ),
-            None => "NOT REGISTERED".into(),
+            None => "NOT REGISTERED (country unknown: whether the data left the EEA cannot be told)".into(),
         };
         say!("  {:<22} {decl}", x.processor);
         for (purpose, cats) in &x.received {

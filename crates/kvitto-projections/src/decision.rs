@@ -232,8 +232,23 @@ fn deny(reason: String, seq: Option<u64>) -> Decision {
 }
 
 fn decide(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> Decision {
-    // 1. The purpose must be declared.
+    let restricted = s.restriction.latest(q).and_then(|(st, r)| r.then_some(*st));
+    // 1. The purpose must be declared — except storage while restricted (Art 18(2)), which is
+    //    answerable whether or not the controller declared a purpose named `storage`.
     let Some((decl_at, decl)) = c.purposes.get(purpose).and_then(|t| t.latest(q)) else {
+        if let (Some(st), true) = (restricted, purpose.as_str() == STORAGE_PURPOSE) {
+            let erased_all = s.erasure.visible(q).rfind(|(_, reg)| reg.is_none()).map(|(st, _)| *st);
+            if let Some(e) = erased_all
+                && !s.collected.visible(q).any(|(c_at, _)| (c_at.occurred, c_at.seq) > (e.occurred, e.seq))
+            {
+                return deny("all of the subject's data was erased: nothing is left to store".into(), Some(e.seq));
+            }
+            return Decision {
+                allowed: true,
+                reason: "storage of restricted data (Art 18(2)); no purpose named storage is declared".into(),
+                seq: Some(st.seq),
+            };
+        }
         return deny(format!("purpose {purpose} is not declared by {}", s.controller), None);
     };
     // 2. Erasure of everything, or of the purpose's register, ends processing — unless data
@@ -287,7 +302,7 @@ fn decide(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> Deci
         }
     }
     // 4. While restricted (Art 18), only storage is allowed.
-    if let Some((st, true)) = s.restriction.latest(q).map(|(st, r)| (*st, *r)) {
+    if let Some(st) = restricted {
         if purpose.as_str() != STORAGE_PURPOSE {
             return deny("processing is restricted (Art 18): only storage is allowed".into(), Some(st.seq));
         }
@@ -319,8 +334,37 @@ fn decide(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> Deci
                 seq: Some(decl_at.seq),
             },
         },
-        basis => {
-            Decision { allowed: true, reason: format!("{basis} (declared for {purpose})"), seq: Some(decl_at.seq) }
-        }
+        // A recorded objection or opt-out of the purpose is honoured on contract and public
+        // task too (consent and may-process agree); a legal obligation or someone's vital
+        // interests are not something the subject can opt out of (docs/DECISIONS.md).
+        basis @ (LegalBasis::LegalObligation | LegalBasis::VitalInterests) => match latest {
+            Some((st, ConsentMark::Objected | ConsentMark::Withdrawn, via)) => Decision {
+                allowed: true,
+                reason: format!(
+                    "{basis} (declared for {purpose}); the subject's objection to {} does not override it",
+                    via.unwrap_or(purpose)
+                ),
+                seq: Some(st.seq),
+            },
+            _ => {
+                Decision { allowed: true, reason: format!("{basis} (declared for {purpose})"), seq: Some(decl_at.seq) }
+            }
+        },
+        basis => match latest {
+            Some((st, ConsentMark::Objected, via)) => deny(
+                format!(
+                    "the subject objected to {} ({basis} does not override a recorded objection)",
+                    via.unwrap_or(purpose)
+                ),
+                Some(st.seq),
+            ),
+            Some((st, ConsentMark::Withdrawn, _)) => deny(
+                format!("the subject opted out of {purpose} ({basis} does not override a recorded opt-out)"),
+                Some(st.seq),
+            ),
+            _ => {
+                Decision { allowed: true, reason: format!("{basis} (declared for {purpose})"), seq: Some(decl_at.seq) }
+            }
+        },
     }
 }

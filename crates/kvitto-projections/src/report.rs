@@ -99,8 +99,9 @@ pub struct AccessRecipient {
     pub country: Option<CountryCode>,
     /// Role.
     pub role: Option<Role>,
-    /// Outside the EEA (a third country, Art 15(2)).
-    pub third_country: bool,
+    /// Outside the EEA (a third country, Art 15(2)); `None` when the recipient was never
+    /// registered, so its country is unknown — not taken for "inside the EEA".
+    pub third_country: Option<bool>,
     /// Safeguard for the transfer.
     pub transfer_mechanism: Option<TransferMechanism>,
     /// Categories received.
@@ -192,8 +193,8 @@ pub struct RecordRecipient {
     pub processor: Id,
     /// Declaration (absent: data went to an unregistered recipient — an audit finding).
     pub declared: Option<ProcessorDecl>,
-    /// Outside the EEA.
-    pub third_country: bool,
+    /// Outside the EEA; `None` for a recipient never registered (country unknown).
+    pub third_country: Option<bool>,
     /// Outside the EEA without a declared transfer mechanism.
     pub missing_safeguard: bool,
     /// Categories actually received, per purpose.
@@ -308,7 +309,7 @@ impl Projections {
                     name: d.map(|d| d.name.to_string()),
                     country: d.map(|d| d.country),
                     role: d.map(|d| d.role),
-                    third_country: d.is_some_and(|d| !d.country.in_eea()),
+                    third_country: d.map(|d| !d.country.in_eea()),
                     transfer_mechanism: d.and_then(|d| d.transfer_mechanism),
                     categories: BTreeSet::new(),
                     purposes: BTreeSet::new(),
@@ -430,7 +431,7 @@ impl Projections {
                     RecordRecipient {
                         processor: id.clone(),
                         declared: Some(d.clone()),
-                        third_country: !d.country.in_eea(),
+                        third_country: Some(!d.country.in_eea()),
                         missing_safeguard: !d.country.in_eea() && d.transfer_mechanism.is_none(),
                         received: BTreeMap::new(),
                     },
@@ -446,7 +447,7 @@ impl Projections {
                     let r = recipients.entry(proc_.clone()).or_insert_with(|| RecordRecipient {
                         processor: proc_.clone(),
                         declared: None,
-                        third_country: false,
+                        third_country: None,
                         missing_safeguard: false,
                         received: BTreeMap::new(),
                     });

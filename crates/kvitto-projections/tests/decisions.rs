@@ -124,6 +124,71 @@ fn restriction_denies_everything_but_storage_until_lifted() {
 }
 
 #[test]
+fn seed_004_an_opt_out_of_service_messages_on_contract_is_honoured_and_consent_agrees() {
+    // Given Kazoom sends service messages on the contract (seed 004 g) and keeps bookkeeping
+    // under Bogføringsloven
+    let mut s = Script::default();
+    let decl = s.declare("kazoom", "service-messages", LegalBasis::Contract, "kunderegister");
+    s.declare("kazoom", "bookkeeping", LegalBasis::LegalObligation, "regnskab");
+    let c = subject(20);
+    s.collect("kazoom", c, "kunderegister", "service-messages", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s);
+    let d = may(&p, "kazoom", c, "service-messages", "2026-01-02");
+    assert_eq!((d.allowed, d.seq), (true, Some(decl)));
+    // When the customer opts out of service messages
+    let o = s.object("kazoom", c, "service-messages", "2026-02-01");
+    let p = given(&s);
+    // Then may-process denies them, decided by the opt-out, as `consent` says `objected`
+    let d = may(&p, "kazoom", c, "service-messages", "2026-02-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(o)), "{}", d.reason);
+    assert!(d.reason.contains("objected to service-messages") && d.reason.contains("contract"), "{}", d.reason);
+    let answers = p.consent(&id("kazoom"), &c, Some(&id("service-messages")), &AsOf::at(t("2026-02-02"))).unwrap();
+    assert_eq!(answers.iter().map(|a| (a.state, a.seq)).collect::<Vec<_>>(), [(ConsentState::Objected, Some(o))]);
+    // and before the opt-out the contract allowed them
+    assert!(may(&p, "kazoom", c, "service-messages", "2026-01-31").allowed);
+    // An opt-out recorded as a withdrawal is honoured the same way
+    let w = s.withdraw("kazoom", c, "service-messages", "2026-03-01");
+    let d = may(&given(&s), "kazoom", c, "service-messages", "2026-03-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(w)));
+    assert!(d.reason.contains("opted out"), "{}", d.reason);
+    // But an objection does not stop what a legal obligation requires; the answer says so
+    let b = s.object("kazoom", c, "bookkeeping", "2026-04-01");
+    let d = may(&given(&s), "kazoom", c, "bookkeeping", "2026-04-02");
+    assert_eq!((d.allowed, d.seq), (true, Some(b)));
+    assert!(d.reason.contains("does not override it"), "{}", d.reason);
+}
+
+#[test]
+fn seed_002_storage_during_restriction_is_answerable_without_a_declared_storage_purpose() {
+    // Given Select Telecom declares service delivery but no purpose named `storage` (seed 002)
+    let mut s = Script::default();
+    s.declare("select-telecom", "service-delivery", LegalBasis::Contract, "kunddata");
+    let c = subject(21);
+    s.collect("select-telecom", c, "kunddata", "service-delivery", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let p = given(&s);
+    // Then outside a restriction `storage` is an undeclared purpose like any other
+    let d = may(&p, "select-telecom", c, "storage", "2026-01-15");
+    assert!(!d.allowed && d.reason.contains("not declared"), "{}", d.reason);
+    // When the customer contests accuracy and processing is restricted (Art 18)
+    let r = s.subject_event(
+        "select-telecom",
+        c,
+        "2026-02-01",
+        EventKind::ProcessingRestricted { reason: Text::new("accuracy contested").unwrap() },
+    );
+    let p = given(&s);
+    // Then storage is allowed, decided by the restriction (Art 18(2)), everything else denied
+    let d = may(&p, "select-telecom", c, "storage", "2026-02-15");
+    assert_eq!((d.allowed, d.seq), (true, Some(r)), "{}", d.reason);
+    assert!(d.reason.contains("Art 18(2)"), "{}", d.reason);
+    assert!(!may(&p, "select-telecom", c, "service-delivery", "2026-02-15").allowed);
+    // and once everything is erased there is nothing left to store
+    let e = s.erase("select-telecom", c, None, "2026-03-01");
+    let d = may(&given(&s), "select-telecom", c, "storage", "2026-03-02");
+    assert_eq!((d.allowed, d.seq), (false, Some(e)), "{}", d.reason);
+}
+
+#[test]
 fn seed_000_erasing_one_register_keeps_bookkeeping() {
     let mut s = Script::default();
     s.declare("kalejdo", "service-delivery", LegalBasis::Contract, "kundregister");
@@ -323,7 +388,7 @@ fn requests_deadlines_and_reports() {
     let support = r.purposes.iter().find(|x| x.purpose == id("customer-support")).unwrap();
     assert!(support.seqs.contains(&col) && support.seqs.contains(&sh));
     let us = r.recipients.iter().find(|x| x.processor == id("us-crm")).unwrap();
-    assert!(us.third_country && us.transfer_mechanism.is_none());
+    assert!(us.third_country == Some(true) && us.transfer_mechanism.is_none());
     let fw = r.recipients.iter().find(|x| x.processor == id("freshworks")).unwrap();
     assert_eq!(fw.transfer_mechanism, Some(TransferMechanism::Adequacy));
     let ret = r.retention.iter().find(|x| x.register == id("arendelista")).unwrap();
@@ -460,4 +525,35 @@ fn erasure_of_a_register_denies_its_purposes_whatever_the_basis() {
         assert_eq!((d.allowed, d.seq), (false, Some(all)), "{purpose}");
     }
     assert!(may(&p, "kalejdo", c, "bookkeeping", "2027-02-02").reason.contains("all of the subject's data was erased"));
+}
+
+#[test]
+fn a_share_with_a_recipient_never_registered_has_an_unknown_country_not_an_eea_one() {
+    // Given a controller that shares contact data with a processor it never registered
+    let mut s = Script::default();
+    s.declare("kalejdo", "customer-support", LegalBasis::Contract, "arendelista");
+    let c = subject(22);
+    s.collect("kalejdo", c, "arendelista", "customer-support", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let sh = s.subject_event(
+        "kalejdo",
+        c,
+        "2026-01-05",
+        EventKind::DataShared {
+            processor: id("mystery-cloud"),
+            categories: cats(&["contact"]),
+            purpose: id("customer-support"),
+        },
+    );
+    let p = given(&s);
+    let q = AsOf::at(t("2026-02-01"));
+    // Then the access report does not claim the data stayed inside the EEA
+    let r = p.access_report(&id("kalejdo"), &c, &q).unwrap();
+    let x = r.recipients.iter().find(|x| x.processor == id("mystery-cloud")).unwrap();
+    assert_eq!((x.name.as_deref(), x.country, x.third_country, x.seqs.as_slice()), (None, None, None, &[sh][..]));
+    let json = serde_json::to_value(x).unwrap();
+    assert!(json["third_country"].is_null(), "{json}");
+    // and neither does the Art 30 record
+    let rec = p.processing_report(&id("kalejdo"), &q).unwrap();
+    let x = rec.recipients.iter().find(|x| x.processor == id("mystery-cloud")).unwrap();
+    assert_eq!((x.declared.is_none(), x.third_country), (true, None));
 }
