@@ -235,25 +235,26 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             crate::query::print_consent(&answers, &q);
         }
         let d = dir.display();
+        let k = invocation();
         crate::say!(
             "\nexplore further:\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} history --controller {ctl} --subject {r} --json\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} log --from 0 --limit 40\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} verify\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} consent --controller {ctl} --subject {r} --at 2025-01-01\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} may-process --controller {ctl} --subject {r} --purpose {mp}\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} report access --controller {ctl} --subject {r}\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} report processing --controller {ctl}\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} key > {d}/verifier.key\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} export --controller {ctl} --subject {r} --out {d}/bundle.json\n  \
-             cargo run --release -p kvitto-cli -- verify-bundle {d}/bundle.json --key-file {d}/verifier.key\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} publish --dir {d}/tiles\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} prove inclusion --seq 7 --format tlog-proof > {d}/e7.tlog-proof\n  \
-             cargo run --release -p kvitto-cli -- verify-proof {d}/e7.tlog-proof --key-file {d}/verifier.key\n  \
-             cargo run --release -p kvitto-cli -- --ledger {d} prove consistency --from 1000\n  \
+             {k} --ledger {d} history --controller {ctl} --subject {r} --json\n  \
+             {k} --ledger {d} log --from 0 --limit 40\n  \
+             {k} --ledger {d} verify\n  \
+             {k} --ledger {d} consent --controller {ctl} --subject {r} --at 2025-01-01\n  \
+             {k} --ledger {d} may-process --controller {ctl} --subject {r} --purpose {mp}\n  \
+             {k} --ledger {d} report access --controller {ctl} --subject {r}\n  \
+             {k} --ledger {d} report processing --controller {ctl}\n  \
+             {k} --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
+             {k} --ledger {d} key > {d}/verifier.key\n  \
+             {k} --ledger {d} export --controller {ctl} --subject {r} --out {d}/bundle.json\n  \
+             {k} verify-bundle {d}/bundle.json --key-file {d}/verifier.key\n  \
+             {k} --ledger {d} publish --dir {d}/tiles\n  \
+             {k} --ledger {d} prove inclusion --seq 7 --format tlog-proof > {d}/e7.tlog-proof\n  \
+             {k} verify-proof {d}/e7.tlog-proof --key-file {d}/verifier.key\n  \
+             {k} --ledger {d} prove consistency --from 1000\n  \
              echo '{{\"type\":\"consent_withdrawn\",\"controller\":\"{ctl}\",\"subject\":\"{r}\",\"purpose\":\"marketing\"}}' | \
-             cargo run --release -p kvitto-cli -- --ledger {d} append -",
+             {k} --ledger {d} append -",
             ctl = c.controller,
             r = c.external_ref,
             mp = c
@@ -302,5 +303,21 @@ impl DemoWitness {
             let _ = t.join();
         }
         self
+    }
+}
+
+/// How to run this kvitto again, for the demo's "explore further" lines: the `cargo run` form
+/// when cargo started it (`cargo run` sets `CARGO` and the package name), else the path of the
+/// binary that is running (quoted when it holds spaces), else plain `kvitto`.
+fn invocation() -> String {
+    if std::env::var_os("CARGO").is_some() && std::env::var("CARGO_PKG_NAME").is_ok_and(|p| p == "kvitto-cli") {
+        return "cargo run --release -p kvitto-cli --".into();
+    }
+    match std::env::current_exe() {
+        Ok(p) => {
+            let p = p.display().to_string();
+            if p.contains([' ', '\'', '"']) { format!("'{}'", p.replace('\'', "'\\''")) } else { p }
+        }
+        Err(_) => "kvitto".into(),
     }
 }

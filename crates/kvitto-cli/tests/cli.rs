@@ -197,6 +197,8 @@ fn demo_runs_verifies_and_shows_a_history() {
     let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
         .args(["demo", "--customers", "60", "--seed", "5", "--dir"])
         .arg(&dir)
+        .env_remove("CARGO")
+        .env_remove("CARGO_PKG_NAME")
         .output()
         .unwrap();
     let out = text(&o.stdout);
@@ -204,13 +206,20 @@ fn demo_runs_verifies_and_shows_a_history() {
     assert!(out.contains("verify: ok:"), "{out}");
     assert!(out.contains("history of customer"), "{out}");
     assert!(out.contains("explore further"), "{out}");
-    // A second run replaces the earlier demo; a foreign directory is refused.
+    // The lines to explore further name the binary that ran, not a cargo command.
+    assert!(out.contains(&format!("\n  {} --ledger ", env!("CARGO_BIN_EXE_kvitto"))), "{out}");
+    assert!(!out.contains("cargo run"), "{out}");
+    // A second run replaces the earlier demo; a foreign directory is refused. Run by cargo,
+    // it shows the cargo form.
     let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
         .args(["demo", "--customers", "5", "--dir"])
         .arg(&dir)
+        .env("CARGO", "cargo")
+        .env("CARGO_PKG_NAME", "kvitto-cli")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).contains("\n  cargo run --release -p kvitto-cli -- --ledger "), "{}", text(&o.stdout));
     // A demo ledger another process has open (its sled lock held) is not deleted.
     let db = std::fs::File::open(dir.join("store").join("db")).unwrap();
     fs2::FileExt::try_lock_exclusive(&db).unwrap();
