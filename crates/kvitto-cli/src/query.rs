@@ -131,14 +131,7 @@ pub(crate) async fn access_report(
     say!("as of {} (known at {})", r.at, r.known_at);
     say!("\n(a) purposes");
     for p in &r.purposes {
-        let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
-        let consent = p.consent.map(|c| format!("; consent {}", c.as_str())).unwrap_or_default();
-        say!(
-            "  {:<22} {bases}{consent} — {}  [seqs {}]",
-            p.purpose,
-            p.description.as_deref().unwrap_or("(not declared)"),
-            seqs(&p.seqs)
-        );
+        say!("  {}  [seqs {}]", purpose_line(p, controller), seqs(&p.seqs));
     }
     say!("\n(b) categories of personal data, (g) their sources");
     for c in &r.categories {
@@ -330,4 +323,25 @@ pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
         r.persist
     );
     Ok(())
+}
+
+/// One Art 15(1)(a) line: the purpose, its bases, what the subject said about it — labelled by
+/// the basis (a consent state for consent purposes; an objection or opt-out otherwise) — and
+/// its declaration, or why it is listed although never declared.
+fn purpose_line(p: &kvitto::AccessPurpose, controller: &str) -> String {
+    use kvitto::ConsentState;
+    let consent_only = p.legal_bases.iter().all(|b| *b == kvitto_core::LegalBasis::Consent);
+    let said = match p.consent {
+        None | Some(ConsentState::None) => String::new(),
+        Some(state) if consent_only && !p.legal_bases.is_empty() => format!("; consent {}", state.as_str()),
+        Some(ConsentState::Objected) => "; the subject objected (Art 21)".into(),
+        Some(ConsentState::Withdrawn) => "; the subject opted out".into(),
+        Some(state) => format!("; consent {}", state.as_str()),
+    };
+    let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+    match (&p.description, p.processed) {
+        (Some(d), _) => format!("{:<22} {bases}{said} — {d}", p.purpose),
+        (None, true) => format!("{:<22} {bases}{said} — NOT DECLARED by {controller}, yet processed", p.purpose),
+        (None, false) => format!("{:<22} not declared by {controller} and nothing processed for it{said}", p.purpose,),
+    }
 }

@@ -776,3 +776,36 @@ fn a_file_larger_than_a_mebibyte_is_streamed_with_the_same_rules() {
     }
     assert!(state(&ledger).starts_with("ok: 12003 events"));
 }
+
+#[test]
+fn access_report_labels_purposes_by_their_basis_and_names_undeclared_objections() {
+    let (_d, ledger) = new_ledger();
+    let input = concat!(
+        r#"{"type":"purpose_declared","controller":"kalejdo","purpose":"marketing","description":"Nyhetsbrev","legal_basis":"legitimate_interests","register":"kundregister"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kalejdo","purpose":"offers","description":"Erbjudanden","legal_basis":"consent","register":"kundregister"}"#,
+        "\n",
+        r#"{"type":"data_collected","controller":"kalejdo","subject":"c-1","register":"kundregister","categories":["contact"],"purpose":"marketing","legal_basis":"legitimate_interests","source":"subject"}"#,
+        "\n",
+        r#"{"type":"consent_given","controller":"kalejdo","subject":"c-1","purpose":"offers"}"#,
+        "\n",
+        r#"{"type":"objection_recorded","controller":"kalejdo","subject":"c-1","purpose":"marketing"}"#,
+        "\n",
+        r#"{"type":"objection_recorded","controller":"kalejdo","subject":"c-1","purpose":"profiling"}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["report", "access", "--controller", "kalejdo", "--subject", "c-1"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let line = |p: &str| out.lines().find(|l| l.trim_start().starts_with(&format!("{p} "))).unwrap_or_default();
+    assert!(line("marketing").contains("legitimate_interests; the subject objected (Art 21) — Nyhetsbrev"), "{out}");
+    assert!(!line("marketing").contains("consent"), "{out}");
+    assert!(line("offers").contains("consent; consent granted — Erbjudanden"), "{out}");
+    assert!(
+        line("profiling").contains("not declared by kalejdo and nothing processed for it; the subject objected"),
+        "{out}"
+    );
+    assert!(out.contains("(h) automated decision-making / profiling: none recorded"), "{out}");
+}

@@ -23,7 +23,7 @@ use kvitto_core::{Event, Id, SubjectId, SubjectMap};
 
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
 pub use erasure::ErasureBlocker;
-pub use report::{AccessReport, ProcessingReport, RequestStatus, add_period};
+pub use report::{AccessPurpose, AccessReport, ProcessingReport, RequestStatus, add_period};
 pub use requests::{RequestListItem, request_step_problem};
 pub use retention::{DeferredBy, OVERDUE_AFTER_SECONDS, PlanItem, PlanRule, PlanStatus, RetentionCandidate};
 pub use state::{

@@ -69,6 +69,11 @@ pub struct AccessPurpose {
     pub legal_bases: BTreeSet<LegalBasis>,
     /// Consent state, for purposes with consent marks.
     pub consent: Option<ConsentState>,
+    /// Declared by the controller (as of the report).
+    pub declared: bool,
+    /// Data was collected or shared for it. A purpose neither declared nor processed is only
+    /// named by a consent mark (e.g. an objection to a purpose the controller never had).
+    pub processed: bool,
     /// Events behind the line.
     pub seqs: Vec<u64>,
 }
@@ -261,7 +266,12 @@ impl Projections {
     pub fn access_report(&self, controller: &Id, subject: &SubjectId, q: &AsOf) -> Result<AccessReport, QueryError> {
         let (c, s) = self.subject(controller, subject)?;
         let mut purposes: BTreeMap<Id, AccessPurpose> = BTreeMap::new();
-        let purpose_line = |purposes: &mut BTreeMap<Id, AccessPurpose>, p: &Id, seq: u64, basis: Option<LegalBasis>| {
+        // `processed`: the line comes from a collection or share (not only a consent mark).
+        let purpose_line = |purposes: &mut BTreeMap<Id, AccessPurpose>,
+                            p: &Id,
+                            seq: u64,
+                            basis: Option<LegalBasis>,
+                            processed: bool| {
             let line = purposes.entry(p.clone()).or_insert_with(|| {
                 let decl = c.purposes.get(p).and_then(|t| t.latest(q)).map(|(_, d)| d);
                 AccessPurpose {
@@ -269,10 +279,13 @@ impl Projections {
                     description: decl.map(|d| d.description.to_string()),
                     legal_bases: decl.map(|d| d.legal_basis).into_iter().collect(),
                     consent: None,
+                    declared: decl.is_some(),
+                    processed: false,
                     seqs: Vec::new(),
                 }
             });
             line.legal_bases.extend(basis);
+            line.processed |= processed;
             line.seqs.push(seq);
         };
         let mut categories: BTreeMap<Id, AccessCategory> = BTreeMap::new();
@@ -281,7 +294,7 @@ impl Projections {
             s.erasure.visible(q).any(|(e, r)| e.seq > seq && r.as_ref().is_none_or(|r| r == register))
         };
         for (st, col) in s.collected.visible(q) {
-            purpose_line(&mut purposes, &col.purpose, st.seq, Some(col.legal_basis));
+            purpose_line(&mut purposes, &col.purpose, st.seq, Some(col.legal_basis), true);
             if erased_by(st.seq, &col.register) {
                 continue;
             }
@@ -301,7 +314,7 @@ impl Projections {
         }
         let mut recipients: BTreeMap<Id, AccessRecipient> = BTreeMap::new();
         for (st, sh) in s.shared.visible(q) {
-            purpose_line(&mut purposes, &sh.purpose, st.seq, None);
+            purpose_line(&mut purposes, &sh.purpose, st.seq, None, true);
             let line = recipients.entry(sh.processor.clone()).or_insert_with(|| {
                 let d = latest_decl(c, &sh.processor, q);
                 AccessRecipient {
@@ -323,7 +336,7 @@ impl Projections {
         let consent: Vec<ConsentAnswer> = self.consent(controller, subject, None, q)?;
         for a in &consent {
             if let Some(seq) = a.seq {
-                purpose_line(&mut purposes, &a.purpose, seq, None);
+                purpose_line(&mut purposes, &a.purpose, seq, None, false);
                 if let Some(line) = purposes.get_mut(&a.purpose) {
                     line.consent = Some(a.state);
                 }
@@ -364,8 +377,11 @@ impl Projections {
                 }
             })
             .collect();
+        // Only profiling that exists: declared by the controller or actually processed — an
+        // objection to a purpose nobody declared is not profiling that happens.
         let profiling = purposes
             .values()
+            .filter(|p| p.declared || p.processed)
             .filter(|p| {
                 p.purpose.as_str().contains("profil")
                     || p.description.as_deref().is_some_and(|d| d.to_lowercase().contains("profil"))

@@ -557,3 +557,37 @@ fn a_share_with_a_recipient_never_registered_has_an_unknown_country_not_an_eea_o
     let x = rec.recipients.iter().find(|x| x.processor == id("mystery-cloud")).unwrap();
     assert_eq!((x.declared.is_none(), x.third_country), (true, None));
 }
+
+#[test]
+fn an_objection_to_an_undeclared_purpose_is_not_profiling_that_exists() {
+    // Given a controller that declares marketing on legitimate interests but no profiling
+    let mut s = Script::default();
+    s.declare("select-telecom", "marketing", LegalBasis::LegitimateInterests, "kunddata");
+    let c = subject(23);
+    s.collect(
+        "select-telecom",
+        c,
+        "kunddata",
+        "marketing",
+        LegalBasis::LegitimateInterests,
+        Source::Subject,
+        "2026-01-01",
+    );
+    // When the customer objects to a profiling purpose nobody declared
+    let o = s.object("select-telecom", c, "marketing-profiling", "2026-02-01");
+    let r = given(&s).access_report(&id("select-telecom"), &c, &AsOf::at(t("2026-03-01"))).unwrap();
+    // Then Art 15(1)(h) lists no profiling, and the objection is shown as concerning an
+    // undeclared purpose for which nothing was processed
+    assert!(r.profiling.is_empty(), "{:?}", r.profiling);
+    let p = r.purposes.iter().find(|p| p.purpose == id("marketing-profiling")).unwrap();
+    assert_eq!(
+        (p.declared, p.processed, p.consent, p.seqs.as_slice()),
+        (false, false, Some(ConsentState::Objected), &[o][..])
+    );
+    let m = r.purposes.iter().find(|p| p.purpose == id("marketing")).unwrap();
+    assert!(m.declared && m.processed);
+    // A profiling purpose that is declared is listed
+    s.declare("select-telecom", "marketing-profiling", LegalBasis::LegitimateInterests, "kunddata");
+    let r = given(&s).access_report(&id("select-telecom"), &c, &AsOf::at(t("2026-03-01"))).unwrap();
+    assert_eq!(r.profiling, vec![id("marketing-profiling")]);
+}

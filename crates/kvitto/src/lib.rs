@@ -63,8 +63,8 @@ pub use failure::{
 };
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
-    AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus, ProcessingReport,
-    Projections, QueryError, RequestListItem, RetentionCandidate,
+    AccessPurpose, AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus,
+    ProcessingReport, Projections, QueryError, RequestListItem, RetentionCandidate,
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
