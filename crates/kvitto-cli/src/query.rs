@@ -42,7 +42,9 @@ fn pretty(v: &impl serde::Serialize) -> String {
 pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
     say!("as of {} (known at {})", q.at, q.known_at);
     say!("  {:<24} {:<10} {:<22} {:>8}  notice", "purpose", "state", "since", "seq");
-    for a in answers {
+    // Purposes with nothing recorded collapse into one line (with their note, said once).
+    let nothing = |a: &&ConsentAnswer| a.state == kvitto::ConsentState::None && a.seq.is_none() && a.history.is_empty();
+    for a in answers.iter().filter(|a| !nothing(a)) {
         say!(
             "  {:<24} {:<10} {:<22} {:>8}  {}",
             a.purpose,
@@ -60,6 +62,16 @@ pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
                 let via = i.via_objection_to.as_ref().map(|p| format!(" via objection to {p}")).unwrap_or_default();
                 say!("      {:<10} {} → {} (seq {}){via}", i.state.as_str(), i.since, until, i.seq);
             }
+        }
+    }
+    let empty: Vec<&ConsentAnswer> = answers.iter().filter(nothing).collect();
+    if !empty.is_empty() {
+        let names = empty.iter().map(|a| a.purpose.to_string()).collect::<Vec<_>>().join(", ");
+        say!("  nothing recorded for: {names}");
+        let mut notes: Vec<&str> = empty.iter().filter_map(|a| a.note.as_deref()).collect();
+        notes.dedup();
+        for note in notes {
+            say!("      ({note})");
         }
     }
 }

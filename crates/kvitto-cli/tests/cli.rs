@@ -809,3 +809,25 @@ fn access_report_labels_purposes_by_their_basis_and_names_undeclared_objections(
     );
     assert!(out.contains("(h) automated decision-making / profiling: none recorded"), "{out}");
 }
+
+#[test]
+fn consent_collapses_purposes_with_nothing_recorded_into_one_line() {
+    let (_d, ledger) = new_ledger();
+    let declare = |p: &str| {
+        format!(
+            r#"{{"type":"purpose_declared","controller":"kalejdo","purpose":"{p}","description":"{p}","legal_basis":"consent","register":"kundregister"}}"#
+        ) + "\n"
+    };
+    let input = declare("news")
+        + &declare("offers")
+        + &declare("surveys")
+        + r#"{"type":"consent_given","controller":"kalejdo","subject":"c-2","purpose":"news"}"#;
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["consent", "--controller", "kalejdo", "--subject", "c-2"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.lines().any(|l| l.trim_start().starts_with("news") && l.contains("granted")), "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("none")).count(), 0, "{out}");
+    assert!(out.contains("nothing recorded for: offers, surveys"), "{out}");
+}
