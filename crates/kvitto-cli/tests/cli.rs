@@ -360,7 +360,7 @@ fn consent_may_process_reports_and_portability() {
     // Art 20: only what the customer provided (not the controller-made payment record).
     let o = run("export-portable", &[]);
     let e: serde_json::Value = serde_json::from_str(&text(&o.stdout)).unwrap();
-    assert_eq!(e["format"], "kvitto-portable/1");
+    assert_eq!(e["format"], "kvitto-portable/2");
     let items = e["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["data"]["email"], "mette@example.dk");
@@ -830,4 +830,32 @@ fn consent_collapses_purposes_with_nothing_recorded_into_one_line() {
     assert!(out.lines().any(|l| l.trim_start().starts_with("news") && l.contains("granted")), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("none")).count(), 0, "{out}");
     assert!(out.contains("nothing recorded for: offers, surveys"), "{out}");
+}
+
+#[test]
+fn export_portable_presents_rectified_details_as_current_and_the_old_as_superseded() {
+    let (_d, ledger) = new_ledger();
+    let input = concat!(
+        r#"{"type":"data_collected","controller":"kazoom","subject":"KZ-7","register":"kunderegister","categories":["name","address"],"purpose":"contract-delivery","legal_basis":"contract","source":"subject","occurred_at":"2026-01-05T10:00:00Z","details":{"name":"Mette Jensen","address":"Vestergade 1"}}"#,
+        "\n",
+        r#"{"type":"data_rectified","controller":"kazoom","subject":"KZ-7","register":"kunderegister","categories":["address"],"occurred_at":"2026-03-01T10:00:00Z","details":{"address":"Nørregade 2"}}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["export-portable", "--controller", "kazoom", "--subject", "KZ-7"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(e["format"], "kvitto-portable/2");
+    let item = &e["items"][0];
+    assert_eq!(e["items"].as_array().unwrap().len(), 1, "{e}");
+    assert_eq!(item["data"], serde_json::json!({"name": "Mette Jensen", "address": "Nørregade 2"}));
+    assert_eq!(item["rectified_by"], serde_json::json!([1]));
+    assert_eq!(item["superseded"], serde_json::json!([{"field": "address", "value": "Vestergade 1", "by": 1}]));
+    // As of before the correction, the export shows what was current then.
+    let o = kvitto(&ledger, &["export-portable", "--controller", "kazoom", "--subject", "KZ-7", "--at", "2026-02-01"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(before["items"][0]["data"]["address"], "Vestergade 1", "{before}");
+    assert_eq!(before["items"][0]["superseded"], serde_json::json!([]));
 }

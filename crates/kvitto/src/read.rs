@@ -294,16 +294,33 @@ pub struct PortableItem {
     pub legal_basis: String,
     /// Categories.
     pub categories: Vec<String>,
-    /// The data as provided, or `null` when none was attached or it was erased.
+    /// The data as it stands now: as provided, with each field a later `data_rectified` of
+    /// the same register and categories corrected replaced by the corrected value; `null` when
+    /// none was attached or it was erased.
     pub data: Option<Value>,
     /// The details were erased (their key destroyed).
     pub erased: bool,
+    /// The `data_rectified` events that corrected this data, in order.
+    pub rectified_by: Vec<u64>,
+    /// Values the corrections replaced: field, the value before, and the seq that replaced it.
+    pub superseded: Vec<Superseded>,
+}
+
+/// A value a rectification replaced (Art 16): still part of the history, no longer current.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Superseded {
+    /// The field of the details object.
+    pub field: String,
+    /// Its value before the correction.
+    pub value: Value,
+    /// The `data_rectified` that replaced it.
+    pub by: u64,
 }
 
 /// An Art 20 export (docs/REPORTS.md).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PortableExport {
-    /// `kvitto-portable/1`.
+    /// `kvitto-portable/2` (2 added `rectified_by` and `superseded`; `data` is current).
     pub format: &'static str,
     /// Controller.
     pub controller: String,
@@ -326,14 +343,17 @@ pub(crate) fn portable(
     q: &kvitto_projections::AsOf,
 ) -> PortableExport {
     use kvitto_core::{EventKind, LegalBasis, Source};
-    let items = events
-        .iter()
-        .filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at)
-        .filter_map(|e| match &e.event.kind {
+    let mut visible: Vec<&LedgerEvent> =
+        events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).collect();
+    // Corrections apply in the order they happened.
+    visible.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
+    let mut items: Vec<PortableItem> = Vec::new();
+    for e in visible {
+        match &e.event.kind {
             EventKind::DataCollected { register, categories, purpose, legal_basis, source: Source::Subject }
                 if matches!(legal_basis, LegalBasis::Consent | LegalBasis::Contract) =>
             {
-                Some(PortableItem {
+                items.push(PortableItem {
                     seq: e.event.seq,
                     occurred_at: e.event.occurred_at.to_rfc3339(),
                     register: register.to_string(),
@@ -345,13 +365,37 @@ pub(crate) fn portable(
                         _ => None,
                     },
                     erased: matches!(e.details, DetailsView::Erased { .. }),
-                })
+                    rectified_by: Vec::new(),
+                    superseded: Vec::new(),
+                });
             }
-            _ => None,
-        })
-        .collect();
+            EventKind::DataRectified { register, categories } => {
+                let corrected = match &e.details {
+                    DetailsView::Disclosed(Value::Object(fields)) => Some(fields),
+                    _ => None,
+                };
+                let cats: Vec<String> = categories.as_slice().iter().map(|c| c.to_string()).collect();
+                for item in items
+                    .iter_mut()
+                    .filter(|i| i.register == register.as_str() && i.categories.iter().any(|c| cats.contains(c)))
+                {
+                    item.rectified_by.push(e.event.seq);
+                    let (Some(fields), Some(Value::Object(data))) = (corrected, item.data.as_mut()) else { continue };
+                    for (field, value) in fields {
+                        match data.insert(field.clone(), value.clone()) {
+                            Some(old) if old != *value => {
+                                item.superseded.push(Superseded { field: field.clone(), value: old, by: e.event.seq })
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     PortableExport {
-        format: "kvitto-portable/1",
+        format: "kvitto-portable/2",
         controller: controller.to_string(),
         subject: subject.to_string(),
         at: q.at.to_rfc3339(),
