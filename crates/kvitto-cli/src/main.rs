@@ -943,8 +943,38 @@ async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Res
     }
 }
 
+/// Subcommands that open no ledger: `--ledger` (and `KVITTO_LEDGER`) mean nothing to them, so
+/// giving it on the command line is refused instead of silently ignored. (Their help still
+/// lists the global option: clap offers no way to hide a global argument per subcommand.)
+const LEDGERLESS: [(&str, &str); 3] = [
+    ("demo", "the demo builds its own ledger in --dir (default ./kvitto-demo)"),
+    ("verify-bundle", "a bundle is checked offline, against the verifier key alone"),
+    ("verify-proof", "a proof is checked offline, against the verifier key alone"),
+];
+
+/// Parses the command line; `Err` for `--ledger` given to a subcommand that opens no ledger.
+fn parse() -> Result<Cli, String> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    if let Some((name, sub)) = matches.subcommand()
+        && let Some((_, why)) = LEDGERLESS.iter().find(|(n, _)| *n == name)
+    {
+        let given = |m: &clap::ArgMatches| m.value_source("ledger") == Some(clap::parser::ValueSource::CommandLine);
+        if given(&matches) || given(sub) {
+            return Err(format!("{name}: --ledger is not used here ({why}); leave it out"));
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(why) => {
+            eprintln!("kvitto: {why}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -859,3 +859,27 @@ fn export_portable_presents_rectified_details_as_current_and_the_old_as_supersed
     assert_eq!(before["items"][0]["data"]["address"], "Vestergade 1", "{before}");
     assert_eq!(before["items"][0]["superseded"], serde_json::json!([]));
 }
+
+#[test]
+fn ledger_is_refused_where_no_ledger_is_used_but_the_environment_variable_is_not() {
+    let d = tempfile::tempdir().unwrap();
+    for args in [
+        &["--ledger", "somewhere", "demo", "--customers", "1"][..],
+        &["demo", "--ledger", "somewhere", "--customers", "1"],
+        &["--ledger", "somewhere", "verify-bundle", "b.json", "--trust-embedded-key"],
+        &["verify-proof", "p.json", "--key", "k", "--ledger", "somewhere"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_kvitto")).current_dir(d.path()).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("--ledger is not used here"), "{args:?}: {}", text(&o.stderr));
+        assert!(!d.path().join("kvitto-demo").exists(), "{args:?}: nothing was built");
+    }
+    // An exported KVITTO_LEDGER does not stop the offline commands.
+    let o = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .current_dir(d.path())
+        .env("KVITTO_LEDGER", "somewhere")
+        .args(["verify-bundle", "missing.json", "--trust-embedded-key"])
+        .output()
+        .unwrap();
+    assert!(!text(&o.stderr).contains("--ledger is not used here"), "{}", text(&o.stderr));
+}
