@@ -82,6 +82,16 @@ async fn forgetting(ledger: &Ledger, customers: &[Customer]) -> Result<(), Failu
         run.erased.len(),
         run.refused.len()
     );
+    // Some generated customers' requests are answered after their deadline: say how many,
+    // rather than let them pass as plain `fulfilled`.
+    let requests = ledger.requests(None, now, true).map_err(crate::query::read_failure)?;
+    let late = requests.iter().filter(|r| r.request.late_by_days.is_some()).count();
+    let open_overdue = requests.iter().filter(|r| r.request.overdue).count();
+    crate::say!(
+        "rights requests: {} recorded; {late} answered after their Art 12(3) deadline, {open_overdue} open past it \
+         (`kvitto requests --all` lists them; `history` marks each late answer)",
+        requests.len()
+    );
     let erased = customers.iter().find(|c| {
         c.events.iter().any(|d| matches!(&d.kind, kvitto_core::EventKind::DataErased { register: None, .. }))
     });
@@ -181,7 +191,8 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             c.controller,
             history.len()
         );
-        crate::table::print_events(&history, false, false);
+        let late = crate::table::late_answers(&ledger, c.controller.as_str(), &history);
+        crate::table::print_events_with_late(&history, false, false, &late);
         // A witness of the demo's own (C2SP tlog-witness on loopback), a signed checkpoint it
         // cosigns, and the customer's bundle verified offline as a regulator would: complete
         // up to the map commitment, with the witness's cosignature.

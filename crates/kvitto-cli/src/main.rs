@@ -620,15 +620,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if !json && let Some(first) = events.first().and_then(|e| e.event.subject) {
                 say!("subject {} of {controller}: {} events", first.subject, events.len());
             }
-            // Requests answered after their deadline, by the seq of the answer.
-            let subject_hex = events.first().and_then(|e| e.event.subject).map(|l| l.subject.to_hex());
-            let late: std::collections::HashMap<u64, i64> = ledger
-                .requests(Some(&controller), kvitto::Timestamp::now(), true)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|i| Some(&i.subject_id) == subject_hex.as_ref())
-                .filter_map(|i| Some((*i.request.seqs.last()?, i.request.late_by_days?)))
-                .collect();
+            let late = table::late_answers(&ledger, &controller, &events);
             table::print_events_with_late(&events, json, false, &late);
             crate::close(ledger).await;
             Ok(())

@@ -77,6 +77,23 @@ pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: 
     print_events_with_late(events, json, with_controller, &std::collections::HashMap::new());
 }
 
+/// The rights requests of one customer's history answered after their Art 12(3) deadline:
+/// the seq of the closing step → whole days late.
+pub(crate) fn late_answers(
+    ledger: &kvitto::Ledger,
+    controller: &str,
+    history: &[LedgerEvent],
+) -> std::collections::HashMap<u64, i64> {
+    let subject_hex = history.first().and_then(|e| e.event.subject).map(|l| l.subject.to_hex());
+    ledger
+        .requests(Some(controller), kvitto::Timestamp::now(), true)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| Some(&i.subject_id) == subject_hex.as_ref())
+        .filter_map(|i| Some((*i.request.seqs.last()?, i.request.late_by_days?)))
+        .collect()
+}
+
 /// Like [`print_events`]; `late` maps the seq of a closing request step answered after its
 /// Art 12(3) deadline to the whole days it was late (shown as `[late by N days]`, and as
 /// `late_by_days` in JSON).

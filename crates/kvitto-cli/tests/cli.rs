@@ -206,6 +206,9 @@ fn demo_runs_verifies_and_shows_a_history() {
     assert!(out.contains("verify: ok:"), "{out}");
     assert!(out.contains("history of customer"), "{out}");
     assert!(out.contains("explore further"), "{out}");
+    // Late answers to rights requests are counted, not passed off as plain `fulfilled`.
+    let requests = out.lines().find(|l| l.starts_with("rights requests: ")).unwrap_or_default();
+    assert!(requests.contains("answered after their Art 12(3) deadline"), "{out}");
     // The lines to explore further name the binary that ran, not a cargo command.
     assert!(out.contains(&format!("\n  {} --ledger ", env!("CARGO_BIN_EXE_kvitto"))), "{out}");
     assert!(!out.contains("cargo run"), "{out}");
