@@ -191,8 +191,8 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
             c.controller,
             history.len()
         );
-        let late = crate::table::late_answers(&ledger, c.controller.as_str(), &history);
-        crate::table::print_events_with_late(&history, false, false, &late);
+        let known = crate::table::History::of(&ledger, c.controller.as_str(), &history);
+        crate::table::print_history(&history, false, false, &known);
         // A witness of the demo's own (C2SP tlog-witness on loopback), a signed checkpoint it
         // cosigns, and the customer's bundle verified offline as a regulator would: complete
         // up to the map commitment, with the witness's cosignature.

@@ -620,8 +620,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if !json && let Some(first) = events.first().and_then(|e| e.event.subject) {
                 say!("subject {} of {controller}: {} events", first.subject, events.len());
             }
-            let late = table::late_answers(&ledger, &controller, &events);
-            table::print_events_with_late(&events, json, false, &late);
+            table::print_history(&events, json, false, &table::History::of(&ledger, &controller, &events));
             crate::close(ledger).await;
             Ok(())
         }

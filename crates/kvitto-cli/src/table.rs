@@ -74,7 +74,7 @@ pub(crate) fn summary(kind: &EventKind) -> String {
 }
 
 pub(crate) fn print_events(events: &[LedgerEvent], json: bool, with_controller: bool) {
-    print_events_with_late(events, json, with_controller, &std::collections::HashMap::new());
+    print_history(events, json, with_controller, &History::default());
 }
 
 /// The rights requests of one customer's history answered after their Art 12(3) deadline:
@@ -94,15 +94,33 @@ pub(crate) fn late_answers(
         .collect()
 }
 
-/// Like [`print_events`]; `late` maps the seq of a closing request step answered after its
-/// Art 12(3) deadline to the whole days it was late (shown as `[late by N days]`, and as
-/// `late_by_days` in JSON).
-pub(crate) fn print_events_with_late(
-    events: &[LedgerEvent],
-    json: bool,
-    with_controller: bool,
-    late: &std::collections::HashMap<u64, i64>,
-) {
+/// What a customer's history knows beyond each event: late answers and rectified values.
+#[derive(Default)]
+pub(crate) struct History {
+    /// Seq of a closing request step answered after its Art 12(3) deadline → whole days late
+    /// (`[late by N days]`; `late_by_days` in JSON).
+    pub late: std::collections::HashMap<u64, i64>,
+    /// Seq of a `data_collected` → the fields later rectifications replaced, and by which seq
+    /// (`[address superseded by seq N]`; `superseded: [{field, by}]` in JSON, without the old
+    /// value).
+    pub superseded: std::collections::HashMap<u64, Vec<kvitto::Superseded>>,
+}
+
+impl History {
+    /// Both, for one customer's history.
+    pub(crate) fn of(ledger: &kvitto::Ledger, controller: &str, events: &[LedgerEvent]) -> Self {
+        let superseded = kvitto::rectifications(events)
+            .into_iter()
+            .filter(|(_, r)| !r.superseded.is_empty())
+            .map(|(seq, r)| (seq, r.superseded))
+            .collect();
+        History { late: late_answers(ledger, controller, events), superseded }
+    }
+}
+
+/// Like [`print_events`], with what [`History`] adds to each event.
+pub(crate) fn print_history(events: &[LedgerEvent], json: bool, with_controller: bool, history: &History) {
+    let (late, superseded) = (&history.late, &history.superseded);
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = LineOut(std::io::BufWriter::new(stdout.lock()));
@@ -111,6 +129,10 @@ pub(crate) fn print_events_with_late(
             let mut m = e.to_json();
             if let Some(d) = late.get(&e.event.seq) {
                 m.insert("late_by_days".into(), serde_json::Value::from(*d));
+            }
+            if let Some(fields) = superseded.get(&e.event.seq) {
+                let list = fields.iter().map(|f| serde_json::json!({"field": f.field, "by": f.by})).collect();
+                m.insert("superseded".into(), serde_json::Value::Array(list));
             }
             let _ = writeln!(out, "{}", terminal_safe(&serde_json::Value::Object(m).to_string(), false));
         }
@@ -134,10 +156,13 @@ pub(crate) fn print_events_with_late(
             DetailsView::Erased { by } => format!(" [details erased by seq {by}]"),
             DetailsView::Damaged => " [details DAMAGED]".into(),
         };
-        let details = match late.get(&e.event.seq) {
+        let mut details = match late.get(&e.event.seq) {
             Some(d) => format!("{details} [late by {d} days]"),
             None => details,
         };
+        for f in superseded.get(&e.event.seq).into_iter().flatten() {
+            details.push_str(&format!(" [{} superseded by seq {}]", terminal_safe(&f.field, true), f.by));
+        }
         let hash = &e.hash.to_hex()[..12];
         if with_controller {
             let _ = writeln!(

@@ -861,6 +861,14 @@ fn export_portable_presents_rectified_details_as_current_and_the_old_as_supersed
     let before: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(before["items"][0]["data"]["address"], "Vestergade 1", "{before}");
     assert_eq!(before["items"][0]["superseded"], serde_json::json!([]));
+    // History marks the collected address as superseded by the rectification.
+    let o = kvitto(&ledger, &["history", "--controller", "kazoom", "--subject", "KZ-7"]);
+    let out = text(&o.stdout);
+    let collected = out.lines().find(|l| l.contains("data_collected")).unwrap_or_default();
+    assert!(collected.contains("[address superseded by seq 1]"), "{out}");
+    let o = kvitto(&ledger, &["history", "--controller", "kazoom", "--subject", "KZ-7", "--json"]);
+    let first: serde_json::Value = serde_json::from_str(text(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["superseded"], serde_json::json!([{"field": "address", "by": 1}]));
 }
 
 #[test]

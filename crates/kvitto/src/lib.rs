@@ -69,7 +69,7 @@ pub use kvitto_projections::{
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
 pub use publish::{PublishReport, tile_path};
-pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem, Superseded};
+pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem, Rectified, Superseded, rectifications};
 pub use retention::{RetentionRun, retention_event_id};
 pub use verify::VerifyReport;
 pub use writer::Receipt;

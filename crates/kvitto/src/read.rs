@@ -334,6 +334,67 @@ pub struct PortableExport {
     pub items: Vec<PortableItem>,
 }
 
+/// What later `data_rectified` events did to one `data_collected` event's details.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rectified {
+    /// The details with every corrected field replaced (`None`: no details object to correct).
+    pub current: Option<Value>,
+    /// The rectifications of the same register and an overlapping category, in order.
+    pub rectified_by: Vec<u64>,
+    /// The values they replaced.
+    pub superseded: Vec<Superseded>,
+}
+
+/// Applies a subject's `data_rectified` events (Art 16) to its earlier `data_collected`
+/// events, in occurred order: a rectification of register R and categories C corrects every
+/// earlier collection into R with a category in C — each field of its details object replaces
+/// the collection's field of the same name. Keyed by the collection's seq; collections no
+/// rectification reached are absent. `history`, the export and reports share this rule.
+pub fn rectifications(history: &[LedgerEvent]) -> HashMap<u64, Rectified> {
+    use kvitto_core::EventKind;
+    let mut ordered: Vec<&LedgerEvent> = history.iter().collect();
+    ordered.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
+    // Collections seen so far: seq, register, categories, current details.
+    let mut seen: Vec<(u64, &kvitto_core::Id, &kvitto_core::Categories, Option<Value>)> = Vec::new();
+    let mut out: HashMap<u64, Rectified> = HashMap::new();
+    for e in ordered {
+        match &e.event.kind {
+            EventKind::DataCollected { register, categories, .. } => {
+                let data = match &e.details {
+                    DetailsView::Disclosed(v) => Some(v.clone()),
+                    _ => None,
+                };
+                seen.push((e.event.seq, register, categories, data));
+            }
+            EventKind::DataRectified { register, categories } => {
+                let fields = match &e.details {
+                    DetailsView::Disclosed(Value::Object(fields)) => Some(fields),
+                    _ => None,
+                };
+                for (seq, reg, cats, data) in seen.iter_mut() {
+                    if *reg != register || !cats.as_slice().iter().any(|c| categories.as_slice().contains(c)) {
+                        continue;
+                    }
+                    let r = out.entry(*seq).or_default();
+                    r.rectified_by.push(e.event.seq);
+                    let (Some(fields), Some(Value::Object(current))) = (fields, data.as_mut()) else { continue };
+                    for (field, value) in fields {
+                        match current.insert(field.clone(), value.clone()) {
+                            Some(old) if old != *value => {
+                                r.superseded.push(Superseded { field: field.clone(), value: old, by: e.event.seq })
+                            }
+                            _ => {}
+                        }
+                    }
+                    r.current = Some(Value::Object(current.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Builds the Art 20 export from a subject's history: only `data_collected` with
 /// `source: subject` on consent or contract (seed 004 m: controller-created data is excluded).
 pub(crate) fn portable(
@@ -343,57 +404,35 @@ pub(crate) fn portable(
     q: &kvitto_projections::AsOf,
 ) -> PortableExport {
     use kvitto_core::{EventKind, LegalBasis, Source};
-    let mut visible: Vec<&LedgerEvent> =
-        events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).collect();
-    // Corrections apply in the order they happened.
-    visible.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
-    let mut items: Vec<PortableItem> = Vec::new();
-    for e in visible {
-        match &e.event.kind {
+    let visible: Vec<LedgerEvent> =
+        events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).cloned().collect();
+    let mut corrections = rectifications(&visible);
+    let items = visible
+        .iter()
+        .filter_map(|e| match &e.event.kind {
             EventKind::DataCollected { register, categories, purpose, legal_basis, source: Source::Subject }
                 if matches!(legal_basis, LegalBasis::Consent | LegalBasis::Contract) =>
             {
-                items.push(PortableItem {
+                let r = corrections.remove(&e.event.seq).unwrap_or_default();
+                Some(PortableItem {
                     seq: e.event.seq,
                     occurred_at: e.event.occurred_at.to_rfc3339(),
                     register: register.to_string(),
                     purpose: purpose.to_string(),
                     legal_basis: legal_basis.to_string(),
                     categories: categories.as_slice().iter().map(|c| c.to_string()).collect(),
-                    data: match &e.details {
+                    data: r.current.or_else(|| match &e.details {
                         DetailsView::Disclosed(v) => Some(v.clone()),
                         _ => None,
-                    },
+                    }),
                     erased: matches!(e.details, DetailsView::Erased { .. }),
-                    rectified_by: Vec::new(),
-                    superseded: Vec::new(),
-                });
+                    rectified_by: r.rectified_by,
+                    superseded: r.superseded,
+                })
             }
-            EventKind::DataRectified { register, categories } => {
-                let corrected = match &e.details {
-                    DetailsView::Disclosed(Value::Object(fields)) => Some(fields),
-                    _ => None,
-                };
-                let cats: Vec<String> = categories.as_slice().iter().map(|c| c.to_string()).collect();
-                for item in items
-                    .iter_mut()
-                    .filter(|i| i.register == register.as_str() && i.categories.iter().any(|c| cats.contains(c)))
-                {
-                    item.rectified_by.push(e.event.seq);
-                    let (Some(fields), Some(Value::Object(data))) = (corrected, item.data.as_mut()) else { continue };
-                    for (field, value) in fields {
-                        match data.insert(field.clone(), value.clone()) {
-                            Some(old) if old != *value => {
-                                item.superseded.push(Superseded { field: field.clone(), value: old, by: e.event.seq })
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+            _ => None,
+        })
+        .collect();
     PortableExport {
         format: "kvitto-portable/2",
         controller: controller.to_string(),
