@@ -112,11 +112,9 @@ impl Iterator for LineDrafts<'_> {
             let Ok(text) = std::str::from_utf8(bytes) else {
                 return Some(Err(format!("line {}: input is not valid UTF-8", self.line)));
             };
-            if text.trim().is_empty() {
-                continue;
+            if let Some(item) = line_draft(self.line, text) {
+                return Some(item);
             }
-            let line = self.line;
-            return Some(Draft::from_json_str(text).map(|d| (line, d)).map_err(|e| format!("line {line}: {e}")));
         }
     }
 }
@@ -144,13 +142,17 @@ fn drafts(bytes: &[u8]) -> Result<Drafts<'_>, String> {
         let leading = text.len() - text.trim_start().len();
         return Ok(Box::new(std::iter::once(Ok((1 + text[..leading].matches('\n').count(), d)))));
     }
-    Ok(Box::new(text.split('\n').enumerate().filter_map(|(i, line)| {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(Draft::from_json_str(line).map(|d| (i + 1, d)).map_err(|e| format!("line {}: {e}", i + 1)))
-    })))
+    Ok(Box::new(text.split('\n').enumerate().filter_map(|(i, line)| line_draft(i + 1, line))))
+}
+
+/// One line of JSON Lines (1-based `n`, CR and all): `None` when blank, else its draft or the
+/// problem as `line N: …`. Held and streamed input share it.
+fn line_draft(n: usize, line: &str) -> Option<Result<(usize, Draft), String>> {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.trim().is_empty() {
+        return None;
+    }
+    Some(Draft::from_json_str(line).map(|d| (n, d)).map_err(|e| format!("line {n}: {e}")))
 }
 
 /// Checks the whole input without keeping it: every line parses, and an event id given on

@@ -367,6 +367,21 @@ fn seg_name(id: u32) -> String {
     format!("seg-{id:08}.keys")
 }
 
+/// The ids of the segment files in `dir`, in increasing order.
+fn segment_ids(dir: &Path) -> std::io::Result<Vec<u32>> {
+    let mut ids: Vec<u32> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok()?.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The version byte of a segment with an intact `KVV1` header, if it has one.
+fn segment_version(bytes: &[u8]) -> Option<u8> {
+    (bytes.len() >= HEADER_LEN as usize && &bytes[..4] == MAGIC).then(|| bytes[4])
+}
+
 impl Vault {
     /// Opens (creating the directory if needed) and loads every segment, frames checked
     /// under the key derived from `secret`. Version 1 segments are rewritten as version 2 or
@@ -391,15 +406,7 @@ impl Vault {
                 fs::remove_file(e.path()).map_err(io(&e.path()))?;
             }
         }
-        let mut ids: Vec<u32> = fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok()
-            })
-            .collect();
-        ids.sort_unstable();
+        let ids = segment_ids(&dir).map_err(io(&dir))?;
         let mut entries: HashMap<SubjectId, Entry> = HashMap::new();
         let mut current = None;
         for (i, id) in ids.iter().enumerate() {
@@ -407,7 +414,8 @@ impl Vault {
             let mut bytes = Vec::new();
             File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
             let last = i + 1 == ids.len();
-            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || ![VERSION, VERSION_V1].contains(&bytes[4]) {
+            let version = segment_version(&bytes);
+            if !matches!(version, Some(VERSION | VERSION_V1)) {
                 if last && bytes.len() < HEADER_LEN as usize {
                     // Created but header not yet durable: nothing was acknowledged from it.
                     fs::remove_file(&path).map_err(io(&path))?;
@@ -418,7 +426,7 @@ impl Vault {
                     what: format!("not a kvitto vault segment (KVV1 v{VERSION})"),
                 });
             }
-            let older_segment = bytes[4] == VERSION_V1;
+            let older_segment = version == Some(VERSION_V1);
             if older_segment && older == OlderSegments::Refuse {
                 return Err(VaultError::Corrupt {
                     path,
@@ -633,7 +641,7 @@ impl Vault {
             let (frames, valid, problem) = parse_segment(&bytes, Sum::Keyed(&self.key));
             // Never rewrite a segment that does not parse whole: the frames after the damage
             // (other subjects' keys) would be left out of the new file.
-            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION || problem.is_some() {
+            if segment_version(&bytes) != Some(VERSION) || problem.is_some() {
                 let what = problem.map_or_else(|| format!("not a kvitto vault segment (KVV1 v{VERSION})"), |p| p.what);
                 return Err(VaultError::Corrupt {
                     path,
@@ -703,19 +711,14 @@ impl Vault {
             let path = path.to_path_buf();
             move |source| VaultError::Io { path, source }
         };
-        let mut ids: Vec<u32> = fs::read_dir(&self.dir)
-            .map_err(io(&self.dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok()?.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok())
-            .collect();
-        ids.sort_unstable();
+        let ids = segment_ids(&self.dir).map_err(io(&self.dir))?;
         let fault =
             |id: u32, offset: usize, problem| FrameFault { segment: seg_name(id), offset: offset as u64, problem };
         let mut newest: HashMap<SubjectId, (SubjectKeys, u32, usize)> = HashMap::new();
         for id in ids {
             let path = self.dir.join(seg_name(id));
             let bytes = fs::read(&path).map_err(io(&path))?;
-            if bytes.len() < HEADER_LEN as usize || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+            if segment_version(&bytes) != Some(VERSION) {
                 let what = format!("not a kvitto vault segment of version {VERSION} (KVV1, authenticated frames)");
                 return Ok(Some(fault(id, 0, FrameProblem::Header(what))));
             }
@@ -759,13 +762,7 @@ impl Vault {
     #[cfg(feature = "tamper")]
     pub fn tamper_rewrite_reference(&self, subject: &SubjectId, to: &str, retag: bool) -> Result<bool, VaultError> {
         let _st = self.lock();
-        let mut ids: Vec<u32> = fs::read_dir(&self.dir)
-            .map_err(|source| VaultError::Io { path: self.dir.clone(), source })?
-            .filter_map(|e| {
-                e.ok()?.file_name().into_string().ok()?.strip_prefix("seg-")?.strip_suffix(".keys")?.parse().ok()
-            })
-            .collect();
-        ids.sort_unstable();
+        let ids = segment_ids(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
         for id in ids.into_iter().rev() {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
@@ -787,13 +784,9 @@ impl Vault {
     #[cfg(feature = "tamper")]
     pub fn tamper_write_as_version_1(&self) -> Result<usize, VaultError> {
         let _st = self.lock();
-        let mut n = 0;
-        for e in fs::read_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })? {
-            let Ok(e) = e else { continue };
-            if !e.file_name().to_str().is_some_and(|n| n.starts_with("seg-") && n.ends_with(".keys")) {
-                continue;
-            }
-            let path = e.path();
+        let ids = segment_ids(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
+        for id in &ids {
+            let path = self.dir.join(seg_name(*id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
             let (frames, _, _) = parse_segment(&bytes, Sum::Keyed(&self.key));
@@ -802,9 +795,8 @@ impl Vault {
                 encode_frame(Sum::Plain, s, k, &mut out);
             }
             fs::write(&path, out).map_err(io)?;
-            n += 1;
         }
-        Ok(n)
+        Ok(ids.len())
     }
 
     /// Durably records erasures about to be committed (`erasures.pending`, docs/FORMAT.md

@@ -137,9 +137,9 @@ const SNAPSHOT_CHUNK: usize = 64 * 1024;
 /// Packs (key, encoded state) pairs into snapshot chunk values of at most [`SNAPSHOT_CHUNK`].
 fn snapshot(entries: Vec<Entry>) -> Result<Vec<Entry>, StoreError> {
     let mut chunks = Vec::new();
-    let mut current: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut current: Vec<Entry> = Vec::new();
     let mut size = 0;
-    let mut flush = |current: &mut Vec<(Vec<u8>, Vec<u8>)>| -> Result<(), StoreError> {
+    let mut flush = |current: &mut Vec<Entry>| -> Result<(), StoreError> {
         let mut key = vec![b'S'];
         key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
         let pairs: Vec<codec::BytePair> = current.drain(..).map(|(k, v)| codec::BytePair(k, v)).collect();

@@ -350,9 +350,9 @@ pub struct Rectified {
 /// earlier collection into R with a category in C — each field of its details object replaces
 /// the collection's field of the same name. Keyed by the collection's seq; collections no
 /// rectification reached are absent. `history`, the export and reports share this rule.
-pub fn rectifications(history: &[LedgerEvent]) -> HashMap<u64, Rectified> {
+pub fn rectifications<'a>(history: impl IntoIterator<Item = &'a LedgerEvent>) -> HashMap<u64, Rectified> {
     use kvitto_core::EventKind;
-    let mut ordered: Vec<&LedgerEvent> = history.iter().collect();
+    let mut ordered: Vec<&LedgerEvent> = history.into_iter().collect();
     ordered.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
     // Collections seen so far: seq, register, categories, current details.
     let mut seen: Vec<(u64, &kvitto_core::Id, &kvitto_core::Categories, Option<Value>)> = Vec::new();
@@ -404,9 +404,9 @@ pub(crate) fn portable(
     q: &kvitto_projections::AsOf,
 ) -> PortableExport {
     use kvitto_core::{EventKind, LegalBasis, Source};
-    let visible: Vec<LedgerEvent> =
-        events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).cloned().collect();
-    let mut corrections = rectifications(&visible);
+    let visible: Vec<&LedgerEvent> =
+        events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).collect();
+    let mut corrections = rectifications(visible.iter().copied());
     let items = visible
         .iter()
         .filter_map(|e| match &e.event.kind {
