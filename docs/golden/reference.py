@@ -24,6 +24,7 @@ KINDS = {
     "processor_registered": (2, [("processor", "str"), ("name", "str"), ("country", "country"), ("role", "enum"), ("transfer_mechanism", "enum?"), ("dpa_ref", "str?")]),
     "retention_rule_declared": (3, [("register", "str"), ("trigger", "enum"), ("duration", "period"), ("statute", "str?")]),
     "notice_published": (4, [("version", "str"), ("text_hash", "hex32")]),
+    "controller_declared": (6, [("legal_name", "str"), ("organisation_number", "str?"), ("address", "str?"), ("contact", "str?"), ("dpo_contact", "str?"), ("authority", "str"), ("authority_country", "country")]),
     "consent_given": (16, [("purpose", "str"), ("notice_version", "str?"), ("channel", "str?")]),
     "consent_withdrawn": (17, [("purpose", "str"), ("channel", "str?")]),
     "objection_recorded": (18, [("purpose", "str")]),
@@ -48,6 +49,7 @@ KINDS = {
 # exactly when one of those fields is present; otherwise the base layout above, unchanged.
 EXTENDED = {
     "retention_rule_declared": (5, [("financial_year_end", "monthday?"), ("extend_to", "enum?")]),
+    "purpose_declared": (7, [("data_subjects", "list?")]),
 }
 
 def s(x): b = x.encode(); return struct.pack(">I", len(b)) + b

@@ -512,29 +512,57 @@ Example:
 
 #[derive(Subcommand, Debug)]
 enum ReportCommand {
-    /// Art 15(1) access report for one customer (a–h, with the events behind each line)
-    #[command(after_help = "Example:\n  kvitto report access --controller kalejdo --subject KAL-100007 [--json]")]
+    /// Art 15 access report for one customer: (1)(a)–(h), the controller and its authority,
+    /// requests and deadlines, restrictions and holds, and the (3) copy of the data held
+    #[command(after_help = "Examples:\n  kvitto report access --controller kalejdo --subject KAL-100007\n  \
+                            kvitto report access --controller kalejdo --subject KAL-100007 --json\n  \
+                            kvitto report access --controller kalejdo --subject KAL-100007 --html kal-100007.html\n\n\
+                            The HTML page is self-contained (no external assets) and holds the customer's \
+                            decrypted data: it is written readable by its owner only.")]
     Access {
         #[command(flatten)]
         who: Who,
         #[command(flatten)]
         when: When,
-        /// JSON instead of text
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: ReportOutput,
     },
-    /// Art 30(1) record of processing of one controller
-    #[command(after_help = "Example:\n  kvitto report processing --controller kazoom [--json]")]
+    /// Art 30(1) record of processing of one controller, with a line per gap
+    #[command(after_help = "Examples:\n  kvitto report processing --controller kazoom\n  \
+                            kvitto report processing --controller kazoom --html kazoom-art30.html")]
     Processing {
         /// Controller id
         #[arg(long)]
         controller: String,
         #[command(flatten)]
         when: When,
-        /// JSON instead of text
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: ReportOutput,
     },
+}
+
+impl From<ReportOutput> for query::Output {
+    fn from(o: ReportOutput) -> Self {
+        match (o.json, o.html) {
+            (_, Some(path)) => query::Output::Html { path, force: o.force },
+            (true, None) => query::Output::Json,
+            (false, None) => query::Output::Text,
+        }
+    }
+}
+
+/// How a report is written: text (default), JSON, or a self-contained HTML file.
+#[derive(clap::Args, Debug)]
+struct ReportOutput {
+    /// JSON instead of text
+    #[arg(long, conflicts_with = "html")]
+    json: bool,
+    /// Write a self-contained HTML page to FILE instead of text
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Replace FILE if it exists
+    #[arg(long, requires = "html")]
+    force: bool,
 }
 
 /// A failure with its exit code.
@@ -633,11 +661,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let q = query::as_of(when.at, when.known_at);
             query::may_process(&dir, &who.controller, &who.subject, &purpose, q, json).await
         }
-        Command::Report(ReportCommand::Access { who, when, json }) => {
-            query::access_report(&dir, &who.controller, &who.subject, query::as_of(when.at, when.known_at), json).await
+        Command::Report(ReportCommand::Access { who, when, output }) => {
+            let q = query::as_of(when.at, when.known_at);
+            query::access_report(&dir, &who.controller, &who.subject, q, &output.into()).await
         }
-        Command::Report(ReportCommand::Processing { controller, when, json }) => {
-            query::processing_report(&dir, &controller, query::as_of(when.at, when.known_at), json).await
+        Command::Report(ReportCommand::Processing { controller, when, output }) => {
+            query::processing_report(&dir, &controller, query::as_of(when.at, when.known_at), &output.into()).await
         }
         Command::ExportPortable { who, when, out, force } => {
             let q = query::as_of(when.at, when.known_at);

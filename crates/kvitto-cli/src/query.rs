@@ -5,6 +5,7 @@ use std::path::Path;
 
 use kvitto::{AsOf, ConsentAnswer, ReadError, Timestamp};
 
+use crate::table::terminal_safe;
 use crate::{Failure, say};
 
 /// `--at` / `--known-at`: RFC 3339, or a date meaning the end of that day (UTC).
@@ -120,27 +121,82 @@ pub(crate) async fn may_process(
     if d.allowed { Ok(()) } else { Err(Failure { code: 1, message: String::new() }) }
 }
 
+/// How a report is written.
+pub(crate) enum Output {
+    /// Text on stdout.
+    Text,
+    /// JSON on stdout.
+    Json,
+    /// A self-contained HTML page in a file.
+    Html { path: std::path::PathBuf, force: bool },
+}
+
+impl Output {
+    /// Refuses an existing HTML file before any work is done (nothing is written).
+    fn check(&self) -> Result<(), Failure> {
+        match self {
+            Output::Html { path, force: false } if path.exists() => {
+                Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the page (owner-readable only: an access report holds the customer's data).
+    fn write_html(path: &Path, force: bool, page: &str) -> Result<(), Failure> {
+        crate::bundle::write_private(path, page.as_bytes(), force)?;
+        say!("wrote {} ({} bytes, self-contained HTML)", path.display(), page.len());
+        Ok(())
+    }
+}
+
+/// The controller block of both reports.
+fn print_identity(who: Option<&kvitto::ControllerIdentity>, controller: &str) {
+    let Some(who) = who else {
+        say!("controller {controller}: NO controller_declared recorded (name, contact, DPO and authority unknown)");
+        return;
+    };
+    let d = &who.declared;
+    let opt = |v: &Option<kvitto_core::Text>| v.as_ref().map_or("not stated".to_string(), |t| t.to_string());
+    say!(
+        "controller: {} ({controller}), organisation number {}  [seq {}]",
+        d.legal_name,
+        opt(&d.organisation_number),
+        who.seq
+    );
+    say!("  address: {}; contact: {}", opt(&d.address), opt(&d.contact));
+    say!("  data protection officer: {}", opt(&d.dpo_contact));
+    say!("  supervisory authority: {} ({})", d.authority, d.authority_country);
+}
+
 pub(crate) async fn access_report(
     dir: &Path,
     controller: &str,
     subject: &str,
     q: AsOf,
-    json: bool,
+    output: &Output,
 ) -> Result<(), Failure> {
+    output.check()?;
     let ledger = crate::open(dir).await?;
-    let r = ledger.access_report(controller, subject, q).map_err(read_failure);
+    let r = ledger.subject_access(controller, subject, q).await.map_err(read_failure);
     crate::close(ledger).await;
-    let r = r?;
-    if json {
-        say!("{}", pretty(&r));
-        return Ok(());
+    let a = r?;
+    match output {
+        Output::Json => {
+            say!("{}", pretty(&a));
+            return Ok(());
+        }
+        Output::Html { path, force } => return Output::write_html(path, *force, &kvitto::html::access_report(&a)),
+        Output::Text => {}
     }
+    let r = &a.report;
     let seqs = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let set = |v: &std::collections::BTreeSet<kvitto_core::Id>| {
         v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
     };
     say!("Art 15 access report — customer {subject} of {controller} (subject {})", r.subject_id);
     say!("as of {} (known at {})", r.at, r.known_at);
+    print_identity(r.controller_identity.as_ref(), controller);
     say!("\n(a) purposes");
     for p in &r.purposes {
         say!("  {}  [seqs {}]", purpose_line(p, controller), seqs(&p.seqs));
@@ -161,7 +217,11 @@ pub(crate) async fn access_report(
         say!("  none recorded");
     }
     for x in &r.recipients {
-        let country = x.country.map_or_else(|| "country unknown".to_string(), |c| c.to_string());
+        let country = match x.country {
+            None => "country unknown".to_string(),
+            Some(c) if !c.is_stated() => "country not stated".to_string(),
+            Some(c) => c.to_string(),
+        };
         let third = if x.third_country == Some(true) {
             format!(
                 " — third country, safeguard: {}",
@@ -219,25 +279,63 @@ pub(crate) async fn access_report(
     if r.restricted {
         say!("\nprocessing is RESTRICTED (Art 18)");
     }
+    if !r.restrictions.is_empty() || !r.holds.is_empty() {
+        say!("\nrestriction (Art 18) and legal holds");
+    }
+    for x in &r.restrictions {
+        let what = if x.restricted { "restricted" } else { "restriction lifted" };
+        say!("  {what} at {}  [seq {}]", x.occurred_at, x.seq);
+    }
+    for h in &r.holds {
+        let placed = h.placed_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into());
+        let state = match (h.in_force, h.released_at) {
+            (true, _) => "in force".to_string(),
+            (false, Some(t)) => format!("released {t}"),
+            (false, None) => "released".to_string(),
+        };
+        say!("  legal hold {} placed {placed}, {state}  [seqs {}]", h.hold_id, seqs(&h.seqs));
+    }
     if !r.erased.is_empty() {
         say!("\nerased: {}", r.erased.join(", "));
     }
     say!("\nconsent");
     print_consent(&r.consent, &AsOf { at: r.at, known_at: r.known_at });
+    say!("\nArt 15(3) copy of the personal data held ({} collections)", a.copy.len());
+    for c in &a.copy {
+        let i = &c.item;
+        let data = if i.erased {
+            "[erased]".to_string()
+        } else {
+            i.data
+                .as_ref()
+                .map_or_else(|| "[no details]".to_string(), |v| terminal_safe(&v.to_string(), true).into_owned())
+        };
+        say!("  seq {} {} {} ({}) from {}: {data}", i.seq, i.register, i.categories.join(","), i.purpose, c.source);
+        for s in &i.superseded {
+            let (field, old) = (terminal_safe(&s.field, true), terminal_safe(&s.value.to_string(), true).into_owned());
+            say!("      {field} was {old} — superseded by seq {}", s.by);
+        }
+    }
     Ok(())
 }
 
-pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, json: bool) -> Result<(), Failure> {
+pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, output: &Output) -> Result<(), Failure> {
+    output.check()?;
     let ledger = crate::open(dir).await?;
     let r = ledger.processing_report(controller, q).map_err(read_failure);
     crate::close(ledger).await;
     let r = r?;
-    if json {
-        say!("{}", pretty(&r));
-        return Ok(());
+    match output {
+        Output::Json => {
+            say!("{}", pretty(&r));
+            return Ok(());
+        }
+        Output::Html { path, force } => return Output::write_html(path, *force, &kvitto::html::processing_record(&r)),
+        Output::Text => {}
     }
     say!("Art 30(1) record of processing — {controller}, {} data subjects", r.subjects);
     say!("as of {} (known at {})", r.at, r.known_at);
+    print_identity(r.controller_identity.as_ref(), controller);
     say!("\npurposes and legal bases (with categories actually collected)");
     for p in &r.purposes {
         say!(
@@ -253,6 +351,10 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, jso
             let mismatch = if *basis != p.legal_basis { "  (basis differs from the declaration)" } else { "" };
             say!("      collected under {basis}: {cats}{mismatch}");
         }
+        if !p.data_subjects.is_empty() {
+            let who = p.data_subjects.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+            say!("      data subjects: {who}");
+        }
     }
     if !r.undeclared_purposes.is_empty() {
         let list = r.undeclared_purposes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ");
@@ -264,7 +366,7 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, jso
             Some(d) => format!(
                 "{} ({}, {}){}",
                 d.name,
-                d.country,
+                if d.country.is_stated() { d.country.to_string() } else { "country not stated".into() },
                 d.role,
                 if x.third_country == Some(true) {
                     format!(
@@ -293,6 +395,15 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, jso
             x.statute.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(),
             x.seq
         );
+    }
+    say!("\ngaps ({})", r.gaps.len());
+    if r.gaps.is_empty() {
+        say!("  none");
+    }
+    for g in &r.gaps {
+        let seqs = g.seqs.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let seqs = if seqs.is_empty() { String::new() } else { format!("  [seqs {seqs}]") };
+        say!("  {:<30} {:<22} {}{seqs}", g.gap, g.concerns, g.text);
     }
     Ok(())
 }

@@ -894,3 +894,203 @@ fn ledger_is_refused_where_no_ledger_is_used_but_the_environment_variable_is_not
         .unwrap();
     assert!(!text(&o.stderr).contains("--ledger is not used here"), "{}", text(&o.stderr));
 }
+
+/// Seed 000/001 (Kalejdo) in short: who the controller is, purposes with their data subjects,
+/// a cloud processor whose country is not stated, a US recipient without safeguard, a
+/// processor without agreement, a register without retention rule; one customer collected,
+/// rectified, restricted, held, partly erased, with a request answered late.
+const KALEJDO_REPORTS: &str = concat!(
+    r#"{"type":"controller_declared","controller":"kalejdo","legal_name":"Kalejdo Bredband AB","contact":"Kalejdo Kundtjänst, 0771 19 17 00","dpo_contact":"Dataskyddsombud (e-post på kalejdo.tv)","authority":"Integritetsskyddsmyndigheten (IMY)","authority_country":"SE","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"purpose_declared","controller":"kalejdo","purpose":"service-delivery","description":"Leverans av Öppen Stadsnäts-TV","legal_basis":"contract","register":"kundregister","data_subjects":["customers"],"occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"purpose_declared","controller":"kalejdo","purpose":"app-login","description":"Inloggning i appen Kalejdo Smarta Hem","legal_basis":"contract","register":"appdatabas","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"processor_registered","controller":"kalejdo","processor":"app-cloud","name":"Molntjänst (land anges inte)","country":"ZZ","role":"processor","dpa_ref":"Avtal om hantering av personuppgifter","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"processor_registered","controller":"kalejdo","processor":"postnord","name":"Logistikpartner","country":"SE","role":"processor","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"processor_registered","controller":"kalejdo","processor":"us-crm","name":"CRM i USA","country":"US","role":"recipient","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"retention_rule_declared","controller":"kalejdo","register":"kundregister","trigger":"relationship_ended","duration":"P0D","occurred_at":"2026-01-01T00:00:00Z"}"#,
+    "\n",
+    r#"{"type":"data_collected","controller":"kalejdo","subject":"KAL-1","register":"kundregister","categories":["name","address"],"purpose":"service-delivery","legal_basis":"contract","source":"subject","occurred_at":"2026-01-05T10:00:00Z","details":{"name":"Åsa Öberg","address":"<b>Storgatan 1</b>"}}"#,
+    "\n",
+    r#"{"type":"data_collected","controller":"kalejdo","subject":"KAL-1","register":"appdatabas","categories":["login-account"],"purpose":"app-login","legal_basis":"contract","source":"subject","occurred_at":"2026-01-06T10:00:00Z","details":{"username":"asa@example.org"}}"#,
+    "\n",
+    r#"{"type":"data_shared","controller":"kalejdo","subject":"KAL-1","processor":"app-cloud","categories":["login-account"],"purpose":"app-login","occurred_at":"2026-01-06T10:00:01Z"}"#,
+    "\n",
+    r#"{"type":"data_shared","controller":"kalejdo","subject":"KAL-1","processor":"us-crm","categories":["name"],"purpose":"service-delivery","occurred_at":"2026-01-07T10:00:00Z"}"#,
+    "\n",
+    r#"{"type":"data_shared","controller":"kalejdo","subject":"KAL-1","processor":"unknown-agency","categories":["name"],"purpose":"service-delivery","occurred_at":"2026-01-07T11:00:00Z"}"#,
+    "\n",
+    r#"{"type":"rights_request_received","controller":"kalejdo","subject":"KAL-1","request_id":"r-1","right":"rectification","occurred_at":"2026-02-01T10:00:00Z"}"#,
+    "\n",
+    r#"{"type":"processing_restricted","controller":"kalejdo","subject":"KAL-1","reason":"Art 18(1)(a)","occurred_at":"2026-02-02T10:00:00Z"}"#,
+    "\n",
+    r#"{"type":"data_rectified","controller":"kalejdo","subject":"KAL-1","register":"kundregister","categories":["address"],"occurred_at":"2026-03-10T10:00:00Z","details":{"address":"Teknikringen 4"}}"#,
+    "\n",
+    r#"{"type":"restriction_lifted","controller":"kalejdo","subject":"KAL-1","reason":"corrected","occurred_at":"2026-03-10T10:00:01Z"}"#,
+    "\n",
+    r#"{"type":"rights_request_fulfilled","controller":"kalejdo","subject":"KAL-1","request_id":"r-1","occurred_at":"2026-03-10T10:00:02Z"}"#,
+    "\n",
+    r#"{"type":"legal_hold_placed","controller":"kalejdo","subject":"KAL-1","hold_id":"h-1","reason":"tvist","occurred_at":"2026-04-01T10:00:00Z"}"#,
+    "\n",
+    r#"{"type":"legal_hold_released","controller":"kalejdo","subject":"KAL-1","hold_id":"h-1","occurred_at":"2026-05-01T10:00:00Z"}"#,
+    "\n",
+    r#"{"type":"data_erased","controller":"kalejdo","subject":"KAL-1","register":"appdatabas","reason":"Art 17, appen","occurred_at":"2026-06-01T10:00:00Z"}"#,
+    "\n",
+);
+
+#[test]
+fn access_report_names_the_declared_controller_and_authority_and_copies_the_data_held() {
+    let (d, ledger) = new_ledger();
+    let o = kvitto_stdin(&ledger, &["append", "-"], KALEJDO_REPORTS.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let who = ["--controller", "kalejdo", "--subject", "KAL-1"];
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who].concat());
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains("controller: Kalejdo Bredband AB (kalejdo), organisation number not stated  [seq 0]"),
+        "{out}"
+    );
+    assert!(out.contains("data protection officer: Dataskyddsombud (e-post på kalejdo.tv)"), "{out}");
+    assert!(out.contains("supervisory authority (Art 77): Integritetsskyddsmyndigheten (IMY) (SE)"), "{out}");
+    assert!(!out.contains("e.g. IMY"), "no generic authority: {out}");
+    assert!(out.contains("Molntjänst (land anges inte) (country not stated)"), "{out}");
+    assert!(out.contains("(not registered) (country unknown)"), "{out}");
+    assert!(out.contains("restricted at 2026-02-02T10:00:00Z  [seq 13]"), "{out}");
+    assert!(out.contains("restriction lifted at 2026-03-10T10:00:01Z  [seq 15]"), "{out}");
+    assert!(
+        out.contains("legal hold h-1 placed 2026-04-01T10:00:00Z, released 2026-05-01T10:00:00Z  [seqs 17,18]"),
+        "{out}"
+    );
+    assert!(out.contains("request r-1 (rectification): fulfilled_late"), "{out}");
+    // Art 15(3): the rectified address is current, the old one superseded; the erased
+    // register's data is shown as erased.
+    assert!(out.contains("Art 15(3) copy of the personal data held (2 collections)"), "{out}");
+    let copy = out.split("Art 15(3)").nth(1).unwrap();
+    assert!(copy.contains(r#"seq 7 kundregister name,address (service-delivery) from subject: {"address":"Teknikringen 4","name":"Åsa Öberg"}"#), "{copy}");
+    assert!(copy.contains(r#"address was "<b>Storgatan 1</b>" — superseded by seq 14"#), "{copy}");
+    assert!(copy.contains("seq 8 appdatabas login-account (app-login) from subject: [erased]"), "{copy}");
+    assert!(!copy.contains("asa@example.org"), "erased data is not shown: {copy}");
+
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who, &["--json"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["format"], "kvitto-access/1");
+    assert_eq!(j["controller_identity"]["legal_name"], "Kalejdo Bredband AB");
+    assert_eq!(j["controller_identity"]["authority_country"], "SE");
+    assert_eq!(j["controller_identity"]["organisation_number"], serde_json::Value::Null);
+    assert!(j["rights"].as_array().unwrap().last().unwrap().as_str().unwrap().contains("Integritetsskyddsmyndigheten"));
+    assert_eq!(j["copy"][0]["data"]["address"], "Teknikringen 4");
+    assert_eq!(j["copy"][0]["superseded"][0]["value"], "<b>Storgatan 1</b>");
+    assert_eq!(j["copy"][1]["erased"], true);
+    assert_eq!(j["copy"][1]["source"], "subject");
+    assert_eq!(j["holds"][0]["in_force"], false);
+    assert_eq!(j["restrictions"].as_array().unwrap().len(), 2);
+    let cloud = j["recipients"].as_array().unwrap().iter().find(|r| r["processor"] == "app-cloud").unwrap();
+    assert_eq!(cloud["third_country"], serde_json::Value::Null);
+    assert_eq!(cloud["country"], "ZZ");
+
+    // HTML: one self-contained page, every value escaped; an existing file is refused.
+    let page = d.path().join("kal-1.html");
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who, &["--html", page.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    for needle in [
+        "Kalejdo Bredband AB",
+        "Integritetsskyddsmyndigheten (IMY) (SE)",
+        "Teknikringen 4",
+        "&lt;b&gt;Storgatan 1&lt;/b&gt;",
+        "corrected by seq 14",
+        "erased",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the page");
+    }
+    assert!(!html.contains("<b>Storgatan"), "unescaped value in the page");
+    for asset in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(asset), "the page must be self-contained: {asset}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&page).unwrap().permissions().mode() & 0o077, 0, "owner-only file");
+    }
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who, &["--html", page.to_str().unwrap()]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("exists; pass --force"), "{}", text(&o.stderr));
+    let o =
+        kvitto(&ledger, &[&["report", "access"][..], &who, &["--html", page.to_str().unwrap(), "--force"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn processing_record_names_the_controller_its_data_subjects_and_every_gap() {
+    let (d, ledger) = new_ledger();
+    let o = kvitto_stdin(&ledger, &["append", "-"], KALEJDO_REPORTS.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["report", "processing", "--controller", "kalejdo"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("controller: Kalejdo Bredband AB (kalejdo)"), "{out}");
+    assert!(out.contains("supervisory authority: Integritetsskyddsmyndigheten (IMY) (SE)"), "{out}");
+    assert!(out.contains("data subjects: customers"), "{out}");
+    assert!(out.contains("gaps (6)"), "{out}");
+    let gap = |kind: &str, concerns: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(kind) && l.contains(concerns))
+            .unwrap_or_else(|| panic!("no {kind} gap for {concerns}: {out}"))
+    };
+    assert!(gap("purpose_without_data_subjects", "app-login").contains("[seqs 2]"), "{out}");
+    assert!(gap("recipient_not_registered", "unknown-agency").contains("[seqs 11]"), "{out}");
+    assert!(gap("processor_without_dpa", "postnord").contains("[seqs 4]"), "{out}");
+    assert!(gap("country_not_stated", "app-cloud").contains("[seqs 3]"), "{out}");
+    assert!(gap("missing_safeguard", "us-crm").contains("(US)"), "{out}");
+    assert!(gap("register_without_retention", "appdatabas").contains("[seqs 2]"), "{out}");
+    let o = kvitto(&ledger, &["report", "processing", "--controller", "kalejdo", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["controller_identity"]["dpo_contact"], "Dataskyddsombud (e-post på kalejdo.tv)");
+    assert_eq!(j["gaps"].as_array().unwrap().len(), 6);
+    assert_eq!(j["purposes"][1]["data_subjects"], serde_json::json!(["customers"]));
+    let cloud = j["recipients"].as_array().unwrap().iter().find(|r| r["processor"] == "app-cloud").unwrap();
+    assert_eq!(cloud["third_country"], serde_json::Value::Null);
+    assert_eq!(cloud["missing_safeguard"], false);
+    let page = d.path().join("art30.html");
+    let o = kvitto(&ledger, &["report", "processing", "--controller", "kalejdo", "--html", page.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for needle in [
+        "Record of processing activities — Kalejdo Bredband AB",
+        "register_without_retention",
+        "not stated",
+        "none declared",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the page");
+    }
+    assert!(!html.contains("src=") && !html.contains("<script"), "self-contained");
+}
+
+#[test]
+fn reports_without_a_controller_declaration_say_so_instead_of_guessing_an_authority() {
+    let (_d, ledger) = new_ledger();
+    let input = concat!(
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"news","description":"Nyheder","legal_basis":"consent","register":"kunderegister","data_subjects":["customers"]}"#,
+        "\n",
+        r#"{"type":"retention_rule_declared","controller":"kazoom","register":"kunderegister","trigger":"relationship_ended","duration":"P0D"}"#,
+        "\n",
+        r#"{"type":"consent_given","controller":"kazoom","subject":"KZ-1","purpose":"news"}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["report", "access", "--controller", "kazoom", "--subject", "KZ-1"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("controller kazoom: NO controller_declared recorded"), "{out}");
+    assert!(out.contains("the controller has declared none"), "{out}");
+    let o = kvitto(&ledger, &["report", "processing", "--controller", "kazoom"]);
+    let out = text(&o.stdout);
+    assert!(out.contains("gaps (1)") && out.contains("no_controller_declaration"), "{out}");
+}

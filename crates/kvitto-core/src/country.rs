@@ -1,4 +1,5 @@
-//! ISO 3166-1 alpha-2 country codes (the 249 officially assigned codes).
+//! ISO 3166-1 alpha-2 country codes (the 249 officially assigned codes), and `ZZ` for a
+//! country the controller has not stated.
 
 use std::fmt;
 
@@ -26,7 +27,8 @@ const EEA: [&str; 30] = [
     "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO",
 ];
 
-/// An officially assigned ISO 3166-1 alpha-2 code, uppercase (`SE`, `DK`, `GB`).
+/// An officially assigned ISO 3166-1 alpha-2 code, uppercase (`SE`, `DK`, `GB`), or
+/// [`CountryCode::NOT_STATED`] (`ZZ`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CountryCode([u8; 2]);
@@ -45,15 +47,25 @@ impl From<CountryCode> for String {
 }
 
 impl CountryCode {
-    /// Validates an uppercase two-letter code against the assigned list.
+    /// `ZZ`: the country was not stated (e.g. a cloud processor a privacy policy names without
+    /// saying where it processes, seed 001). ISO 3166-1 leaves `ZZ` to users; Unicode CLDR uses
+    /// it for "Unknown Region". It is the one code outside the assigned list that is accepted,
+    /// so an unknown country is recorded as unknown instead of as an invented one.
+    pub const NOT_STATED: CountryCode = CountryCode(*b"ZZ");
+
+    /// Validates an uppercase two-letter code against the assigned list (or `ZZ`).
     pub fn new(s: &str) -> Result<Self, String> {
-        if ASSIGNED.binary_search(&s).is_ok() {
+        if s == "ZZ" {
+            Ok(Self::NOT_STATED)
+        } else if ASSIGNED.binary_search(&s).is_ok() {
             let b = s.as_bytes();
             Ok(Self([b[0], b[1]]))
         } else if ASSIGNED.binary_search(&s.to_ascii_uppercase().as_str()).is_ok() {
             Err(format!("{s:?} must be uppercase ({:?})", s.to_ascii_uppercase()))
         } else {
-            Err(format!("{s:?} is not an assigned ISO 3166-1 alpha-2 code (e.g. SE, DK, GB, US)"))
+            Err(format!(
+                "{s:?} is not an assigned ISO 3166-1 alpha-2 code (e.g. SE, DK, GB, US; ZZ when the country is not stated)"
+            ))
         }
     }
 
@@ -68,9 +80,21 @@ impl CountryCode {
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
 
-    /// Whether the country is in the EEA.
+    /// Whether the country is in the EEA (`false` for [`CountryCode::NOT_STATED`]: see
+    /// [`CountryCode::third_country`] for the answer that keeps "unknown" apart).
     pub fn in_eea(&self) -> bool {
         EEA.contains(&self.as_str())
+    }
+
+    /// Whether a country was stated (anything but `ZZ`).
+    pub fn is_stated(&self) -> bool {
+        *self != Self::NOT_STATED
+    }
+
+    /// Outside the EEA (a third country, Chapter V): `None` when the country was not stated,
+    /// so unknown is never taken for "inside the EEA" nor for "outside".
+    pub fn third_country(&self) -> Option<bool> {
+        self.is_stated().then(|| !self.in_eea())
     }
 }
 
@@ -100,5 +124,11 @@ mod tests {
         assert!(CountryCode::new("SWE").is_err());
         assert!(CountryCode::new("DK").unwrap().in_eea());
         assert!(!CountryCode::new("GB").unwrap().in_eea());
+        assert_eq!(CountryCode::new("GB").unwrap().third_country(), Some(true));
+        assert_eq!(CountryCode::new("SE").unwrap().third_country(), Some(false));
+        let zz = CountryCode::new("ZZ").unwrap();
+        assert!(!zz.is_stated());
+        assert_eq!(zz.third_country(), None);
+        assert!(CountryCode::new("zz").is_err());
     }
 }

@@ -283,8 +283,10 @@ macro_rules! event_kinds {
 }
 
 event_kinds! {
-    /// A purpose the controller processes for, with its legal basis and register.
+    /// A purpose the controller processes for, with its legal basis and register. With
+    /// `data_subjects` (the categories of data subjects, Art 30(1)(c)) it is encoded as kind 7.
     PurposeDeclared = 1, "purpose_declared", Controller { purpose: Id, description: Text, legal_basis: LegalBasis, register: Id }
+        + 7 { data_subjects: Option<Categories> }
     /// A processor, sub-processor, recipient or joint controller.
     ProcessorRegistered = 2, "processor_registered", Controller { processor: Id, name: Text, country: CountryCode, role: Role, transfer_mechanism: Option<TransferMechanism>, dpa_ref: Option<Text> }
     /// How long a register keeps data after a trigger. With `financial_year_end` and/or
@@ -293,6 +295,10 @@ event_kinds! {
         + 5 { financial_year_end: Option<MonthDay>, extend_to: Option<ExtendTo> }
     /// A privacy notice version came into force.
     NoticePublished = 4, "notice_published", Controller { version: Id, text_hash: TextHash }
+    /// Who the controller is (Art 13(1)(a)–(b), 15(1)(f), 30(1)(a)): legal name, organisation
+    /// number, address, contact, data protection officer, and the supervisory authority a data
+    /// subject may complain to. A later declaration replaces the earlier one.
+    ControllerDeclared = 6, "controller_declared", Controller { legal_name: Text, organisation_number: Option<Text>, address: Option<Text>, contact: Option<Text>, dpo_contact: Option<Text>, authority: Text, authority_country: CountryCode }
     /// Consent given for a purpose.
     ConsentGiven = 16, "consent_given", Subject { purpose: Id, notice_version: Option<Id>, channel: Option<Id> }
     /// Consent withdrawn for a purpose.

@@ -85,6 +85,7 @@ fn decode_rejects_unknown_codes_and_scope_mismatch() {
             description: Text::new("m").unwrap(),
             legal_basis: LegalBasis::Consent,
             register: Id::new("kundregister").unwrap(),
+            data_subjects: None,
         },
         payload_commitment: None,
     };

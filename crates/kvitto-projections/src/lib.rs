@@ -23,12 +23,15 @@ use kvitto_core::{Event, Id, SubjectId, SubjectMap};
 
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
 pub use erasure::ErasureBlocker;
-pub use report::{AccessPurpose, AccessReport, ProcessingReport, RequestStatus, add_period};
+pub use report::{
+    AccessPurpose, AccessReport, ControllerIdentity, HoldStatus, ProcessingReport, RecordGap, RequestStatus,
+    RestrictionStep, add_period,
+};
 pub use requests::{RequestListItem, request_step_problem};
 pub use retention::{DeferredBy, OVERDUE_AFTER_SECONDS, PlanItem, PlanRule, PlanStatus, RetentionCandidate};
 pub use state::{
-    Collected, ConsentMark, ControllerState, Deferral, ProcessorDecl, PurposeDecl, RequestMark, RetentionDecl, Shared,
-    SubjectState,
+    Collected, ConsentMark, ControllerDecl, ControllerState, Deferral, ProcessorDecl, PurposeDecl, RequestMark,
+    RetentionDecl, Shared, SubjectState,
 };
 pub use state::{STATE_LAYOUT, controller_difference, subject_difference};
 pub use timeline::{AsOf, FirstSeen, Stamp, Timeline};

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::decision::{ConsentAnswer, ConsentState};
 use crate::retention::{data_registers, register_clock};
-use crate::state::{ControllerState, ProcessorDecl};
+use crate::state::{ControllerDecl, ControllerState, ProcessorDecl};
 use crate::timeline::AsOf;
 use crate::{Projections, QueryError};
 
@@ -56,6 +56,50 @@ pub struct RequestStatus {
     pub days_left: Option<i64>,
     /// Open and overdue at `at`: by how many days (whole days, rounded up).
     pub overdue_by_days: Option<i64>,
+}
+
+/// Who the controller is (`controller_declared`, the newest in force), with the event that
+/// says so: Art 13(1)(a)–(b), 15(1)(f) (the authority), 30(1)(a).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ControllerIdentity {
+    /// The declaration.
+    #[serde(flatten)]
+    pub declared: ControllerDecl,
+    /// The `controller_declared` event.
+    pub seq: u64,
+}
+
+impl ControllerIdentity {
+    /// The newest declaration of `c` visible as of `q`.
+    pub fn of(c: &ControllerState, q: &AsOf) -> Option<Self> {
+        c.identity.latest(q).map(|(st, d)| Self { declared: d.clone(), seq: st.seq })
+    }
+}
+
+/// A restriction (Art 18) placed or lifted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RestrictionStep {
+    /// `true`: restricted; `false`: lifted.
+    pub restricted: bool,
+    /// When.
+    pub occurred_at: Timestamp,
+    /// The event.
+    pub seq: u64,
+}
+
+/// A legal hold on the subject's data (erasure suspended).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HoldStatus {
+    /// Hold id.
+    pub hold_id: Id,
+    /// When it was placed.
+    pub placed_at: Option<Timestamp>,
+    /// When it was released (`None`: still in force).
+    pub released_at: Option<Timestamp>,
+    /// In force at the report's time.
+    pub in_force: bool,
+    /// Events behind it.
+    pub seqs: Vec<u64>,
 }
 
 /// Art 15(1)(a): a purpose the subject's data is processed for.
@@ -105,7 +149,7 @@ pub struct AccessRecipient {
     /// Role.
     pub role: Option<Role>,
     /// Outside the EEA (a third country, Art 15(2)); `None` when the recipient was never
-    /// registered, so its country is unknown — not taken for "inside the EEA".
+    /// registered or its country not stated (`ZZ`), so unknown — not taken for "inside the EEA".
     pub third_country: Option<bool>,
     /// Safeguard for the transfer.
     pub transfer_mechanism: Option<TransferMechanism>,
@@ -146,6 +190,9 @@ pub struct AccessRetention {
 pub struct AccessReport {
     /// Controller.
     pub controller: Id,
+    /// Who the controller is, its DPO and supervisory authority (`None`: no
+    /// `controller_declared` recorded as of the report).
+    pub controller_identity: Option<ControllerIdentity>,
     /// Subject pseudonym (hex).
     pub subject_id: String,
     /// Occurred-time horizon.
@@ -160,14 +207,18 @@ pub struct AccessReport {
     pub recipients: Vec<AccessRecipient>,
     /// (d) retention per register.
     pub retention: Vec<AccessRetention>,
-    /// (e)/(f) the rights that exist, and this subject's requests.
-    pub rights: Vec<&'static str>,
+    /// (e)/(f) the rights that exist — the complaint line names the declared authority.
+    pub rights: Vec<String>,
     /// Requests and deadlines.
     pub requests: Vec<RequestStatus>,
     /// (h) purposes that involve profiling (by id or description).
     pub profiling: Vec<Id>,
     /// Restriction in force.
     pub restricted: bool,
+    /// Every restriction placed or lifted, in occurred order.
+    pub restrictions: Vec<RestrictionStep>,
+    /// Legal holds, placed and released.
+    pub holds: Vec<HoldStatus>,
     /// Registers erased (`*` = everything).
     pub erased: Vec<String>,
     /// Consent per purpose.
@@ -185,6 +236,8 @@ pub struct RecordPurpose {
     pub legal_basis: LegalBasis,
     /// Register.
     pub register: Id,
+    /// Categories of data subjects (Art 30(1)(c)), as declared; empty when not declared.
+    pub data_subjects: Vec<Id>,
     /// Categories actually collected for it, by basis recorded.
     pub categories: BTreeMap<LegalBasis, BTreeSet<Id>>,
     /// Declaration event.
@@ -198,7 +251,8 @@ pub struct RecordRecipient {
     pub processor: Id,
     /// Declaration (absent: data went to an unregistered recipient — an audit finding).
     pub declared: Option<ProcessorDecl>,
-    /// Outside the EEA; `None` for a recipient never registered (country unknown).
+    /// Outside the EEA; `None` for a recipient never registered or whose country is not
+    /// stated (`ZZ`): unknown.
     pub third_country: Option<bool>,
     /// Outside the EEA without a declared transfer mechanism.
     pub missing_safeguard: bool,
@@ -225,11 +279,30 @@ pub struct RecordRetention {
     pub seq: u64,
 }
 
+/// A gap in the Art 30 record: something the record must say, or the law requires, that the
+/// declarations do not give — one line each, with the events that show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordGap {
+    /// `no_controller_declaration`, `undeclared_purpose`, `purpose_without_data_subjects`,
+    /// `recipient_not_registered`, `processor_without_dpa`, `country_not_stated`,
+    /// `missing_safeguard` or `register_without_retention`.
+    pub gap: &'static str,
+    /// The purpose, recipient or register concerned (the controller for
+    /// `no_controller_declaration`).
+    pub concerns: Id,
+    /// What is missing, in words.
+    pub text: String,
+    /// Events that show it (declarations, or the first processing).
+    pub seqs: Vec<u64>,
+}
+
 /// The Art 30(1) record of processing of one controller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProcessingReport {
     /// Controller.
     pub controller: Id,
+    /// (a) who the controller is and its DPO (`None`: no `controller_declared` recorded).
+    pub controller_identity: Option<ControllerIdentity>,
     /// Occurred-time horizon.
     pub at: Timestamp,
     /// Recorded-time horizon.
@@ -244,9 +317,11 @@ pub struct ProcessingReport {
     pub retention: Vec<RecordRetention>,
     /// Data subjects with events by `known_at`.
     pub subjects: u64,
+    /// What the record lacks, one line per gap.
+    pub gaps: Vec<RecordGap>,
 }
 
-const RIGHTS: [&str; 8] = [
+const RIGHTS: [&str; 7] = [
     "access (Art 15)",
     "rectification (Art 16)",
     "erasure (Art 17)",
@@ -254,8 +329,21 @@ const RIGHTS: [&str; 8] = [
     "data portability (Art 20)",
     "objection (Art 21)",
     "withdrawal of consent at any time (Art 7(3))",
-    "lodging a complaint with a supervisory authority (Art 77), e.g. IMY (SE) or Datatilsynet (DK)",
 ];
+
+/// The Art 15(1)(f) line: the declared authority, or plainly that none is declared.
+fn complaint_line(identity: Option<&ControllerIdentity>) -> String {
+    match identity {
+        Some(i) => format!(
+            "lodging a complaint with a supervisory authority (Art 77): {} ({})",
+            i.declared.authority, i.declared.authority_country
+        ),
+        None => "lodging a complaint with a supervisory authority (Art 77) — the controller has declared none \
+                 (no controller_declared recorded): the authority of the member state of residence, work or the \
+                 alleged infringement"
+            .into(),
+    }
+}
 
 fn latest_decl<'a>(c: &'a ControllerState, processor: &Id, q: &AsOf) -> Option<&'a ProcessorDecl> {
     c.processors.get(processor).and_then(|t| t.latest(q)).map(|(_, d)| d)
@@ -322,7 +410,7 @@ impl Projections {
                     name: d.map(|d| d.name.to_string()),
                     country: d.map(|d| d.country),
                     role: d.map(|d| d.role),
-                    third_country: d.map(|d| !d.country.in_eea()),
+                    third_country: d.and_then(|d| d.country.third_country()),
                     transfer_mechanism: d.and_then(|d| d.transfer_mechanism),
                     categories: BTreeSet::new(),
                     purposes: BTreeSet::new(),
@@ -388,8 +476,32 @@ impl Projections {
             })
             .map(|p| p.purpose.clone())
             .collect();
+        let controller_identity = ControllerIdentity::of(c, q);
+        let mut rights: Vec<String> = RIGHTS.iter().map(|r| r.to_string()).collect();
+        rights.push(complaint_line(controller_identity.as_ref()));
+        let restrictions = s
+            .restriction
+            .visible(q)
+            .map(|(st, r)| RestrictionStep { restricted: *r, occurred_at: st.occurred, seq: st.seq })
+            .collect();
+        let holds = s
+            .holds
+            .iter()
+            .filter_map(|(hold_id, t)| {
+                let steps: Vec<_> = t.visible(q).collect();
+                let last = steps.last()?;
+                Some(HoldStatus {
+                    hold_id: hold_id.clone(),
+                    placed_at: steps.iter().find(|(_, placed)| *placed).map(|(st, _)| st.occurred),
+                    released_at: steps.iter().rev().find(|(_, placed)| !*placed).map(|(st, _)| st.occurred),
+                    in_force: last.1,
+                    seqs: steps.iter().map(|(st, _)| st.seq).collect(),
+                })
+            })
+            .collect();
         Ok(AccessReport {
             controller: controller.clone(),
+            controller_identity,
             subject_id: subject.to_hex(),
             at: q.at,
             known_at: q.known_at,
@@ -397,10 +509,12 @@ impl Projections {
             categories: categories.into_values().collect(),
             recipients: recipients.into_values().collect(),
             retention,
-            rights: RIGHTS.to_vec(),
+            rights,
             requests: s.requests(q),
             profiling,
             restricted: s.restriction.latest(q).is_some_and(|(_, r)| *r),
+            restrictions,
+            holds,
             erased: s.erasure.visible(q).map(|(_, r)| r.as_ref().map_or("*".to_string(), |r| r.to_string())).collect(),
             consent,
         })
@@ -425,6 +539,7 @@ impl Projections {
                 description: d.description.to_string(),
                 legal_basis: d.legal_basis,
                 register: d.register.clone(),
+                data_subjects: d.data_subjects.as_ref().map(|c| c.as_slice().to_vec()).unwrap_or_default(),
                 categories,
                 seq: st.seq,
             });
@@ -447,8 +562,8 @@ impl Projections {
                     RecordRecipient {
                         processor: id.clone(),
                         declared: Some(d.clone()),
-                        third_country: Some(!d.country.in_eea()),
-                        missing_safeguard: !d.country.in_eea() && d.transfer_mechanism.is_none(),
+                        third_country: d.country.third_country(),
+                        missing_safeguard: d.country.third_country() == Some(true) && d.transfer_mechanism.is_none(),
                         received: BTreeMap::new(),
                     },
                 );
@@ -489,8 +604,11 @@ impl Projections {
         let subjects =
             self.subjects.values().filter(|s| &s.controller == controller && s.first.recorded <= q.known_at).count()
                 as u64;
+        let controller_identity = ControllerIdentity::of(c, q);
+        let gaps = record_gaps(controller, c, q, controller_identity.as_ref(), &purposes, &recipients);
         Ok(ProcessingReport {
             controller: controller.clone(),
+            controller_identity,
             at: q.at,
             known_at: q.known_at,
             purposes,
@@ -498,6 +616,106 @@ impl Projections {
             recipients: recipients.into_values().collect(),
             retention,
             subjects,
+            gaps,
         })
     }
+}
+
+/// The first visible sighting among several (e.g. a purpose's collections of any category).
+fn first_seen<'a>(seen: impl IntoIterator<Item = &'a crate::FirstSeen>, q: &AsOf) -> Vec<u64> {
+    seen.into_iter()
+        .filter_map(|f| f.first_visible(q))
+        .min_by_key(|st| (st.occurred, st.seq))
+        .map(|st| st.seq)
+        .into_iter()
+        .collect()
+}
+
+/// One line per gap of the Art 30 record (docs/REPORTS.md lists the rules).
+fn record_gaps(
+    controller: &Id,
+    c: &ControllerState,
+    q: &AsOf,
+    identity: Option<&ControllerIdentity>,
+    purposes: &[RecordPurpose],
+    recipients: &BTreeMap<Id, RecordRecipient>,
+) -> Vec<RecordGap> {
+    let mut gaps = Vec::new();
+    let mut gap = |gap: &'static str, concerns: &Id, text: String, seqs: Vec<u64>| {
+        gaps.push(RecordGap { gap, concerns: concerns.clone(), text, seqs })
+    };
+    if identity.is_none() {
+        gap(
+            "no_controller_declaration",
+            controller,
+            "no controller_declared: name, contact details, DPO and supervisory authority are not recorded (Art 30(1)(a))".into(),
+            Vec::new(),
+        );
+    }
+    let declared: BTreeSet<&Id> = purposes.iter().map(|p| &p.purpose).collect();
+    for (p, by_category) in &c.collected {
+        let seqs = first_seen(by_category.values().flat_map(|b| b.values()), q);
+        if !declared.contains(p) && !seqs.is_empty() {
+            gap("undeclared_purpose", p, "data collected for a purpose never declared".into(), seqs);
+        }
+    }
+    for p in purposes.iter().filter(|p| p.data_subjects.is_empty()) {
+        gap(
+            "purpose_without_data_subjects",
+            &p.purpose,
+            "categories of data subjects not declared (Art 30(1)(c))".into(),
+            vec![p.seq],
+        );
+    }
+    for r in recipients.values() {
+        let decl_seq = c.processors.get(&r.processor).and_then(|t| t.latest(q)).map(|(st, _)| st.seq);
+        let first_share =
+            first_seen(c.shared.get(&r.processor).into_iter().flat_map(|b| b.values()).flat_map(|b| b.values()), q);
+        let Some(d) = &r.declared else {
+            gap(
+                "recipient_not_registered",
+                &r.processor,
+                "data shared with a recipient never registered: who it is and where it processes are unknown".into(),
+                first_share,
+            );
+            continue;
+        };
+        let seqs: Vec<u64> = decl_seq.into_iter().collect();
+        if matches!(d.role, Role::Processor | Role::SubProcessor) && d.dpa_ref.is_none() {
+            gap(
+                "processor_without_dpa",
+                &r.processor,
+                format!("{} without a data processing agreement reference (Art 28(3))", d.role),
+                seqs.clone(),
+            );
+        }
+        if !d.country.is_stated() {
+            gap(
+                "country_not_stated",
+                &r.processor,
+                "country not stated: whether data leaves the EEA cannot be told (Art 30(1)(e))".into(),
+                seqs.clone(),
+            );
+        }
+        if r.missing_safeguard {
+            gap(
+                "missing_safeguard",
+                &r.processor,
+                format!("transfer to a third country ({}) without a declared safeguard (Art 44–49)", d.country),
+                seqs,
+            );
+        }
+    }
+    let registers: BTreeMap<&Id, u64> = purposes.iter().rev().map(|p| (&p.register, p.seq)).collect();
+    for (register, seq) in registers {
+        if c.retention.get(register).and_then(|t| t.latest(q)).is_none() {
+            gap(
+                "register_without_retention",
+                register,
+                "no retention rule declared: how long the data is kept is not stated (Art 30(1)(f))".into(),
+                vec![seq],
+            );
+        }
+    }
+    gaps
 }

@@ -23,6 +23,27 @@ pub struct PurposeDecl {
     pub legal_basis: LegalBasis,
     /// Register the data lives in.
     pub register: Id,
+    /// Categories of data subjects (Art 30(1)(c)), when declared.
+    pub data_subjects: Option<Categories>,
+}
+
+/// Who the controller is (`controller_declared`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerDecl {
+    /// Legal name.
+    pub legal_name: Text,
+    /// Organisation number (e.g. Swedish organisationsnummer, Danish CVR), when stated.
+    pub organisation_number: Option<Text>,
+    /// Postal address, when stated.
+    pub address: Option<Text>,
+    /// How to contact the controller, when stated.
+    pub contact: Option<Text>,
+    /// How to contact its data protection officer (Art 37–39), when it has one.
+    pub dpo_contact: Option<Text>,
+    /// The supervisory authority a data subject may complain to (Art 77).
+    pub authority: Text,
+    /// Its country.
+    pub authority_country: CountryCode,
 }
 
 /// A registered processor or recipient (`processor_registered`).
@@ -42,8 +63,9 @@ pub struct ProcessorDecl {
 
 /// The layout of the persisted states in this module. Bumped whenever a stored field is
 /// added or changes type, so a store can tell old bytes from new ones without relying on a
-/// decode failure (2: `RetentionDecl` gained `financial_year_end` and `extend_to`).
-pub const STATE_LAYOUT: u32 = 2;
+/// decode failure (2: `RetentionDecl` gained `financial_year_end` and `extend_to`; 3:
+/// `ControllerState::identity` and `PurposeDecl::data_subjects`).
+pub const STATE_LAYOUT: u32 = 3;
 
 /// A retention rule (`retention_rule_declared`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +99,8 @@ impl RetentionDecl {
 pub struct ControllerState {
     /// Last seq applied.
     pub last_seq: Option<u64>,
+    /// Who the controller declared itself to be (`controller_declared`; the latest applies).
+    pub identity: Timeline<ControllerDecl>,
     /// Declarations of each purpose.
     pub purposes: BTreeMap<Id, Timeline<PurposeDecl>>,
     /// Registrations of each processor.
@@ -213,16 +237,37 @@ impl ControllerState {
         }
         let st = Stamp::of(e);
         match &e.kind {
-            EventKind::PurposeDeclared { purpose, description, legal_basis, register } => {
+            EventKind::PurposeDeclared { purpose, description, legal_basis, register, data_subjects } => {
                 self.purposes.entry(purpose.clone()).or_default().insert(
                     st,
                     PurposeDecl {
                         description: description.clone(),
                         legal_basis: *legal_basis,
                         register: register.clone(),
+                        data_subjects: data_subjects.clone(),
                     },
                 );
             }
+            EventKind::ControllerDeclared {
+                legal_name,
+                organisation_number,
+                address,
+                contact,
+                dpo_contact,
+                authority,
+                authority_country,
+            } => self.identity.insert(
+                st,
+                ControllerDecl {
+                    legal_name: legal_name.clone(),
+                    organisation_number: organisation_number.clone(),
+                    address: address.clone(),
+                    contact: contact.clone(),
+                    dpo_contact: dpo_contact.clone(),
+                    authority: authority.clone(),
+                    authority_country: *authority_country,
+                },
+            ),
             EventKind::ProcessorRegistered { processor, name, country, role, transfer_mechanism, dpa_ref } => {
                 self.processors.entry(processor.clone()).or_default().insert(
                     st,
@@ -352,6 +397,7 @@ impl SubjectState {
             }
             EventKind::DataErased { register, .. } => self.erasure.insert(st, register),
             EventKind::PurposeDeclared { .. }
+            | EventKind::ControllerDeclared { .. }
             | EventKind::ProcessorRegistered { .. }
             | EventKind::RetentionRuleDeclared { .. }
             | EventKind::NoticePublished { .. }
@@ -404,10 +450,19 @@ pub fn subject_difference(a: &SubjectState, b: &SubjectState) -> Option<&'static
 
 /// Names the first part of two controller states that differs (`None`: equal).
 pub fn controller_difference(a: &ControllerState, b: &ControllerState) -> Option<&'static str> {
-    let ControllerState { last_seq: _, purposes: _, processors: _, retention: _, notices: _, collected: _, shared: _ } =
-        a;
+    let ControllerState {
+        last_seq: _,
+        identity: _,
+        purposes: _,
+        processors: _,
+        retention: _,
+        notices: _,
+        collected: _,
+        shared: _,
+    } = a;
     [
         ("last_seq", a.last_seq == b.last_seq),
+        ("identity", a.identity == b.identity),
         ("purposes", a.purposes == b.purposes),
         ("processors", a.processors == b.processors),
         ("retention", a.retention == b.retention),

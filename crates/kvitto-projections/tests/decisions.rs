@@ -255,6 +255,7 @@ fn undeclared_purpose_is_denied_with_a_reason_and_unknowns_are_errors() {
             description: Text::new("d").unwrap(),
             legal_basis: LegalBasis::Contract,
             register: id("r"),
+            data_subjects: None,
         },
     );
     s2.collect("kazoom", c, "r", "sms", LegalBasis::Contract, Source::Subject, "2026-01-01");

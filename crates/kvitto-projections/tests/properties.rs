@@ -41,6 +41,7 @@ fn script(steps: &[(usize, u8, i64, u8, usize, usize)]) -> Script {
                     description: Text::new("d").unwrap(),
                     legal_basis: basis,
                     register: id(if *b % 2 == 0 { "kundregister" } else { "bokforing" }),
+                    data_subjects: None,
                 },
             ),
             2 | 3 => (Some(who), EventKind::ConsentGiven { purpose, notice_version: Some(id("v1")), channel: None }),

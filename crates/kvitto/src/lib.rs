@@ -37,6 +37,7 @@ mod bundle;
 mod erase;
 mod error;
 mod failure;
+pub mod html;
 mod indexer;
 mod persist;
 mod proofs;
@@ -63,13 +64,17 @@ pub use failure::{
 };
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
-    AccessPurpose, AccessReport, AsOf, ConsentAnswer, ConsentState, Decision, DeferredBy, PlanItem, PlanStatus,
-    ProcessingReport, Projections, QueryError, RequestListItem, RetentionCandidate,
+    AccessPurpose, AccessReport, AsOf, ConsentAnswer, ConsentState, ControllerIdentity, Decision, DeferredBy,
+    HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError, RecordGap, RequestListItem,
+    RestrictionStep, RetentionCandidate,
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
 pub use publish::{PublishReport, tile_path};
-pub use read::{DetailsView, LedgerEvent, PortableExport, PortableItem, Rectified, Superseded, rectifications};
+pub use read::{
+    CopyItem, DetailsView, LedgerEvent, PortableExport, PortableItem, Rectified, SubjectAccess, Superseded,
+    rectifications,
+};
 pub use retention::{RetentionRun, retention_event_id};
 pub use verify::VerifyReport;
 pub use writer::Receipt;
@@ -498,6 +503,20 @@ impl Ledger {
     pub fn processing_report(&self, controller: &str, as_of: AsOf) -> Result<ProcessingReport, ReadError> {
         let c = Id::new(controller).map_err(|message| ReadError::BadQuery { field: "controller", message })?;
         self.with_projections(|p| p.processing_report(&c, &as_of))
+    }
+
+    /// The complete answer to an access request (Art 15): the report of
+    /// [`Ledger::access_report`] and the Art 15(3) copy of the personal data held — details
+    /// decrypted, rectified values current, erased data marked as erased.
+    pub async fn subject_access(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        as_of: AsOf,
+    ) -> Result<SubjectAccess, ReadError> {
+        let report = self.access_report(controller, subject_ref, as_of)?;
+        let events = self.history(controller, subject_ref).await?;
+        Ok(read::subject_access(subject_ref, report, &events))
     }
 
     /// Art 20 export: the data the customer provided (`source: subject`) on the basis of

@@ -343,7 +343,8 @@ mod tests {
         assert!(p.subjects.values().any(|s| !s.consent.is_empty()), "a subject with consent");
         assert!(p.subjects.values().any(|s| !s.erasure.is_empty()), "a subject with an erasure");
         assert!(p.controllers.values().any(|c| !c.purposes.is_empty()), "a controller with purposes");
-        assert_eq!(p.last_seq, Some(18), "all 19 golden events fold");
+        assert!(p.controllers.values().any(|c| !c.identity.is_empty()), "a controller with a declaration");
+        assert_eq!(p.last_seq, Some(21), "all 22 golden events fold");
         let fingerprint = schema_fingerprint().expect("the probe states encode");
         assert_eq!(schema_fingerprint().expect("cached"), fingerprint);
         assert_ne!(fingerprint, [0; 32]);

@@ -395,26 +395,52 @@ pub fn rectifications<'a>(history: impl IntoIterator<Item = &'a LedgerEvent>) ->
     out
 }
 
-/// Builds the Art 20 export from a subject's history: only `data_collected` with
-/// `source: subject` on consent or contract (seed 004 m: controller-created data is excluded).
-pub(crate) fn portable(
-    controller: &str,
-    subject: &str,
+/// An item of the Art 15(3) copy: one collection of the subject's data, as held now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CopyItem {
+    /// The collection, its current data, corrections and erasure (as in the Art 20 export).
+    #[serde(flatten)]
+    pub item: PortableItem,
+    /// Where the data came from (`subject`, `controller`, `third_party`).
+    pub source: kvitto_core::Source,
+}
+
+/// The complete answer to an access request: the Art 15(1) report and the Art 15(3) copy of
+/// the personal data (docs/REPORTS.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SubjectAccess {
+    /// `kvitto-access/1`.
+    pub format: &'static str,
+    /// The customer reference the report was asked for (it goes to that customer).
+    pub subject: String,
+    /// Art 15(1)(a)–(h), the controller's identity, requests, holds and restrictions.
+    #[serde(flatten)]
+    pub report: kvitto_projections::AccessReport,
+    /// Art 15(3): every collection of the subject's data — decrypted, rectified values current,
+    /// erased data shown as erased — in occurred order.
+    pub copy: Vec<CopyItem>,
+}
+
+/// The subject's collections visible as of `q`, in occurred order, with `keep` choosing which:
+/// details decrypted, later rectifications applied ([`rectifications`]), erasure marked.
+fn collections(
     events: &[LedgerEvent],
     q: &kvitto_projections::AsOf,
-) -> PortableExport {
-    use kvitto_core::{EventKind, LegalBasis, Source};
-    let visible: Vec<&LedgerEvent> =
+    keep: impl Fn(kvitto_core::Source, kvitto_core::LegalBasis) -> bool,
+) -> Vec<CopyItem> {
+    use kvitto_core::EventKind;
+    let mut visible: Vec<&LedgerEvent> =
         events.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).collect();
+    visible.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
     let mut corrections = rectifications(visible.iter().copied());
-    let items = visible
+    visible
         .iter()
         .filter_map(|e| match &e.event.kind {
-            EventKind::DataCollected { register, categories, purpose, legal_basis, source: Source::Subject }
-                if matches!(legal_basis, LegalBasis::Consent | LegalBasis::Contract) =>
+            EventKind::DataCollected { register, categories, purpose, legal_basis, source }
+                if keep(*source, *legal_basis) =>
             {
                 let r = corrections.remove(&e.event.seq).unwrap_or_default();
-                Some(PortableItem {
+                let item = PortableItem {
                     seq: e.event.seq,
                     occurred_at: e.event.occurred_at.to_rfc3339(),
                     register: register.to_string(),
@@ -428,11 +454,40 @@ pub(crate) fn portable(
                     erased: matches!(e.details, DetailsView::Erased { .. }),
                     rectified_by: r.rectified_by,
                     superseded: r.superseded,
-                })
+                };
+                Some(CopyItem { item, source: *source })
             }
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The Art 15(3) copy and report together.
+pub(crate) fn subject_access(
+    subject: &str,
+    report: kvitto_projections::AccessReport,
+    events: &[LedgerEvent],
+) -> SubjectAccess {
+    let q = kvitto_projections::AsOf { at: report.at, known_at: report.known_at };
+    let copy = collections(events, &q, |_, _| true);
+    SubjectAccess { format: "kvitto-access/1", subject: subject.to_string(), report, copy }
+}
+
+/// Builds the Art 20 export from a subject's history: only `data_collected` with
+/// `source: subject` on consent or contract (seed 004 m: controller-created data is excluded).
+pub(crate) fn portable(
+    controller: &str,
+    subject: &str,
+    events: &[LedgerEvent],
+    q: &kvitto_projections::AsOf,
+) -> PortableExport {
+    use kvitto_core::{LegalBasis, Source};
+    let items = collections(events, q, |source, basis| {
+        source == Source::Subject && matches!(basis, LegalBasis::Consent | LegalBasis::Contract)
+    })
+    .into_iter()
+    .map(|c| c.item)
+    .collect();
     PortableExport {
         format: "kvitto-portable/2",
         controller: controller.to_string(),

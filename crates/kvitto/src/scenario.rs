@@ -85,7 +85,26 @@ struct PurposeSpec {
     description: &'static str,
     basis: LegalBasis,
     register: &'static str,
+    /// Categories of data subjects (Art 30(1)(c)).
+    data_subjects: &'static [&'static str],
 }
+
+/// Who the controller is, as its privacy policy (the seed) states it; `None` where the policy
+/// does not say.
+struct IdentitySpec {
+    legal_name: &'static str,
+    organisation_number: Option<&'static str>,
+    address: Option<&'static str>,
+    contact: Option<&'static str>,
+    dpo_contact: Option<&'static str>,
+    authority: &'static str,
+    authority_country: &'static str,
+}
+
+/// The Swedish supervisory authority. Seeds 002 and 003 name it by its name before 2021
+/// (Datainspektionen); seeds 000 and 001 name none, and a Swedish establishment's authority is
+/// IMY by law.
+const IMY: &str = "Integritetsskyddsmyndigheten (IMY)";
 
 struct ProcessorSpec {
     id: &'static str,
@@ -109,6 +128,7 @@ struct RetentionSpec {
 
 struct ControllerSpec {
     id: &'static str,
+    identity: IdentitySpec,
     /// Weight in the customer mix.
     weight: u64,
     notice: &'static str,
@@ -138,6 +158,7 @@ const SE_BOOKKEEPING: PurposeSpec = PurposeSpec {
     description: "Räkenskapsinformation enligt bokföringslagen",
     basis: LegalBasis::LegalObligation,
     register: "bokforing",
+    data_subjects: &["customers"],
 };
 
 const BOKFORINGSLAGEN: &str = "Bokföringslagen (1999:1078) 7 kap. 2 §";
@@ -146,6 +167,16 @@ const BOGFORINGSLOVEN: &str = "Bogføringsloven § 12";
 const CONTROLLERS: &[ControllerSpec] = &[
     ControllerSpec {
         id: "kalejdo",
+        // Seeds 000 (the registers) and 001 (the TV/Smart Home app): Kalejdo Bredband AB.
+        identity: IdentitySpec {
+            legal_name: "Kalejdo Bredband AB",
+            organisation_number: None,
+            address: None,
+            contact: Some("Kalejdo Kundtjänst, 0771 19 17 00"),
+            dpo_contact: Some("Dataskyddsombud Erik Dahlström (e-postadress på kalejdo.tv)"),
+            authority: IMY,
+            authority_country: "SE",
+        },
         weight: 30,
         notice: "kalejdo-2023-05",
         purposes: &[
@@ -154,34 +185,63 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 description: "Leverans av Öppen Stadsnäts-TV och Kalejdo Smarta Hem (Kundregister)",
                 basis: LegalBasis::Contract,
                 register: "kundregister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "billing",
                 description: "Fakturering som sker via Kalejdo (Faktureringsregister)",
                 basis: LegalBasis::Contract,
                 register: "faktureringsregister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "equipment-shipping",
                 description: "Sändningar av utrustning (Sändningslistor)",
                 basis: LegalBasis::Contract,
                 register: "sandningslista",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "customer-support",
                 description: "Kundtjänstärenden (Ärendelistor)",
                 basis: LegalBasis::Contract,
                 register: "arendelista",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "marketing",
                 description: "Marknadsföring med direkt koppling till förmedlade Betal-TV-tjänster; kunden kan begära att uppgifterna inte används för marknadsföring",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kundregister",
+                data_subjects: &["customers"],
             },
             SE_BOOKKEEPING,
+            // Seed 001: the TV box and the Kalejdo Smarta Hem app.
+            PurposeSpec {
+                purpose: "app-login",
+                description: "Säker inloggning och användning av tv-boxen, appen Kalejdo Smarta Hem och tillhörande funktioner",
+                basis: LegalBasis::Contract,
+                register: "appdatabas",
+                data_subjects: &["app-users"],
+            },
+            PurposeSpec {
+                purpose: "app-communication",
+                description: "Frivilligt lämnade uppgifter, används endast för kommunikation om Öppen Stadsnäts-TV och Kalejdo Smarta Hem",
+                basis: LegalBasis::Consent,
+                register: "appdatabas",
+                data_subjects: &["app-users"],
+            },
         ],
         processors: &[
+            ProcessorSpec {
+                id: "app-cloud",
+                // Seed 001: "fysiskt lagrad i en molntjänst" — which one, and where, is not stated.
+                name: "Molntjänst där appens databas lagras (leverantör och land anges inte)",
+                country: "ZZ",
+                role: Role::Processor,
+                mechanism: None,
+                dpa: Some("Avtal om hantering av personuppgifter"),
+            },
             ProcessorSpec {
                 id: "indentive",
                 name: "Indentive AB (556840-2076), lagring av personuppgifter",
@@ -274,6 +334,15 @@ const CONTROLLERS: &[ControllerSpec] = &[
     },
     ControllerSpec {
         id: "select-telecom",
+        identity: IdentitySpec {
+            legal_name: "Select Telecom AB",
+            organisation_number: None,
+            address: Some("Smedjegatan 22, 352 46 Växjö"),
+            contact: Some("info@selecttelecom.se"),
+            dpo_contact: None,
+            authority: IMY,
+            authority_country: "SE",
+        },
         weight: 20,
         notice: "select-2021-10",
         purposes: &[
@@ -282,36 +351,42 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 description: "Fullgöra avtal för leverans av tjänster och produkter (Kunddata)",
                 basis: LegalBasis::Contract,
                 register: "kunddata",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "traffic-billing",
                 description: "Förmedla elektroniska meddelanden och fakturera användningen (Trafikdata)",
                 basis: LegalBasis::Contract,
                 register: "trafikdata",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "service-information",
                 description: "Tillhandahålla serviceinformation och uppdateringar",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kunddata",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "marketing",
                 description: "Marknadsföring till befintliga kunder",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kunddata",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "marketing-profiling",
                 description: "Profilering för marknadsföring; upphör vid invändning mot marknadsföring",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kunddata",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "web-statistics",
                 description: "Cookies för statistik över hur webbplatsen används",
                 basis: LegalBasis::Consent,
                 register: "webbstatistik",
+                data_subjects: &["website-visitors"],
             },
             SE_BOOKKEEPING,
         ],
@@ -374,10 +449,31 @@ const CONTROLLERS: &[ControllerSpec] = &[
         bookkeeping: ("bokforing", BOKFORINGSLAGEN, 7),
         prefix: "SEL",
     },
-    ControllerSpec { id: "komteknik-bredband", weight: 15, prefix: "KTB", ..KOMTEKNIK },
-    ControllerSpec { id: "komteknik-el", weight: 10, prefix: "KTE", ..KOMTEKNIK },
+    ControllerSpec {
+        id: "komteknik-bredband",
+        identity: IdentitySpec { legal_name: "KomTeknik Gruppen, bolaget för bredband", ..KOMTEKNIK_IDENTITY },
+        weight: 15,
+        prefix: "KTB",
+        ..KOMTEKNIK
+    },
+    ControllerSpec {
+        id: "komteknik-el",
+        identity: IdentitySpec { legal_name: "KomTeknik Gruppen, bolaget för el", ..KOMTEKNIK_IDENTITY },
+        weight: 10,
+        prefix: "KTE",
+        ..KOMTEKNIK
+    },
     ControllerSpec {
         id: "kazoom",
+        identity: IdentitySpec {
+            legal_name: "Kazoom A/S",
+            organisation_number: Some("CVR 40700218"),
+            address: None,
+            contact: Some("kundeservice@kazoom.dk"),
+            dpo_contact: None,
+            authority: "Datatilsynet",
+            authority_country: "DK",
+        },
         weight: 25,
         notice: "kazoom-2022-01-08",
         purposes: &[
@@ -386,36 +482,42 @@ const CONTROLLERS: &[ControllerSpec] = &[
                 description: "Opfyldelse af aftalen og levering af de aftalte ydelser",
                 basis: LegalBasis::Contract,
                 register: "kunderegister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "operations-info",
                 description: "Driftsinformation og servicemeddelelser om abonnementet (kan frameldes)",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kunderegister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "product-news",
                 description: "Nyheder om Kazooms produkter",
                 basis: LegalBasis::Consent,
                 register: "kunderegister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "market-research",
                 description: "Alder og køn til produkt- og markedsforståelse",
                 basis: LegalBasis::Consent,
                 register: "analyse",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "ad-suppression",
                 description: "Deling med tredjepart så eksisterende kunder ikke eksponeres for digital markedsføring",
                 basis: LegalBasis::LegitimateInterests,
                 register: "kunderegister",
+                data_subjects: &["customers"],
             },
             PurposeSpec {
                 purpose: "bookkeeping",
                 description: "Regnskabsmateriale efter bogføringsloven",
                 basis: LegalBasis::LegalObligation,
                 register: "bogforing",
+                data_subjects: &["customers"],
             },
         ],
         processors: &[
@@ -495,9 +597,22 @@ const CONTROLLERS: &[ControllerSpec] = &[
     },
 ];
 
+/// Seed 003 names no legal entity, address or contact beyond "the company within KomTeknik
+/// Gruppen you signed with", to which requests go in writing.
+const KOMTEKNIK_IDENTITY: IdentitySpec = IdentitySpec {
+    legal_name: "KomTeknik Gruppen",
+    organisation_number: None,
+    address: None,
+    contact: None,
+    dpo_contact: None,
+    authority: IMY,
+    authority_country: "SE",
+};
+
 /// The KomTeknik group (seed 003): each legal entity is its own controller with the same policy.
 const KOMTEKNIK: ControllerSpec = ControllerSpec {
     id: "komteknik",
+    identity: KOMTEKNIK_IDENTITY,
     weight: 15,
     notice: "komteknik-2024-01",
     purposes: KOMTEKNIK_PURPOSES,
@@ -525,30 +640,35 @@ const KOMTEKNIK_PURPOSES: &[PurposeSpec] = &[
         description: "Leverera, fakturera och supportera beställda produkter och tjänster",
         basis: LegalBasis::Contract,
         register: "kundregister",
+        data_subjects: &["customers"],
     },
     PurposeSpec {
         purpose: "product-communication",
         description: "Kommunikation kring produkt och tjänst (offert, information, feedback)",
         basis: LegalBasis::LegitimateInterests,
         register: "kundregister",
+        data_subjects: &["customers"],
     },
     PurposeSpec {
         purpose: "marketing",
         description: "Marknadsföring via e-post, sms, brev och telefon",
         basis: LegalBasis::LegitimateInterests,
         register: "kundregister",
+        data_subjects: &["customers"],
     },
     PurposeSpec {
         purpose: "newsletter",
         description: "Nyhetsbrev som kunden skrivit upp sig för",
         basis: LegalBasis::Consent,
         register: "kundregister",
+        data_subjects: &["customers"],
     },
     PurposeSpec {
         purpose: "bookkeeping",
         description: "Underlag som bokföringslagen kräver",
         basis: LegalBasis::LegalObligation,
         register: "bokforing",
+        data_subjects: &["customers"],
     },
 ];
 
@@ -676,6 +796,20 @@ impl Builder<'_> {
 
 fn declarations(spec: &ControllerSpec, rng: &mut Rng) -> Vec<Draft> {
     let mut b = Builder { rng, controller: id(spec.id), subject: None, t: EPOCH - 30 * DAY, out: Vec::new() };
+    let who = &spec.identity;
+    b.push(
+        "dpo",
+        EventKind::ControllerDeclared {
+            legal_name: text(who.legal_name),
+            organisation_number: who.organisation_number.map(text),
+            address: who.address.map(text),
+            contact: who.contact.map(text),
+            dpo_contact: who.dpo_contact.map(text),
+            authority: text(who.authority),
+            authority_country: CountryCode::new(who.authority_country).unwrap_or_else(|e| unreachable!("{e}")),
+        },
+        None,
+    );
     let notice_hash = TextHash(*blake3::hash(spec.notice.as_bytes()).as_bytes());
     b.push("dpo", EventKind::NoticePublished { version: id(spec.notice), text_hash: notice_hash }, None);
     for p in spec.purposes {
@@ -686,6 +820,7 @@ fn declarations(spec: &ControllerSpec, rng: &mut Rng) -> Vec<Draft> {
                 description: text(p.description),
                 legal_basis: p.basis,
                 register: id(p.register),
+                data_subjects: (!p.data_subjects.is_empty()).then(|| cats(p.data_subjects)),
             },
             None,
         );
@@ -785,6 +920,9 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
         },
         None,
     );
+    if spec.id == "kalejdo" && b.rng.chance(40) {
+        app_user(&mut b, n, &email, &phone);
+    }
     let consented = spec.consent_purpose.is_some() && b.rng.chance(55);
     if let (true, Some(p)) = (consented, spec.consent_purpose) {
         b.later(20);
@@ -1024,6 +1162,99 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
         );
     }
     Customer { controller: id(spec.id), external_ref, events: b.out }
+}
+
+/// Seed 001: a Kalejdo customer who uses the TV box or the Smarta Hem app — a login account;
+/// perhaps data given voluntarily (with consent, for communication about the services only);
+/// both stored in a cloud service whose country the policy does not state; corrected or
+/// erased on request.
+fn app_user(b: &mut Builder<'_>, n: usize, email: &str, phone: &str) {
+    b.later(10);
+    b.push(
+        "app",
+        EventKind::DataCollected {
+            register: id("appdatabas"),
+            categories: cats(&["login-account"]),
+            purpose: id("app-login"),
+            legal_basis: LegalBasis::Contract,
+            source: Source::Subject,
+        },
+        details(serde_json::json!({"username": email})),
+    );
+    b.push(
+        "app",
+        EventKind::DataShared {
+            processor: id("app-cloud"),
+            categories: cats(&["login-account"]),
+            purpose: id("app-login"),
+        },
+        None,
+    );
+    if !b.rng.chance(35) {
+        return;
+    }
+    b.later(30);
+    b.push(
+        "app",
+        EventKind::ConsentGiven {
+            purpose: id("app-communication"),
+            notice_version: Some(id("kalejdo-2023-05")),
+            channel: Some(id("app")),
+        },
+        None,
+    );
+    b.push(
+        "app",
+        EventKind::DataCollected {
+            register: id("appdatabas"),
+            categories: cats(&["contact"]),
+            purpose: id("app-communication"),
+            legal_basis: LegalBasis::Consent,
+            source: Source::Subject,
+        },
+        details(serde_json::json!({"phone": phone})),
+    );
+    b.push(
+        "app",
+        EventKind::DataShared {
+            processor: id("app-cloud"),
+            categories: cats(&["contact"]),
+            purpose: id("app-communication"),
+        },
+        None,
+    );
+    if b.rng.chance(20) {
+        // "Kalejdo Bredband kommer på din begäran … att rätta uppgifter".
+        b.later(90);
+        let req = id(&format!("req-{n}-app-rect"));
+        b.push("dpo", EventKind::RightsRequestReceived { request_id: req.clone(), right: Right::Rectification }, None);
+        b.later(5);
+        let corrected = details(serde_json::json!({"phone": format!("07{:08}", b.rng.below(100_000_000))}));
+        b.push(
+            "app",
+            EventKind::DataRectified { register: id("appdatabas"), categories: cats(&["contact"]) },
+            corrected,
+        );
+        b.push("dpo", EventKind::RightsRequestFulfilled { request_id: req }, None);
+    } else if b.rng.chance(25) {
+        // "… be att din personliga information tas bort från vårt system, delvis eller
+        // fullständigt": partly — the app's database (account and voluntary data) goes, the
+        // customer's subscription registers stay.
+        b.later(90);
+        let req = id(&format!("req-{n}-app-erase"));
+        b.push("app", EventKind::ConsentWithdrawn { purpose: id("app-communication"), channel: Some(id("app")) }, None);
+        b.push("dpo", EventKind::RightsRequestReceived { request_id: req.clone(), right: Right::Erasure }, None);
+        b.later(5);
+        b.push(
+            "dpo",
+            EventKind::DataErased {
+                register: Some(id("appdatabas")),
+                reason: text("Frivilligt lämnade uppgifter raderade på begäran (Art 17)"),
+            },
+            None,
+        );
+        b.push("dpo", EventKind::RightsRequestFulfilled { request_id: req }, None);
+    }
 }
 
 /// Generates the scenario: every controller's declarations, then `customers` customers

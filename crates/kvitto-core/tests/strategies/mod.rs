@@ -28,7 +28,7 @@ pub fn categories() -> impl Strategy<Value = Categories> {
 }
 
 pub fn country() -> impl Strategy<Value = CountryCode> {
-    prop_oneof![Just("SE"), Just("DK"), Just("GB"), Just("US"), Just("IE"), Just("NO")]
+    prop_oneof![Just("SE"), Just("DK"), Just("GB"), Just("US"), Just("IE"), Just("NO"), Just("ZZ")]
         .prop_map(|c| CountryCode::new(c).expect("valid"))
 }
 
@@ -52,9 +52,33 @@ fn pick<T: Copy + std::fmt::Debug + 'static>(all: &'static [T]) -> impl Strategy
 
 pub fn controller_kind() -> impl Strategy<Value = EventKind> {
     prop_oneof![
-        (id(), text(), pick(LegalBasis::ALL), id()).prop_map(|(purpose, description, legal_basis, register)| {
-            EventKind::PurposeDeclared { purpose, description, legal_basis, register }
-        }),
+        (id(), text(), pick(LegalBasis::ALL), id(), proptest::option::of(categories())).prop_map(
+            |(purpose, description, legal_basis, register, data_subjects)| {
+                EventKind::PurposeDeclared { purpose, description, legal_basis, register, data_subjects }
+            }
+        ),
+        (
+            text(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            text(),
+            country()
+        )
+            .prop_map(
+                |(legal_name, organisation_number, address, contact, dpo_contact, authority, authority_country)| {
+                    EventKind::ControllerDeclared {
+                        legal_name,
+                        organisation_number,
+                        address,
+                        contact,
+                        dpo_contact,
+                        authority,
+                        authority_country,
+                    }
+                }
+            ),
         (
             id(),
             text(),

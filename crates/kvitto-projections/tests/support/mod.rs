@@ -75,6 +75,7 @@ impl Script {
                 description: Text::new("d").unwrap(),
                 legal_basis: basis,
                 register: id(register),
+                data_subjects: None,
             },
         )
     }
