@@ -175,6 +175,34 @@ kvitto may-process --controller kalejdo --subject KAL-100007 --purpose marketing
         #[arg(long, requires = "out")]
         force: bool,
     },
+    /// A customer's consent records in a standard form: W3C DPV JSON-LD per ISO/IEC TS 27560
+    #[command(
+        name = "export-consent",
+        after_help = "One dpv:ConsentRecord per purpose the customer gave, withdrew or refused consent for, with \
+each event as a status node (dpv:ConsentGiven, dpv:RenewedConsentGiven, dpv:ConsentWithdrawn,
+dpv:ConsentRefused) citing its ledger seq and event hash (kvitto:seq, kvitto:eventHash), so
+`kvitto prove inclusion --seq N` proves any of them. Follows the DPV guide for ISO/IEC TS
+27560:2023 (https://w3id.org/dpv/guides/consent-27560); docs/REPORTS.md describes the mapping.
+
+Examples:
+  kvitto export-consent --controller kazoom --subject KZ-1
+  kvitto export-consent --controller kazoom --subject KZ-1 --at 2026-03-15 --out kz-1-consent.jsonld"
+    )]
+    ExportConsent {
+        #[command(flatten)]
+        who: Who,
+        #[command(flatten)]
+        when: When,
+        /// Output format (the only one: W3C DPV JSON-LD)
+        #[arg(long, value_enum, default_value = "dpv")]
+        format: ConsentFormat,
+        /// Write to this file instead of stdout (created 0600)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace --out if it exists
+        #[arg(long, requires = "out")]
+        force: bool,
+    },
     /// Erase a customer's personal data for good: every register, or one (`data_erased`)
     #[command(after_help = "Destroys the keys of the customer's encrypted details (and, without --register, the
 customer reference) before it returns; the events and every hash, proof and bundle over
@@ -551,6 +579,13 @@ impl From<ReportOutput> for query::Output {
     }
 }
 
+/// The forms `export-consent` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ConsentFormat {
+    /// W3C Data Privacy Vocabulary JSON-LD, per the DPV guide for ISO/IEC TS 27560:2023
+    Dpv,
+}
+
 /// How a report is written: text (default), JSON, or a self-contained HTML file.
 #[derive(clap::Args, Debug)]
 struct ReportOutput {
@@ -671,6 +706,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ExportPortable { who, when, out, force } => {
             let q = query::as_of(when.at, when.known_at);
             query::export_portable(&dir, &who.controller, &who.subject, q, out.as_deref(), force).await
+        }
+        Command::ExportConsent { who, when, format: ConsentFormat::Dpv, out, force } => {
+            let q = query::as_of(when.at, when.known_at);
+            query::export_consent(&dir, &who.controller, &who.subject, q, out.as_deref(), force).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
         Command::Retention(RetentionCommand::Plan { controller, now, json }) => {

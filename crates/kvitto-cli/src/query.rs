@@ -432,6 +432,38 @@ pub(crate) async fn export_portable(
     }
 }
 
+pub(crate) async fn export_consent(
+    dir: &Path,
+    controller: &str,
+    subject: &str,
+    q: AsOf,
+    out: Option<&Path>,
+    force: bool,
+) -> Result<(), Failure> {
+    if let Some(path) = out.filter(|p| p.exists() && !force) {
+        return Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())));
+    }
+    let ledger = crate::open(dir).await?;
+    let r = ledger.consent_records(controller, subject, q).await.map_err(read_failure);
+    crate::close(ledger).await;
+    let doc = r?;
+    if doc["@graph"].as_array().is_none_or(|g| g.is_empty()) {
+        return Err(Failure::input(format!(
+            "no consent given, withdrawn or refused is recorded for customer {subject} of {controller} as of {} \
+             (nothing written)",
+            q.at
+        )));
+    }
+    let text = pretty(&doc);
+    match out {
+        Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force),
+        None => {
+            say!("{text}");
+            Ok(())
+        }
+    }
+}
+
 pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
     let ledger = crate::open(dir).await?;
     let r = ledger.rebuild().await.map_err(read_failure);

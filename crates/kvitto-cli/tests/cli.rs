@@ -1094,3 +1094,99 @@ fn reports_without_a_controller_declaration_say_so_instead_of_guessing_an_author
     let out = text(&o.stdout);
     assert!(out.contains("gaps (1)") && out.contains("no_controller_declaration"), "{out}");
 }
+
+/// The consent records of `export-consent --format dpv` against the JSON Schema written from
+/// the DPV guide for ISO/IEC TS 27560 (docs/schema/consent-record-dpv.schema.json).
+fn dpv_validator() -> jsonschema::Validator {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema/consent-record-dpv.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+#[test]
+fn export_consent_writes_iso_27560_records_in_dpv_that_cite_seq_and_hash() {
+    let (d, ledger) = new_ledger();
+    let input = concat!(
+        r#"{"type":"controller_declared","controller":"kazoom","legal_name":"Kazoom A/S","organisation_number":"CVR 40700218","contact":"kundeservice@kazoom.dk","authority":"Datatilsynet","authority_country":"DK","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"notice_published","controller":"kazoom","version":"2022-01-08","text_hash":"0429adb8f8de166063b76c39b013ceebf858249e4bd08ae99dc041664f95606f","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"product-news","description":"Nyheder om Kazooms produkter","legal_basis":"consent","register":"kunderegister","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"market-research","description":"Alder og køn","legal_basis":"consent","register":"analyse","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_given","controller":"kazoom","subject":"KZ-1","purpose":"product-news","notice_version":"2022-01-08","channel":"web","occurred_at":"2026-01-05T10:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-1","purpose":"product-news","channel":"email","occurred_at":"2026-03-01T09:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_given","controller":"kazoom","subject":"KZ-1","purpose":"product-news","occurred_at":"2026-06-01T09:00:00Z"}"#,
+        "\n",
+        r#"{"type":"objection_recorded","controller":"kazoom","subject":"KZ-1","purpose":"market-research","occurred_at":"2026-02-01T09:00:00Z"}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let log = kvitto(&ledger, &["log", "--json"]);
+    let hashes: Vec<String> = text(&log.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["hash"].as_str().unwrap().to_string())
+        .collect();
+    let who = ["--controller", "kazoom", "--subject", "KZ-1"];
+    let o = kvitto(&ledger, &[&["export-consent"][..], &who, &["--format", "dpv"]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let validator = dpv_validator();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "not a valid DPV-27560 consent record document: {errors:#?}");
+    assert_eq!(doc["@context"]["dpv"], "https://w3id.org/dpv#");
+    let records = doc["@graph"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "one record per purpose");
+    let news = records.iter().find(|r| r["dct:identifier"].as_str().unwrap().ends_with("/product-news")).unwrap();
+    assert_eq!(news["dct:conformsTo"], "https://w3id.org/dpv/schema/dpv-27560#record");
+    assert_eq!(news["dpv:hasDataSubject"]["dct:identifier"], "KZ-1");
+    assert_eq!(news["dpv:hasEntity"][0]["dpv:hasName"], "Kazoom A/S");
+    assert_eq!(news["dpv:hasJurisdiction"]["@id"], "loc:DK");
+    assert_eq!(news["dpv:hasNotice"]["dct:identifier"], "2022-01-08");
+    assert_eq!(news["dpv:hasProcess"][0]["dpv:hasLegalBasis"]["@id"], "dpv:Consent");
+    let steps = news["dpv:hasConsentStatus"].as_array().unwrap();
+    let kinds: Vec<&str> = steps.iter().map(|s| s["@type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["dpv:ConsentGiven", "dpv:ConsentWithdrawn", "dpv:RenewedConsentGiven"]);
+    let seqs: Vec<u64> = steps.iter().map(|s| s["kvitto:seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [4, 5, 6]);
+    for s in steps {
+        let seq = s["kvitto:seq"].as_u64().unwrap() as usize;
+        assert_eq!(s["kvitto:eventHash"], hashes[seq].as_str(), "each event cites the hash of its seq");
+    }
+    assert_eq!(steps[0]["dpv:isIndicatedAtTime"], "2026-01-05T10:00:00Z");
+    assert_eq!(steps[0]["dpv:hasIndicationMethod"], "web");
+    assert_eq!(news["kvitto:currentStatus"], "dpv:RenewedConsentGiven");
+    // An objection with no consent before it is a refusal.
+    let research =
+        records.iter().find(|r| r["dct:identifier"].as_str().unwrap().ends_with("/market-research")).unwrap();
+    assert_eq!(research["dpv:hasConsentStatus"][0]["@type"], "dpv:ConsentRefused");
+    assert_eq!(research["dpv:hasNotice"]["kvitto:recordedWithConsent"], false, "the notice in force, marked as such");
+
+    // As of a time before the withdrawal: one event; the validator rejects a wrong status.
+    let o = kvitto(&ledger, &[&["export-consent"][..], &who, &["--at", "2026-02-15"]].concat());
+    let mut early: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let news = early["@graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dct:identifier"].as_str().unwrap().ends_with("/product-news"))
+        .unwrap();
+    assert_eq!(news["dpv:hasConsentStatus"].as_array().unwrap().len(), 1);
+    early["@graph"][0]["dpv:hasConsentStatus"][0]["@type"] = "dpv:ConsentTerminated".into();
+    assert!(!validator.is_valid(&early), "the schema rejects a status DPV does not define");
+
+    // --out writes the file; an unknown customer, or one without consent events, is refused.
+    let out = d.path().join("kz-1.jsonld");
+    let o = kvitto(&ledger, &[&["export-consent"][..], &who, &["--out", out.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(validator.is_valid(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()));
+    let o = kvitto(&ledger, &["export-consent", "--controller", "kazoom", "--subject", "KZ-404"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &[&["export-consent"][..], &who, &["--at", "2026-01-02"]].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no consent given, withdrawn or refused is recorded"), "{}", text(&o.stderr));
+}

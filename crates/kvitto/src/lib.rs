@@ -34,6 +34,7 @@
 #![deny(unsafe_code)]
 
 mod bundle;
+pub mod dpv;
 mod erase;
 mod error;
 mod failure;
@@ -517,6 +518,25 @@ impl Ledger {
         let report = self.access_report(controller, subject_ref, as_of)?;
         let events = self.history(controller, subject_ref).await?;
         Ok(read::subject_access(subject_ref, report, &events))
+    }
+
+    /// The customer's consent records as W3C DPV JSON-LD following the DPV guide for ISO/IEC
+    /// TS 27560:2023 ([`dpv`]): one `dpv:ConsentRecord` per purpose with consent events, each
+    /// event citing its ledger seq and hash. Unknown controller or subject is an error.
+    pub async fn consent_records(
+        &self,
+        controller: &str,
+        subject_ref: &str,
+        as_of: AsOf,
+    ) -> Result<serde_json::Value, ReadError> {
+        let (c, s) = self.subject_of(controller, subject_ref)?;
+        // Checks that the subject exists at this controller before reading its history.
+        self.with_projections(|p| p.consent(&c, &s, None, &as_of).map(|_| ()))?;
+        let events = self.history(controller, subject_ref).await?;
+        self.with_projections(|p| {
+            let state = p.controllers.get(&c).ok_or_else(|| QueryError::UnknownController(c.clone()))?;
+            Ok(dpv::consent_records(self.origin(), &c, subject_ref, &s, state, &events, &as_of))
+        })
     }
 
     /// Art 20 export: the data the customer provided (`source: subject`) on the basis of
