@@ -30,14 +30,15 @@ Exit codes:
 "Examples:
   kvitto demo                                   build and explore a demo ledger
   kvitto --ledger ./ledger init --origin example.com/ledger
-  kvitto --ledger ./ledger append events.jsonl  append JSON Lines (checked first; ≤ 10,000 events all or nothing)
+  kvitto --ledger ./ledger append examples/tour/events.jsonl   append JSON Lines (checked first; ≤ 10,000 all or nothing)
   echo '{\"type\":\"consent_given\",\"controller\":\"kalejdo\",\"subject\":\"cust-1\",\"purpose\":\"marketing\"}' | kvitto append -
   kvitto history --controller kalejdo --subject cust-1
   kvitto log --from 0 --limit 20 --json
   kvitto verify
   kvitto consent --controller kalejdo --subject cust-1 --at 2026-03-01
   kvitto may-process --controller kalejdo --subject cust-1 --purpose marketing
-  kvitto report access --controller kalejdo --subject cust-1
+  kvitto report access --controller kalejdo --subject cust-1 --html cust-1.html
+  kvitto export-consent --controller kalejdo --subject cust-1 --format dpv
   kvitto erase --controller kalejdo --subject cust-1 --reason \"Art 17 request\"
 
 Exit codes:
@@ -331,6 +332,9 @@ Exit 0: every event proven, the history complete up to the size printed; 1: the 
         /// Machine-readable result
         #[arg(long)]
         json: bool,
+        /// Not used here: shadows the global --ledger so that it is neither shown nor taken
+        #[arg(long = "ledger", id = "ledger", hide = true, value_name = "DIR")]
+        no_ledger: Option<PathBuf>,
     },
     /// Merkle proofs as JSON (RFC 6962 SHA-256 tree; leaf = SHA-256(0x00 ‖ event hash))
     #[command(subcommand)]
@@ -360,6 +364,9 @@ Exit 0: proven; 1: the proof does not verify."
         /// Valid cosignatures required [default: 1 with witness keys]
         #[arg(long)]
         quorum: Option<usize>,
+        /// Not used here: shadows the global --ledger so that it is neither shown nor taken
+        #[arg(long = "ledger", id = "ledger", hide = true, value_name = "DIR")]
+        no_ledger: Option<PathBuf>,
     },
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
@@ -376,6 +383,9 @@ Exit 0: proven; 1: the proof does not verify."
         /// Concurrent appending tasks
         #[arg(long, default_value_t = 64)]
         tasks: usize,
+        /// Not used here: shadows the global --ledger so that it is neither shown nor taken
+        #[arg(long = "ledger", id = "ledger", hide = true, value_name = "DIR")]
+        no_ledger: Option<PathBuf>,
     },
 }
 
@@ -729,7 +739,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export { who, checkpoint, since, out, force } => {
             bundle::export(&dir, &who.controller, &who.subject, checkpoint, since.as_deref(), &out, force).await
         }
-        Command::VerifyBundle { file, key, key_file, trust_embedded_key, since, witness_keys, quorum, json } => {
+        Command::VerifyBundle {
+            file, key, key_file, trust_embedded_key, since, witness_keys, quorum, json, ..
+        } => {
             let held = bundle::Held { since, witness_keys, quorum };
             bundle::verify_bundle(&file, key, key_file.as_deref(), trust_embedded_key, &held, json)
         }
@@ -834,7 +846,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             say!("{}", out?);
             Ok(())
         }
-        Command::VerifyProof { file, key, key_file, checkpoint, witness_keys, quorum } => {
+        Command::VerifyProof { file, key, key_file, checkpoint, witness_keys, quorum, .. } => {
             let key = match (key, key_file) {
                 (Some(k), _) => k,
                 (None, Some(f)) => bundle::read_text(&f)?.trim().to_string(),
@@ -891,7 +903,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Demo { dir, customers, seed, tasks } => demo::run(&dir, customers, seed, tasks).await,
+        Command::Demo { dir, customers, seed, tasks, .. } => demo::run(&dir, customers, seed, tasks).await,
     }
 }
 
@@ -1003,8 +1015,9 @@ async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Res
 }
 
 /// Subcommands that open no ledger: `--ledger` (and `KVITTO_LEDGER`) mean nothing to them, so
-/// giving it on the command line is refused instead of silently ignored. (Their help still
-/// lists the global option: clap offers no way to hide a global argument per subcommand.)
+/// giving it on the command line is refused instead of silently ignored. Each declares a hidden
+/// local `ledger` argument, which keeps clap from giving it the global one: their help does not
+/// show an option that does nothing.
 const LEDGERLESS: [(&str, &str); 3] = [
     ("demo", "the demo builds its own ledger in --dir (default ./kvitto-demo)"),
     ("verify-bundle", "a bundle is checked offline, against the verifier key alone"),

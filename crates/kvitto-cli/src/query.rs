@@ -456,7 +456,16 @@ pub(crate) async fn export_consent(
     }
     let text = pretty(&doc);
     match out {
-        Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force),
+        Some(path) => {
+            crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force)?;
+            let n = doc["@graph"].as_array().map_or(0, Vec::len);
+            say!(
+                "wrote {}: {n} consent record{} (W3C DPV JSON-LD, ISO/IEC TS 27560)",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
         None => {
             say!("{text}");
             Ok(())

@@ -893,6 +893,13 @@ fn ledger_is_refused_where_no_ledger_is_used_but_the_environment_variable_is_not
         .output()
         .unwrap();
     assert!(!text(&o.stderr).contains("--ledger is not used here"), "{}", text(&o.stderr));
+    // Their help shows no --ledger; the commands that open a ledger still do.
+    for (cmd, shown) in
+        [("demo", false), ("verify-bundle", false), ("verify-proof", false), ("verify", true), ("history", true)]
+    {
+        let o = Command::new(env!("CARGO_BIN_EXE_kvitto")).args([cmd, "--help"]).output().unwrap();
+        assert_eq!(text(&o.stdout).contains("--ledger"), shown, "{cmd} --help: {}", text(&o.stdout));
+    }
 }
 
 /// Seed 000/001 (Kalejdo) in short: who the controller is, purposes with their data subjects,
