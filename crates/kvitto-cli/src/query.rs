@@ -40,16 +40,35 @@ fn pretty(v: &impl serde::Serialize) -> String {
 }
 
 /// Prints consent answers as a table with each purpose's timeline.
+/// What a consent answer's state means for its purpose's basis: a consent state for consent
+/// purposes (and undeclared ones), an Art 21 objection or an opt-out for the others.
+fn state_label(a: &ConsentAnswer) -> String {
+    use kvitto::ConsentState;
+    use kvitto_core::LegalBasis;
+    match (a.legal_basis, a.state) {
+        (None | Some(LegalBasis::Consent), state) => state.as_str().to_string(),
+        (Some(_), ConsentState::Objected) => "objected (Art 21)".into(),
+        (Some(_), ConsentState::Withdrawn) => "opted out".into(),
+        (Some(_), ConsentState::Granted) => "consented (not needed)".into(),
+        (Some(_), ConsentState::None) => "none".into(),
+    }
+}
+
+fn basis_label(a: &ConsentAnswer) -> String {
+    a.legal_basis.map_or_else(|| "not declared".to_string(), |b| b.to_string())
+}
+
 pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
     say!("as of {} (known at {})", q.at, q.known_at);
-    say!("  {:<24} {:<10} {:<22} {:>8}  notice", "purpose", "state", "since", "seq");
-    // Purposes with nothing recorded collapse into one line (with their note, said once).
+    say!("  {:<24} {:<21} {:<22} {:<22} {:>8}  notice", "purpose", "basis", "state", "since", "seq");
+    // Purposes with nothing recorded collapse into one line per basis (the note said once).
     let nothing = |a: &&ConsentAnswer| a.state == kvitto::ConsentState::None && a.seq.is_none() && a.history.is_empty();
     for a in answers.iter().filter(|a| !nothing(a)) {
         say!(
-            "  {:<24} {:<10} {:<22} {:>8}  {}",
+            "  {:<24} {:<21} {:<22} {:<22} {:>8}  {}",
             a.purpose,
-            a.state.as_str(),
+            basis_label(a),
+            state_label(a),
             a.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
             a.seq.map(|s| s.to_string()).unwrap_or_default(),
             a.notice_version.as_ref().map(|v| v.to_string()).unwrap_or_default()
@@ -67,8 +86,12 @@ pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
     }
     let empty: Vec<&ConsentAnswer> = answers.iter().filter(nothing).collect();
     if !empty.is_empty() {
-        let names = empty.iter().map(|a| a.purpose.to_string()).collect::<Vec<_>>().join(", ");
-        say!("  nothing recorded for: {names}");
+        let mut by_basis: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+        for a in &empty {
+            by_basis.entry(basis_label(a)).or_default().push(a.purpose.to_string());
+        }
+        let groups = by_basis.iter().map(|(b, ps)| format!("{} ({b})", ps.join(", "))).collect::<Vec<_>>().join("; ");
+        say!("  nothing recorded for: {groups}");
         let mut notes: Vec<&str> = empty.iter().filter_map(|a| a.note.as_deref()).collect();
         notes.dedup();
         for note in notes {

@@ -811,6 +811,25 @@ fn access_report_labels_purposes_by_their_basis_and_names_undeclared_objections(
         "{out}"
     );
     assert!(out.contains("(h) automated decision-making / profiling: none recorded"), "{out}");
+    // `consent` labels the same way: the basis, and an objection on legitimate interests as
+    // an Art 21 objection, not as a consent state.
+    let o = kvitto(&ledger, &["consent", "--controller", "kalejdo", "--subject", "c-1"]);
+    let out = text(&o.stdout);
+    let row =
+        |p: &str| out.lines().find(|l| l.trim_start().starts_with(&format!("{p} "))).unwrap_or_default().to_string();
+    let words = |l: String, n: usize| l.split_whitespace().take(n).collect::<Vec<_>>().join(" ");
+    assert_eq!(words(row("marketing"), 4), "marketing legitimate_interests objected (Art", "{out}");
+    assert_eq!(words(row("offers"), 3), "offers consent granted", "{out}");
+    assert_eq!(words(row("profiling"), 4), "profiling not declared objected", "{out}");
+    let o = kvitto(&ledger, &["consent", "--controller", "kalejdo", "--subject", "c-1", "--json"]);
+    let bases: Vec<serde_json::Value> = text(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["legal_basis"].clone())
+        .collect();
+    assert_eq!(
+        bases,
+        [serde_json::json!("legitimate_interests"), serde_json::json!("consent"), serde_json::Value::Null]
+    );
 }
 
 #[test]

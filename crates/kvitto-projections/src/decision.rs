@@ -77,6 +77,10 @@ pub struct ConsentAnswer {
     pub notice_version: Option<Id>,
     /// Why the state is `none` when that needs saying (e.g. before the subject's first event).
     pub note: Option<String>,
+    /// The basis the controller declared for the purpose as of the query (`None`: not
+    /// declared). On a basis other than consent, `objected` is an Art 21 objection and
+    /// `withdrawn` an opt-out, not a consent state.
+    pub legal_basis: Option<LegalBasis>,
     /// Every interval up to the query point.
     pub history: Vec<ConsentInterval>,
 }
@@ -140,8 +144,9 @@ fn history(s: &SubjectState, purpose: &Id, q: &AsOf) -> Vec<ConsentInterval> {
     out
 }
 
-fn answer(s: &SubjectState, purpose: &Id, q: &AsOf) -> ConsentAnswer {
+fn answer(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> ConsentAnswer {
     let history = history(s, purpose, q);
+    let legal_basis = c.purposes.get(purpose).and_then(|t| t.latest(q)).map(|(_, d)| d.legal_basis);
     let note = if q.at < s.first.occurred {
         Some(format!("no event of this subject had occurred by {} (its first is at {})", q.at, s.first.occurred))
     } else if q.known_at < s.first.recorded {
@@ -159,6 +164,7 @@ fn answer(s: &SubjectState, purpose: &Id, q: &AsOf) -> ConsentAnswer {
             seq: Some(last.seq),
             notice_version: last.notice_version.clone(),
             note,
+            legal_basis,
             history,
         },
         None => ConsentAnswer {
@@ -168,6 +174,7 @@ fn answer(s: &SubjectState, purpose: &Id, q: &AsOf) -> ConsentAnswer {
             seq: None,
             notice_version: None,
             note,
+            legal_basis,
             history,
         },
     }
@@ -210,7 +217,7 @@ impl Projections {
                 all
             }
         };
-        Ok(purposes.iter().map(|p| answer(s, p, q)).collect())
+        Ok(purposes.iter().map(|p| answer(c, s, p, q)).collect())
     }
 
     /// May the controller process this subject's data for `purpose` as of `q`? The rules,
