@@ -156,3 +156,62 @@ proptest! {
         });
     }
 }
+
+/// The demo scenario declares every seed controller from its policy, and seed 001's app
+/// (Kalejdo Bredband AB's TV/Smart Home app: account, voluntary data, a cloud service whose
+/// country is not stated) shows in Kalejdo's Art 30 record with its gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_declares_every_seed_controller_and_seed_001_shows_its_gaps() {
+    let (_d, _p, ledger) = fresh_ledger().await;
+    let s = kvitto::scenario::generate(200, 2026);
+    ledger.append_batch(s.declarations.clone()).await.unwrap();
+    for c in &s.customers {
+        ledger.append_batch(c.events.clone()).await.unwrap();
+    }
+    let now = AsOf::now();
+    let expect = [
+        ("kalejdo", "Kalejdo Bredband AB", "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("select-telecom", "Select Telecom AB", "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("komteknik-bredband", "KomTeknik Gruppen, bolaget för bredband", "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("komteknik-el", "KomTeknik Gruppen, bolaget för el", "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("kazoom", "Kazoom A/S", "Datatilsynet", "DK"),
+    ];
+    for (id, name, authority, country) in expect {
+        let r = ledger.processing_report(id, now).unwrap();
+        let who = r.controller_identity.as_ref().unwrap_or_else(|| panic!("{id} declares itself"));
+        assert_eq!(
+            (
+                who.declared.legal_name.as_str(),
+                who.declared.authority.as_str(),
+                who.declared.authority_country.as_str()
+            ),
+            (name, authority, country),
+            "{id}"
+        );
+        assert!(r.purposes.iter().all(|p| !p.data_subjects.is_empty()), "{id}: every purpose names its data subjects");
+    }
+    let kazoom = ledger.processing_report("kazoom", now).unwrap();
+    let who = &kazoom.controller_identity.unwrap().declared;
+    assert_eq!(who.organisation_number.as_ref().map(|t| t.as_str()), Some("CVR 40700218"), "seed 004 states it");
+    assert_eq!(who.dpo_contact, None, "seed 004 names no DPO");
+
+    let kalejdo = ledger.processing_report("kalejdo", now).unwrap();
+    let gaps: Vec<(&str, &str)> = kalejdo.gaps.iter().map(|g| (g.gap, g.concerns.as_str())).collect();
+    assert!(gaps.contains(&("country_not_stated", "app-cloud")), "{gaps:?}");
+    assert!(gaps.contains(&("register_without_retention", "appdatabas")), "{gaps:?}");
+    assert!(gaps.contains(&("processor_without_dpa", "postnord")), "{gaps:?}");
+    let cloud = kalejdo.recipients.iter().find(|r| r.processor.as_str() == "app-cloud").unwrap();
+    assert_eq!(cloud.third_country, None, "not stated is not inside the EEA");
+    assert!(!cloud.received.is_empty(), "app users' data went to the cloud service");
+    let app = kalejdo.purposes.iter().find(|p| p.purpose.as_str() == "app-login").unwrap();
+    assert_eq!(app.data_subjects.iter().map(|d| d.as_str()).collect::<Vec<_>>(), ["app-users"]);
+    // Some app user's access report shows the recipient's country as not stated.
+    let app_user = s
+        .customers
+        .iter()
+        .find(|c| c.events.iter().any(|d| matches!(&d.kind, kvitto::EventKind::DataShared { processor, .. } if processor.as_str() == "app-cloud")))
+        .expect("a Kalejdo customer uses the app");
+    let r = ledger.access_report("kalejdo", &app_user.external_ref, now).unwrap();
+    let cloud = r.recipients.iter().find(|x| x.processor.as_str() == "app-cloud").unwrap();
+    assert_eq!((cloud.country.map(|c| c.is_stated()), cloud.third_country), (Some(false), None));
+}

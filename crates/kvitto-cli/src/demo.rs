@@ -254,8 +254,9 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
              {k} --ledger {d} verify\n  \
              {k} --ledger {d} consent --controller {ctl} --subject {r} --at 2025-01-01\n  \
              {k} --ledger {d} may-process --controller {ctl} --subject {r} --purpose {mp}\n  \
-             {k} --ledger {d} report access --controller {ctl} --subject {r}\n  \
-             {k} --ledger {d} report processing --controller {ctl}\n  \
+             {k} --ledger {d} report access --controller {ctl} --subject {r} --html {d}/access-{r}.html\n  \
+             {k} --ledger {d} report processing --controller kalejdo        # seed 001's app: gaps listed\n  \
+             {k} --ledger {d} export-consent --controller {ctl} --subject {r} --format dpv\n  \
              {k} --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
              {k} --ledger {d} key > {d}/verifier.key\n  \
              {k} --ledger {d} export --controller {ctl} --subject {r} --out {d}/bundle.json\n  \

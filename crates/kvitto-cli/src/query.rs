@@ -24,6 +24,7 @@ pub(crate) fn as_of(at: Option<Timestamp>, known_at: Option<Timestamp>) -> AsOf 
 pub(crate) fn read_failure(e: ReadError) -> Failure {
     match e {
         ReadError::UnknownSubject { .. }
+        | ReadError::NoEventsYet { .. }
         | ReadError::UnknownController(_)
         | ReadError::UnknownPurpose { .. }
         | ReadError::BadQuery { .. } => Failure::input(e.to_string()),
@@ -39,7 +40,6 @@ fn pretty(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// Prints consent answers as a table with each purpose's timeline.
 /// What a consent answer's state means for its purpose's basis: a consent state for consent
 /// purposes (and undeclared ones), an Art 21 objection or an opt-out for the others.
 fn state_label(a: &ConsentAnswer) -> String {
@@ -58,6 +58,7 @@ fn basis_label(a: &ConsentAnswer) -> String {
     a.legal_basis.map_or_else(|| "not declared".to_string(), |b| b.to_string())
 }
 
+/// Prints consent answers as a table with each purpose's timeline.
 pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
     say!("as of {} (known at {})", q.at, q.known_at);
     say!("  {:<24} {:<21} {:<22} {:<22} {:>8}  notice", "purpose", "basis", "state", "since", "seq");
@@ -356,7 +357,11 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, out
         Output::Html { path, force } => return Output::write_html(path, *force, &kvitto::html::processing_record(&r)),
         Output::Text => {}
     }
-    say!("Art 30(1) record of processing — {controller}, {} data subjects", r.subjects);
+    say!(
+        "Art 30(1) record of processing — {controller}, {} data subject{}",
+        r.subjects,
+        if r.subjects == 1 { "" } else { "s" }
+    );
     say!("as of {} (known at {})", r.at, r.known_at);
     print_identity(r.controller_identity.as_ref(), controller);
     say!("\npurposes and legal bases (with categories actually collected)");
@@ -409,6 +414,9 @@ pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, out
         }
     }
     say!("\nretention");
+    if r.retention.is_empty() {
+        say!("  no retention rule declared");
+    }
     for x in &r.retention {
         say!(
             "  {:<22} {} after {}{}  [seq {}]",

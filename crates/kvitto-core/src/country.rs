@@ -1,5 +1,5 @@
-//! ISO 3166-1 alpha-2 country codes (the 249 officially assigned codes), and `ZZ` for a
-//! country the controller has not stated.
+//! ISO 3166-1 alpha-2 country codes (the 249 officially assigned codes), `EU` for "an EU
+//! member state, not named", and `ZZ` for a country the controller has not stated.
 
 use std::fmt;
 
@@ -53,10 +53,17 @@ impl CountryCode {
     /// so an unknown country is recorded as unknown instead of as an invented one.
     pub const NOT_STATED: CountryCode = CountryCode(*b"ZZ");
 
-    /// Validates an uppercase two-letter code against the assigned list (or `ZZ`).
+    /// `EU`: processed in the European Union, the member state not named (seed 000:
+    /// "Region för Behandling av Personuppgift: EU"). ISO 3166-1 reserves `EU` exceptionally
+    /// for the European Union; it is inside the EEA.
+    pub const EU: CountryCode = CountryCode(*b"EU");
+
+    /// Validates an uppercase two-letter code against the assigned list (or `EU`, `ZZ`).
     pub fn new(s: &str) -> Result<Self, String> {
         if s == "ZZ" {
             Ok(Self::NOT_STATED)
+        } else if s == "EU" {
+            Ok(Self::EU)
         } else if ASSIGNED.binary_search(&s).is_ok() {
             let b = s.as_bytes();
             Ok(Self([b[0], b[1]]))
@@ -64,7 +71,7 @@ impl CountryCode {
             Err(format!("{s:?} must be uppercase ({:?})", s.to_ascii_uppercase()))
         } else {
             Err(format!(
-                "{s:?} is not an assigned ISO 3166-1 alpha-2 code (e.g. SE, DK, GB, US; ZZ when the country is not stated)"
+                "{s:?} is not an assigned ISO 3166-1 alpha-2 code (e.g. SE, DK, GB, US; EU for an EU member state not named; ZZ when the country is not stated)"
             ))
         }
     }
@@ -83,7 +90,7 @@ impl CountryCode {
     /// Whether the country is in the EEA (`false` for [`CountryCode::NOT_STATED`]: see
     /// [`CountryCode::third_country`] for the answer that keeps "unknown" apart).
     pub fn in_eea(&self) -> bool {
-        EEA.contains(&self.as_str())
+        *self == Self::EU || EEA.contains(&self.as_str())
     }
 
     /// Whether a country was stated (anything but `ZZ`).
@@ -119,7 +126,7 @@ mod tests {
         assert!(ASSIGNED.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(CountryCode::new("SE").unwrap().as_str(), "SE");
         assert!(CountryCode::new("se").unwrap_err().contains("uppercase"));
-        assert!(CountryCode::new("EU").is_err());
+        assert_eq!(CountryCode::new("EU").unwrap().third_country(), Some(false), "EU is inside the EEA");
         assert!(CountryCode::new("XX").is_err());
         assert!(CountryCode::new("SWE").is_err());
         assert!(CountryCode::new("DK").unwrap().in_eea());

@@ -149,7 +149,7 @@ fn answer(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> Cons
     let legal_basis = c.purposes.get(purpose).and_then(|t| t.latest(q)).map(|(_, d)| d.legal_basis);
     let note = if q.at < s.first.occurred {
         Some(format!("no event of this subject had occurred by {} (its first is at {})", q.at, s.first.occurred))
-    } else if q.known_at < s.first.recorded {
+    } else if s.seen.first_visible(q).is_none() {
         Some(format!("the ledger knew nothing of this subject at {}", q.known_at))
     } else if history.is_empty() {
         Some("no consent, withdrawal or objection recorded for this purpose".into())
@@ -230,6 +230,16 @@ impl Projections {
         q: &AsOf,
     ) -> Result<Decision, QueryError> {
         let (c, s) = self.subject(controller, subject)?;
+        // Rule 1 as of the question: before the subject's first event, nothing is known.
+        if s.seen.first_visible(q).is_none() {
+            return Err(QueryError::NoEventsYet {
+                controller: controller.clone(),
+                at: q.at,
+                known_at: q.known_at,
+                first: s.first.occurred,
+                first_recorded: s.first.recorded,
+            });
+        }
         Ok(decide(c, s, purpose, q))
     }
 }

@@ -19,7 +19,7 @@ mod timeline;
 
 use std::collections::HashMap;
 
-use kvitto_core::{Event, Id, SubjectId, SubjectMap};
+use kvitto_core::{Event, Id, SubjectId, SubjectMap, Timestamp};
 
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
 pub use erasure::ErasureBlocker;
@@ -47,6 +47,24 @@ pub enum QueryError {
     UnknownSubject {
         /// The controller asked about.
         controller: Id,
+    },
+    /// The subject has events, but none had occurred (or been recorded) by the question's
+    /// point of view: as of then the ledger knew nothing of it (DECISIONS.md rule 1).
+    #[error(
+        "no events for this subject under controller {controller} as of {at} (known at {known_at}): its first \
+         occurred at {first} and was recorded at {first_recorded}"
+    )]
+    NoEventsYet {
+        /// The controller asked about.
+        controller: Id,
+        /// The occurred-time horizon asked about.
+        at: Timestamp,
+        /// The recorded-time horizon asked about.
+        known_at: Timestamp,
+        /// When the subject's first event occurred.
+        first: Timestamp,
+        /// When it was recorded.
+        first_recorded: Timestamp,
     },
     /// The purpose is neither declared by the controller nor named in the subject's events.
     #[error("unknown purpose {purpose}: controller {controller} never declared it")]

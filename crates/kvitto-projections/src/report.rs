@@ -107,7 +107,9 @@ pub struct HoldStatus {
 pub struct AccessPurpose {
     /// Purpose id.
     pub purpose: Id,
-    /// Declared description (when declared).
+    /// Declared description (when declared). Lines come from the subject's events (data
+    /// collected or shared for the purpose, consent marks) and from declared purposes, other
+    /// than consent ones, over a register that holds the subject's data.
     pub description: Option<String>,
     /// Legal bases relied on (declared and as recorded in collections).
     pub legal_bases: BTreeSet<LegalBasis>,
@@ -430,20 +432,42 @@ impl Projections {
                 }
             }
         }
-        for line in purposes.values_mut() {
-            line.seqs.sort_unstable();
-            line.seqs.dedup();
-        }
-        // Registers the subject has data in, and their retention (the same clock and due
-        // date as the retention plan).
-        let retention = data_registers(s, q)
+        // Registers the subject has data in (a register whose data was erased holds nothing).
+        let held: Vec<&Id> = data_registers(s, q)
             .into_iter()
             .filter(|reg| {
-                // A register whose data was erased holds nothing to keep.
                 let trigger =
                     c.retention.get(*reg).and_then(|t| t.latest(q)).map_or(Trigger::Collected, |(_, r)| r.trigger);
                 register_clock(s, reg, trigger, q).erased.is_none()
             })
+            .collect();
+        // Declared purposes over a register holding the subject's data apply to it too, even
+        // with no event naming them (Select Telecom's profiling of its customer data) — except
+        // consent purposes, which apply only once consent is given (then a mark names them).
+        for (p, t) in &c.purposes {
+            let Some((st, d)) = t.latest(q) else { continue };
+            if d.legal_basis != LegalBasis::Consent && held.contains(&&d.register) && !purposes.contains_key(p) {
+                purposes.insert(
+                    p.clone(),
+                    AccessPurpose {
+                        purpose: p.clone(),
+                        description: Some(d.description.to_string()),
+                        legal_bases: [d.legal_basis].into_iter().collect(),
+                        consent: None,
+                        declared: true,
+                        processed: false,
+                        seqs: vec![st.seq],
+                    },
+                );
+            }
+        }
+        for line in purposes.values_mut() {
+            line.seqs.sort_unstable();
+            line.seqs.dedup();
+        }
+        // Their retention (the same clock and due date as the retention plan).
+        let retention = held
+            .into_iter()
             .map(|reg| {
                 let rule = c.retention.get(reg).and_then(|t| t.latest(q)).map(|(_, r)| r);
                 let clock_started = rule.and_then(|r| register_clock(s, reg, r.trigger, q).start).map(|st| st.occurred);
@@ -458,9 +482,9 @@ impl Projections {
                     deferred_until: s
                         .deferrals
                         .visible(q)
-                        .filter(|(_, d)| &d.register == reg)
-                        .map(|(_, d)| d.until)
-                        .max(),
+                        // The latest deferral decides: a later one may shorten an earlier one.
+                        .rfind(|(_, d)| &d.register == reg)
+                        .map(|(_, d)| d.until),
                     register: reg.clone(),
                 }
             })
@@ -706,7 +730,12 @@ fn record_gaps(
             );
         }
     }
-    let registers: BTreeMap<&Id, u64> = purposes.iter().rev().map(|p| (&p.register, p.seq)).collect();
+    // Each register with the first declaration that names it.
+    let mut registers: BTreeMap<&Id, u64> = BTreeMap::new();
+    for p in purposes {
+        let seq = registers.entry(&p.register).or_insert(p.seq);
+        *seq = (*seq).min(p.seq);
+    }
     for (register, seq) in registers {
         if c.retention.get(register).and_then(|t| t.latest(q)).is_none() {
             gap(

@@ -64,7 +64,7 @@ pub struct ProcessorDecl {
 /// The layout of the persisted states in this module. Bumped whenever a stored field is
 /// added or changes type, so a store can tell old bytes from new ones without relying on a
 /// decode failure (2: `RetentionDecl` gained `financial_year_end` and `extend_to`; 3:
-/// `ControllerState::identity` and `PurposeDecl::data_subjects`).
+/// `ControllerState::identity`, `PurposeDecl::data_subjects` and `SubjectState::seen`).
 pub const STATE_LAYOUT: u32 = 3;
 
 /// A retention rule (`retention_rule_declared`).
@@ -200,6 +200,9 @@ pub struct SubjectState {
     pub controller: Id,
     /// The subject's earliest event by occurred time.
     pub first: Stamp,
+    /// Every event's (occurred, recorded) point, as the non-dominated frontier: whether any
+    /// event of the subject is visible as of a question (`may_process` is an error when none is).
+    pub seen: FirstSeen,
     /// Last seq applied.
     pub last_seq: Option<u64>,
     /// Consent, withdrawal and objection per purpose.
@@ -325,6 +328,7 @@ impl SubjectState {
         Self {
             controller: e.controller.clone(),
             first: Stamp::of(e),
+            seen: FirstSeen::default(),
             last_seq: None,
             consent: BTreeMap::new(),
             restriction: Timeline::default(),
@@ -354,6 +358,7 @@ impl SubjectState {
         self.last_seq = Some(e.seq);
         let st = Stamp::of(&e);
         let has_details = e.payload_commitment.is_some();
+        self.seen.see(st);
         if (st.occurred, st.seq) < (self.first.occurred, self.first.seq) {
             self.first = st;
         }
@@ -414,6 +419,7 @@ pub fn subject_difference(a: &SubjectState, b: &SubjectState) -> Option<&'static
     let SubjectState {
         controller: _,
         first: _,
+        seen: _,
         last_seq: _,
         consent: _,
         restriction: _,

@@ -1,6 +1,6 @@
 //! Errors of the library API, one enum per operation.
 
-use kvitto_core::EventId;
+use kvitto_core::{EventId, Timestamp};
 
 pub use kvitto_store::OpenError;
 
@@ -219,6 +219,23 @@ pub enum ReadError {
         /// The controller asked about.
         controller: String,
     },
+    /// The subject's first event lies after the question's point of view.
+    #[error(
+        "no events for this subject under controller {controller} as of {at} (known at {known_at}): its first \
+         occurred at {first} and was recorded at {first_recorded}"
+    )]
+    NoEventsYet {
+        /// The controller asked about.
+        controller: String,
+        /// The occurred-time horizon asked about.
+        at: Timestamp,
+        /// The recorded-time horizon asked about.
+        known_at: Timestamp,
+        /// When the subject's first event occurred.
+        first: Timestamp,
+        /// When it was recorded.
+        first_recorded: Timestamp,
+    },
     /// The controller has no events.
     #[error("unknown controller {0}: it has declared nothing and has no events")]
     UnknownController(String),
@@ -269,6 +286,9 @@ impl From<kvitto_projections::QueryError> for ReadError {
         match e {
             Q::UnknownController(c) => ReadError::UnknownController(c.to_string()),
             Q::UnknownSubject { controller } => ReadError::UnknownSubject { controller: controller.to_string() },
+            Q::NoEventsYet { controller, at, known_at, first, first_recorded } => {
+                ReadError::NoEventsYet { controller: controller.to_string(), at, known_at, first, first_recorded }
+            }
             Q::UnknownPurpose { controller, purpose } => {
                 ReadError::UnknownPurpose { controller: controller.to_string(), purpose: purpose.to_string() }
             }

@@ -260,10 +260,11 @@ const CONTROLLERS: &[ControllerSpec] = &[
             },
             ProcessorSpec {
                 id: "freshworks",
-                name: "Freshworks (Freshdesk ärendehantering), London",
-                country: "GB",
+                // Seed 000: London address, "Region för Behandling av Personuppgift: EU".
+                name: "Freshworks, 54 Fenchurch Street, London (Freshdesk ärendehantering; behandling i EU)",
+                country: "EU",
                 role: Role::SubProcessor,
-                mechanism: Some(TransferMechanism::Adequacy),
+                mechanism: None,
                 dpa: Some("Freshworks DPA"),
             },
             ProcessorSpec {
@@ -336,7 +337,7 @@ const CONTROLLERS: &[ControllerSpec] = &[
         id: "select-telecom",
         identity: IdentitySpec {
             legal_name: "Select Telecom AB",
-            organisation_number: None,
+            organisation_number: Some("559199-3976"),
             address: Some("Smedjegatan 22, 352 46 Växjö"),
             contact: Some("info@selecttelecom.se"),
             dpo_contact: None,

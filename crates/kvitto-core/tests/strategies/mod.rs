@@ -28,7 +28,7 @@ pub fn categories() -> impl Strategy<Value = Categories> {
 }
 
 pub fn country() -> impl Strategy<Value = CountryCode> {
-    prop_oneof![Just("SE"), Just("DK"), Just("GB"), Just("US"), Just("IE"), Just("NO"), Just("ZZ")]
+    prop_oneof![Just("SE"), Just("DK"), Just("GB"), Just("US"), Just("IE"), Just("NO"), Just("ZZ"), Just("EU")]
         .prop_map(|c| CountryCode::new(c).expect("valid"))
 }
 
