@@ -1149,6 +1149,16 @@ fn export_consent_writes_iso_27560_records_in_dpv_that_cite_seq_and_hash() {
         "\n",
         r#"{"type":"objection_recorded","controller":"kazoom","subject":"KZ-1","purpose":"market-research","occurred_at":"2026-02-01T09:00:00Z"}"#,
         "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"offers","description":"Tilbud","legal_basis":"legitimate_interests","register":"kunderegister","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"news-sms","description":"Nyheder pr. sms","legal_basis":"consent","register":"kunderegister","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-1","purpose":"offers","occurred_at":"2026-02-02T09:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_given","controller":"kazoom","subject":"KZ-1","purpose":"news-sms","notice_version":"2022-01-08","occurred_at":"2026-02-03T09:00:00Z"}"#,
+        "\n",
+        r#"{"type":"objection_recorded","controller":"kazoom","subject":"KZ-1","purpose":"news","occurred_at":"2026-04-01T09:00:00Z"}"#,
+        "\n",
     );
     let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -1166,13 +1176,28 @@ fn export_consent_writes_iso_27560_records_in_dpv_that_cite_seq_and_hash() {
     assert!(errors.is_empty(), "not a valid DPV-27560 consent record document: {errors:#?}");
     assert_eq!(doc["@context"]["dpv"], "https://w3id.org/dpv#");
     let records = doc["@graph"].as_array().unwrap();
-    assert_eq!(records.len(), 2, "one record per purpose");
+    let ids: Vec<&str> =
+        records.iter().map(|r| r["dct:identifier"].as_str().unwrap().rsplit('/').next().unwrap()).collect();
+    // One record per consent purpose; the opt-out of `offers` (legitimate interests) is an
+    // objection, not a consent record.
+    assert_eq!(ids, ["market-research", "news-sms", "product-news"], "one record per consent purpose");
+    // An objection to `news` covers `news-sms` (as `consent` and `may-process` say): withdrawn.
+    let sms = &records[1];
+    let kinds: Vec<&str> =
+        sms["dpv:hasConsentStatus"].as_array().unwrap().iter().map(|s| s["@type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["dpv:ConsentGiven", "dpv:ConsentWithdrawn"]);
+    assert_eq!(sms["dpv:hasConsentStatus"][1]["kvitto:viaObjectionTo"], "news");
+    assert_eq!(sms["kvitto:currentStatus"], "dpv:ConsentWithdrawn");
+    let o = kvitto(&ledger, &[&["may-process"][..], &who, &["--purpose", "news-sms"]].concat());
+    assert_eq!(o.status.code(), Some(1), "may-process agrees: {}", text(&o.stdout));
     let news = records.iter().find(|r| r["dct:identifier"].as_str().unwrap().ends_with("/product-news")).unwrap();
     assert_eq!(news["dct:conformsTo"], "https://w3id.org/dpv/schema/dpv-27560#record");
     assert_eq!(news["dpv:hasDataSubject"]["dct:identifier"], "KZ-1");
     assert_eq!(news["dpv:hasEntity"][0]["dpv:hasName"], "Kazoom A/S");
     assert_eq!(news["dpv:hasJurisdiction"]["@id"], "loc:DK");
+    // The newest grant (seq 6) recorded no notice: the one in force is named, marked so.
     assert_eq!(news["dpv:hasNotice"]["dct:identifier"], "2022-01-08");
+    assert_eq!(news["dpv:hasNotice"]["kvitto:recordedWithConsent"], false);
     assert_eq!(news["dpv:hasProcess"][0]["dpv:hasLegalBasis"]["@id"], "dpv:Consent");
     let steps = news["dpv:hasConsentStatus"].as_array().unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s["@type"].as_str().unwrap()).collect();

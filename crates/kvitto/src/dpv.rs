@@ -4,8 +4,10 @@
 //! `dpv:hasConsentStatus`, each citing the ledger seq and event hash that prove it
 //! (docs/REPORTS.md, "Consent records (ISO/IEC TS 27560)").
 
-use kvitto_core::{EventKind, Id, SubjectId};
-use kvitto_projections::{AsOf, ControllerState};
+use std::collections::HashMap;
+
+use kvitto_core::{EventKind, Id, LegalBasis, SubjectId};
+use kvitto_projections::{AsOf, ConsentAnswer, ConsentInterval, ConsentState, ControllerIdentity, ControllerState};
 use serde_json::{Map, Value, json};
 
 use crate::read::LedgerEvent;
@@ -13,8 +15,9 @@ use crate::read::LedgerEvent;
 /// The profile the records claim (`dct:conformsTo`).
 pub const PROFILE: &str = "https://w3id.org/dpv/schema/dpv-27560#record";
 
-/// One consent event of a record, before it is written as a status node.
+/// One consent event of a record: the interval it starts, and the event that decided it.
 struct Step<'a> {
+    interval: &'a ConsentInterval,
     e: &'a LedgerEvent,
     status: &'static str,
 }
@@ -32,35 +35,37 @@ fn context(origin: &str) -> Value {
     })
 }
 
-/// The DPV status of each consent-relevant event of one purpose, in occurred order: a
-/// `consent_given` after an earlier one is `RenewedConsentGiven`; a withdrawal or objection
-/// with no consent given before it is `ConsentRefused` (the subject said no without ever
-/// having said yes, e.g. an opt-out on the first contact); after one, `ConsentWithdrawn`.
-fn steps<'a>(events: &[&'a LedgerEvent]) -> Vec<Step<'a>> {
+/// The DPV status of each interval of a purpose's consent history (the history `consent`
+/// answers, so an objection to a broader purpose counts as it does there): a grant after an
+/// earlier one is `RenewedConsentGiven`; a withdrawal or objection with no consent given before
+/// it is `ConsentRefused` (the subject said no without ever having said yes); after one,
+/// `ConsentWithdrawn`.
+fn steps<'a>(history: &'a [ConsentInterval], events: &HashMap<u64, &'a LedgerEvent>) -> Vec<Step<'a>> {
     let mut given = false;
-    events
+    history
         .iter()
-        .map(|e| {
-            let status = match (&e.event.kind, given) {
-                (EventKind::ConsentGiven { .. }, false) => "dpv:ConsentGiven",
-                (EventKind::ConsentGiven { .. }, true) => "dpv:RenewedConsentGiven",
+        .filter_map(|interval| {
+            let e = *events.get(&interval.seq)?;
+            let status = match (interval.state, given) {
+                (ConsentState::Granted, false) => "dpv:ConsentGiven",
+                (ConsentState::Granted, true) => "dpv:RenewedConsentGiven",
+                (ConsentState::None, _) => "dpv:ConsentUnknown",
                 (_, false) => "dpv:ConsentRefused",
                 (_, true) => "dpv:ConsentWithdrawn",
             };
-            given |= matches!(e.event.kind, EventKind::ConsentGiven { .. });
-            Step { e, status }
+            given |= interval.state == ConsentState::Granted;
+            Some(Step { interval, e, status })
         })
         .collect()
 }
 
-/// The notice node of a record: the version the newest `consent_given` names; else the
+/// The notice node of a record: the version the newest grant recorded; else the
 /// notice in force when the record began (marked as not recorded with the consent); else a
 /// node that says none was recorded.
 fn notice(c: &ControllerState, controller: &Id, steps: &[Step<'_>], q: &AsOf) -> Value {
-    let named = steps.iter().rev().find_map(|s| match &s.e.event.kind {
-        EventKind::ConsentGiven { notice_version: Some(v), .. } => Some(v.clone()),
-        _ => None,
-    });
+    // The notice of the newest grant, if that grant recorded one.
+    let newest_grant = steps.iter().rev().find(|s| s.interval.state == ConsentState::Granted);
+    let named = newest_grant.and_then(|s| s.interval.notice_version.clone());
     let text_hash =
         |v: &Id| c.notices.visible(q).rev().find(|(_, (ver, _))| ver == v).map(|(_, (_, h))| hex::encode(h.0));
     let node = |v: &Id, recorded: bool| {
@@ -78,7 +83,7 @@ fn notice(c: &ControllerState, controller: &Id, steps: &[Step<'_>], q: &AsOf) ->
     if let Some(v) = named {
         return node(&v, true);
     }
-    let first = steps.first().map(|s| s.e.event.occurred_at);
+    let first = newest_grant.or(steps.first()).map(|s| s.e.event.occurred_at);
     let in_force =
         c.notices.visible(q).rev().find(|(st, _)| first.is_some_and(|t| st.occurred <= t)).map(|(_, (v, _))| v.clone());
     match in_force {
@@ -92,42 +97,35 @@ fn notice(c: &ControllerState, controller: &Id, steps: &[Step<'_>], q: &AsOf) ->
     }
 }
 
-/// Builds the document. `history` is the subject's events (any order); `c` the controller's
-/// declarations; `q` the horizon (events after it are left out).
+/// Builds the document from the consent answers of the subject (`Projections::consent` as of
+/// `q`) and its events (for each deciding event's hash, channel and times). Only purposes on
+/// the consent basis, or undeclared ones with consent given or withdrawn, become consent
+/// records: an opt-out of a purpose on another basis is an objection, not a consent state.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn consent_records(
     origin: &str,
     controller: &Id,
     subject_ref: &str,
     subject: &SubjectId,
     c: &ControllerState,
+    answers: &[ConsentAnswer],
     history: &[LedgerEvent],
     q: &AsOf,
 ) -> Value {
-    let mut visible: Vec<&LedgerEvent> =
-        history.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at).collect();
-    visible.sort_by_key(|e| (e.event.occurred_at, e.event.seq));
-    let identity = c.identity.latest(q).map(|(_, d)| d);
+    let by_seq: HashMap<u64, &LedgerEvent> = history.iter().map(|e| (e.event.seq, e)).collect();
+    let identity = ControllerIdentity::of(c, q).map(|i| i.declared);
+    let identity = identity.as_ref();
     let controller_iri = format!("controllers/{controller}");
-    // Purposes with consent events; an objection counts for a purpose declared on consent or
-    // with consent events of its own.
-    let mut purposes: Vec<&Id> = Vec::new();
-    for e in &visible {
-        let p = match &e.event.kind {
-            EventKind::ConsentGiven { purpose, .. } | EventKind::ConsentWithdrawn { purpose, .. } => purpose,
-            _ => continue,
-        };
-        if !purposes.contains(&p) {
-            purposes.push(p);
-        }
-    }
-    for (p, t) in &c.purposes {
-        let on_consent = t.latest(q).is_some_and(|(_, d)| d.legal_basis == kvitto_core::LegalBasis::Consent);
-        let objected =
-            visible.iter().any(|e| matches!(&e.event.kind, EventKind::ObjectionRecorded { purpose } if purpose == p));
-        if on_consent && objected && !purposes.contains(&p) {
-            purposes.push(p);
-        }
-    }
+    let answers: Vec<&ConsentAnswer> = answers
+        .iter()
+        .filter(|a| match a.legal_basis {
+            Some(LegalBasis::Consent) => !a.history.is_empty(),
+            // An undeclared purpose is a consent record only when consent was given or
+            // withdrawn for it; an objection alone is an objection (Art 21), not consent.
+            None => a.history.iter().any(|i| matches!(i.state, ConsentState::Granted | ConsentState::Withdrawn)),
+            Some(_) => false,
+        })
+        .collect();
     let mut entity = Map::new();
     entity.insert("@id".into(), Value::String(controller_iri.clone()));
     entity.insert("@type".into(), json!(["dpv:Organisation", "dpv:DataController"]));
@@ -144,20 +142,11 @@ pub(crate) fn consent_records(
             entity.insert("kvitto:contact".into(), Value::String(x.to_string()));
         }
     }
-    let records: Vec<Value> = purposes
+    let records: Vec<Value> = answers
         .into_iter()
-        .map(|p| {
-            let marks: Vec<&LedgerEvent> = visible
-                .iter()
-                .copied()
-                .filter(|e| match &e.event.kind {
-                    EventKind::ConsentGiven { purpose, .. }
-                    | EventKind::ConsentWithdrawn { purpose, .. }
-                    | EventKind::ObjectionRecorded { purpose } => purpose == p,
-                    _ => false,
-                })
-                .collect();
-            let steps = steps(&marks);
+        .map(|a| {
+            let p = &a.purpose;
+            let steps = steps(&a.history, &by_seq);
             let decl = c.purposes.get(p).and_then(|t| t.latest(q)).map(|(_, d)| d);
             let mut purpose = json!({
                 "@id": format!("purposes/{controller}/{p}"),
@@ -174,7 +163,7 @@ pub(crate) fn consent_records(
                 "dpv:hasDataController": {"@id": controller_iri},
             });
             let mut categories: Vec<&str> = Vec::new();
-            for e in &visible {
+            for e in history.iter().filter(|e| e.event.occurred_at <= q.at && e.event.recorded_at <= q.known_at) {
                 if let EventKind::DataCollected { purpose, categories: cats, .. } = &e.event.kind
                     && purpose == p
                 {
@@ -215,8 +204,11 @@ pub(crate) fn consent_records(
                     if let Some(ch) = channel {
                         n["dpv:hasIndicationMethod"] = Value::String(ch.to_string());
                     }
-                    if let EventKind::ConsentGiven { notice_version: Some(v), .. } = &ev.kind {
+                    if let (ConsentState::Granted, Some(v)) = (s.interval.state, &s.interval.notice_version) {
                         n["dpv:hasNotice"] = json!({"@id": format!("notices/{controller}/{v}")});
+                    }
+                    if let Some(parent) = &s.interval.via_objection_to {
+                        n["kvitto:viaObjectionTo"] = Value::String(parent.to_string());
                     }
                     n
                 })

@@ -530,12 +530,13 @@ impl Ledger {
         as_of: AsOf,
     ) -> Result<serde_json::Value, ReadError> {
         let (c, s) = self.subject_of(controller, subject_ref)?;
-        // Checks that the subject exists at this controller before reading its history.
-        self.with_projections(|p| p.consent(&c, &s, None, &as_of).map(|_| ()))?;
+        // The answers `consent` gives (and an error for an unknown subject), then the events
+        // behind them.
+        let answers = self.with_projections(|p| p.consent(&c, &s, None, &as_of))?;
         let events = self.history(controller, subject_ref).await?;
         self.with_projections(|p| {
             let state = p.controllers.get(&c).ok_or_else(|| QueryError::UnknownController(c.clone()))?;
-            Ok(dpv::consent_records(self.origin(), &c, subject_ref, &s, state, &events, &as_of))
+            Ok(dpv::consent_records(self.origin(), &c, subject_ref, &s, state, &answers, &events, &as_of))
         })
     }
 
