@@ -18,9 +18,7 @@ pub(crate) async fn export(
     out: &Path,
     force: bool,
 ) -> Result<(), Failure> {
-    if out.exists() && !force {
-        return Err(exists(out));
-    }
+    refuse_existing(out, force)?;
     let held = since.map(read_text).transpose()?;
     let ledger = crate::open(dir).await?;
     let bundle =
@@ -48,13 +46,17 @@ fn exists(path: &Path) -> Failure {
     Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display()))
 }
 
+/// Refuses an existing output file before any work is done (nothing is written); `force`
+/// allows replacing it.
+pub(crate) fn refuse_existing(path: &Path, force: bool) -> Result<(), Failure> {
+    if path.exists() && !force { Err(exists(path)) } else { Ok(()) }
+}
+
 /// Writes a file that holds personal data: mode 0600 from its creation, never over an
 /// existing file unless `force` (then replaced atomically: temporary file, fsync, rename).
 pub(crate) fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), Failure> {
     use std::io::Write;
-    if path.exists() && !force {
-        return Err(exists(path));
-    }
+    refuse_existing(path, force)?;
     let err = |e: std::io::Error| Failure::storage(format!("{}: {e}", path.display()));
     let tmp = path.with_file_name(format!(
         ".{}.kvitto-tmp",

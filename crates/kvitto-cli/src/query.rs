@@ -159,10 +159,8 @@ impl Output {
     /// Refuses an existing HTML file before any work is done (nothing is written).
     fn check(&self) -> Result<(), Failure> {
         match self {
-            Output::Html { path, force: false } if path.exists() => {
-                Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())))
-            }
-            _ => Ok(()),
+            Output::Html { path, force } => crate::bundle::refuse_existing(path, *force),
+            Output::Text | Output::Json => Ok(()),
         }
     }
 
@@ -447,18 +445,22 @@ pub(crate) async fn export_portable(
     out: Option<&Path>,
     force: bool,
 ) -> Result<(), Failure> {
-    if let Some(path) = out.filter(|p| p.exists() && !force) {
-        return Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())));
+    if let Some(path) = out {
+        crate::bundle::refuse_existing(path, force)?;
     }
     let ledger = crate::open(dir).await?;
     let r = ledger.export_portable(controller, subject, q).await.map_err(read_failure);
     crate::close(ledger).await;
-    let text = pretty(&r?);
+    write_or_print(out, &pretty(&r?), force).map(|_| ())
+}
+
+/// Writes an export to `out` (owner-readable only) or prints it; `true` when written.
+fn write_or_print(out: Option<&Path>, text: &str, force: bool) -> Result<bool, Failure> {
     match out {
-        Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force),
+        Some(path) => crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force).map(|()| true),
         None => {
             say!("{text}");
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -471,8 +473,8 @@ pub(crate) async fn export_consent(
     out: Option<&Path>,
     force: bool,
 ) -> Result<(), Failure> {
-    if let Some(path) = out.filter(|p| p.exists() && !force) {
-        return Err(Failure::input(format!("{} exists; pass --force to replace it (nothing written)", path.display())));
+    if let Some(path) = out {
+        crate::bundle::refuse_existing(path, force)?;
     }
     let ledger = crate::open(dir).await?;
     let r = ledger.consent_records(controller, subject, q).await.map_err(read_failure);
@@ -485,23 +487,17 @@ pub(crate) async fn export_consent(
             q.at
         )));
     }
-    let text = pretty(&doc);
-    match out {
-        Some(path) => {
-            crate::bundle::write_private(path, format!("{text}\n").as_bytes(), force)?;
-            let n = doc["@graph"].as_array().map_or(0, Vec::len);
-            say!(
-                "wrote {}: {n} consent record{} (W3C DPV JSON-LD, ISO/IEC TS 27560)",
-                path.display(),
-                if n == 1 { "" } else { "s" }
-            );
-            Ok(())
-        }
-        None => {
-            say!("{text}");
-            Ok(())
-        }
+    if write_or_print(out, &pretty(&doc), force)?
+        && let Some(path) = out
+    {
+        let n = doc["@graph"].as_array().map_or(0, Vec::len);
+        say!(
+            "wrote {}: {n} consent record{} (W3C DPV JSON-LD, ISO/IEC TS 27560)",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
     }
+    Ok(())
 }
 
 pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
