@@ -169,11 +169,13 @@ async fn the_demo_declares_every_seed_controller_and_seed_001_shows_its_gaps() {
         ledger.append_batch(c.events.clone()).await.unwrap();
     }
     let now = AsOf::now();
+    // Seed 003 names no legal entity: both demo entities say so rather than invent a name.
+    const KOMTEKNIK: &str = "KomTeknik Gruppen (det juridiska bolag inom gruppen som kunden tecknat avtal med)";
     let expect = [
         ("kalejdo", "Kalejdo Bredband AB", "Integritetsskyddsmyndigheten (IMY)", "SE"),
         ("select-telecom", "Select Telecom AB", "Integritetsskyddsmyndigheten (IMY)", "SE"),
-        ("komteknik-bredband", "KomTeknik Gruppen, bolaget för bredband", "Integritetsskyddsmyndigheten (IMY)", "SE"),
-        ("komteknik-el", "KomTeknik Gruppen, bolaget för el", "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("komteknik-bredband", KOMTEKNIK, "Integritetsskyddsmyndigheten (IMY)", "SE"),
+        ("komteknik-el", KOMTEKNIK, "Integritetsskyddsmyndigheten (IMY)", "SE"),
         ("kazoom", "Kazoom A/S", "Datatilsynet", "DK"),
     ];
     for (id, name, authority, country) in expect {
@@ -194,6 +196,16 @@ async fn the_demo_declares_every_seed_controller_and_seed_001_shows_its_gaps() {
     let who = &kazoom.controller_identity.unwrap().declared;
     assert_eq!(who.organisation_number.as_ref().map(|t| t.as_str()), Some("CVR 40700218"), "seed 004 states it");
     assert_eq!(who.dpo_contact, None, "seed 004 names no DPO");
+    // Seeds 002–004 name no recipient's country: none is presented as inside the EEA.
+    for id in ["select-telecom", "komteknik-el", "kazoom"] {
+        let r = ledger.processing_report(id, now).unwrap();
+        assert!(!r.recipients.is_empty(), "{id}");
+        for x in &r.recipients {
+            assert_eq!(x.third_country, None, "{id}: {} has no stated country", x.processor);
+        }
+    }
+    let ops = kazoom.purposes.iter().find(|p| p.purpose.as_str() == "operations-info").unwrap();
+    assert_eq!(ops.legal_basis, kvitto_core::LegalBasis::Contract, "seed 004 items d, f");
 
     let kalejdo = ledger.processing_report("kalejdo", now).unwrap();
     let gaps: Vec<(&str, &str)> = kalejdo.gaps.iter().map(|g| (g.gap, g.concerns.as_str())).collect();

@@ -42,18 +42,6 @@ fn pretty(v: &impl serde::Serialize) -> String {
 
 /// What a consent answer's state means for its purpose's basis: a consent state for consent
 /// purposes (and undeclared ones), an Art 21 objection or an opt-out for the others.
-fn state_label(a: &ConsentAnswer) -> String {
-    use kvitto::ConsentState;
-    use kvitto_core::LegalBasis;
-    match (a.legal_basis, a.state) {
-        (None | Some(LegalBasis::Consent), state) => state.as_str().to_string(),
-        (Some(_), ConsentState::Objected) => "objected (Art 21)".into(),
-        (Some(_), ConsentState::Withdrawn) => "opted out".into(),
-        (Some(_), ConsentState::Granted) => "consented (not needed)".into(),
-        (Some(_), ConsentState::None) => "none".into(),
-    }
-}
-
 fn basis_label(a: &ConsentAnswer) -> String {
     a.legal_basis.map_or_else(|| "not declared".to_string(), |b| b.to_string())
 }
@@ -69,7 +57,7 @@ pub(crate) fn print_consent(answers: &[ConsentAnswer], q: &AsOf) {
             "  {:<24} {:<21} {:<22} {:<22} {:>8}  {}",
             a.purpose,
             basis_label(a),
-            state_label(a),
+            a.state_label(),
             a.since.map(|t| t.to_rfc3339()).unwrap_or_default(),
             a.seq.map(|s| s.to_string()).unwrap_or_default(),
             a.notice_version.as_ref().map(|v| v.to_string()).unwrap_or_default()
@@ -520,15 +508,7 @@ pub(crate) async fn rebuild(dir: &Path) -> Result<(), Failure> {
 /// the basis (a consent state for consent purposes; an objection or opt-out otherwise) — and
 /// its declaration, or why it is listed although never declared.
 fn purpose_line(p: &kvitto::AccessPurpose, controller: &str) -> String {
-    use kvitto::ConsentState;
-    let consent_only = p.legal_bases.iter().all(|b| *b == kvitto_core::LegalBasis::Consent);
-    let said = match p.consent {
-        None | Some(ConsentState::None) => String::new(),
-        Some(state) if consent_only && !p.legal_bases.is_empty() => format!("; consent {}", state.as_str()),
-        Some(ConsentState::Objected) => "; the subject objected (Art 21)".into(),
-        Some(ConsentState::Withdrawn) => "; the subject opted out".into(),
-        Some(state) => format!("; consent {}", state.as_str()),
-    };
+    let said = p.subject_said().map(|s| format!("; {s}")).unwrap_or_default();
     let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
     match (&p.description, p.processed) {
         (Some(d), _) => format!("{:<22} {bases}{said} — {d}", p.purpose),

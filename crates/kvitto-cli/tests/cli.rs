@@ -303,13 +303,26 @@ fn consent_may_process_reports_and_portability() {
     let march = json_lines(&run("consent", &["--purpose", "product-news", "--at", "2026-03-15", "--json"]));
     assert_eq!((march[0]["state"].as_str(), march[0]["seq"].as_u64()), (Some("granted"), Some(8)));
     assert_eq!(march[0]["since"], "2026-01-10T09:00:00Z");
-    // Before the customer's first event: none, and why.
-    let before = json_lines(&run("consent", &["--purpose", "product-news", "--at", "2025-12-31", "--json"]));
-    assert_eq!(before[0]["state"], "none");
-    assert!(before[0]["note"].as_str().unwrap().contains("no event of this subject had occurred"));
-    // What the ledger knew yesterday (all of this was recorded today): nothing.
-    let known = json_lines(&run("consent", &["--purpose", "product-news", "--known-at", "2020-01-01", "--json"]));
-    assert_eq!(known[0]["state"], "none");
+    // Before the customer's first event, as of then or as the ledger knew it then: no answer,
+    // the same error as may-process and report access (DECISIONS.md rule 1).
+    for (cmd, extra) in [
+        ("consent", &["--purpose", "product-news", "--at", "2025-12-31"][..]),
+        ("consent", &["--purpose", "product-news", "--known-at", "2020-01-01"][..]),
+        ("report", &["--at", "2025-12-31"][..]),
+        ("may-process", &["--purpose", "product-news", "--at", "2025-12-31"][..]),
+    ] {
+        let o = if cmd == "report" {
+            kvitto(&ledger, &[&["report", "access"][..], &who, extra].concat())
+        } else {
+            run(cmd, extra)
+        };
+        assert_eq!(o.status.code(), Some(2), "{cmd} {extra:?}: {}", text(&o.stdout));
+        assert!(
+            text(&o.stderr).contains("no events for this subject under controller kazoom as of"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
 
     // May I send product news? Now: no (exit 1); as of March: yes (exit 0).
     let o = run("may-process", &["--purpose", "product-news", "--json"]);
@@ -1237,7 +1250,60 @@ fn export_consent_writes_iso_27560_records_in_dpv_that_cite_seq_and_hash() {
     assert!(validator.is_valid(&serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()));
     let o = kvitto(&ledger, &["export-consent", "--controller", "kazoom", "--subject", "KZ-404"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // Before the customer's first event: rule 1's error, as for consent and may-process.
     let o = kvitto(&ledger, &[&["export-consent"][..], &who, &["--at", "2026-01-02"]].concat());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no events for this subject under controller kazoom as of"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A customer with events but no consent mark has no consent record to export.
+    let collected = r#"{"type":"data_collected","controller":"kazoom","subject":"KZ-2","register":"kunderegister","categories":["name"],"purpose":"product-news","legal_basis":"consent","source":"subject","occurred_at":"2026-01-06T10:00:00Z"}"#;
+    let o = kvitto_stdin(&ledger, &["append", "-"], collected.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = kvitto(&ledger, &["export-consent", "--controller", "kazoom", "--subject", "KZ-2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("no consent given, withdrawn or refused is recorded"), "{}", text(&o.stderr));
+}
+
+/// The HTML access report labels what the customer said by the purpose's basis, as the CLI
+/// does: an opt-out of a contract purpose is not a "withdrawn consent".
+#[test]
+fn html_access_report_labels_opt_outs_and_objections_by_basis() {
+    let (d, ledger) = new_ledger();
+    let input = concat!(
+        r#"{"type":"controller_declared","controller":"kazoom","legal_name":"Kazoom A/S","authority":"Datatilsynet","authority_country":"DK","occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"operations-info","description":"Servicemeddelelser","legal_basis":"contract","register":"kunderegister","data_subjects":["customers"],"occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"purpose_declared","controller":"kazoom","purpose":"ad-suppression","description":"Suppression-lister","legal_basis":"legitimate_interests","register":"kunderegister","data_subjects":["customers"],"occurred_at":"2026-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"data_collected","controller":"kazoom","subject":"KZ-9","register":"kunderegister","categories":["contact"],"purpose":"operations-info","legal_basis":"contract","source":"subject","occurred_at":"2026-01-05T10:00:00Z"}"#,
+        "\n",
+        r#"{"type":"consent_withdrawn","controller":"kazoom","subject":"KZ-9","purpose":"operations-info","occurred_at":"2026-02-01T10:00:00Z"}"#,
+        "\n",
+        r#"{"type":"objection_recorded","controller":"kazoom","subject":"KZ-9","purpose":"ad-suppression","occurred_at":"2026-02-02T10:00:00Z"}"#,
+        "\n",
+    );
+    let o = kvitto_stdin(&ledger, &["append", "-"], input.as_bytes());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = d.path().join("kz-9.html");
+    let who = ["--controller", "kazoom", "--subject", "KZ-9"];
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who, &["--html", page.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for needle in
+        ["the subject opted out", "the subject objected (Art 21)", "<td>opted out</td>", "<td>objected (Art 21)</td>"]
+    {
+        assert!(html.contains(needle), "{needle} missing from the page:\n{html}");
+    }
+    for wrong in ["consent withdrawn", "<td>withdrawn</td>", "<td>objected</td>", "seqs </span>"] {
+        assert!(!html.contains(wrong), "{wrong} in the page:\n{html}");
+    }
+    // The CLI says the same.
+    let o = kvitto(&ledger, &[&["report", "access"][..], &who].concat());
+    let out = text(&o.stdout);
+    assert!(out.contains("contract; the subject opted out"), "{out}");
+    assert!(out.contains("legitimate_interests; the subject objected (Art 21)"), "{out}");
 }

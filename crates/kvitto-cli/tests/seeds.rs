@@ -533,10 +533,11 @@ fn seed_001_kalejdo_bredband_app_consent_rectification_and_erasure() {
     l.may(C, "app-login", "2026-06-04").denied("register appdatabas was erased", erased);
     l.may(C, "app-communication", "2026-06-04").denied("register appdatabas was erased", erased);
 
-    // Before the customer's first event there is nothing to say, and the answer says why.
-    let early = l.consent(C, "2026-02-01");
-    assert_eq!(states(&early), BTreeMap::from([("app-communication", "none")]));
-    assert!(early["app-communication"]["note"].as_str().unwrap().contains("no event of this subject had occurred"));
+    // Before the customer's first event there is no answer, and the error says why (rule 1).
+    let args = ["consent", "--controller", "kalejdo", "--subject", C, "--at", "2026-02-01", "--json"];
+    let o = run(&l.ledger, &args, None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("its first occurred at 2026-02-10T18:00:00Z"), "{}", text(&o.stderr));
     let c = l.consent(C, "2026-06-02");
     assert_eq!(states(&c), BTreeMap::from([("app-communication", "withdrawn")]));
     assert_eq!(

@@ -49,8 +49,9 @@ impl From<CountryCode> for String {
 impl CountryCode {
     /// `ZZ`: the country was not stated (e.g. a cloud processor a privacy policy names without
     /// saying where it processes, seed 001). ISO 3166-1 leaves `ZZ` to users; Unicode CLDR uses
-    /// it for "Unknown Region". It is the one code outside the assigned list that is accepted,
-    /// so an unknown country is recorded as unknown instead of as an invented one.
+    /// it for "Unknown Region". With [`CountryCode::EU`] it is one of the two codes outside the
+    /// assigned list that are accepted, so an unknown country is recorded as unknown instead of
+    /// as an invented one.
     pub const NOT_STATED: CountryCode = CountryCode(*b"ZZ");
 
     /// `EU`: processed in the European Union, the member state not named (seed 000:

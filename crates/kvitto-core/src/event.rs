@@ -266,7 +266,7 @@ macro_rules! event_kinds {
                         $( $( FieldCodec::check_input($xfield).map_err(|e| (stringify!($xfield), e))?; )+ )?
                     } )+
                 }
-                Ok(())
+                self.check_kind_input()
             }
 
             /// Writes the kind's fields into a JSON object (absent optionals omitted).
@@ -341,6 +341,24 @@ event_kinds! {
 }
 
 impl EventKind {
+    /// Input rules that concern a kind as a whole rather than one field (after the field
+    /// rules; docs/EVENTS.md). Errors name the field.
+    fn check_kind_input(&self) -> Result<(), (&'static str, String)> {
+        if let EventKind::ControllerDeclared { authority_country, .. } = self {
+            // A supervisory authority is one member state's (Art 51, 77): a named EEA country.
+            if !authority_country.is_stated() || *authority_country == CountryCode::EU || !authority_country.in_eea() {
+                return Err((
+                    "authority_country",
+                    format!(
+                        "{authority_country} is not a supervisory authority's country: name the EEA member state \
+                         (e.g. \"SE\", \"DK\"); \"ZZ\", \"EU\" and third countries are refused"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The register this event's encrypted details belong to, when the kind names one.
     pub fn register(&self) -> Option<&Id> {
         match self {

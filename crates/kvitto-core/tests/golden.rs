@@ -244,7 +244,7 @@ fn build_vectors() -> Vec<(&'static str, Event)> {
             None,
         ),
         (
-            "controller_declared_kazoom",
+            "controller_declared_fields",
             EventKind::ControllerDeclared {
                 legal_name: text("Kazoom A/S"),
                 organisation_number: Some(text("CVR 40700218")),

@@ -75,7 +75,7 @@ pub struct ConsentAnswer {
     pub seq: Option<u64>,
     /// Notice version consented to, when granted.
     pub notice_version: Option<Id>,
-    /// Why the state is `none` when that needs saying (e.g. before the subject's first event).
+    /// Why the state is `none` when that needs saying (nothing recorded for the purpose).
     pub note: Option<String>,
     /// The basis the controller declared for the purpose as of the query (`None`: not
     /// declared). On a basis other than consent, `objected` is an Art 21 objection and
@@ -83,6 +83,21 @@ pub struct ConsentAnswer {
     pub legal_basis: Option<LegalBasis>,
     /// Every interval up to the query point.
     pub history: Vec<ConsentInterval>,
+}
+
+impl ConsentAnswer {
+    /// The state in words that fit the purpose's basis: a consent state on the consent basis
+    /// (or an undeclared purpose); on another basis `objected (Art 21)`, `opted out`,
+    /// `consented (not needed)` or `none`. The CLI table and the HTML report both print it.
+    pub fn state_label(&self) -> &'static str {
+        match (self.legal_basis, self.state) {
+            (None | Some(LegalBasis::Consent), state) => state.as_str(),
+            (Some(_), ConsentState::Objected) => "objected (Art 21)",
+            (Some(_), ConsentState::Withdrawn) => "opted out",
+            (Some(_), ConsentState::Granted) => "consented (not needed)",
+            (Some(_), ConsentState::None) => "none",
+        }
+    }
 }
 
 /// The answer to "may I process this subject's data for this purpose?".
@@ -147,11 +162,8 @@ fn history(s: &SubjectState, purpose: &Id, q: &AsOf) -> Vec<ConsentInterval> {
 fn answer(c: &ControllerState, s: &SubjectState, purpose: &Id, q: &AsOf) -> ConsentAnswer {
     let history = history(s, purpose, q);
     let legal_basis = c.purposes.get(purpose).and_then(|t| t.latest(q)).map(|(_, d)| d.legal_basis);
-    let note = if q.at < s.first.occurred {
-        Some(format!("no event of this subject had occurred by {} (its first is at {})", q.at, s.first.occurred))
-    } else if s.seen.first_visible(q).is_none() {
-        Some(format!("the ledger knew nothing of this subject at {}", q.known_at))
-    } else if history.is_empty() {
+    // Before the subject's first visible event there is no answer (rule 1's error).
+    let note = if history.is_empty() {
         Some("no consent, withdrawal or objection recorded for this purpose".into())
     } else {
         None
@@ -190,7 +202,7 @@ impl Projections {
         purpose: Option<&Id>,
         q: &AsOf,
     ) -> Result<Vec<ConsentAnswer>, QueryError> {
-        let (c, s) = self.subject(controller, subject)?;
+        let (c, s) = self.subject_as_of(controller, subject, q)?;
         let purposes: Vec<Id> = match purpose {
             Some(p) => {
                 if !c.purposes.contains_key(p) && !s.consent.contains_key(p) {
@@ -229,17 +241,8 @@ impl Projections {
         purpose: &Id,
         q: &AsOf,
     ) -> Result<Decision, QueryError> {
-        let (c, s) = self.subject(controller, subject)?;
         // Rule 1 as of the question: before the subject's first event, nothing is known.
-        if s.seen.first_visible(q).is_none() {
-            return Err(QueryError::NoEventsYet {
-                controller: controller.clone(),
-                at: q.at,
-                known_at: q.known_at,
-                first: s.first.occurred,
-                first_recorded: s.first.recorded,
-            });
-        }
+        let (c, s) = self.subject_as_of(controller, subject, q)?;
         Ok(decide(c, s, purpose, q))
     }
 }

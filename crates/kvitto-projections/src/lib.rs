@@ -153,4 +153,26 @@ impl Projections {
             _ => Err(QueryError::UnknownSubject { controller: controller.clone() }),
         }
     }
+
+    /// [`Projections::subject`] as of `q`: before the subject's first event is visible (it had
+    /// not occurred, or the ledger did not know it yet) the answer is rule 1's error, the same
+    /// for `may_process`, `consent` and `access_report` (docs/DECISIONS.md).
+    fn subject_as_of(
+        &self,
+        controller: &Id,
+        subject: &SubjectId,
+        q: &AsOf,
+    ) -> Result<(&ControllerState, &SubjectState), QueryError> {
+        let (c, s) = self.subject(controller, subject)?;
+        if s.seen.first_visible(q).is_none() {
+            return Err(QueryError::NoEventsYet {
+                controller: controller.clone(),
+                at: q.at,
+                known_at: q.known_at,
+                first: s.first.occurred,
+                first_recorded: s.first.recorded,
+            });
+        }
+        Ok((c, s))
+    }
 }

@@ -124,6 +124,22 @@ pub struct AccessPurpose {
     pub seqs: Vec<u64>,
 }
 
+impl AccessPurpose {
+    /// What the subject said about the purpose, in words that fit its basis: `consent
+    /// granted`/`withdrawn`/… on the consent basis alone, otherwise `the subject objected (Art
+    /// 21)` or `the subject opted out`; `None` when nothing was said. CLI and HTML print it.
+    pub fn subject_said(&self) -> Option<String> {
+        let consent_only = !self.legal_bases.is_empty() && self.legal_bases.iter().all(|b| *b == LegalBasis::Consent);
+        match self.consent? {
+            ConsentState::None => None,
+            state if consent_only => Some(format!("consent {}", state.as_str())),
+            ConsentState::Objected => Some("the subject objected (Art 21)".into()),
+            ConsentState::Withdrawn => Some("the subject opted out".into()),
+            state => Some(format!("consent {}", state.as_str())),
+        }
+    }
+}
+
 /// Art 15(1)(b)/(g): a category of data, where it is, why, and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccessCategory {
@@ -354,7 +370,7 @@ fn latest_decl<'a>(c: &'a ControllerState, processor: &Id, q: &AsOf) -> Option<&
 impl Projections {
     /// The Art 15(1) report for one subject as of `q`.
     pub fn access_report(&self, controller: &Id, subject: &SubjectId, q: &AsOf) -> Result<AccessReport, QueryError> {
-        let (c, s) = self.subject(controller, subject)?;
+        let (c, s) = self.subject_as_of(controller, subject, q)?;
         let mut purposes: BTreeMap<Id, AccessPurpose> = BTreeMap::new();
         // `processed`: the line comes from a collection or share (not only a consent mark).
         let purpose_line = |purposes: &mut BTreeMap<Id, AccessPurpose>,
@@ -730,11 +746,18 @@ fn record_gaps(
             );
         }
     }
-    // Each register with the first declaration that names it.
+    // Each register with the first declaration that names it, then the registers data was
+    // collected into under undeclared purposes (or a register no purpose names), with the
+    // first such collection.
     let mut registers: BTreeMap<&Id, u64> = BTreeMap::new();
     for p in purposes {
         let seq = registers.entry(&p.register).or_insert(p.seq);
         *seq = (*seq).min(p.seq);
+    }
+    for (register, seen) in &c.registers {
+        if let (false, Some(st)) = (registers.contains_key(register), seen.first_visible(q)) {
+            registers.insert(register, st.seq);
+        }
     }
     for (register, seq) in registers {
         if c.retention.get(register).and_then(|t| t.latest(q)).is_none() {

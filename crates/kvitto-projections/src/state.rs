@@ -64,8 +64,9 @@ pub struct ProcessorDecl {
 /// The layout of the persisted states in this module. Bumped whenever a stored field is
 /// added or changes type, so a store can tell old bytes from new ones without relying on a
 /// decode failure (2: `RetentionDecl` gained `financial_year_end` and `extend_to`; 3:
-/// `ControllerState::identity`, `PurposeDecl::data_subjects` and `SubjectState::seen`).
-pub const STATE_LAYOUT: u32 = 3;
+/// `ControllerState::identity`, `PurposeDecl::data_subjects` and `SubjectState::seen`; 4:
+/// `ControllerState::registers`).
+pub const STATE_LAYOUT: u32 = 4;
 
 /// A retention rule (`retention_rule_declared`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +114,8 @@ pub struct ControllerState {
     pub collected: BTreeMap<Id, BTreeMap<Id, BTreeMap<LegalBasis, FirstSeen>>>,
     /// Categories actually shared: processor → purpose → category → first sightings.
     pub shared: BTreeMap<Id, BTreeMap<Id, BTreeMap<Id, FirstSeen>>>,
+    /// Registers actually collected into (whatever the purpose): register → first sightings.
+    pub registers: BTreeMap<Id, FirstSeen>,
 }
 
 /// The entry for `key`, cloning the key only when it is new (the fold's hot path).
@@ -303,11 +306,12 @@ impl ControllerState {
                 );
             }
             EventKind::NoticePublished { version, text_hash } => self.notices.insert(st, (version.clone(), *text_hash)),
-            EventKind::DataCollected { categories, purpose, legal_basis, .. } => {
+            EventKind::DataCollected { register, categories, purpose, legal_basis, .. } => {
                 let by_category = slot(&mut self.collected, purpose);
                 for c in categories.as_slice() {
                     slot(by_category, c).entry(*legal_basis).or_default().see(st);
                 }
+                slot(&mut self.registers, register).see(st);
             }
             EventKind::DataShared { processor, categories, purpose } => {
                 let by_category = slot(slot(&mut self.shared, processor), purpose);
@@ -465,6 +469,7 @@ pub fn controller_difference(a: &ControllerState, b: &ControllerState) -> Option
         notices: _,
         collected: _,
         shared: _,
+        registers: _,
     } = a;
     [
         ("last_seq", a.last_seq == b.last_seq),
@@ -475,6 +480,7 @@ pub fn controller_difference(a: &ControllerState, b: &ControllerState) -> Option
         ("notices", a.notices == b.notices),
         ("collected", a.collected == b.collected),
         ("shared", a.shared == b.shared),
+        ("registers", a.registers == b.registers),
     ]
     .into_iter()
     .find(|(_, same)| !same)

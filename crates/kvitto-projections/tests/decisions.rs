@@ -281,10 +281,9 @@ fn consent_state_history_and_before_the_first_event() {
     assert_eq!((a.state, a.seq), (ConsentState::Granted, Some(g2)));
     assert_eq!(a.history.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![g1, w, g2]);
     assert_eq!(a.notice_version, Some(id("v1")));
-    // Before the subject's first event: none, with the explanation
-    let a = &p.consent(&id("komteknik-el"), &c, Some(&id("newsletter")), &AsOf::at(t("2025-12-01"))).unwrap()[0];
-    assert_eq!(a.state, ConsentState::None);
-    assert!(a.note.as_deref().unwrap().contains("no event of this subject had occurred"), "{:?}", a.note);
+    // Before the subject's first event: no answer but rule 1's error, naming the first event
+    let e = p.consent(&id("komteknik-el"), &c, Some(&id("newsletter")), &AsOf::at(t("2025-12-01"))).unwrap_err();
+    assert!(matches!(e, QueryError::NoEventsYet { first, .. } if first == t("2026-01-01")), "{e:?}");
 }
 
 #[test]
@@ -591,4 +590,59 @@ fn an_objection_to_an_undeclared_purpose_is_not_profiling_that_exists() {
     s.declare("select-telecom", "marketing-profiling", LegalBasis::LegitimateInterests, "kunddata");
     let r = given(&s).access_report(&id("select-telecom"), &c, &AsOf::at(t("2026-03-01"))).unwrap();
     assert_eq!(r.profiling, vec![id("marketing-profiling")]);
+}
+
+#[test]
+fn a_register_filled_only_under_an_undeclared_purpose_still_needs_a_retention_rule() {
+    // Given a controller with a rule for its declared register, and a collection into another
+    // register under a purpose it never declared
+    let mut s = Script::default();
+    s.declare("kalejdo", "customer-support", LegalBasis::Contract, "arendelista");
+    s.rule("kalejdo", Rule::new("arendelista", Trigger::RecordClosed, "P1Y"));
+    let c = subject(24);
+    s.collect("kalejdo", c, "arendelista", "customer-support", LegalBasis::Contract, Source::Subject, "2026-01-01");
+    let x = s.collect("kalejdo", c, "crm-export", "lead-scoring", LegalBasis::Consent, Source::Subject, "2026-01-02");
+    let p = given(&s);
+    // Then the Art 30 record names both the undeclared purpose and the register without a rule,
+    // citing the collection; the declared register with its rule is no gap
+    let gaps = |at: &str| -> Vec<(&'static str, Id, Vec<u64>)> {
+        let rec = p.processing_report(&id("kalejdo"), &AsOf::at(t(at))).unwrap();
+        rec.gaps
+            .into_iter()
+            .filter(|g| g.gap == "register_without_retention" || g.gap == "undeclared_purpose")
+            .map(|g| (g.gap, g.concerns, g.seqs))
+            .collect()
+    };
+    assert_eq!(
+        gaps("2026-02-01"),
+        vec![
+            ("undeclared_purpose", id("lead-scoring"), vec![x]),
+            ("register_without_retention", id("crm-export"), vec![x])
+        ]
+    );
+    // and before that collection there is none
+    assert_eq!(gaps("2026-01-01"), vec![]);
+}
+
+#[test]
+fn consent_and_the_access_report_before_the_subjects_first_event_are_rule_1s_error() {
+    // Given a subject whose first event occurs on 2026-02-01
+    let mut s = Script::default();
+    s.declare("kazoom", "product-news", LegalBasis::Consent, "kunderegister");
+    let c = subject(25);
+    s.consent("kazoom", c, "product-news", "2026-02-01");
+    let p = given(&s);
+    let before = AsOf::at(t("2026-01-15"));
+    // Then consent, the access report and may-process all answer "no events yet" as of before
+    for err in [
+        p.consent(&id("kazoom"), &c, None, &before).map(|_| ()).unwrap_err(),
+        p.access_report(&id("kazoom"), &c, &before).map(|_| ()).unwrap_err(),
+        p.may_process(&id("kazoom"), &c, &id("product-news"), &before).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(matches!(err, QueryError::NoEventsYet { first, .. } if first == t("2026-02-01")), "{err:?}");
+    }
+    // and after it, they answer
+    let after = AsOf::at(t("2026-02-02"));
+    assert_eq!(p.consent(&id("kazoom"), &c, None, &after).unwrap()[0].state, ConsentState::Granted);
+    assert!(p.access_report(&id("kazoom"), &c, &after).is_ok());
 }

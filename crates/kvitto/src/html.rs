@@ -99,7 +99,11 @@ impl Page {
 
 fn seqs(v: &[u64]) -> String {
     let list = v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-    format!("<span class=\"seq\">{}</span>", if v.len() == 1 { format!("seq {list}") } else { format!("seqs {list}") })
+    match v.len() {
+        0 => String::new(),
+        1 => format!("<span class=\"seq\">seq {list}</span>"),
+        _ => format!("<span class=\"seq\">seqs {list}</span>"),
+    }
 }
 
 fn ids<'a>(v: impl IntoIterator<Item = &'a Id>) -> String {
@@ -204,7 +208,7 @@ pub fn access_report(a: &SubjectAccess) -> String {
                 (None, _, true) => "<span class=\"bad\">not declared by the controller, yet processed</span>".into(),
                 (None, _, false) => "not declared by the controller; nothing processed for it".into(),
             };
-            let said = p.consent.map(|c| escape(c.as_str())).unwrap_or_default();
+            let said = p.subject_said().map(|s| escape(&s)).unwrap_or_default();
             let bases = p.legal_bases.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
             vec![escape(p.purpose.as_str()), what, escape(&bases), said, seqs(&p.seqs)]
         })
@@ -325,14 +329,15 @@ pub fn access_report(a: &SubjectAccess) -> String {
         .map(|c| {
             vec![
                 escape(c.purpose.as_str()),
-                escape(c.state.as_str()),
+                escape(&c.legal_basis.map_or_else(|| "not declared".to_string(), |b| b.to_string())),
+                escape(c.state_label()),
                 c.since.as_ref().map(day).unwrap_or_default(),
                 c.notice_version.as_ref().map(|v| escape(v.as_str())).unwrap_or_default(),
                 c.seq.map(|s| seqs(&[s])).unwrap_or_default(),
             ]
         })
         .collect();
-    page.table(&["purpose", "state", "since", "notice", "event"], &rows);
+    page.table(&["purpose", "basis", "state", "since", "notice", "event"], &rows);
 
     page.h2("Art 15(3): a copy of your personal data");
     let rows: Vec<Vec<String>> = a

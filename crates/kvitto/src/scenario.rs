@@ -392,21 +392,16 @@ const CONTROLLERS: &[ControllerSpec] = &[
             SE_BOOKKEEPING,
         ],
         processors: &[
+            // Seed 002 names no processor and no country; it says each processor is bound by
+            // an agreement ("Databehandlingsavtal"). The Office 365 integration is the
+            // customer's own account, read by the app and shared with no one: no recipient.
             ProcessorSpec {
-                id: "hosting-se",
-                name: "Driftleverantör, datahall i Sverige",
-                country: "SE",
+                id: "databehandlare",
+                name: "Databehandlare som behandlar personuppgifter på uppdrag av Select Telecom AB (namn och land anges inte)",
+                country: "ZZ",
                 role: Role::Processor,
                 mechanism: None,
-                dpa: Some("PUB-avtal 2021"),
-            },
-            ProcessorSpec {
-                id: "o365-integration",
-                name: "Microsoft Office 365-integration (Telink-appen)",
-                country: "US",
-                role: Role::Recipient,
-                mechanism: Some(TransferMechanism::Scc),
-                dpa: None,
+                dpa: Some("Databehandlingsavtal"),
             },
         ],
         retention: &[
@@ -444,26 +439,14 @@ const CONTROLLERS: &[ControllerSpec] = &[
         support_purpose: "service-information",
         marketing_purpose: "marketing",
         consent_purpose: Some("web-statistics"),
-        main_processor: "hosting-se",
+        main_processor: "databehandlare",
         support_processor: None,
         shipping_processor: None,
         bookkeeping: ("bokforing", BOKFORINGSLAGEN, 7),
         prefix: "SEL",
     },
-    ControllerSpec {
-        id: "komteknik-bredband",
-        identity: IdentitySpec { legal_name: "KomTeknik Gruppen, bolaget för bredband", ..KOMTEKNIK_IDENTITY },
-        weight: 15,
-        prefix: "KTB",
-        ..KOMTEKNIK
-    },
-    ControllerSpec {
-        id: "komteknik-el",
-        identity: IdentitySpec { legal_name: "KomTeknik Gruppen, bolaget för el", ..KOMTEKNIK_IDENTITY },
-        weight: 10,
-        prefix: "KTE",
-        ..KOMTEKNIK
-    },
+    ControllerSpec { id: "komteknik-bredband", identity: KOMTEKNIK_IDENTITY, weight: 15, prefix: "KTB", ..KOMTEKNIK },
+    ControllerSpec { id: "komteknik-el", identity: KOMTEKNIK_IDENTITY, weight: 10, prefix: "KTE", ..KOMTEKNIK },
     ControllerSpec {
         id: "kazoom",
         identity: IdentitySpec {
@@ -488,7 +471,9 @@ const CONTROLLERS: &[ControllerSpec] = &[
             PurposeSpec {
                 purpose: "operations-info",
                 description: "Driftsinformation og servicemeddelelser om abonnementet (kan frameldes)",
-                basis: LegalBasis::LegitimateInterests,
+                // Item f serves the contract (items d, f); item g lets the customer opt out,
+                // which DECISIONS.md rule 6 honours on this basis too.
+                basis: LegalBasis::Contract,
                 register: "kunderegister",
                 data_subjects: &["customers"],
             },
@@ -522,10 +507,12 @@ const CONTROLLERS: &[ControllerSpec] = &[
             },
         ],
         processors: &[
+            // Seed 004 (item o, p) names the kinds of recipients but neither who they are, nor
+            // their country, nor a processing agreement: country not stated, no DPA recorded.
             ProcessorSpec {
                 id: "network-owner",
-                name: "Netværksejer (bestilling af engrosprodukt)",
-                country: "DK",
+                name: "Netværksejer (bestilling af leverance af et engrosprodukt)",
+                country: "ZZ",
                 role: Role::Recipient,
                 mechanism: None,
                 dpa: None,
@@ -533,23 +520,23 @@ const CONTROLLERS: &[ControllerSpec] = &[
             ProcessorSpec {
                 id: "logistics-partner",
                 name: "Logistikpartner (udsendelse af udstyr)",
-                country: "DK",
+                country: "ZZ",
                 role: Role::Processor,
                 mechanism: None,
-                dpa: Some("Databehandleraftale 2022"),
+                dpa: None,
             },
             ProcessorSpec {
                 id: "sms-partner",
-                name: "Servicepartner til udsendelse af SMS",
-                country: "DK",
+                name: "Servicepartner til udsendelse af kommunikation (SMS)",
+                country: "ZZ",
                 role: Role::Processor,
                 mechanism: None,
-                dpa: Some("Databehandleraftale 2022"),
+                dpa: None,
             },
             ProcessorSpec {
                 id: "ad-platform",
-                name: "Annonceplatform (suppression-lister)",
-                country: "IE",
+                name: "Tredjepart for digital markedsføring (undgå eksponering af eksisterende kunder)",
+                country: "ZZ",
                 role: Role::Recipient,
                 mechanism: None,
                 dpa: None,
@@ -599,9 +586,10 @@ const CONTROLLERS: &[ControllerSpec] = &[
 ];
 
 /// Seed 003 names no legal entity, address or contact beyond "the company within KomTeknik
-/// Gruppen you signed with", to which requests go in writing.
+/// Gruppen you signed with", to which requests go in writing. Both demo entities declare just
+/// that; their names are not invented.
 const KOMTEKNIK_IDENTITY: IdentitySpec = IdentitySpec {
-    legal_name: "KomTeknik Gruppen",
+    legal_name: "KomTeknik Gruppen (det juridiska bolag inom gruppen som kunden tecknat avtal med)",
     organisation_number: None,
     address: None,
     contact: None,
@@ -673,22 +661,24 @@ const KOMTEKNIK_PURPOSES: &[PurposeSpec] = &[
     },
 ];
 
+/// Seed 003 names group companies and sub-contractors, neither their countries nor an
+/// agreement by name.
 const KOMTEKNIK_PROCESSORS: &[ProcessorSpec] = &[
     ProcessorSpec {
         id: "komteknik-gruppen",
         name: "Bolag inom KomTeknik Gruppen",
-        country: "SE",
+        country: "ZZ",
         role: Role::Recipient,
         mechanism: None,
         dpa: None,
     },
     ProcessorSpec {
         id: "underleverantor-drift",
-        name: "Underleverantör för drift och support",
-        country: "SE",
+        name: "Underleverantör som behandlar data för vår räkning",
+        country: "ZZ",
         role: Role::Processor,
         mechanism: None,
-        dpa: Some("Personuppgiftsbiträdesavtal"),
+        dpa: None,
     },
 ];
 
