@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok · 1 verification failed · 2 bad input or usage · 3 storage or I/O error.
 
 mod append;
+mod audit;
 mod bundle;
 mod demo;
 mod erasure;
@@ -250,6 +251,40 @@ Examples:
         /// One JSON object per line
         #[arg(long)]
         json: bool,
+    },
+    /// Compliance audit: verify, then every check K01–K15 with the events that prove each finding
+    #[command(after_help = "The ledger is verified first (K01); if that fails, its finding comes first and every
+other finding is marked unreliable. Each finding names its check, severity, article, the
+subject's pseudonym (the customer reference only with --reveal-subjects) and the seqs of
+the events that prove it; `kvitto prove inclusion --seq N` backs each one. docs/AUDIT.md
+describes every check. Exit 0: no findings; 1: findings; 2: bad input.
+
+Examples:
+  kvitto audit
+  kvitto audit --controller kazoom --now 2026-12-31 --json
+  kvitto audit --html audit.html
+  kvitto audit --late-after-hours 24 --notify-within-days 14")]
+    Audit {
+        /// Only this controller [default: every controller]
+        #[arg(long)]
+        controller: Option<String>,
+        /// The audit's point in time (RFC 3339 or YYYY-MM-DD) [default: now]
+        #[arg(long, value_parser = query::parse_time)]
+        now: Option<kvitto::Timestamp>,
+        /// K13: an event recorded this many hours or more after it occurred is late
+        #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(i64).range(1..))]
+        late_after_hours: i64,
+        /// K10: days within which a rectification must reach earlier recipients
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..))]
+        notify_within_days: i64,
+        /// K08: days after which a legal hold never released is flagged for review
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..))]
+        hold_review_days: i64,
+        /// Show customer references instead of pseudonyms (personal data: keep the output safe)
+        #[arg(long)]
+        reveal_subjects: bool,
+        #[command(flatten)]
+        output: ReportOutput,
     },
     /// Recompute every projection from seq 0 and replace the persisted ones
     Rebuild,
@@ -720,6 +755,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ExportConsent { who, when, format: ConsentFormat::Dpv, out, force } => {
             let q = query::as_of(when.at, when.known_at);
             query::export_consent(&dir, &who.controller, &who.subject, q, out.as_deref(), force).await
+        }
+        Command::Audit {
+            controller,
+            now,
+            late_after_hours,
+            notify_within_days,
+            hold_review_days,
+            reveal_subjects,
+            output,
+        } => {
+            let options = kvitto::AuditOptions {
+                now: now.unwrap_or_else(kvitto::Timestamp::now),
+                late_after_hours,
+                notify_within_days,
+                hold_review_days,
+                ledger_start: kvitto::Timestamp::MIN,
+            };
+            let args = audit::AuditArgs {
+                controller: controller.as_deref(),
+                options,
+                reveal: reveal_subjects,
+                output: output.into(),
+            };
+            audit::audit(&dir, args).await
         }
         Command::Rebuild => query::rebuild(&dir).await,
         Command::Retention(RetentionCommand::Plan { controller, now, json }) => {

@@ -36,7 +36,7 @@ fn json_line(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-fn pretty(v: &impl serde::Serialize) -> String {
+pub(crate) fn pretty(v: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 

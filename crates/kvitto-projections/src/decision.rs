@@ -111,7 +111,11 @@ pub struct Decision {
     pub seq: Option<u64>,
 }
 
-fn consent_marks<'a>(s: &'a SubjectState, purpose: &Id, q: &AsOf) -> Vec<(Stamp, &'a ConsentMark, Option<&'a Id>)> {
+pub(crate) fn consent_marks<'a>(
+    s: &'a SubjectState,
+    purpose: &Id,
+    q: &AsOf,
+) -> Vec<(Stamp, &'a ConsentMark, Option<&'a Id>)> {
     let mut marks: Vec<(Stamp, &ConsentMark, Option<&Id>)> = Vec::new();
     for (p, timeline) in &s.consent {
         if p == purpose {

@@ -9,6 +9,7 @@
 //! `occurred_at ≤ T` and `recorded_at ≤ K`.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod decision;
 mod erasure;
 mod report;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 
 use kvitto_core::{Event, Id, SubjectId, SubjectMap, Timestamp};
 
+pub use audit::{AuditOptions, CHECKS, Check, Finding, Severity};
 pub use decision::{ConsentAnswer, ConsentInterval, ConsentState, Decision, STORAGE_PURPOSE, covers};
 pub use erasure::ErasureBlocker;
 pub use report::{

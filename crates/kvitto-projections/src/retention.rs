@@ -314,7 +314,13 @@ fn plan_rule(rule: &RetentionDecl, seq: u64) -> PlanRule {
     }
 }
 
-fn subject_plan(c: &ControllerState, subject: &SubjectId, s: &SubjectState, now: Timestamp, out: &mut Vec<PlanItem>) {
+pub(crate) fn subject_plan(
+    c: &ControllerState,
+    subject: &SubjectId,
+    s: &SubjectState,
+    now: Timestamp,
+    out: &mut Vec<PlanItem>,
+) {
     let q = AsOf::at(now);
     for register in data_registers(s, &q) {
         let Some((rule_at, rule)) = c.retention.get(register).and_then(|t| t.latest(&q)) else { continue };

@@ -500,3 +500,101 @@ pub fn processing_record(r: &ProcessingReport) -> String {
         "Every line cites the ledger events (seq) behind it; `kvitto prove inclusion --seq N` proves any of them.",
     )
 }
+
+/// The compliance audit (`kvitto audit --html`): summary counts per check and controller, then
+/// the findings grouped by check, each with its evidence seqs and the subject's pseudonym —
+/// or, given `refs` (`--reveal-subjects`), the customer reference where one is still held.
+/// Prints readably (no colour carries meaning alone). The summary cells carry `data-check` /
+/// `data-controller` / `data-count` so a test can compare them with the JSON.
+pub fn audit_report(
+    r: &crate::AuditReport,
+    refs: Option<&std::collections::HashMap<kvitto_core::SubjectId, String>>,
+) -> String {
+    let mut page = Page::new(&format!("Compliance audit — {}", r.origin));
+    page.raw(&format!("<h1>Compliance audit — {}</h1>\n", escape(&r.origin)));
+    let scope = r.controller.as_ref().map_or("every controller".to_string(), |c| format!("controller {c}"));
+    page.p(
+        "sub",
+        &format!(
+            "{scope}, as of {}; late recording from {} h, Art 19 window {} days, legal-hold review after {} days.",
+            r.now, r.late_after_hours, r.notify_within_days, r.hold_review_days
+        ),
+    );
+    if r.integrity.ok {
+        page.raw(&format!(
+            "<p class=\"ok\" id=\"integrity\" data-ok=\"true\">Integrity: ok — {} events verified.</p>\n",
+            r.integrity.events
+        ));
+    } else {
+        page.raw(&format!(
+            "<p class=\"warn bad\" id=\"integrity\" data-ok=\"false\">Integrity FAILED: {}. Every finding below is \
+             unreliable.</p>\n",
+            escape(r.integrity.failure.as_deref().unwrap_or("verification failed"))
+        ));
+    }
+    page.raw(&format!("<p id=\"total\" data-count=\"{0}\">{0} findings.</p>\n", r.findings.len()));
+
+    page.h2("Summary");
+    let mut controllers: Vec<Option<&Id>> = r.summary.iter().map(|s| s.controller.as_ref()).collect();
+    controllers.sort();
+    controllers.dedup();
+    page.raw("<table id=\"summary\"><tr><th>check</th><th>severity</th><th>what</th>");
+    for c in &controllers {
+        let _ = write!(page.0, "<th>{}</th>", escape(c.map_or("ledger", |c| c.as_str())));
+    }
+    page.raw("<th>total</th></tr>\n");
+    for c in &r.checks {
+        let _ = write!(
+            page.0,
+            "<tr><td>{}</td><td>{}</td><td>{} <span class=\"seq\">({})</span></td>",
+            c.id,
+            c.severity.as_str(),
+            escape(c.title),
+            escape(c.article)
+        );
+        for ctl in &controllers {
+            let n = r.summary.iter().find(|s| s.check == c.id && s.controller.as_ref() == *ctl).map_or(0, |s| s.count);
+            let _ = write!(
+                page.0,
+                "<td data-check=\"{}\" data-controller=\"{}\" data-count=\"{n}\">{}</td>",
+                c.id,
+                escape(ctl.map_or("", |c| c.as_str())),
+                if n == 0 { String::new() } else { n.to_string() }
+            );
+        }
+        let _ = writeln!(page.0, "<td><b>{}</b></td></tr>", r.count(c.id));
+    }
+    page.raw("</table>\n");
+
+    for c in &r.checks {
+        let found: Vec<&kvitto_projections::Finding> = r.findings.iter().filter(|f| f.check == c.id).collect();
+        if found.is_empty() {
+            continue;
+        }
+        page.h2(&format!("{} {} — {} ({}, {})", c.id, c.title, found.len(), c.severity.as_str(), c.article));
+        let rows: Vec<Vec<String>> = found
+            .iter()
+            .map(|f| {
+                let subject = match (&f.subject, refs) {
+                    (Some(s), Some(refs)) => refs.get(s).cloned().unwrap_or_else(|| s.to_hex()),
+                    (Some(s), None) => s.to_hex(),
+                    (None, _) => "—".into(),
+                };
+                let text =
+                    if f.reliable { escape(&f.text) } else { format!("{} <b>(unreliable)</b>", escape(&f.text)) };
+                vec![
+                    escape(f.at.to_rfc3339().get(..10).unwrap_or_default()),
+                    escape(f.controller.as_str()),
+                    format!("<code>{}</code>", escape(&subject)),
+                    text,
+                    seqs(&f.seqs),
+                ]
+            })
+            .collect();
+        page.table(&["when", "controller", "subject", "finding", "evidence"], &rows);
+    }
+    page.finish(
+        "Each finding cites the ledger events (seq) that prove it; `kvitto prove inclusion --seq N` proves each \
+         against a signed checkpoint. The checks are described in docs/AUDIT.md.",
+    )
+}

@@ -33,6 +33,7 @@
 //! not an event: signed checkpoint notes and rebuilt (derived) projections.
 #![deny(unsafe_code)]
 
+pub mod audit;
 mod bundle;
 pub mod dpv;
 mod erase;
@@ -58,6 +59,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+pub use audit::{AUDIT_FORMAT, AuditReport, Integrity, SummaryRow};
 pub use erase::{EraseError, EraseOutcome};
 pub use error::{AppendError, OpenError, ReadError, StorageError, VerifyError, used_by};
 pub use failure::{
@@ -65,9 +67,9 @@ pub use failure::{
 };
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
-    AccessPurpose, AccessReport, AsOf, ConsentAnswer, ConsentState, ControllerIdentity, Decision, DeferredBy,
-    HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError, RecordGap, RequestListItem,
-    RestrictionStep, RetentionCandidate,
+    AccessPurpose, AccessReport, AsOf, AuditOptions, Check, ConsentAnswer, ConsentState, ControllerIdentity, Decision,
+    DeferredBy, Finding, HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError, RecordGap,
+    RequestListItem, RestrictionStep, RetentionCandidate, Severity,
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};

@@ -152,7 +152,7 @@ impl Ledger {
 
     /// The external reference of a subject while its key file exists. The vault's copy was
     /// written with the subject's first event, perhaps before the input rules: stored rules.
-    fn subject_ref(&self, s: &kvitto_core::SubjectId) -> Option<kvitto_core::ExternalRef> {
+    pub(crate) fn subject_ref(&self, s: &kvitto_core::SubjectId) -> Option<kvitto_core::ExternalRef> {
         self.inner.store.vault().get(s).and_then(|k| kvitto_core::ExternalRef::stored(k.external_ref).ok())
     }
 }

@@ -585,6 +585,13 @@ const CONTROLLERS: &[ControllerSpec] = &[
     },
 ];
 
+impl ControllerSpec {
+    /// The basis the controller declares for `purpose` (collections claim the declared one).
+    fn basis_of(&self, purpose: &str) -> LegalBasis {
+        self.purposes.iter().find(|p| p.purpose == purpose).map_or(LegalBasis::Contract, |p| p.basis)
+    }
+}
+
 /// Seed 003 names no legal entity, address or contact beyond "the company within KomTeknik
 /// Gruppen you signed with", to which requests go in writing. Both demo entities declare just
 /// that; their names are not invented.
@@ -893,11 +900,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             register: id(spec.billing_register),
             categories: cats(&["name", "address", "payment"]),
             purpose: id(spec.billing_purpose),
-            legal_basis: if spec.billing_purpose == "bookkeeping" {
-                LegalBasis::LegalObligation
-            } else {
-                LegalBasis::Contract
-            },
+            legal_basis: spec.basis_of(spec.billing_purpose),
             source: Source::Controller,
         },
         None,
@@ -995,11 +998,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
                     register: id(reg),
                     categories: cats(&["contact", "ticket"]),
                     purpose: id(spec.support_purpose),
-                    legal_basis: if spec.support_purpose == "customer-support" {
-                        LegalBasis::Contract
-                    } else {
-                        LegalBasis::LegitimateInterests
-                    },
+                    legal_basis: spec.basis_of(spec.support_purpose),
                     source: Source::Subject,
                 },
                 details(serde_json::json!({"ticket": ticket, "text": what})),
