@@ -475,9 +475,17 @@ fn audit_subject(c: &ControllerState, subject: &SubjectId, s: &SubjectState, o: 
         if window_end > o.now.as_micros() {
             continue;
         }
+        // A share is of the rectified register when its purpose was declared over it then
+        // (a share for an undeclared purpose counts by its categories alone).
+        let of_register = |sst: &Stamp, sh: &crate::state::Shared| {
+            c.purposes
+                .get(&sh.purpose)
+                .and_then(|t| t.latest(&AsOf::at(sst.occurred)))
+                .is_none_or(|(_, d)| &d.register == register)
+        };
         let mut earlier: BTreeMap<&Id, u64> = BTreeMap::new();
         for (sst, sh) in s.shared.visible(&now) {
-            if before(sst, rst) && overlaps(&sh.categories, cats) {
+            if before(sst, rst) && overlaps(&sh.categories, cats) && of_register(sst, sh) {
                 earlier.insert(&sh.processor, sst.seq);
             }
         }

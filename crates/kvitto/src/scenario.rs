@@ -759,6 +759,13 @@ fn details(v: serde_json::Value) -> Option<Details> {
 const DAY: i64 = 86_400_000_000;
 /// 2024-01-01T00:00:00Z.
 const EPOCH: i64 = 1_704_067_200_000_000;
+/// The controllers declare themselves two years before the first customer (2022-01-01), so a
+/// customer's life moved back to end by [`END`] still starts after the declarations.
+const DECLARED: i64 = EPOCH - 730 * DAY;
+/// 2026-11-01T00:00:00Z: no generated event occurs later. A customer whose life would run past
+/// it is moved back as a whole, so the demo's ledger is the same whenever it is built (nothing
+/// in it is still in the future) and every request in it is closed.
+pub const END: i64 = 1_793_491_200_000_000;
 
 struct Builder<'a> {
     rng: &'a mut Rng,
@@ -793,7 +800,7 @@ impl Builder<'_> {
 }
 
 fn declarations(spec: &ControllerSpec, rng: &mut Rng) -> Vec<Draft> {
-    let mut b = Builder { rng, controller: id(spec.id), subject: None, t: EPOCH - 30 * DAY, out: Vec::new() };
+    let mut b = Builder { rng, controller: id(spec.id), subject: None, t: DECLARED, out: Vec::new() };
     let who = &spec.identity;
     b.push(
         "dpo",
@@ -891,7 +898,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             None,
         );
         b.push("dpo", EventKind::RightsRequestFulfilled { request_id: id(&req) }, None);
-        return Customer { controller: id(spec.id), external_ref, events: b.out };
+        return finish(spec, external_ref, b.out);
     }
     b.later(2);
     b.push(
@@ -914,6 +921,8 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
         },
         None,
     );
+    // Who received the address for delivery: a rectification is passed on to each (Art 19).
+    let mut got_address = vec![spec.main_processor];
     if spec.id == "kalejdo" && b.rng.chance(40) {
         app_user(&mut b, n, &email, &phone);
     }
@@ -961,6 +970,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
     {
         b.later(5);
         let record = format!("ship-{}", b.rng.below(1_000_000));
+        got_address.push(proc_);
         b.push(
             "webshop",
             EventKind::DataShared {
@@ -1062,6 +1072,17 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             EventKind::DataRectified { register: id(spec.customer_register), categories: cats(&["address"]) },
             corrected,
         );
+        for p in &got_address {
+            b.push(
+                "crm",
+                EventKind::DataShared {
+                    processor: id(p),
+                    categories: cats(&["address"]),
+                    purpose: id(spec.delivery_purpose),
+                },
+                None,
+            );
+        }
         b.push("dpo", EventKind::RightsRequestFulfilled { request_id: req }, None);
     }
     if b.rng.chance(3) {
@@ -1078,7 +1099,7 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
         b.later(60);
         let req = next_request();
         b.push("dpo", EventKind::RightsRequestReceived { request_id: req.clone(), right: Right::Portability }, None);
-        b.later(40);
+        b.later(25);
         b.push(
             "dpo",
             EventKind::RightsRequestExtended {
@@ -1109,6 +1130,14 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
                     },
                     None,
                 );
+                b.push(
+                    "dpo",
+                    EventKind::RightsRequestExtended {
+                        request_id: req.clone(),
+                        reason: text("Rättslig tvist pågår; förlängd enligt Art 12.3"),
+                    },
+                    None,
+                );
                 if b.rng.chance(40) {
                     // The dispute goes on: the hold stays, and erasure must wait (the ledger
                     // would refuse it); the request is answered with the reason.
@@ -1121,7 +1150,10 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
                         },
                         None,
                     );
-                    return Customer { controller: id(spec.id), external_ref, events: b.out };
+                    // Settled later: the hold is released and the retention rules take over.
+                    b.later(200);
+                    b.push("legal", EventKind::LegalHoldReleased { hold_id: id(&format!("hold-{n}")) }, None);
+                    return finish(spec, external_ref, b.out);
                 }
                 b.later(60);
                 b.push("legal", EventKind::LegalHoldReleased { hold_id: id(&format!("hold-{n}")) }, None);
@@ -1151,7 +1183,23 @@ fn customer(spec: &ControllerSpec, n: usize, rng: &mut Rng) -> Customer {
             None,
         );
     }
-    Customer { controller: id(spec.id), external_ref, events: b.out }
+    finish(spec, external_ref, b.out)
+}
+
+/// A customer's life, moved back as a whole when it would run past [`END`].
+fn finish(spec: &ControllerSpec, external_ref: String, mut events: Vec<Draft>) -> Customer {
+    let last = events.iter().filter_map(|d| d.occurred_at).map(|t| t.as_micros()).max().unwrap_or(0);
+    let back = last - END;
+    if back > 0 {
+        let shift = |t: Timestamp| Timestamp::from_micros(t.as_micros() - back).unwrap_or(t);
+        for d in &mut events {
+            d.occurred_at = d.occurred_at.map(shift);
+            if let EventKind::ErasureDeferred { until, .. } = &mut d.kind {
+                *until = shift(*until);
+            }
+        }
+    }
+    Customer { controller: id(spec.id), external_ref, events }
 }
 
 /// Seed 001: a Kalejdo customer who uses the TV box or the Smarta Hem app — a login account;
@@ -1224,6 +1272,15 @@ fn app_user(b: &mut Builder<'_>, n: usize, email: &str, phone: &str) {
             "app",
             EventKind::DataRectified { register: id("appdatabas"), categories: cats(&["contact"]) },
             corrected,
+        );
+        b.push(
+            "app",
+            EventKind::DataShared {
+                processor: id("app-cloud"),
+                categories: cats(&["contact"]),
+                purpose: id("app-communication"),
+            },
+            None,
         );
         b.push("dpo", EventKind::RightsRequestFulfilled { request_id: req }, None);
     } else if b.rng.chance(25) {
