@@ -167,6 +167,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
     );
 
     forgetting(&ledger, &scenario.customers).await?;
+    let planted = plant(&ledger).await?;
     let report = ledger.verify().await.map_err(|e| Failure::storage(e.to_string()))?;
     match &report.failure {
         None => crate::say!(
@@ -256,6 +257,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
              {k} --ledger {d} may-process --controller {ctl} --subject {r} --purpose {mp}\n  \
              {k} --ledger {d} report access --controller {ctl} --subject {r} --html {d}/access-{r}.html\n  \
              {k} --ledger {d} report processing --controller kalejdo        # seed 001's app: gaps listed\n  \
+             {k} --ledger {d} audit --controller kazoom                     # the planted violations, with evidence\n  \
              {k} --ledger {d} export-consent --controller {ctl} --subject {r} --format dpv\n  \
              {k} --ledger {d} export-portable --controller {ctl} --subject {r}\n  \
              {k} --ledger {d} key > {d}/verifier.key\n  \
@@ -279,7 +281,66 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
                 .unwrap_or_else(|| "marketing".into())
         );
     }
+    audit(&ledger, dir, &planted).await?;
     crate::close(ledger).await;
+    Ok(())
+}
+
+/// Appends the planted violations (after the retention run, which would otherwise erase the
+/// overdue one) and says how many.
+async fn plant(ledger: &Ledger) -> Result<Vec<scenario::Planted>, Failure> {
+    let planted = scenario::planted();
+    for p in &planted {
+        ledger.append_batch(p.customer.events.clone()).await.map_err(|e| Failure::storage(e.to_string()))?;
+    }
+    let checks: Vec<&str> = planted.iter().map(|p| p.check).collect();
+    crate::say!(
+        "planted {} violations for the audit to find, one customer each ({}; docs/AUDIT.md lists them)",
+        planted.len(),
+        checks.join(" ")
+    );
+    Ok(planted)
+}
+
+/// The closing audit: counts per check, whether exactly the planted set was found, and the
+/// HTML report's path.
+async fn audit(ledger: &Ledger, dir: &Path, planted: &[scenario::Planted]) -> Result<(), Failure> {
+    let report = ledger
+        .audit(None, kvitto::AuditOptions::at(kvitto::Timestamp::now()))
+        .await
+        .map_err(crate::query::read_failure)?;
+    let counts: Vec<String> = report
+        .checks
+        .iter()
+        .map(|c| (c.id, report.count(c.id)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let expected: BTreeSet<(&str, kvitto::SubjectId)> = planted
+        .iter()
+        .filter_map(|p| {
+            let r = kvitto_core::ExternalRef::new(p.customer.external_ref.clone()).ok()?;
+            Some((p.check, ledger.subject_id(&p.customer.controller, &r)))
+        })
+        .collect();
+    let found: BTreeSet<(&str, kvitto::SubjectId)> =
+        report.findings.iter().filter_map(|f| f.subject.map(|s| (f.check, s))).collect();
+    let verdict = if found == expected && report.findings.len() == planted.len() {
+        "exactly the planted set, nothing else".to_string()
+    } else {
+        format!("{} planted, {} found: see the report", planted.len(), report.findings.len())
+    };
+    let page = kvitto::html::audit_report(&report, None);
+    let path = dir.join("audit.html");
+    crate::bundle::write_private(&path, page.as_bytes(), true)?;
+    crate::say!(
+        "\naudit: integrity {}, {} findings ({}) — {verdict}\naudit report: {} (self-contained HTML; `kvitto audit` \
+         prints the table, --json the data)",
+        if report.integrity.ok { "ok" } else { "FAILED" },
+        report.findings.len(),
+        counts.join(", "),
+        path.display()
+    );
     Ok(())
 }
 

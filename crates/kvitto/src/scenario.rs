@@ -1304,6 +1304,199 @@ fn app_user(b: &mut Builder<'_>, n: usize, email: &str, phone: &str) {
     }
 }
 
+/// A violation the demo plants on purpose, for `kvitto audit` to find (docs/AUDIT.md lists
+/// them): one customer each, whose life is compliant but for the one thing named.
+#[derive(Debug, Clone)]
+pub struct Planted {
+    /// The check that must find it (`K02` …).
+    pub check: &'static str,
+    /// What was done wrong, in words.
+    pub what: &'static str,
+    /// The customer and its events (appended after the demo's retention run).
+    pub customer: Customer,
+}
+
+/// The planted violations: one per check K02–K12, K14 and K15, across the seed controllers.
+/// (K13, late recording, cannot be planted in a ledger built in seconds: every demo event is
+/// imported history, and an event that occurred before the ledger began is not late.)
+pub fn planted() -> Vec<Planted> {
+    let mut rng = Rng::new(0x6b76_6974_746f);
+    let day = |date: &str| -> i64 {
+        Timestamp::parse_rfc3339(&format!("{date}T10:00:00Z")).map(|t| t.as_micros()).unwrap_or(EPOCH)
+    };
+    let mut out = Vec::new();
+    let mut plant = |check: &'static str, what: &'static str, controller: &str, steps: &[(&str, EventKind)]| {
+        let external_ref = format!("PLANT-{check}");
+        let subject = ExternalRef::new(external_ref.clone()).unwrap_or_else(|e| unreachable!("{e}"));
+        let spec = CONTROLLERS.iter().find(|c| c.id == controller).unwrap_or(&CONTROLLERS[0]);
+        let mut b = Builder {
+            rng: &mut rng,
+            controller: id(controller),
+            subject: Some(subject),
+            t: day("2025-03-01"),
+            out: Vec::new(),
+        };
+        b.push(
+            "crm",
+            EventKind::DataCollected {
+                register: id(spec.customer_register),
+                categories: cats(&["name", "address", "contact"]),
+                purpose: id(spec.delivery_purpose),
+                legal_basis: LegalBasis::Contract,
+                source: Source::Subject,
+            },
+            None,
+        );
+        for (date, kind) in steps {
+            b.t = day(date);
+            b.push("crm", kind.clone(), None);
+        }
+        out.push(Planted {
+            check,
+            what,
+            customer: Customer { controller: id(controller), external_ref, events: b.out },
+        });
+    };
+    let share = |processor: &str, purpose: &str, categories: &[&str]| EventKind::DataShared {
+        processor: id(processor),
+        categories: cats(categories),
+        purpose: id(purpose),
+    };
+    let request = |req: &str, right: Right| EventKind::RightsRequestReceived { request_id: id(req), right };
+    let fulfilled = |req: &str| EventKind::RightsRequestFulfilled { request_id: id(req) };
+    plant(
+        "K02",
+        "product news sent through the SMS partner to a customer who never consented",
+        "kazoom",
+        &[("2025-03-05", share("sms-partner", "product-news", &["contact"]))],
+    );
+    plant(
+        "K03",
+        "data collected for lead scoring, a purpose Kazoom never declared",
+        "kazoom",
+        &[(
+            "2025-03-05",
+            EventKind::DataCollected {
+                register: id("analyse"),
+                categories: cats(&["age"]),
+                purpose: id("lead-scoring"),
+                legal_basis: LegalBasis::LegitimateInterests,
+                source: Source::ThirdParty,
+            },
+        )],
+    );
+    plant(
+        "K04",
+        "a marketing e-mail to a customer who had objected to marketing in writing (seed 002)",
+        "select-telecom",
+        &[
+            ("2025-03-02", EventKind::ObjectionRecorded { purpose: id("marketing") }),
+            ("2025-03-10", share("databehandlare", "marketing", &["contact"])),
+        ],
+    );
+    plant(
+        "K05",
+        "an order passed to the network owner while the customer's processing was restricted",
+        "kazoom",
+        &[
+            (
+                "2025-03-02",
+                EventKind::ProcessingRestricted { reason: text("Kunden bestrider oplysningernes rigtighed") },
+            ),
+            ("2025-03-04", share("network-owner", "contract-delivery", &["name", "address"])),
+            ("2025-03-20", EventKind::RestrictionLifted { reason: text("Oplysningerne kontrolleret") }),
+        ],
+    );
+    plant(
+        "K06",
+        "an access request answered two months after it was received, without an extension",
+        "kazoom",
+        &[("2025-03-03", request("req-plant-k06", Right::Access)), ("2025-05-05", fulfilled("req-plant-k06"))],
+    );
+    plant(
+        "K07",
+        "a customer who left in June 2025 and whose customer record (P0D after the end) was never erased",
+        "kazoom",
+        &[("2025-06-01", EventKind::RelationshipEnded { reason: Some(text("Abonnementet opsagt")) })],
+    );
+    plant(
+        "K08",
+        "erasure deferred until 2026-03-01 and not carried out when the deferral ran out",
+        "komteknik-el",
+        &[
+            ("2025-03-15", EventKind::RelationshipEnded { reason: Some(text("Avtalet uppsagt")) }),
+            (
+                "2025-04-01",
+                EventKind::ErasureDeferred {
+                    register: id("kundregister"),
+                    statute: text("Preskriptionslagen (1981:130), tvist om faktura"),
+                    until: Timestamp::parse_rfc3339("2026-03-01T00:00:00Z").unwrap_or(Timestamp::MIN),
+                },
+            ),
+        ],
+    );
+    plant(
+        "K09",
+        "customer data shared with a recipient Kazoom never registered",
+        "kazoom",
+        &[("2025-03-05", share("okendt-inkasso", "contract-delivery", &["name", "address"]))],
+    );
+    plant(
+        "K10",
+        "an address rectified but never passed on to the network owner that had received it",
+        "kazoom",
+        &[
+            ("2025-03-02", share("network-owner", "contract-delivery", &["name", "address"])),
+            ("2025-04-01", EventKind::DataRectified { register: id("kunderegister"), categories: cats(&["address"]) }),
+        ],
+    );
+    plant(
+        "K11",
+        "equipment shipped through the logistics partner after the customer record was erased",
+        "kazoom",
+        &[
+            ("2025-04-01", EventKind::DataErased { register: Some(id("kunderegister")), reason: text("Art 17") }),
+            ("2025-04-05", share("logistics-partner", "contract-delivery", &["name", "address"])),
+        ],
+    );
+    plant(
+        "K12",
+        "consent recorded under a notice version that was never published",
+        "kazoom",
+        &[(
+            "2025-03-05",
+            EventKind::ConsentGiven {
+                purpose: id("product-news"),
+                notice_version: Some(id("kazoom-2019-udkast")),
+                channel: Some(id("web")),
+            },
+        )],
+    );
+    plant(
+        "K14",
+        "an erasure request marked fulfilled with nothing erased or deferred",
+        "kazoom",
+        &[("2025-03-03", request("req-plant-k14", Right::Erasure)), ("2025-03-07", fulfilled("req-plant-k14"))],
+    );
+    plant(
+        "K15",
+        "an order passed to the network owner on the contract after the customer had left (then erased)",
+        "kazoom",
+        &[
+            ("2025-05-01", EventKind::RelationshipEnded { reason: Some(text("Abonnementet opsagt")) }),
+            ("2025-05-10", share("network-owner", "contract-delivery", &["name", "address"])),
+            (
+                "2025-05-20",
+                EventKind::DataErased {
+                    register: Some(id("kunderegister")),
+                    reason: text("Opbevaringsperioden udløb"),
+                },
+            ),
+        ],
+    );
+    out
+}
+
 /// Generates the scenario: every controller's declarations, then `customers` customers
 /// spread over the controllers by weight.
 pub fn generate(customers: usize, seed: u64) -> Scenario {
