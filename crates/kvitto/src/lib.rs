@@ -67,9 +67,9 @@ pub use failure::{
 };
 pub use kvitto_core::{Draft, DraftError, Event, EventHash, EventId, EventKind, ExternalRef, Id, SubjectId, Timestamp};
 pub use kvitto_projections::{
-    AccessPurpose, AccessReport, AsOf, AuditOptions, Check, ConsentAnswer, ConsentState, ControllerIdentity, Decision,
-    DeferredBy, Finding, HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError, RecordGap,
-    RequestListItem, RestrictionStep, RetentionCandidate, Severity,
+    AccessPurpose, AccessReport, AsOf, AuditOptions, CHECKS, Check, ConsentAnswer, ConsentState, ControllerIdentity,
+    Decision, DeferredBy, Finding, HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError,
+    RecordGap, RequestListItem, RestrictionStep, RetentionCandidate, Severity,
 };
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
