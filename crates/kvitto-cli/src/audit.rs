@@ -43,7 +43,7 @@ pub(crate) async fn audit(dir: &Path, a: AuditArgs<'_>) -> Result<(), Failure> {
     let report = report?;
     let found = report.findings.len();
     match &a.output {
-        Output::Json => say!("{}", pretty(&report)),
+        Output::Json => say!("{}", pretty(&json(&report, refs.as_ref()))),
         Output::Html { path, force } => {
             let page = kvitto::html::audit_report(&report, refs.as_ref());
             crate::bundle::write_private(path, page.as_bytes(), *force)
@@ -58,6 +58,21 @@ pub(crate) async fn audit(dir: &Path, a: AuditArgs<'_>) -> Result<(), Failure> {
         Output::Text => print(&report, refs.as_ref()),
     }
     if found == 0 { Ok(()) } else { Err(Failure { code: 1, message: String::new() }) }
+}
+
+/// The report as JSON; with `--reveal-subjects` each finding also carries `subject_ref`.
+fn json(r: &AuditReport, refs: Option<&std::collections::HashMap<kvitto::SubjectId, String>>) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    if let (Some(refs), Some(findings)) = (refs, v.get_mut("findings").and_then(|f| f.as_array_mut())) {
+        for (f, finding) in r.findings.iter().zip(findings) {
+            if let (Some(s), Some(obj)) = (f.subject, finding.as_object_mut())
+                && let Some(reference) = refs.get(&s)
+            {
+                obj.insert("subject_ref".into(), serde_json::Value::String(reference.clone()));
+            }
+        }
+    }
+    v
 }
 
 fn plural(n: usize) -> &'static str {

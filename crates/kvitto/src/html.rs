@@ -37,7 +37,8 @@ th{background:#f3f5f9;font-weight:600}.seq{color:#5a6375;font-size:.85em;white-s
 .warn{background:#fff4e0;border-left:4px solid #e8a33d;padding:.4rem .7rem}\
 .bad{color:#a3261b;font-weight:600}.ok{color:#1d6b35}del{color:#8a909c}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dt{font-weight:600}dd{margin:0}\
-footer{margin-top:2rem;color:#5a6375;font-size:.85em}";
+footer{margin-top:2rem;color:#5a6375;font-size:.85em}\
+@media print{body{margin:0;max-width:none;font-size:11pt}h2{break-after:avoid}tr{break-inside:avoid}}";
 
 /// A page under construction: `<head>` with the style, then sections.
 struct Page(String);
