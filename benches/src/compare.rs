@@ -110,6 +110,7 @@ pub const RATE_TARGETS: &[(&str, f64)] = &[
     ("kvitto_append_single", 1_000.0),
     ("kvitto_verify", 1_000_000.0),
     ("rebuild", 500_000.0),
+    ("audit", 300_000.0),
 ];
 
 impl Report {
@@ -337,6 +338,16 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     let mut m = Measured::new(rebuilt.events as usize, started.elapsed(), "all projections from seq 0, persisted");
     m.extra.insert("fold_events_per_sec".into(), json!(round(rebuilt.events as f64 / rebuilt.fold.as_secs_f64(), 1)));
     results.push(("rebuild".into(), m));
+
+    // The audit's checks K02–K15 over the projections, in one pass (K01 is verify, above).
+    progress("audit");
+    let projections = ledger.projections().map_err(err("projections"))?;
+    let started = Instant::now();
+    let findings = projections.audit(None, &kvitto::AuditOptions::at(kvitto::Timestamp::now()));
+    let mut m = Measured::new(n, started.elapsed(), "audit checks K02–K15 over the projections, all controllers");
+    m.extra.insert("findings".into(), json!(findings.len()));
+    results.push(("audit".into(), m));
+    drop(projections);
     rt.block_on(ledger.close()).expect("ledger closes cleanly");
 
     progress("kvitto_append_single");
