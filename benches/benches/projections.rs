@@ -1,5 +1,5 @@
 //! `may_process` latency from the projections on a ledger of 1M events / ~110k subjects, and
-//! rebuild throughput. `KVITTO_BENCH_EVENTS` (default 1,000,000) sets the ledger size.
+//! rebuild and audit throughput. `KVITTO_BENCH_EVENTS` (default 1,000,000) sets the ledger size.
 //! Prints p50/p99 latencies (criterion reports means) and the rebuild rate.
 
 use std::sync::OnceLock;
@@ -81,5 +81,27 @@ fn rebuild(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, may_process, rebuild);
+/// The audit's checks K02–K15 over the projections of the whole ledger (one pass; goal
+/// ≥ 300k events/s, docs/AUDIT.md). K01 is `verify`, timed in the `ledger` bench.
+fn audit(c: &mut Criterion) {
+    let b = big();
+    let p = b.ledger.projections().expect("projections");
+    let start = b.rt.block_on(b.ledger.log(0..1)).expect("log")[0].event.recorded_at;
+    let options = kvitto::AuditOptions { ledger_start: start, ..kvitto::AuditOptions::at(kvitto::Timestamp::now()) };
+    let t = Instant::now();
+    let findings = p.audit(None, &options);
+    let took = t.elapsed();
+    eprintln!(
+        "audit: {} events, {} findings in {took:.2?} ({:.0} events/s)",
+        b.ledger.len(),
+        findings.len(),
+        b.ledger.len() as f64 / took.as_secs_f64()
+    );
+    let mut g = c.benchmark_group("audit");
+    g.sample_size(10).throughput(criterion::Throughput::Elements(b.ledger.len()));
+    g.bench_function("1M_events", |bench| bench.iter(|| p.audit(None, &options)));
+    g.finish();
+}
+
+criterion_group!(benches, may_process, rebuild, audit);
 criterion_main!(benches);
