@@ -35,8 +35,8 @@ fn demo() -> (tempfile::TempDir, std::path::PathBuf) {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.contains("planted 13 violations"), "{out}");
-    assert!(out.contains("13 findings") && out.contains("exactly the planted set, nothing else"), "{out}");
+    assert!(out.contains("planted 14 violations"), "{out}");
+    assert!(out.contains("14 findings") && out.contains("exactly the planted set, nothing else"), "{out}");
     assert!(out.contains(&format!("audit report: {}", dir.join("audit.html").display())), "{out}");
     (d, dir)
 }
@@ -49,7 +49,7 @@ fn audit_of_the_demo_as_table_json_and_html() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(out.contains("integrity: ok"), "{out}");
-    assert!(out.contains("findings (13)"), "{out}");
+    assert!(out.contains("findings (14)"), "{out}");
     for p in kvitto::scenario::planted() {
         assert!(
             out.lines().any(|l| l.trim_start().starts_with(p.check) && l.contains(p.customer.controller.as_str())),
@@ -92,7 +92,7 @@ fn audit_of_the_demo_as_table_json_and_html() {
     let page = d.path().join("audit.html");
     let o = kvitto(&ledger, &["audit", "--html", page.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("13 findings"), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("14 findings"), "{}", text(&o.stdout));
     let html = std::fs::read_to_string(&page).unwrap();
     for asset in ["<script", "src=", "href=", "@import", "url("] {
         assert!(!html.contains(asset), "the page must be self-contained: {asset}");

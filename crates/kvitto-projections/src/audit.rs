@@ -537,16 +537,33 @@ fn audit_subject(c: &ControllerState, subject: &SubjectId, s: &SubjectState, o: 
         }
     }
 
-    // K13: recorded long after it occurred, while the ledger was already kept.
+    // K13: recorded long after it occurred, while the ledger was already kept — it occurred
+    // after the ledger began, or the ledger had already recorded a later event of the subject
+    // (history imported in order is neither; a backdated insert into it is).
+    let mut latest: Option<Stamp> = None;
     for st in stamps(s) {
         let lag = st.recorded.as_micros() - st.occurred.as_micros();
-        if st.occurred <= o.now && st.occurred >= o.ledger_start && lag >= o.late_after_hours * HOUR_US {
+        let out_of_order = latest.filter(|l| l.occurred > st.occurred);
+        if st.occurred <= o.now
+            && lag >= o.late_after_hours * HOUR_US
+            && (st.occurred >= o.ledger_start || out_of_order.is_some())
+        {
+            let (seqs, why) = match out_of_order {
+                Some(l) if st.occurred < o.ledger_start => (
+                    vec![st.seq, l.seq],
+                    format!(", after the ledger had recorded the subject's event of {}", day(l.occurred)),
+                ),
+                _ => (vec![st.seq], String::new()),
+            };
             sink.add(
                 "K13",
                 st.occurred,
-                vec![st.seq],
-                format!("recorded {} hours after it occurred (threshold {} h)", lag / HOUR_US, o.late_after_hours),
+                seqs,
+                format!("recorded {} hours after it occurred (threshold {} h){why}", lag / HOUR_US, o.late_after_hours),
             );
+        }
+        if latest.is_none_or(|l| st.occurred > l.occurred) {
+            latest = Some(st);
         }
     }
 

@@ -293,6 +293,24 @@ fn k13_late_recording_while_the_ledger_was_kept_but_not_an_import() {
     assert_eq!(found_with(&s, "K13", o(73, Timestamp::MIN)), vec![], "the threshold is configurable");
     // Events that occurred before the ledger began were imported, not recorded late.
     assert_eq!(found_with(&s, "K13", o(72, at("2026-01-15T00:00:00Z"))), vec![]);
+    // Unless inserted behind a later event of the subject already recorded: a backdated entry.
+    let later = s.push_at(
+        C,
+        Some(c),
+        at("2026-01-25T00:00:00Z"),
+        at("2026-01-25T01:00:00Z"),
+        EventKind::ObjectionRecorded { purpose: id("ad-suppression") },
+    );
+    let back = s.push_at(
+        C,
+        Some(c),
+        at("2026-01-05T00:00:00Z"),
+        at("2026-01-26T00:00:00Z"),
+        EventKind::ObjectionRecorded { purpose: id("ad-suppression") },
+    );
+    let f = found_with(&s, "K13", o(72, at("2026-01-27T00:00:00Z")));
+    assert_eq!(seqs(&f), vec![vec![back, later]], "{f:?}");
+    assert!(f[0].1.contains("after the ledger had recorded the subject's event of 2026-01-25"), "{f:?}");
 }
 
 #[test]

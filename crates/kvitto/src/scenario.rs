@@ -1316,9 +1316,9 @@ pub struct Planted {
     pub customer: Customer,
 }
 
-/// The planted violations: one per check K02–K12, K14 and K15, across the seed controllers.
-/// (K13, late recording, cannot be planted in a ledger built in seconds: every demo event is
-/// imported history, and an event that occurred before the ledger began is not late.)
+/// The planted violations: one per check K02–K15, across the seed controllers. (Every demo
+/// event is imported history — it occurred before the ledger began — so the late record K13
+/// finds is one inserted behind a later event of its subject.)
 pub fn planted() -> Vec<Planted> {
     let mut rng = Rng::new(0x6b76_6974_746f);
     let day = |date: &str| -> i64 {
@@ -1471,6 +1471,22 @@ pub fn planted() -> Vec<Planted> {
                 channel: Some(id("web")),
             },
         )],
+    );
+    plant(
+        "K13",
+        "a paper consent form of April typed in after the customer's June objection had been recorded",
+        "kazoom",
+        &[
+            ("2025-06-01", EventKind::ObjectionRecorded { purpose: id("ad-suppression") }),
+            (
+                "2025-04-02",
+                EventKind::ConsentGiven {
+                    purpose: id("product-news"),
+                    notice_version: Some(id("kazoom-2022-01-08")),
+                    channel: Some(id("paper")),
+                },
+            ),
+        ],
     );
     plant(
         "K14",
