@@ -107,13 +107,13 @@ pub async fn consent_and_withdrawal() -> (tempfile::TempDir, std::path::PathBuf,
 
 /// The key vault of the ledger at `ledger_dir`, opened directly (the ledger closed), under the
 /// ledger's own secret (`secret.key`: `KVS1` ‖ 32 bytes).
-pub fn open_vault(ledger_dir: &Path) -> kvitto_store::Vault {
+pub fn open_vault(ledger_dir: &Path) -> kvitto_vault::Vault {
     let bytes = std::fs::read(ledger_dir.join("secret.key")).expect("secret.key is readable");
     let secret: [u8; 32] = bytes[4..].try_into().expect("secret.key holds 32 bytes after its magic");
-    kvitto_store::Vault::open(
+    kvitto_vault::Vault::open(
         ledger_dir.join("vault"),
         &kvitto_core::LedgerSecret(secret),
-        kvitto_store::vault::OlderSegments::Refuse,
+        kvitto_vault::OlderSegments::Refuse,
     )
     .expect("the vault opens")
 }

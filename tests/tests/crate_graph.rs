@@ -1,6 +1,7 @@
 //! The crate graph is a test (DESIGN.md, "Crates"): kvitto-store alone touches sled; proof
 //! depends on core only and does no I/O (it must build for a browser); projections and store
-//! know nothing of each other; the CLI goes through the facade, never the store.
+//! know nothing of each other; the storage traits and the key vault know no engine; the CLI
+//! goes through the facade, never a store.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -44,7 +45,17 @@ fn forbidden_edges_are_absent() {
     forbid(&g, "kvitto-core", &["kvitto-store", "kvitto-proof", "kvitto-projections", "kvitto", "sled", "tokio"]);
     forbid(&g, "kvitto-projections", &["kvitto-store", "kvitto", "sled", "tokio"]);
     forbid(&g, "kvitto-store", &["kvitto-projections", "kvitto-proof", "kvitto"]);
-    forbid(&g, "kvitto-cli", &["kvitto-store", "sled"]);
+    forbid(&g, "kvitto-cli", &["kvitto-store", "kvitto-storage", "kvitto-vault", "sled"]);
+    // The storage traits and the vault know no engine and nothing above them; backends know
+    // each other not at all.
+    forbid(
+        &g,
+        "kvitto-vault",
+        &["kvitto-storage", "kvitto-store", "kvitto-proof", "kvitto-projections", "kvitto", "sled", "tokio"],
+    );
+    forbid(&g, "kvitto-storage", &["kvitto-store", "kvitto-proof", "kvitto-projections", "kvitto", "sled", "tokio"]);
+    let store_kvitto: Vec<&String> = g["kvitto-store"].iter().filter(|d| d.starts_with("kvitto")).collect();
+    assert_eq!(store_kvitto, ["kvitto-core", "kvitto-storage", "kvitto-vault"], "the sled backend sits on the traits");
     // proof: kvitto-core is its only kvitto dependency, and nothing that does I/O.
     let proof = &g["kvitto-proof"];
     let kvitto_deps: Vec<&String> = proof.iter().filter(|d| d.starts_with("kvitto")).collect();

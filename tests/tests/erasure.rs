@@ -269,7 +269,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
         let e = e.unwrap();
         std::fs::copy(e.path(), vault.join(e.file_name())).unwrap();
     }
-    let pending = |seq| vec![kvitto_store::PendingErasure { subject, seq, slot: None }];
+    let pending = |seq| vec![kvitto_vault::PendingErasure { subject, seq, slot: None }];
     open_vault(&path).record_pending(&pending(seq)).unwrap();
     assert!(contains(&all_bytes_under(&path), &keys[0]), "the key is back on disk");
     let ledger = reopen(&path).await;
@@ -283,7 +283,7 @@ async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_re
     let a = pseudonym(&ledger, "REF-KEEP-A");
     let next = ledger.len();
     ledger.close().await.expect("ledger closes cleanly");
-    open_vault(&path).record_pending(&[kvitto_store::PendingErasure { subject: a, seq: next, slot: None }]).unwrap();
+    open_vault(&path).record_pending(&[kvitto_vault::PendingErasure { subject: a, seq: next, slot: None }]).unwrap();
     let ledger = reopen(&path).await;
     assert_eq!(ledger.keys_for_test("kalejdo", "REF-KEEP-A"), a_keys);
     let v = ledger.verify().await.unwrap();

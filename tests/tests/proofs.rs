@@ -160,7 +160,8 @@ async fn checkpoints_are_signed_notes_that_verify_checks() {
     // a published checkpoint was rewritten): the signed root differs from the events' root.
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let own =
+            ed25519_dalek::SigningKey::from_bytes(&kvitto_vault::keyfiles::signing_seed(store.dir()).unwrap().unwrap());
         let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 21, root: [2; 32] };
         kvitto_store::tamper::put_checkpoint_raw(&store, 21, &kvitto_proof::checkpoint::sign(&head, &own).unwrap())
             .unwrap();
@@ -195,7 +196,8 @@ async fn ledger_from_tree_v1_migrates() {
     assert_ne!(blake_root, sha_root);
     let v1_note = {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let own =
+            ed25519_dalek::SigningKey::from_bytes(&kvitto_vault::keyfiles::signing_seed(store.dir()).unwrap().unwrap());
         let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 37, root: blake_root };
         let note = kvitto_proof::checkpoint::sign(&head, &own).unwrap();
         kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();
@@ -218,7 +220,8 @@ async fn ledger_from_tree_v1_migrates() {
     ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        let own = ed25519_dalek::SigningKey::from_bytes(&store.signing_seed().unwrap().unwrap());
+        let own =
+            ed25519_dalek::SigningKey::from_bytes(&kvitto_vault::keyfiles::signing_seed(store.dir()).unwrap().unwrap());
         let head = kvitto_proof::checkpoint::TreeHead { origin: "test.kvitto/ledger", size: 37, root: sha_root };
         let note = kvitto_proof::checkpoint::sign(&head, &own).unwrap();
         kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &note).unwrap();

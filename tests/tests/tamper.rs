@@ -255,7 +255,7 @@ async fn a_customer_reference_rewritten_in_the_vault_is_reported() {
     match &f.reason {
         kvitto::FailureReason::VaultFrame { segment, problem, .. } => {
             assert_eq!(segment, "seg-00000001.keys");
-            assert_eq!(*problem, kvitto_store::vault::FrameProblem::WrongSubject(cust1));
+            assert_eq!(*problem, kvitto_vault::FrameProblem::WrongSubject(cust1));
         }
         other => panic!("{other:?}"),
     }

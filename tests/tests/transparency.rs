@@ -144,14 +144,14 @@ async fn rollback_is_caught_against_a_held_checkpoint() {
         let last = &log[20];
         kvitto_store::tamper::set_head(
             &store,
-            &kvitto_store::Head {
+            &kvitto_storage::Head {
                 next_seq: 21,
                 head_hash: last.hash.0,
                 last_recorded_at: last.event.recorded_at.as_micros(),
             },
         )
         .unwrap();
-        kvitto_store::tamper::set_acked(&store, &kvitto_store::log::Acked { next_seq: 21, head_hash: last.hash.0 })
+        kvitto_store::tamper::set_acked(&store, &kvitto_storage::Acked { next_seq: 21, head_hash: last.hash.0 })
             .unwrap();
         kvitto_store::tamper::remove_checkpoint(&store, 32).unwrap();
         kvitto_store::tamper::remove_index_prefix(&store, b"").unwrap();

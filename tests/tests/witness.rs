@@ -210,7 +210,7 @@ async fn kvittos_witness_server_follows_the_spec() {
     ledger.close().await.expect("ledger closes cleanly");
     let seed = {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        store.signing_seed().unwrap().unwrap()
+        kvitto_vault::keyfiles::signing_seed(store.dir()).unwrap().unwrap()
     };
     let own = ed25519_dalek::SigningKey::from_bytes(&seed);
     let fork = kvitto_proof::checkpoint::sign(

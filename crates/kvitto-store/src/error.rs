@@ -1,78 +1,10 @@
-//! Store errors, one enum per operation family.
+//! The sled backend's own error, which may carry sled's; it becomes the backend-neutral
+//! [`kvitto_storage::StoreError`] at the trait boundary (sled's error is in no public
+//! signature of the storage traits).
 
-use std::path::PathBuf;
+use kvitto_storage::OpenError;
 
-/// Why a ledger could not be created or opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// No ledger at the path.
-    #[error("{0}: no kvitto ledger here (create one with `kvitto init --origin NAME`)")]
-    NotALedger(PathBuf),
-    /// `init` on an existing ledger.
-    #[error("{0}: a ledger already exists here; refusing to overwrite it")]
-    AlreadyExists(PathBuf),
-    /// Written by a newer or foreign kvitto.
-    #[error(
-        "{path}: ledger format version {found}; this kvitto reads version {supported}. Use a kvitto release that supports it"
-    )]
-    UnknownFormat {
-        /// The ledger directory.
-        path: PathBuf,
-        /// Version found on disk.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// A file that must exist is missing or malformed.
-    #[error("{path}: {what}")]
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        what: String,
-    },
-    /// The operating system refused.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// sled refused to open (another process holds the ledger, or the store is damaged).
-    #[error("store {path}: {source} (is another kvitto process using this ledger?)")]
-    Sled {
-        /// The sled directory.
-        path: PathBuf,
-        /// sled's error.
-        source: sled::Error,
-    },
-    /// Too little free space to open safely.
-    #[error(
-        "{path}: only {available} bytes free; opening needs at least {needed} (sled writes during recovery and corrupts its snapshot when the disk is full). Free some space and retry"
-    )]
-    DiskFull {
-        /// The ledger directory.
-        path: PathBuf,
-        /// Bytes free.
-        available: u64,
-        /// Bytes required.
-        needed: u64,
-    },
-    /// Reading during open failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The origin given to `init` is not a valid checkpoint key name.
-    #[error("--origin {origin:?}: {why}")]
-    InvalidOrigin {
-        /// The origin as given.
-        origin: String,
-        /// What is wrong with it.
-        why: String,
-    },
-}
-
-/// A read or write of the store failed.
+/// A read or write of the sled store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed.
@@ -116,5 +48,37 @@ impl StoreError {
             StoreError::Io(e) | StoreError::Sled(sled::Error::Io(e)) => Some(e.kind()),
             _ => None,
         }
+    }
+}
+
+impl From<kvitto_storage::StoreError> for StoreError {
+    fn from(e: kvitto_storage::StoreError) -> Self {
+        use kvitto_storage::StoreError as N;
+        match e {
+            N::Io(e) => StoreError::Io(e),
+            N::Corrupt { at, what } => StoreError::Corrupt { at, what },
+            N::Encode { what, why } => StoreError::Encode { what, why },
+            N::TooLarge { seq, size, limit } => StoreError::TooLarge { seq, size, limit },
+            other => StoreError::Io(std::io::Error::other(other.to_string())),
+        }
+    }
+}
+
+impl From<StoreError> for kvitto_storage::StoreError {
+    fn from(e: StoreError) -> Self {
+        use kvitto_storage::StoreError as N;
+        match e {
+            StoreError::Sled(sled::Error::Io(e)) | StoreError::Io(e) => N::Io(e),
+            StoreError::Sled(e) => N::Engine { what: format!("sled: {e}"), io_kind: None },
+            StoreError::Corrupt { at, what } => N::Corrupt { at, what },
+            StoreError::Encode { what, why } => N::Encode { what, why },
+            StoreError::TooLarge { seq, size, limit } => N::TooLarge { seq, size, limit },
+        }
+    }
+}
+
+impl From<StoreError> for OpenError {
+    fn from(e: StoreError) -> Self {
+        OpenError::Store(e.into())
     }
 }

@@ -12,31 +12,25 @@
 //! sled 0.34.7's flush is `sync_file_range`, which does not survive power loss — and before
 //! both, every blob file sled wrote (`blobs.rs`).
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use kvitto_core::{EventId, LedgerSecret, SubjectId};
+pub use kvitto_storage::{
+    ACKED_LEN, Acked, CommitError, CommitStats, IndexBatch, LedgerInfo, MapEntryRec, OpenError, ProjectionBatch,
+    damaged_store, panic_message,
+};
+use kvitto_vault::keyfiles::{self, LEDGER_FORMAT, VAULT_DIR};
+use kvitto_vault::{OlderSegments, Vault, sync_dir};
 
+use crate::StoreError;
 use crate::blobs::BlobFiles;
 use crate::codec::{self, Head, Record, SubjectHeadRec};
-use crate::vault::{OlderSegments, Vault, random_bytes, sync_dir};
-use crate::{OpenError, StoreError};
 
-/// The ledger directory format this build reads and writes.
-pub const LEDGER_FORMAT: u32 = 1;
-const MARKER: &str = "LEDGER";
-const SECRET_FILE: &str = "secret.key";
-const SIGNING_FILE: &str = "checkpoint.key";
-const SIGNING_MAGIC: &[u8; 4] = b"KVE1";
-const SECRET_MAGIC: &[u8; 4] = b"KVS1";
 const STORE_DIR: &str = "store";
-const VAULT_DIR: &str = "vault";
 /// The acknowledged head, kept outside sled (docs/FORMAT.md §4, `acked`).
 const ACKED_FILE: &str = "acked";
-const ACKED_MAGIC: &[u8; 4] = b"KVA1";
-const ACKED_LEN: usize = 56;
 
 /// Free space required to open a store: sled writes during recovery (a snapshot, a new log
 /// segment), and a recovery interrupted by a full disk leaves an empty snapshot that makes
@@ -51,55 +45,6 @@ const CREATED_KEY: &[u8] = b"m:created";
 const VAULT_FORMAT_KEY: &[u8] = b"m:vault";
 const WATERMARK_KEY: &[u8] = b"w";
 
-/// What `init` recorded about the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerInfo {
-    /// Log origin (checkpoint key name).
-    pub origin: String,
-    /// Ledger format version.
-    pub format: u32,
-    /// Creation time, µs.
-    pub created_at: i64,
-}
-
-/// Sizes of one commit.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommitStats {
-    /// Chunk values written.
-    pub chunks: usize,
-    /// Bytes of chunk values written.
-    pub bytes: usize,
-    /// Time in sled `apply_batch` + `flush`.
-    pub write: std::time::Duration,
-    /// Time in `fdatasync`.
-    pub sync: std::time::Duration,
-}
-
-/// Why a commit failed, and whether the group can be in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// Refused before sled saw anything: the group is not written.
-    #[error("{0}")]
-    NotWritten(StoreError),
-    /// Failed after the group was handed to sled (its write, flush or fdatasync): after a
-    /// reopen the store holds the whole group or none of it, and only a reopen tells which.
-    #[error("{0}")]
-    Unknown(StoreError),
-}
-
-/// One coalesced update of the derived indexes.
-#[derive(Debug, Default)]
-pub struct IndexBatch {
-    /// Latest tip per subject.
-    pub heads: HashMap<SubjectId, SubjectHeadRec>,
-    /// New event ids.
-    pub event_ids: Vec<(EventId, u64)>,
-    /// Merkle nodes of newly completed subtrees: (level, index, hash).
-    pub nodes: Vec<(u8, u64, [u8; 32])>,
-    /// Events indexed after this batch.
-    pub watermark: u64,
-}
-
 /// Merkle nodes are stored in pages of this many consecutive nodes of one level: one sled
 /// value per page instead of one key per node (sled's per-key cost dominated the indexer).
 pub const NODES_PER_PAGE: u64 = 64;
@@ -112,9 +57,6 @@ pub const NODES_PER_PAGE: u64 = 64;
 /// `N`; an index holding only those has no `T` pages, so the open rebuilds it.
 pub const NODE_PAGE: u8 = b'T';
 
-/// One stored subject map entry: (subject, event count, head event hash).
-pub type MapEntryRec = ([u8; 16], u64, [u8; 32]);
-
 /// Prefix of stored checkpoints of tree v2 (SHA-256 roots).
 const CHECKPOINT: u8 = b'K';
 /// Prefix of checkpoints of tree v1 (BLAKE3 roots).
@@ -126,15 +68,6 @@ fn page_key(level: u8, index: u64) -> [u8; 10] {
     k[1] = level;
     k[2..].copy_from_slice(&(index / NODES_PER_PAGE).to_be_bytes());
     k
-}
-
-/// One coalesced write of persisted projection states.
-#[derive(Debug, Default)]
-pub struct ProjectionBatch {
-    /// (key, encoded state) pairs; keys are chosen by the caller.
-    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Events reflected after this batch.
-    pub watermark: u64,
 }
 
 /// An open ledger store.
@@ -210,40 +143,6 @@ impl<'a> Parts<'a> {
     }
 }
 
-/// The newest acknowledged position as recorded outside sled: a lower bound of what sled
-/// must hold. sled's recovery stops silently at the first damaged byte of its log, so a
-/// store that opens with fewer events than this has lost acknowledged events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Acked {
-    /// Events acknowledged.
-    pub next_seq: u64,
-    /// Hash of event `next_seq − 1` (zeros when none).
-    pub head_hash: [u8; 32],
-}
-
-impl Acked {
-    /// `KVA1 ‖ u64be next_seq ‖ head hash ‖ BLAKE3(first 44 bytes)[..12]`.
-    pub fn encode(&self) -> [u8; ACKED_LEN] {
-        let mut b = [0u8; ACKED_LEN];
-        b[..4].copy_from_slice(ACKED_MAGIC);
-        b[4..12].copy_from_slice(&self.next_seq.to_be_bytes());
-        b[12..44].copy_from_slice(&self.head_hash);
-        let sum = blake3::hash(&b[..44]);
-        b[44..].copy_from_slice(&sum.as_bytes()[..12]);
-        b
-    }
-
-    /// The inverse of [`Acked::encode`]; `None` if the bytes are not a whole, intact record.
-    pub fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != ACKED_LEN || &b[..4] != ACKED_MAGIC || b[44..] != blake3::hash(&b[..44]).as_bytes()[..12] {
-            return None;
-        }
-        let mut head_hash = [0u8; 32];
-        head_hash.copy_from_slice(&b[12..44]);
-        Some(Acked { next_seq: u64::from_be_bytes(b[4..12].try_into().ok()?), head_hash })
-    }
-}
-
 pub(crate) fn chunk_key(seq: u64) -> [u8; 9] {
     let mut k = [b'c'; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
@@ -267,25 +166,6 @@ fn u64_value(v: &[u8], at: &str) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt { at: at.into(), what: format!("{} bytes, expected 8", v.len()) })
 }
 
-/// The one error for a store whose files are damaged, whatever sled or kvitto noticed.
-pub fn damaged_store(path: &Path, why: impl std::fmt::Display) -> OpenError {
-    OpenError::Damaged {
-        path: path.to_path_buf(),
-        what: format!(
-            "{why}: the store's files are damaged — kvitto wrote nothing; restore the store directory from a backup"
-        ),
-    }
-}
-
-/// The message of a caught panic.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
-}
-
 /// Runs `f`, turning a panic into the damaged-store error. sled 0.34.7 panics on some damaged
 /// logs instead of returning an error — during recovery, and when a page it recovered badly
 /// is first read — so every step of opening that touches sled runs under this.
@@ -302,8 +182,11 @@ pub fn open_read_err(path: &Path) -> impl Fn(StoreError) -> OpenError + '_ {
             damaged_store(path, format!("sled found damaged data ({source})"))
         }
         StoreError::Corrupt { at, what } => damaged_store(path, format!("{at} does not decode ({what})")),
-        StoreError::Sled(source) => OpenError::Sled { path: path.to_path_buf(), source },
-        other => OpenError::Store(other),
+        StoreError::Sled(source) => OpenError::Engine {
+            location: path.display().to_string(),
+            what: format!("sled: {source} (is another kvitto process using this ledger?)"),
+        },
+        other => other.into(),
     }
 }
 
@@ -533,39 +416,16 @@ impl Store {
     /// Creates a ledger in `dir` (which must not exist or be empty): secret, sled store, marker.
     /// The marker is written last, so a crash midway leaves no half-ledger that opens.
     pub fn create(dir: &Path, origin: &str, now_micros: i64) -> Result<(), OpenError> {
-        if dir.join(MARKER).exists() {
-            return Err(OpenError::AlreadyExists(dir.to_path_buf()));
-        }
-        if dir.exists() {
-            let mut entries = fs::read_dir(dir).map_err(io_err(dir))?;
-            if entries.next().is_some() {
-                return Err(OpenError::Damaged {
-                    path: dir.to_path_buf(),
-                    what: "directory is not empty and holds no ledger; choose an empty or new directory".into(),
-                });
-            }
-        } else {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent).map_err(io_err(parent))?;
-            }
-        }
-        let secret = random_bytes::<32>().map_err(|e| OpenError::Damaged { path: dir.into(), what: e.to_string() })?;
-        let mut secret_file = Vec::with_capacity(36);
-        secret_file.extend_from_slice(SECRET_MAGIC);
-        secret_file.extend_from_slice(&secret);
-        write_private_file(&dir.join(SECRET_FILE), &secret_file)?;
-        let seed = random_bytes::<32>().map_err(|e| OpenError::Damaged { path: dir.into(), what: e.to_string() })?;
-        write_private_file(&dir.join(SIGNING_FILE), &[SIGNING_MAGIC.as_slice(), &seed].concat())?;
-
+        keyfiles::prepare_new(dir)?;
+        let secret = keyfiles::create_keys(dir)?;
         let store_dir = dir.join(STORE_DIR);
         let db = open_sled(&store_dir)?;
-        let log = db.open_tree("log").map_err(|source| OpenError::Sled { path: store_dir.clone(), source })?;
+        let log = db.open_tree("log").map_err(|e| open_read_err(&store_dir)(e.into()))?;
         let mut batch = sled::Batch::default();
         batch.insert(FORMAT_KEY, &LEDGER_FORMAT.to_be_bytes());
         batch.insert(ORIGIN_KEY, origin.as_bytes());
         batch.insert(CREATED_KEY, &now_micros.to_be_bytes());
-        batch.insert(VAULT_FORMAT_KEY, &[crate::vault::VERSION]);
+        batch.insert(VAULT_FORMAT_KEY, &[kvitto_vault::VERSION]);
         batch.insert(HEAD_KEY, codec::encode(&Head::default())?);
         log.apply_batch(batch).map_err(StoreError::from)?;
         db.flush().map_err(StoreError::from)?;
@@ -579,53 +439,18 @@ impl Store {
         }
         sync_dir(&store_dir).map_err(io_err(&store_dir))?;
         let vault_dir = dir.join(VAULT_DIR);
-        Vault::open(&vault_dir, &LedgerSecret(secret), OlderSegments::Refuse)
+        Vault::open(&vault_dir, &secret, OlderSegments::Refuse)
             .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         write_private_file(&dir.join(ACKED_FILE), &Acked { next_seq: 0, head_hash: [0; 32] }.encode())?;
-        write_private_file(&dir.join(MARKER), format!("kvitto ledger\nformat {LEDGER_FORMAT}\n").as_bytes())?;
-        sync_dir(dir).map_err(io_err(dir))?;
+        keyfiles::write_marker(dir, &keyfiles::Marker { store: None })?;
         Ok(())
     }
 
     /// Opens an existing ledger. Fails clearly on a missing ledger, an unknown format version,
     /// a damaged secret, or a store another process holds.
     pub fn open(dir: &Path) -> Result<(Store, LedgerSecret, LedgerInfo), OpenError> {
-        let marker_path = dir.join(MARKER);
-        let marker = match fs::read_to_string(&marker_path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(OpenError::NotALedger(dir.to_path_buf())),
-            Err(source) => return Err(OpenError::Io { path: marker_path, source }),
-        };
-        let found = marker
-            .lines()
-            .find_map(|l| l.strip_prefix("format "))
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or_else(|| OpenError::Damaged { path: marker_path.clone(), what: "no format line".into() })?;
-        if found != LEDGER_FORMAT {
-            return Err(OpenError::UnknownFormat { path: dir.to_path_buf(), found, supported: LEDGER_FORMAT });
-        }
-        let secret_path = dir.join(SECRET_FILE);
-        let secret_bytes = match fs::read(&secret_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(OpenError::Damaged {
-                    path: secret_path,
-                    what: "the ledger's pseudonym secret is missing: without it no customer can be found or \
-                           appended to; restore this file from the ledger's backup (kvitto wrote nothing)"
-                        .into(),
-                });
-            }
-            Err(source) => return Err(OpenError::Io { path: secret_path, source }),
-        };
-        if secret_bytes.len() != 36 || &secret_bytes[..4] != SECRET_MAGIC {
-            return Err(OpenError::Damaged {
-                path: secret_path,
-                what: "not a kvitto secret file (36 bytes, KVS1)".into(),
-            });
-        }
-        let mut secret = [0u8; 32];
-        secret.copy_from_slice(&secret_bytes[4..]);
-
+        keyfiles::read_marker(dir)?;
+        let secret = keyfiles::read_secret(dir)?;
         let store_dir = dir.join(STORE_DIR);
         if !store_dir.join("db").exists() {
             return Err(OpenError::Damaged { path: store_dir, what: "the sled store is missing".into() });
@@ -635,7 +460,7 @@ impl Store {
             return Err(OpenError::DiskFull { path: dir.to_path_buf(), available, needed: MIN_FREE_TO_OPEN });
         }
         let db = open_sled(&store_dir)?;
-        catch_sled_panic(&store_dir, || Self::open_trees(dir, &store_dir, db, LedgerSecret(secret)))
+        catch_sled_panic(&store_dir, || Self::open_trees(dir, &store_dir, db, secret))
     }
 
     /// The part of [`Store::open`] after sled recovered: trees, metadata, `acked`, the vault.
@@ -680,13 +505,13 @@ impl Store {
         repair_torn_tail(&db, &log, &db_file, &blobs, acked, head, &store_dir)?;
         let vault_dir = dir.join(VAULT_DIR);
         let migrated =
-            log.get(VAULT_FORMAT_KEY).map_err(sled_err)?.is_some_and(|v| v.as_ref() == [crate::vault::VERSION]);
+            log.get(VAULT_FORMAT_KEY).map_err(sled_err)?.is_some_and(|v| v.as_ref() == [kvitto_vault::VERSION]);
         let older = if migrated { OlderSegments::Refuse } else { OlderSegments::Migrate };
         let vault = Vault::open(&vault_dir, &secret, older)
             .map_err(|e| OpenError::Damaged { path: vault_dir.clone(), what: e.to_string() })?;
         if !migrated {
             // Every segment is version 2 now: from here on a version 1 segment is refused.
-            log.insert(VAULT_FORMAT_KEY, &[crate::vault::VERSION]).map_err(sled_err)?;
+            log.insert(VAULT_FORMAT_KEY, &[kvitto_vault::VERSION]).map_err(sled_err)?;
             flush_durably(&db, &db_file, &blobs).map_err(open_read_err(&store_dir))?;
             tracing::info!("key vault at version 2 (authenticated frames)");
         }
@@ -709,23 +534,6 @@ impl Store {
     /// The ledger directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The Ed25519 seed that signs checkpoints (`checkpoint.key`, 0600), if the ledger has one.
-    pub fn signing_seed(&self) -> Result<Option<[u8; 32]>, StoreError> {
-        match fs::read(self.dir.join(SIGNING_FILE)) {
-            Ok(b) if b.len() == 36 && &b[..4] == SIGNING_MAGIC => {
-                let mut seed = [0u8; 32];
-                seed.copy_from_slice(&b[4..]);
-                Ok(Some(seed))
-            }
-            Ok(_) => Err(StoreError::Corrupt {
-                at: SIGNING_FILE.into(),
-                what: "not a kvitto signing key (KVE1 + 32 bytes)".into(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Stores a signed checkpoint note (tree v2) for `size` durably (sled flush + fdatasync).
@@ -788,10 +596,10 @@ impl Store {
     /// batch whole across a crash, and a part of one left by an I/O error is cut off on open
     /// (`repair_torn_tail`).
     pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, CommitError> {
-        let chunks = codec::chunk_records(first_seq, records).map_err(CommitError::NotWritten)?;
+        let chunks = codec::chunk_records(first_seq, records).map_err(|e| CommitError::NotWritten(e.into()))?;
         self.commit_chunks(chunks, head).map_err(|e| {
             self.abandon_on_drop();
-            CommitError::Unknown(e)
+            CommitError::Unknown(e.into())
         })
     }
 
@@ -1135,15 +943,5 @@ fn decode_chunk_key(k: &[u8]) -> Result<u64, StoreError> {
 }
 
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), OpenError> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(io_err(path))?;
-    f.write_all(bytes).map_err(io_err(path))?;
-    f.sync_all().map_err(io_err(path))?;
-    Ok(())
+    Ok(keyfiles::write_private_file(path, bytes)?)
 }

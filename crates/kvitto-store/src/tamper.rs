@@ -118,7 +118,7 @@ pub fn chunk_starts(store: &Store) -> Result<Vec<u64>, StoreError> {
 }
 
 /// Overwrites the acknowledged-head file (as if the last commits' receipts were never sent).
-pub fn set_acked(store: &Store, acked: &crate::log::Acked) -> Result<(), StoreError> {
+pub fn set_acked(store: &Store, acked: &kvitto_storage::Acked) -> Result<(), StoreError> {
     std::fs::write(store.dir().join("acked"), acked.encode())?;
     Ok(())
 }
@@ -218,7 +218,7 @@ pub fn rewrite_vault_reference(
     subject: &kvitto_core::SubjectId,
     to: &str,
     retag: bool,
-) -> Result<bool, crate::VaultError> {
+) -> Result<bool, kvitto_vault::VaultError> {
     store.vault().tamper_rewrite_reference(subject, to, retag)
 }
 

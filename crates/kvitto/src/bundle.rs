@@ -7,7 +7,7 @@ use kvitto_core::json::event_to_json;
 use kvitto_proof::LogHash;
 use kvitto_proof::map::{MapProof, Terminal};
 use kvitto_proof::merkle::inclusion_proof;
-use kvitto_store::Store;
+use kvitto_storage::Backend;
 use serde_json::{Value, json};
 
 use crate::read::{Opened, open_details};
@@ -35,7 +35,7 @@ fn hexes(hs: &[[u8; 32]]) -> Vec<String> {
     hs.iter().map(hex::encode).collect()
 }
 
-pub(crate) fn export(store: &Store, parts: &Parts<'_>, history: &[LedgerEvent]) -> Result<Value, ReadError> {
+pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEvent]) -> Result<Value, ReadError> {
     let (size, subject) = (parts.size, parts.subject);
     let keys = store.vault().get(&subject);
     let erasures = kvitto_core::Erasures::new(
@@ -111,7 +111,7 @@ pub(crate) fn export(store: &Store, parts: &Parts<'_>, history: &[LedgerEvent]) 
     Ok(doc)
 }
 
-fn prove(store: &Store, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
+fn prove(store: &dyn Backend, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
     inclusion_proof::<LogHash>(&StoredTree(store), seq, size)
         .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))
 }

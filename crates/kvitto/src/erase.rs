@@ -4,7 +4,7 @@
 //! deferrals refuse it there, whoever the caller.
 
 use kvitto_core::{Draft, EventKind, ExternalRef, Id, Text};
-use kvitto_store::vault::SlotKey;
+use kvitto_vault::SlotKey;
 
 use crate::{AppendError, Ledger, Receipt};
 

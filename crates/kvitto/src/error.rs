@@ -2,7 +2,7 @@
 
 use kvitto_core::{EventId, Timestamp};
 
-pub use kvitto_store::OpenError;
+pub use kvitto_storage::OpenError;
 
 /// A failure on the storage side, by kind: never the caller's input. Each variant says what a
 /// caller (or an HTTP layer: all of them are server-side, 5xx) can do about it.
@@ -60,15 +60,16 @@ impl StorageError {
     }
 }
 
-impl From<&kvitto_store::StoreError> for StorageError {
-    fn from(e: &kvitto_store::StoreError) -> Self {
-        use kvitto_store::StoreError as S;
+impl From<&kvitto_storage::StoreError> for StorageError {
+    fn from(e: &kvitto_storage::StoreError) -> Self {
+        use kvitto_storage::StoreError as S;
         if let Some(kind) = e.io_kind() {
             return StorageError::Io { kind, message: e.to_string() };
         }
         match e {
-            S::Sled(e) => StorageError::Engine(e.to_string()),
+            S::Engine { what, .. } => StorageError::Engine(what.clone()),
             S::Io(e) => StorageError::Io { kind: e.kind(), message: e.to_string() },
+            e @ (S::Fenced(_) | S::Poisoned) => StorageError::Engine(e.to_string()),
             S::Corrupt { at, what } => StorageError::Corrupt { at: at.clone(), what: what.clone() },
             e @ S::TooLarge { .. } => StorageError::TooLarge(e.to_string()),
             e @ S::Encode { .. } => StorageError::Internal(e.to_string()),
@@ -76,15 +77,15 @@ impl From<&kvitto_store::StoreError> for StorageError {
     }
 }
 
-impl From<kvitto_store::StoreError> for StorageError {
-    fn from(e: kvitto_store::StoreError) -> Self {
+impl From<kvitto_storage::StoreError> for StorageError {
+    fn from(e: kvitto_storage::StoreError) -> Self {
         StorageError::from(&e)
     }
 }
 
-impl From<kvitto_store::VaultError> for StorageError {
-    fn from(e: kvitto_store::VaultError) -> Self {
-        use kvitto_store::VaultError as V;
+impl From<kvitto_vault::VaultError> for StorageError {
+    fn from(e: kvitto_vault::VaultError) -> Self {
+        use kvitto_vault::VaultError as V;
         match e {
             V::Io { path, source } => StorageError::io(&path, &source),
             V::Corrupt { path, what } => StorageError::Corrupt { at: path.display().to_string(), what },
@@ -296,10 +297,10 @@ impl From<kvitto_projections::QueryError> for ReadError {
     }
 }
 
-impl From<kvitto_store::StoreError> for ReadError {
-    fn from(e: kvitto_store::StoreError) -> Self {
+impl From<kvitto_storage::StoreError> for ReadError {
+    fn from(e: kvitto_storage::StoreError) -> Self {
         match e {
-            kvitto_store::StoreError::Corrupt { at, what } => ReadError::Corrupt { at, what },
+            kvitto_storage::StoreError::Corrupt { at, what } => ReadError::Corrupt { at, what },
             other => ReadError::Storage(other.into()),
         }
     }
@@ -316,8 +317,8 @@ pub enum VerifyError {
     Held(String),
 }
 
-impl From<kvitto_store::StoreError> for VerifyError {
-    fn from(e: kvitto_store::StoreError) -> Self {
+impl From<kvitto_storage::StoreError> for VerifyError {
+    fn from(e: kvitto_storage::StoreError) -> Self {
         VerifyError::Storage(e.into())
     }
 }

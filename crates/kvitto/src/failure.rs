@@ -361,7 +361,7 @@ pub enum FailureReason {
         /// Byte offset of the frame in it.
         offset: u64,
         /// What is wrong.
-        problem: kvitto_store::vault::FrameProblem,
+        problem: kvitto_vault::FrameProblem,
     },
     /// sled failed reading the store (its files are damaged).
     DamagedStore(String),

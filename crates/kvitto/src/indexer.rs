@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kvitto_core::{EventId, event_hash};
-use kvitto_store::{IndexBatch, Store, StoreError, SubjectHeadRec};
+use kvitto_storage::{Backend, IndexBatch, StoreError, SubjectHeadRec};
 
 use crate::writer::Shared;
 
@@ -44,7 +44,7 @@ const PERSIST_EVERY: u64 = 64 * 1024;
 const PERSIST_IDLE: Duration = Duration::from_millis(500);
 
 pub(crate) fn run(
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     shared: Arc<Shared>,
     lock: Arc<Mutex<()>>,
     mut frontier: crate::tree::Frontier,
@@ -58,7 +58,7 @@ pub(crate) fn run(
         let first = match rx.recv_timeout(PERSIST_IDLE) {
             Ok(w) => w,
             Err(RecvTimeoutError::Timeout) => {
-                persist(&store, &shared, &mut dirty, watermark, &mut persisted_at);
+                persist(&*store, &shared, &mut dirty, watermark, &mut persisted_at);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -99,18 +99,24 @@ pub(crate) fn run(
             }
         }
         if watermark >= persisted_at + PERSIST_EVERY {
-            persist(&store, &shared, &mut dirty, watermark, &mut persisted_at);
+            persist(&*store, &shared, &mut dirty, watermark, &mut persisted_at);
         }
     }
-    if store.is_abandoned() {
+    if store.is_poisoned() {
         // sled failed: nothing more is written to it (see `Store`'s `Drop`).
         return;
     }
-    persist(&store, &shared, &mut dirty, watermark, &mut persisted_at);
+    persist(&*store, &shared, &mut dirty, watermark, &mut persisted_at);
 }
 
 /// Writes the dirty projection states with `watermark` (kept dirty if the write fails).
-fn persist(store: &Store, shared: &Shared, dirty: &mut crate::persist::Dirty, watermark: u64, persisted_at: &mut u64) {
+fn persist(
+    store: &dyn Backend,
+    shared: &Shared,
+    dirty: &mut crate::persist::Dirty,
+    watermark: u64,
+    persisted_at: &mut u64,
+) {
     if dirty.is_empty() {
         return;
     }
@@ -145,7 +151,7 @@ fn persist(store: &Store, shared: &Shared, dirty: &mut crate::persist::Dirty, wa
 
 /// Replays events above the index watermark into the index (subject tips, event ids,
 /// Merkle nodes). Returns the Merkle frontier at `next_seq`.
-pub(crate) fn catch_up(store: &Store, next_seq: u64) -> Result<crate::tree::Frontier, StoreError> {
+pub(crate) fn catch_up(store: &dyn Backend, next_seq: u64) -> Result<crate::tree::Frontier, StoreError> {
     let mut from = store.index_watermark()?;
     if from > next_seq {
         tracing::warn!(watermark = from, next_seq, "index is ahead of the log; rebuilding it from seq 0");

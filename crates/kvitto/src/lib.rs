@@ -47,6 +47,7 @@ mod publish;
 mod read;
 mod retention;
 pub mod scenario;
+mod stores;
 mod submap;
 mod tree;
 mod verify;
@@ -83,7 +84,7 @@ pub use verify::VerifyReport;
 pub use writer::Receipt;
 
 use kvitto_core::LedgerSecret;
-use kvitto_store::{LedgerInfo, Store};
+use kvitto_storage::{Backend, LedgerInfo};
 use tokio::sync::{mpsc, oneshot};
 use writer::{Prepared, Shared, WriteRequest, Writer};
 
@@ -114,7 +115,7 @@ pub struct Ledger {
 
 struct Inner {
     dir: PathBuf,
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     secret: LedgerSecret,
     info: LedgerInfo,
     options: OpenOptions,
@@ -154,13 +155,14 @@ impl Inner {
         for t in self.threads.drain(..) {
             let thread = t.thread().name().unwrap_or("kvitto").to_string();
             if let Err(panic) = t.join() {
-                let message = kvitto_store::log::panic_message(&*panic);
+                let message = kvitto_storage::panic_message(&*panic);
                 tracing::error!(thread, error = %message, "a ledger thread panicked");
                 failure.get_or_insert(CloseError::ThreadPanicked { thread, message });
             }
         }
-        if self.store.is_abandoned() {
-            // sled failed under this handle: it is not flushed again (see `Store`'s `Drop`).
+        if self.store.is_poisoned() {
+            // The engine failed under this handle: it is not flushed again (see the sled
+            // backend's `Drop`).
             return failure.map_or(Ok(()), Err);
         }
         if let Err(e) = self.store.flush_all() {
@@ -193,13 +195,12 @@ pub enum CloseError {
 /// `data_erased` is in the log destroy their keys now; those whose event never became
 /// durable are dropped, keys intact. Afterwards an erasure is either absent with its keys, or
 /// recorded without them.
-fn finish_pending_erasures(store: &Store, next_seq: u64) -> Result<(), OpenError> {
-    let vault_err =
-        |e: kvitto_store::VaultError| OpenError::Damaged { path: store.dir().join("vault"), what: e.to_string() };
+fn finish_pending_erasures(dir: &Path, store: &dyn Backend, next_seq: u64) -> Result<(), OpenError> {
+    let vault_dir = dir.join(kvitto_vault::keyfiles::VAULT_DIR);
+    let vault_err = |e: kvitto_vault::VaultError| OpenError::Damaged { path: vault_dir.clone(), what: e.to_string() };
     // A pending record removed by a writer whose directory fsync then failed must not come
     // back after a power loss once new keys exist: make its removal durable first.
-    kvitto_store::vault::sync_dir(&store.dir().join("vault"))
-        .map_err(|source| OpenError::Io { path: store.dir().join("vault"), source })?;
+    kvitto_vault::sync_dir(&vault_dir).map_err(|source| OpenError::Io { path: vault_dir.clone(), source })?;
     let pending = store.vault().pending().map_err(vault_err)?;
     if pending.is_empty() {
         return Ok(());
@@ -243,7 +244,7 @@ impl Ledger {
     /// empty sled store, and the marker file. Refuses to touch an existing ledger.
     pub fn init(dir: &Path, origin: &str) -> Result<(), OpenError> {
         validate_origin(origin).map_err(|why| OpenError::InvalidOrigin { origin: origin.to_string(), why })?;
-        Store::create(dir, origin, Timestamp::now().as_micros())
+        kvitto_store::Store::create(dir, origin, Timestamp::now().as_micros())
     }
 
     /// Opens a ledger, catches the derived indexes up from the log, and starts the writer.
@@ -255,16 +256,16 @@ impl Ledger {
     }
 
     fn open_blocking(dir: &Path, options: OpenOptions) -> Result<Ledger, OpenError> {
-        let (store, secret, info) = Store::open(dir)?;
-        let store = Arc::new(store);
-        // Catching up reads the log: a page sled recovered badly panics or fails to decode here.
-        let store_dir = dir.join("store");
-        let damaged = kvitto_store::log::open_read_err(&store_dir);
-        let (head, frontier, projections) = kvitto_store::log::catch_sled_panic(&store_dir, || {
+        let (store, secret, info) = stores::open(dir)?;
+        // Catching up reads the log: a page the engine recovered badly panics or fails to
+        // decode here.
+        let location = PathBuf::from(store.location());
+        let damaged = kvitto_storage::open_read_err(&location);
+        let (head, frontier, projections) = kvitto_storage::catch_engine_panic(&location, || {
             let head = store.head().map_err(&damaged)?;
-            finish_pending_erasures(&store, head.next_seq)?;
-            let frontier = indexer::catch_up(&store, head.next_seq).map_err(&damaged)?;
-            let projections = persist::open(&store, head.next_seq).map_err(&damaged)?;
+            finish_pending_erasures(dir, &*store, head.next_seq)?;
+            let frontier = indexer::catch_up(&*store, head.next_seq).map_err(&damaged)?;
+            let projections = persist::open(&*store, head.next_seq).map_err(&damaged)?;
             Ok((head, frontier, projections))
         })?;
         let shared = Arc::new(Shared { projections: std::sync::RwLock::new(projections), ..Shared::default() });
@@ -322,13 +323,13 @@ impl Ledger {
         let inner = self.inner;
         tokio::task::spawn_blocking(move || {
             let Some(mut inner) = Arc::into_inner(inner) else { return Ok(()) };
-            let dir = inner.dir.clone();
             // Draining the queue may still fail and poison.
             let result = inner.shutdown();
-            let abandoned = inner.store.is_abandoned();
+            let abandoned = inner.store.is_poisoned();
+            let released = inner.store.release_waiter();
             drop(inner);
-            if !abandoned && !kvitto_store::log::wait_released(&dir, std::time::Duration::from_secs(5)) {
-                tracing::warn!("sled still holds the store's files 5 s after close");
+            if !abandoned && !released(std::time::Duration::from_secs(5)) {
+                tracing::warn!("the storage engine still holds the store's files 5 s after close");
             }
             result
         })
@@ -356,7 +357,7 @@ impl Ledger {
         self.len() == 0
     }
 
-    /// Bytes the sled store occupies.
+    /// Bytes the store occupies (sled's files; 0 where the engine cannot say).
     pub fn disk_bytes(&self) -> u64 {
         self.inner.store.disk_bytes()
     }
@@ -441,14 +442,14 @@ impl Ledger {
             ExternalRef::stored(external_ref).map_err(|message| ReadError::BadQuery { field: "subject", message })?;
         let subject = self.subject_id(&controller, &external_ref);
         let inner = self.inner.clone();
-        blocking(move || read::history(&inner.store, &inner.shared, subject, &controller)).await
+        blocking(move || read::history(&*inner.store, &inner.shared, subject, &controller)).await
     }
 
     /// Events with seq in `range`, in seq order, details decrypted where possible.
     pub async fn log(&self, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
         let inner = self.inner.clone();
         let end = range.end.min(self.len());
-        blocking(move || read::log(&inner.store, &inner.shared, range.start..end)).await
+        blocking(move || read::log(&*inner.store, &inner.shared, range.start..end)).await
     }
 
     fn subject_of(&self, controller: &str, subject_ref: &str) -> Result<(Id, SubjectId), ReadError> {
@@ -621,7 +622,7 @@ impl Ledger {
         blocking(move || {
             use std::sync::atomic::Ordering;
             let next = inner.store.head()?.next_seq;
-            let (mut fresh, events, fold) = persist::fold_all(&inner.store, next)?;
+            let (mut fresh, events, fold) = persist::fold_all(&*inner.store, next)?;
             // Catch up with what was committed meanwhile, outside the lock while much is new
             // (`may_process` keeps answering from the old state), then briefly under it.
             // Groups the committer folds after the swap are folded again: idempotent per seq.
@@ -631,7 +632,7 @@ impl Ledger {
                 if committed.saturating_sub(done) <= writer::MAX_GROUP_EVENTS as u64 {
                     break;
                 }
-                read::for_each_event(&inner.store, done, committed, |_, _, e| {
+                read::for_each_event(&*inner.store, done, committed, |_, _, e| {
                     fresh.apply_owned(e);
                     Ok(())
                 })?;
@@ -641,14 +642,14 @@ impl Ledger {
             // would override the snapshot on the next open.
             let persisting =
                 inner.shared.persist_lock.lock().map_err(|_| ReadError::Storage(StorageError::lock("persist")))?;
-            let persist = persist::write_snapshot(&inner.store, &fresh, done, || {
+            let persist = persist::write_snapshot(&*inner.store, &fresh, done, || {
                 writer::TestHooks::wait(&inner.shared.hooks.pause_rebuild)
             })?;
             let mut p =
                 inner.shared.projections.write().map_err(|_| ReadError::Storage(StorageError::lock("projections")))?;
             let committed = inner.shared.committed.load(Ordering::Acquire);
             // Events only (no details): reading details takes the projections lock held here.
-            read::for_each_event(&inner.store, done, committed, |_, _, e| {
+            read::for_each_event(&*inner.store, done, committed, |_, _, e| {
                 fresh.apply_owned(e);
                 Ok(())
             })?;
@@ -737,7 +738,8 @@ impl Ledger {
             let started = std::time::Instant::now();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 verify::verify_store(
-                    &inner.store,
+                    &*inner.store,
+                    &inner.dir,
                     &inner.index_lock,
                     &inner.info.origin,
                     &erasures,
@@ -747,8 +749,8 @@ impl Ledger {
                 )
             }))
             .unwrap_or_else(|panic| {
-                // A store sled cannot read takes no appends, and is not flushed on close.
-                inner.store.abandon_on_drop();
+                // A store the engine cannot read takes no appends, and is not flushed on close.
+                inner.store.poison();
                 inner.shared.poison(StorageError::Corrupt {
                     at: "store".into(),
                     what: "sled failed reading the store: its files are damaged".into(),
@@ -757,9 +759,9 @@ impl Ledger {
                     count: 0,
                     head: EventHash([0; 32]),
                     subjects: 0,
-                    failure: Some(VerifyFailure::ledger(FailureReason::DamagedStore(
-                        kvitto_store::log::panic_message(&*panic),
-                    ))),
+                    failure: Some(VerifyFailure::ledger(FailureReason::DamagedStore(kvitto_storage::panic_message(
+                        &*panic,
+                    )))),
                     duration: started.elapsed(),
                 })
             })
@@ -787,7 +789,7 @@ async fn blocking<T: Send + 'static>(
         // sled 0.34.7 panics on some damaged pages instead of returning an error.
         Ok(panic) => ReadError::Corrupt {
             at: "store".into(),
-            what: format!("sled failed reading it ({})", kvitto_store::log::panic_message(&*panic)),
+            what: format!("sled failed reading it ({})", kvitto_storage::panic_message(&*panic)),
         },
         Err(e) => ReadError::Storage(StorageError::Internal(format!("read task failed: {e}"))),
     })?

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use kvitto_core::{Id, SubjectId};
 use kvitto_projections::{ControllerState, Projections, SubjectState};
-use kvitto_store::codec;
-use kvitto_store::{ProjectionBatch, Store, StoreError};
+use kvitto_storage::codec;
+use kvitto_storage::{Backend, ProjectionBatch, StoreError};
 
 fn subject_key(s: &SubjectId) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
@@ -162,7 +162,7 @@ fn snapshot(entries: Vec<Entry>) -> Result<Vec<Entry>, StoreError> {
 }
 
 /// Loads persisted projections; `None` if any value is unreadable (then rebuild).
-fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
+fn load(store: &dyn Backend) -> Result<Option<Projections>, StoreError> {
     let watermark = store.projection_watermark()?;
     let mut p = Projections { last_seq: watermark.checked_sub(1), ..Projections::default() };
     // Snapshot entries first, then deltas over them (the tree iterates `S…` before `c…`/`s…`).
@@ -228,7 +228,13 @@ fn load(store: &Store) -> Result<Option<Projections>, StoreError> {
 }
 
 /// Folds events `from..next_seq` of the log into `p`, recording what changed.
-fn fold(store: &Store, p: &mut Projections, from: u64, next_seq: u64, dirty: &mut Dirty) -> Result<u64, StoreError> {
+fn fold(
+    store: &dyn Backend,
+    p: &mut Projections,
+    from: u64,
+    next_seq: u64,
+    dirty: &mut Dirty,
+) -> Result<u64, StoreError> {
     crate::read::for_each_event(store, from, next_seq, |_, _, e| {
         dirty.add(p.apply_owned(e));
         Ok(())
@@ -236,7 +242,7 @@ fn fold(store: &Store, p: &mut Projections, from: u64, next_seq: u64, dirty: &mu
 }
 
 /// Loads the persisted projections and catches them up to `next_seq`.
-pub(crate) fn open(store: &Store, next_seq: u64) -> Result<Projections, StoreError> {
+pub(crate) fn open(store: &dyn Backend, next_seq: u64) -> Result<Projections, StoreError> {
     match load(store)? {
         Some(mut p) if p.last_seq.map_or(0, |s| s + 1) <= next_seq => {
             let from = p.last_seq.map_or(0, |s| s + 1);
@@ -267,7 +273,7 @@ pub struct RebuildReport {
 
 /// Recomputes every projection from seq 0 and replaces what is persisted (on open, before
 /// anything else runs; `Ledger::rebuild` does the same in steps, see there).
-pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, RebuildReport), StoreError> {
+pub(crate) fn rebuild(store: &dyn Backend, next_seq: u64) -> Result<(Projections, RebuildReport), StoreError> {
     let (p, events, fold) = fold_all(store, next_seq)?;
     let persist = write_snapshot(store, &p, next_seq, || {})?;
     let subjects = p.subjects.len() as u64;
@@ -275,7 +281,7 @@ pub(crate) fn rebuild(store: &Store, next_seq: u64) -> Result<(Projections, Rebu
 }
 
 /// Folds the first `next_seq` events into fresh projections.
-pub(crate) fn fold_all(store: &Store, next_seq: u64) -> Result<(Projections, u64, Duration), StoreError> {
+pub(crate) fn fold_all(store: &dyn Backend, next_seq: u64) -> Result<(Projections, u64, Duration), StoreError> {
     let started = Instant::now();
     let mut p = Projections::default();
     let mut dirty = Dirty::default();
@@ -288,7 +294,7 @@ pub(crate) fn fold_all(store: &Store, next_seq: u64) -> Result<(Projections, u64
 /// Replaces every persisted state with a snapshot of `p` at `watermark`; `after_clear` runs
 /// between clearing and writing (a test pause point). The caller holds the persist lock.
 pub(crate) fn write_snapshot(
-    store: &Store,
+    store: &dyn Backend,
     p: &Projections,
     watermark: u64,
     after_clear: impl FnOnce(),

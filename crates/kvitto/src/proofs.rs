@@ -118,7 +118,7 @@ impl Ledger {
         self.indexed(size).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree(&inner.store), size)
+            kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree(&*inner.store), size)
                 .map(EventHash)
                 .map_err(|e| ReadError::Storage(crate::StorageError::Proof(e.to_string())))
         })
@@ -133,7 +133,7 @@ impl Ledger {
         self.indexed(size).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            let src = tree::StoredTree(&inner.store);
+            let src = tree::StoredTree(&*inner.store);
             let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             let record = inner
                 .store
@@ -178,7 +178,7 @@ impl Ledger {
         self.indexed(size2).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            let src = tree::StoredTree(&inner.store);
+            let src = tree::StoredTree(&*inner.store);
             let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             use kvitto_proof::{LogHash, merkle};
             Ok(ConsistencyProof {
@@ -197,10 +197,12 @@ impl Ledger {
     }
 
     pub(crate) fn signing_key(&self) -> Result<ed25519_dalek::SigningKey, ReadError> {
-        let seed = self.inner.store.signing_seed()?.ok_or_else(|| ReadError::BadQuery {
-            field: "ledger",
-            message: "this ledger has no checkpoint key (checkpoint.key); it predates signed checkpoints".into(),
-        })?;
+        let seed = kvitto_vault::keyfiles::signing_seed(&self.inner.dir)
+            .map_err(|e| ReadError::Corrupt { at: "checkpoint.key".into(), what: e.to_string() })?
+            .ok_or_else(|| ReadError::BadQuery {
+                field: "ledger",
+                message: "this ledger has no checkpoint key (checkpoint.key); it predates signed checkpoints".into(),
+            })?;
         Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
@@ -229,7 +231,7 @@ impl Ledger {
         if state.needs_commitment(len) {
             let inner = self.inner.clone();
             let mut advanced = blocking(move || {
-                state.advance(&inner.store, len)?;
+                state.advance(&*inner.store, len)?;
                 Ok(state)
             })
             .await?;
@@ -246,7 +248,7 @@ impl Ledger {
             let seq = receipt.first().map(|r| r.seq).ok_or(ReadError::Append(Box::new(crate::AppendError::Closed)))?;
             let inner = self.inner.clone();
             state = blocking(move || {
-                advanced.committed(&inner.store, seq)?;
+                advanced.committed(&*inner.store, seq)?;
                 Ok(advanced)
             })
             .await?;
@@ -278,7 +280,7 @@ impl Ledger {
             None => {
                 let inner = self.inner.clone();
                 let len = self.len();
-                blocking(move || Ok(crate::submap::MapState::load(&inner.store, len)?)).await
+                blocking(move || Ok(crate::submap::MapState::load(&*inner.store, len)?)).await
             }
         }
     }
@@ -337,7 +339,7 @@ impl Ledger {
                          sign a new one with `kvitto checkpoint`"
                     ),
                 })?;
-                let map_proof = state.prove(&inner.store, c, &subject.0)?;
+                let map_proof = state.prove(&*inner.store, c, &subject.0)?;
                 let parts = bundle::Parts {
                     origin: &inner.info.origin,
                     vkey: &vkey,
@@ -349,7 +351,7 @@ impl Ledger {
                     map_proof: &map_proof,
                     since: since_size,
                 };
-                bundle::export(&inner.store, &parts, &history)
+                bundle::export(&*inner.store, &parts, &history)
             })();
             Ok((state, r))
         })

@@ -79,7 +79,7 @@ impl Ledger {
         let inner = self.inner.clone();
         let dir = dir.to_path_buf();
         blocking(move || {
-            let store = &inner.store;
+            let store = &*inner.store;
             let mut report = PublishReport { size, ..Default::default() };
             let node = |level: u8, index: u64| -> Result<[u8; 32], ReadError> {
                 store.merkle_node(level, index)?.ok_or_else(|| ReadError::Corrupt {

@@ -6,8 +6,9 @@ use std::ops::Range;
 
 use kvitto_core::json::event_to_json;
 use kvitto_core::{Erasures, Event, EventHash, Id, SubjectId, decode_event, event_hash, payload_commitment};
-use kvitto_store::vault;
-use kvitto_store::{Record, Store, SubjectKeys};
+use kvitto_storage::{Backend, Record};
+use kvitto_vault as vault;
+use kvitto_vault::SubjectKeys;
 use serde_json::{Map, Value};
 
 use crate::writer::Shared;
@@ -82,7 +83,7 @@ struct KeyCache(HashMap<SubjectId, (Option<SubjectKeys>, Erasures)>);
 impl KeyCache {
     fn get(
         &mut self,
-        store: &Store,
+        store: &dyn Backend,
         shared: &Shared,
         s: &SubjectId,
     ) -> Result<(Option<&SubjectKeys>, &Erasures), StorageError> {
@@ -140,7 +141,7 @@ pub(crate) fn open_details(keys: Option<&SubjectKeys>, erasures: &Erasures, even
 }
 
 fn materialize(
-    store: &Store,
+    store: &dyn Backend,
     shared: &Shared,
     keys: &mut KeyCache,
     seq: u64,
@@ -174,7 +175,7 @@ fn materialize(
 
 /// Keeps the last chunk read, so walks and scans decode each chunk once.
 struct ChunkCursor<'a> {
-    store: &'a Store,
+    store: &'a dyn Backend,
     chunk: Option<(u64, Vec<Record>)>,
 }
 
@@ -194,7 +195,7 @@ impl<'a> ChunkCursor<'a> {
 }
 
 pub(crate) fn history(
-    store: &Store,
+    store: &dyn Backend,
     shared: &Shared,
     subject: SubjectId,
     controller: &Id,
@@ -240,11 +241,11 @@ pub(crate) fn history(
 /// Calls `f(seq, record, event)` for each event with seq in `from..to`, in order, decoding
 /// strictly (a record that does not decode is an error naming its seq). Returns how many.
 pub(crate) fn for_each_event(
-    store: &Store,
+    store: &dyn Backend,
     from: u64,
     to: u64,
-    mut f: impl FnMut(u64, &Record, Event) -> Result<(), kvitto_store::StoreError>,
-) -> Result<u64, kvitto_store::StoreError> {
+    mut f: impl FnMut(u64, &Record, Event) -> Result<(), kvitto_storage::StoreError>,
+) -> Result<u64, kvitto_storage::StoreError> {
     let mut n = 0;
     if from >= to {
         return Ok(0);
@@ -260,7 +261,7 @@ pub(crate) fn for_each_event(
                 return Ok(n);
             }
             let event = decode_event(&record.canonical)
-                .map_err(|e| kvitto_store::StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
+                .map_err(|e| kvitto_storage::StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
             f(seq, record, event)?;
             n += 1;
         }
@@ -268,7 +269,7 @@ pub(crate) fn for_each_event(
     Ok(n)
 }
 
-pub(crate) fn log(store: &Store, shared: &Shared, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
+pub(crate) fn log(store: &dyn Backend, shared: &Shared, range: Range<u64>) -> Result<Vec<LedgerEvent>, ReadError> {
     let mut keys = KeyCache::default();
     let mut cursor = ChunkCursor { store, chunk: None };
     let mut out = Vec::with_capacity(range.end.saturating_sub(range.start).min(1 << 16) as usize);

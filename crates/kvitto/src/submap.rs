@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use kvitto_core::{EventKind, TextHash};
 use kvitto_proof::map::{Key, MapEntry, MapProof, SubjectMap};
-use kvitto_store::{Store, StoreError};
+use kvitto_storage::{Backend, StoreError};
 
 /// One `subject_map_committed` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub(crate) struct MapState {
 impl MapState {
     /// Loads the snapshot, and picks up commitments logged after it (a crash between the
     /// commitment's append and the snapshot write), advancing to the newest of them.
-    pub fn load(store: &Store, len: u64) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn Backend, len: u64) -> Result<Self, StoreError> {
         let (mut size, entries) = store.map_snapshot()?;
         let mut state = MapState::default();
         if size > len {
@@ -97,7 +97,7 @@ impl MapState {
     }
 
     /// Folds events `size..to` into the map.
-    pub fn advance(&mut self, store: &Store, to: u64) -> Result<(), StoreError> {
+    pub fn advance(&mut self, store: &dyn Backend, to: u64) -> Result<(), StoreError> {
         let (map, dirty) = (&mut self.map, &mut self.dirty);
         crate::read::for_each_event(store, self.size, to, |_, record, e| {
             if let Some(link) = e.subject {
@@ -134,7 +134,7 @@ impl MapState {
     }
 
     /// Records an appended commitment and writes the snapshot with it.
-    pub fn committed(&mut self, store: &Store, seq: u64) -> Result<(), StoreError> {
+    pub fn committed(&mut self, store: &dyn Backend, seq: u64) -> Result<(), StoreError> {
         let c = Commitment { seq, tree_size: self.size, root: self.map.root() };
         store.apply_map(&self.dirty_entries(), self.size, &[(c.seq, c.tree_size, c.root)])?;
         self.dirty.clear();
@@ -149,7 +149,7 @@ impl MapState {
 
     /// A proof for `key` under commitment `c`: from the map when it stands at `c`, else from a
     /// map folded afresh from the log (an older checkpoint's commitment).
-    pub fn prove(&mut self, store: &Store, c: Commitment, key: &Key) -> Result<MapProof, StoreError> {
+    pub fn prove(&mut self, store: &dyn Backend, c: Commitment, key: &Key) -> Result<MapProof, StoreError> {
         if self.size == c.tree_size && self.map.root() == c.root {
             return Ok(self.map.prove(key));
         }

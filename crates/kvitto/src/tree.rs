@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 
 use kvitto_proof::merkle::{NodeSource, ProofError};
 use kvitto_proof::{Hash, LogHash, TreeHash};
-use kvitto_store::{Store, StoreError};
+use kvitto_storage::{Backend, StoreError};
 
 /// The pending left subtrees of an incomplete tree (one per set bit of its size), used to
 /// complete nodes as leaves arrive. Generic over the hash only so that `verify` can recompute
@@ -27,7 +27,7 @@ impl<H> Default for Frontier<H> {
 
 impl Frontier<LogHash> {
     /// Rebuilds the frontier of a tree of `size` leaves from the stored nodes.
-    pub fn load(store: &Store, size: u64) -> Result<Self, StoreError> {
+    pub fn load(store: &dyn Backend, size: u64) -> Result<Self, StoreError> {
         let mut pending = vec![None; 64];
         for (level, slot) in pending.iter_mut().enumerate() {
             if size >> level & 1 == 1 {
@@ -82,7 +82,7 @@ impl<H: TreeHash> Frontier<H> {
 }
 
 /// Reads persisted nodes for proofs.
-pub(crate) struct StoredTree<'a>(pub &'a Store);
+pub(crate) struct StoredTree<'a>(pub &'a dyn Backend);
 
 impl NodeSource for StoredTree<'_> {
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kvitto_core::{Erasures, EventHash, SubjectId};
 use kvitto_proof::{ChainFault, ChainVerifier};
-use kvitto_store::Store;
+use kvitto_storage::Backend;
 
 use crate::VerifyError;
 use crate::failure::{CheckpointProblem, FailureReason, IndexProblem, NodeProblem, TreeVersion, VerifyFailure};
@@ -48,8 +48,10 @@ fn at(seq: u64, reason: FailureReason) -> VerifyFailure {
 /// missing key is accepted when an erasure in the log covers it. `live(n)` gives the
 /// projections that answer queries once they have folded the first `n` events (`None`: they
 /// did not in time); they are compared with a fresh fold of the verified events.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn verify_store<'p>(
-    store: &Store,
+    store: &dyn Backend,
+    ledger_dir: &std::path::Path,
     index_lock: &std::sync::Mutex<()>,
     origin: &str,
     erasures: &HashMap<SubjectId, Erasures>,
@@ -109,13 +111,14 @@ pub(crate) fn verify_store<'p>(
         let frames = s.spawn(|| store.vault().check_files());
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
-        let mut report = check_stream(store, origin, watermark, erasures, live, held, progress, records, index)?;
+        let mut report =
+            check_stream(store, ledger_dir, origin, watermark, erasures, live, held, progress, records, index)?;
         let fault = frames
             .join()
             .map_err(|_| VerifyError::Storage(StorageError::Internal("the vault check panicked".into())))?
             .map_err(|e| VerifyError::Storage(e.into()))?;
         if report.failure.is_none()
-            && let Some(kvitto_store::vault::FrameFault { segment, offset, problem }) = fault
+            && let Some(kvitto_vault::FrameFault { segment, offset, problem }) = fault
         {
             report.failure = Some(VerifyFailure::ledger(FailureReason::VaultFrame { segment, offset, problem }));
         }
@@ -131,17 +134,17 @@ pub(crate) fn verify_store<'p>(
 
 /// One entry of the derived index, as read by the index thread.
 enum IndexEntry {
-    Head(kvitto_core::SubjectId, kvitto_store::SubjectHeadRec),
+    Head(kvitto_core::SubjectId, kvitto_storage::SubjectHeadRec),
     Id(kvitto_core::EventId, u64),
 }
 
-type IndexItem = Result<IndexEntry, kvitto_store::StoreError>;
+type IndexItem = Result<IndexEntry, kvitto_storage::StoreError>;
 
 /// A stored record with its key seq, decoded event, re-derived hash and Merkle leaf (or why
 /// its chunk did not decode).
 type Prepared = Result<
-    (u64, kvitto_store::Record, Result<kvitto_core::Event, String>, EventHash, kvitto_proof::Hash),
-    kvitto_store::StoreError,
+    (u64, kvitto_storage::Record, Result<kvitto_core::Event, String>, EventHash, kvitto_proof::Hash),
+    kvitto_storage::StoreError,
 >;
 
 /// The erasures the projections record, per subject that has any.
@@ -154,7 +157,8 @@ pub(crate) type LiveProjections<'p> = std::sync::RwLockReadGuard<'p, kvitto_proj
 
 #[allow(clippy::too_many_arguments)]
 fn check_stream<'p>(
-    store: &Store,
+    store: &dyn Backend,
+    ledger_dir: &std::path::Path,
     origin: &str,
     watermark: u64,
     erasures: &HashMap<SubjectId, Erasures>,
@@ -175,8 +179,9 @@ fn check_stream<'p>(
     let mut levels = Vec::new();
     // Signed checkpoints: each root is recomputed from the events at its size.
     let checkpoints = store.checkpoints().map_err(storage)?;
-    let signer =
-        store.signing_seed().map_err(storage)?.map(|s| ed25519_dalek::SigningKey::from_bytes(&s).verifying_key());
+    let signer = kvitto_vault::keyfiles::signing_seed(ledger_dir)
+        .map_err(|e| VerifyError::Storage(StorageError::Corrupt { at: "checkpoint.key".into(), what: e.to_string() }))?
+        .map(|s| ed25519_dalek::SigningKey::from_bytes(&s).verifying_key());
     let mut frontier = crate::tree::Frontier::<kvitto_proof::LogHash>::default();
     let mut completed = Vec::new();
     let mut next_checkpoint = checkpoints.iter().peekable();
@@ -303,7 +308,7 @@ fn check_stream<'p>(
             && let Some(sealed) = &record.sealed
             && let Some(link) = event.subject
         {
-            let slot = kvitto_store::vault::slot(&event.kind);
+            let slot = kvitto_vault::slot(&event.kind);
             let key = store.vault().slot_key(&link.subject, Some(slot));
             let covering = erasures.get(&link.subject).unwrap_or(&no_erasures).covering(event.seq, slot);
             vault_failure = match (covering, key) {
@@ -311,8 +316,8 @@ fn check_stream<'p>(
                 // and match the event's commitment. One that does not is decided at the end
                 // against the log's own erasures (one committed while verify ran may have
                 // replaced the key).
-                (None, kvitto_store::vault::SlotKey::Key(k)) => {
-                    let opens = kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok_and(
+                (None, kvitto_vault::SlotKey::Key(k)) => {
+                    let opens = kvitto_vault::open(&k, &link.subject, &event.event_id, sealed).is_ok_and(
                         |(salt, plaintext)| {
                             Some(kvitto_core::payload_commitment(&salt, &plaintext)) == event.payload_commitment
                         },
@@ -322,7 +327,7 @@ fn check_stream<'p>(
                     }
                     None
                 }
-                (Some(_), kvitto_store::vault::SlotKey::NoSubject) => None,
+                (Some(_), kvitto_vault::SlotKey::NoSubject) => None,
                 // A missing key is erased exactly when a recorded erasure covers it: decided at
                 // the end from the log itself (the erasure comes later in the log; one
                 // committed while verify runs destroys keys behind the head it read).
@@ -330,11 +335,11 @@ fn check_stream<'p>(
                     unresolved.push((event.seq, link.subject, slot.to_string()));
                     None
                 }
-                (Some(_), kvitto_store::vault::SlotKey::NoSlot) => None,
+                (Some(_), kvitto_vault::SlotKey::NoSlot) => None,
                 // The slot holds a key: a new one made after the erasure, unless it still opens
                 // the erased details.
-                (Some(by), kvitto_store::vault::SlotKey::Key(k))
-                    if kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok() =>
+                (Some(by), kvitto_vault::SlotKey::Key(k))
+                    if kvitto_vault::open(&k, &link.subject, &event.event_id, sealed).is_ok() =>
                 {
                     // Unless the erasure is being carried out right now (its group is folded
                     // before its keys go, and its pending record lives until they have): read
@@ -346,8 +351,8 @@ fn check_stream<'p>(
                         .iter()
                         .any(|p| p.seq == by);
                     let still = match store.vault().slot_key(&link.subject, Some(slot)) {
-                        kvitto_store::vault::SlotKey::Key(k) => {
-                            kvitto_store::vault::open(&k, &link.subject, &event.event_id, sealed).is_ok()
+                        kvitto_vault::SlotKey::Key(k) => {
+                            kvitto_vault::open(&k, &link.subject, &event.event_id, sealed).is_ok()
                         }
                         _ => false,
                     };
@@ -355,7 +360,7 @@ fn check_stream<'p>(
                         .then(|| at(event.seq, FailureReason::ErasureNotCarriedOut { erased_by: by }))
                 }
                 // A new key made after the erasure: it does not open the erased details.
-                (Some(_), kvitto_store::vault::SlotKey::Key(_)) => None,
+                (Some(_), kvitto_vault::SlotKey::Key(_)) => None,
             };
         }
         completed.clear();
@@ -527,7 +532,7 @@ fn check_stream<'p>(
 /// the events give (`root`), and — with `previous` — consistent with the previous checkpoint
 /// through the stored tree.
 fn check_checkpoint(
-    store: &Store,
+    store: &dyn Backend,
     note: &str,
     size: u64,
     root: kvitto_proof::Hash,
@@ -659,10 +664,10 @@ fn check_projections(
 /// The acknowledged head recorded outside sled must lie within the verified chain and name
 /// the same event hash there (a rewritten history that re-chains cleanly still differs here).
 fn check_acked(
-    store: &Store,
-    acked: kvitto_store::log::Acked,
+    store: &dyn Backend,
+    acked: kvitto_storage::Acked,
     count: u64,
-) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
+) -> Result<Option<VerifyFailure>, kvitto_storage::StoreError> {
     if acked.next_seq == 0 {
         return Ok(None);
     }
@@ -681,7 +686,7 @@ fn check_index(
     cv: &ChainVerifier,
     watermark: u64,
     later: &mut Vec<(kvitto_core::EventId, u64)>,
-) -> Result<Option<VerifyFailure>, kvitto_store::StoreError> {
+) -> Result<Option<VerifyFailure>, kvitto_storage::StoreError> {
     let idx = |problem| Some(VerifyFailure::ledger(FailureReason::Index { watermark, problem }));
     let (mut heads, mut ids) = (0u64, 0u64);
     let heads_match = |heads: u64| {

@@ -20,8 +20,9 @@ use kvitto_core::{
     decode_event, encode_event, event_hash, payload_commitment,
 };
 use kvitto_proof::SubjectTip;
-use kvitto_store::vault::{self, RandomPool, SlotKey};
-use kvitto_store::{CommitError, Head, PendingErasure, Record, Store, SubjectHeadRec, SubjectKeys};
+use kvitto_storage::{Backend, CommitError, Head, Record, SubjectHeadRec};
+use kvitto_vault::{self as vault, RandomPool, SlotKey};
+use kvitto_vault::{PendingErasure, SubjectKeys};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::indexer::IndexWork;
@@ -164,7 +165,7 @@ impl TestHooks {
 pub(crate) const INDEX_QUEUE: usize = 64;
 
 pub(crate) struct Writer {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Backend>,
     pub shared: Arc<Shared>,
     pub index_tx: std::sync::mpsc::SyncSender<IndexWork>,
     pub head: Head,
@@ -223,7 +224,7 @@ struct Sealed {
 
 /// Writes sealed groups to sled in order, publishes them and answers their callers.
 struct Committer {
-    store: Arc<Store>,
+    store: Arc<dyn Backend>,
     shared: Arc<Shared>,
     index_tx: std::sync::mpsc::SyncSender<IndexWork>,
     /// Tells the writer a group with erasures is done with.
@@ -840,7 +841,7 @@ impl Committer {
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(sealed))) {
                 let why = StorageError::Internal(format!(
                     "the commit thread failed: {}",
-                    kvitto_store::log::panic_message(&*panic)
+                    kvitto_storage::panic_message(&*panic)
                 ));
                 tracing::error!(error = %why, "ledger handle poisoned");
                 self.shared.poison(why);
@@ -977,13 +978,13 @@ impl Committer {
 
     /// `Store::commit`, unless a test injected a failure: then, once the writer has sealed
     /// another group on top of this one, a failure that wrote nothing.
-    fn commit_or_injected(&self, s: &Sealed) -> Result<kvitto_store::CommitStats, CommitError> {
+    fn commit_or_injected(&self, s: &Sealed) -> Result<kvitto_storage::CommitStats, CommitError> {
         if self.shared.hooks.fail_commit_on_top.swap(false, Ordering::AcqRel) {
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.shared.committing.load(Ordering::Acquire) <= s.group.len() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
-            return Err(CommitError::NotWritten(kvitto_store::StoreError::Io(std::io::Error::other(
+            return Err(CommitError::NotWritten(kvitto_storage::StoreError::Io(std::io::Error::other(
                 "injected commit failure",
             ))));
         }

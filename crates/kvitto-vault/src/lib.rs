@@ -1,3 +1,8 @@
+//! kvitto-vault: everything erasure must be able to destroy, and the ledger's own secrets —
+//! kept in plain files that kvitto writes, fsyncs and rewrites itself, never in a storage
+//! engine (sled keeps removed values in its log; PostgreSQL keeps them in dead tuples, WAL,
+//! replicas and base backups). Every storage backend uses this one vault.
+//!
 //! The key vault: subject keys and external references, outside sled, in segment files that
 //! kvitto writes and fdatasyncs itself. Erasing a subject rewrites the (bounded-size)
 //! segments holding it without its frames and renames them over the old ones — a real
@@ -25,6 +30,8 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use kvitto_core::field::{Reader, put_str};
 use kvitto_core::{EventId, ExternalRef, Id, LedgerSecret, SubjectId};
+
+pub mod keyfiles;
 
 const MAGIC: &[u8; 4] = b"KVV1";
 /// Segment version: 2 = frames authenticated with the frame key.

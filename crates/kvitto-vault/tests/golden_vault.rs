@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use kvitto_core::{ExternalRef, Id, LedgerSecret, SubjectId};
-use kvitto_store::vault::{OlderSegments, SubjectKeys, Vault, frame_key};
+use kvitto_vault::{OlderSegments, SubjectKeys, Vault, frame_key};
 
 fn golden() -> serde_json::Value {
     let text = include_str!("../../../docs/golden/vault.json");
@@ -20,7 +20,7 @@ fn a_fresh_vault_writes_the_golden_segment() {
     let g = golden();
     let secret = LedgerSecret(hex32(&g["secret_hex"]));
     assert_eq!(frame_key(&secret), hex32(&g["frame_key_hex"]));
-    assert_eq!(g["frame_key_context"], kvitto_store::vault::FRAME_KEY_CONTEXT);
+    assert_eq!(g["frame_key_context"], kvitto_vault::FRAME_KEY_CONTEXT);
 
     let mut items = Vec::new();
     for f in g["frames"].as_array().unwrap() {
