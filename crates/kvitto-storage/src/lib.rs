@@ -15,7 +15,11 @@
 
 mod backend;
 pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
+#[cfg(feature = "conformance")]
+pub mod faulty;
 
 pub use backend::{
     ACKED_LEN, Acked, Backend, CommitStats, DerivedIndex, EventLog, IndexBatch, Items, LedgerInfo, MapEntryRec,
