@@ -33,7 +33,7 @@ pub(crate) async fn audit(dir: &Path, a: AuditArgs<'_>) -> Result<(), Failure> {
         crate::bundle::refuse_existing(path, *force)?;
         check_html_path(path)?;
     }
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let report = ledger.audit(a.controller, a.options).await.map_err(read_failure);
     let refs = match (&report, a.reveal) {
         (Ok(r), true) => Some(ledger.subject_refs(r.findings.iter().filter_map(|f| f.subject))),

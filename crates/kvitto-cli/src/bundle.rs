@@ -20,7 +20,7 @@ pub(crate) async fn export(
 ) -> Result<(), Failure> {
     refuse_existing(out, force)?;
     let held = since.map(read_text).transpose()?;
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let bundle =
         ledger.export_bundle(controller, subject, size, held.as_deref()).await.map_err(crate::query::read_failure);
     crate::close(ledger).await;

@@ -12,6 +12,7 @@ use kvitto::scenario::{self, Customer};
 use crate::Failure;
 
 const DEMO_MARKER: &str = "DEMO";
+const DEMO_ORIGIN: &str = "kvitto.demo/ledger";
 
 fn prepare_dir(dir: &Path) -> Result<(), Failure> {
     if !dir.exists() {
@@ -119,12 +120,25 @@ fn showcase(customers: &[Customer]) -> Option<&Customer> {
     })
 }
 
-pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -> Result<(), Failure> {
+pub(crate) async fn run(
+    dir: &Path,
+    store: &kvitto::StoreSpec,
+    customers: usize,
+    seed: u64,
+    tasks: usize,
+) -> Result<(), Failure> {
     if customers == 0 {
         return Err(Failure::input("--customers must be at least 1"));
     }
     prepare_dir(dir)?;
-    Ledger::init(dir, "kvitto.demo/ledger")?;
+    if let kvitto::StoreSpec::Postgres(url) = store {
+        // An earlier demo's ledger in the database is replaced, as its directory is; any
+        // other ledger there is refused by `init`.
+        if kvitto::replace_demo_database(url, DEMO_ORIGIN).map_err(|e| Failure::storage(e.to_string()))? {
+            crate::say!("replaced the earlier demo ledger in the database");
+        }
+    }
+    Ledger::init_on(dir, DEMO_ORIGIN, store)?;
     std::fs::write(dir.join(DEMO_MARKER), "created by `kvitto demo`; the next demo run may replace this directory\n")
         .map_err(|e| Failure::storage(format!("{}: {e}", dir.display())))?;
     let ledger = crate::open(dir).await?;
@@ -179,7 +193,7 @@ pub(crate) async fn run(dir: &Path, customers: usize, seed: u64, tasks: usize) -
         ),
         Some(f) => return Err(Failure { code: 1, message: format!("verify failed: {f}") }),
     }
-    crate::say!("on disk: {:.1} MiB in sled", ledger.disk_bytes() as f64 / (1 << 20) as f64);
+    crate::say!("on disk: {:.1} MiB in {}", ledger.disk_bytes() as f64 / (1 << 20) as f64, ledger.store_kind());
 
     if let Some(c) = showcase(&scenario.customers) {
         let history = ledger

@@ -60,7 +60,7 @@ pub(crate) async fn retention_plan(
     now: kvitto::Timestamp,
     json: bool,
 ) -> Result<(), Failure> {
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let plan = ledger.retention_plan(controller, now);
     crate::close(ledger).await;
     let plan = plan.map_err(crate::query::read_failure)?;
@@ -140,7 +140,7 @@ pub(crate) async fn requests(
     all: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let list = ledger.requests(controller, now, all);
     crate::close(ledger).await;
     let list = list.map_err(crate::query::read_failure)?;

@@ -53,8 +53,46 @@ struct Cli {
     #[arg(long, global = true, env = "KVITTO_LEDGER", value_name = "DIR")]
     ledger: Option<PathBuf>,
 
+    /// Where the events are: `sled` (the embedded default, in the ledger directory) or a
+    /// PostgreSQL URL. `init` and `demo` create the ledger there; for an existing PostgreSQL
+    /// ledger it overrides the URL `init` recorded (the same ledger, e.g. after a fail-over)
+    #[arg(long, global = true, env = "KVITTO_DATABASE_URL", value_name = "sled|postgres://…")]
+    store: Option<String>,
+
+    /// Seconds a command that writes waits for another process writing the same PostgreSQL
+    /// ledger to let go before refusing (reading commands never wait)
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECS")]
+    wait_for_writer: u64,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// The global store options, set once from the command line.
+static STORE: std::sync::OnceLock<(Option<String>, u64)> = std::sync::OnceLock::new();
+
+fn store_spec() -> Result<kvitto::StoreSpec, Failure> {
+    match STORE.get().and_then(|(s, _)| s.as_deref()) {
+        None => Ok(kvitto::StoreSpec::Sled),
+        Some(s) => kvitto::StoreSpec::parse(s).map_err(|e| Failure::input(format!("--store: {e}"))),
+    }
+}
+
+fn open_options(read_only: bool) -> Result<OpenOptions, Failure> {
+    let (url, wait) = STORE.get().cloned().unwrap_or((None, 10));
+    let store_url = match url {
+        Some(u) if u != "sled" => {
+            kvitto::StoreSpec::parse(&u).map_err(|e| Failure::input(format!("--store: {e}")))?;
+            Some(u)
+        }
+        _ => None,
+    };
+    Ok(OpenOptions {
+        read_only,
+        store_url,
+        wait_for_writer: std::time::Duration::from_secs(wait),
+        ..OpenOptions::default()
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -672,6 +710,7 @@ impl From<OpenError> for Failure {
                 Failure::input(e.to_string())
             }
             OpenError::InvalidOrigin { .. } => Failure::input(e.to_string()),
+            OpenError::Busy { .. } => Failure::storage(e.to_string()),
             other => Failure::storage(other.to_string()),
         }
     }
@@ -696,21 +735,28 @@ fn ledger_dir(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone().unwrap_or_else(|| PathBuf::from("kvitto-ledger"))
 }
 
+/// Opens the ledger to append (PostgreSQL: as its one writer, waiting `--wait-for-writer`).
 pub(crate) async fn open(dir: &std::path::Path) -> Result<Ledger, Failure> {
-    Ok(Ledger::open(dir, OpenOptions::default()).await?)
+    Ok(Ledger::open(dir, open_options(false)?).await?)
+}
+
+/// Opens the ledger to read (PostgreSQL: beside its writer, no lock, nothing written).
+pub(crate) async fn open_read(dir: &std::path::Path) -> Result<Ledger, Failure> {
+    Ok(Ledger::open(dir, open_options(true)?).await?)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let dir = ledger_dir(&cli.ledger);
+    let _ = STORE.set((cli.store.clone(), cli.wait_for_writer));
     match cli.command {
         Command::Init { origin } => {
-            Ledger::init(&dir, &origin)?;
+            Ledger::init_on(&dir, &origin, &store_spec()?)?;
             say!("created ledger {} (origin {origin})", dir.display());
             Ok(())
         }
         Command::Append { file, batch_size } => append::run(&dir, &file, batch_size).await,
         Command::Log { from, limit, json } => {
-            let ledger = open(&dir).await?;
+            let ledger = open_read(&dir).await?;
             let events =
                 ledger.log(from..from.saturating_add(limit)).await.map_err(|e| Failure::storage(e.to_string()))?;
             table::print_events(&events, json, true);
@@ -718,7 +764,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::History { controller, subject, json } => {
-            let ledger = open(&dir).await?;
+            let ledger = open_read(&dir).await?;
             let events = ledger.history(&controller, &subject).await.map_err(|e| match e {
                 kvitto::ReadError::UnknownSubject { .. } | kvitto::ReadError::BadQuery { .. } => {
                     Failure::input(e.to_string())
@@ -805,14 +851,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             bundle::verify_bundle(&file, key, key_file.as_deref(), trust_embedded_key, &held, json)
         }
         Command::Key => {
-            let ledger = open(&dir).await?;
+            let ledger = open_read(&dir).await?;
             let key = ledger.verifier_key().map_err(query::read_failure);
             crate::close(ledger).await;
             say!("{}", key?);
             Ok(())
         }
         Command::Publish { dir: out } => {
-            let ledger = open(&dir).await?;
+            let ledger = open_read(&dir).await?;
             let r = ledger.publish(&out).await.map_err(query::read_failure);
             crate::close(ledger).await;
             let r = r?;
@@ -898,7 +944,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Prove(p) => {
-            let ledger = open(&dir).await?;
+            let ledger = open_read(&dir).await?;
             let n = ledger.len();
             let out = prove(&ledger, p, n).await;
             crate::close(ledger).await;
@@ -962,7 +1008,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Demo { dir, customers, seed, tasks, .. } => demo::run(&dir, customers, seed, tasks).await,
+        Command::Demo { dir, customers, seed, tasks, .. } => {
+            demo::run(&dir, &store_spec()?, customers, seed, tasks).await
+        }
     }
 }
 
@@ -1030,7 +1078,7 @@ async fn witnessed(ledger: &kvitto::Ledger) -> Result<(String, usize), Failure> 
 
 async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), Failure> {
     let held = against.map(bundle::read_text).transpose()?;
-    let ledger = open(dir).await?;
+    let ledger = open_read(dir).await?;
     let bar = if std::io::stderr().is_terminal() && ledger.len() > 200_000 {
         let bar = indicatif::ProgressBar::new(ledger.len());
         bar.set_style(

@@ -97,7 +97,7 @@ pub(crate) async fn consent(
     q: AsOf,
     json: bool,
 ) -> Result<(), Failure> {
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let answers = ledger.consent(controller, subject, purpose, q).map_err(read_failure);
     crate::close(ledger).await;
     let answers = answers?;
@@ -120,7 +120,7 @@ pub(crate) async fn may_process(
     q: AsOf,
     json: bool,
 ) -> Result<(), Failure> {
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let d = ledger.may_process(controller, subject, purpose, q).map_err(read_failure);
     crate::close(ledger).await;
     let d = d?;
@@ -187,7 +187,7 @@ pub(crate) async fn access_report(
     output: &Output,
 ) -> Result<(), Failure> {
     output.check()?;
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let r = ledger.subject_access(controller, subject, q).await.map_err(read_failure);
     crate::close(ledger).await;
     let a = r?;
@@ -331,7 +331,7 @@ pub(crate) async fn access_report(
 
 pub(crate) async fn processing_report(dir: &Path, controller: &str, q: AsOf, output: &Output) -> Result<(), Failure> {
     output.check()?;
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let r = ledger.processing_report(controller, q).map_err(read_failure);
     crate::close(ledger).await;
     let r = r?;
@@ -436,7 +436,7 @@ pub(crate) async fn export_portable(
     if let Some(path) = out {
         crate::bundle::refuse_existing(path, force)?;
     }
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let r = ledger.export_portable(controller, subject, q).await.map_err(read_failure);
     crate::close(ledger).await;
     write_or_print(out, &pretty(&r?), force).map(|_| ())
@@ -464,7 +464,7 @@ pub(crate) async fn export_consent(
     if let Some(path) = out {
         crate::bundle::refuse_existing(path, force)?;
     }
-    let ledger = crate::open(dir).await?;
+    let ledger = crate::open_read(dir).await?;
     let r = ledger.consent_records(controller, subject, q).await.map_err(read_failure);
     crate::close(ledger).await;
     let doc = r?;

@@ -261,11 +261,6 @@ impl PgStore {
         Ok((store, secret, LedgerInfo { origin, format: format as u32, created_at }))
     }
 
-    /// Whether this handle is a reader.
-    pub fn is_reader(&self) -> bool {
-        self.writer.is_none()
-    }
-
     fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
@@ -565,6 +560,9 @@ impl DerivedIndex for PgStore {
     }
 
     fn apply_index(&self, batch: &IndexBatch) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         let mut subjects = Vec::with_capacity(batch.heads.len());
         let (mut last, mut count, mut hash) = (Vec::new(), Vec::new(), Vec::new());
         for (s, h) in &batch.heads {
@@ -617,6 +615,9 @@ impl DerivedIndex for PgStore {
     }
 
     fn clear_index(&self) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         self.read(|c| {
             c.batch_execute(
                 "BEGIN; DELETE FROM kvitto_subject_head; DELETE FROM kvitto_event_id; DELETE FROM \
@@ -741,6 +742,9 @@ impl DerivedIndex for PgStore {
         size: u64,
         commitments: &[(u64, u64, [u8; 32])],
     ) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         let (mut subjects, mut counts, mut heads) = (Vec::new(), Vec::new(), Vec::new());
         for (s, n, h) in entries {
             subjects.push(s.to_vec());
@@ -793,6 +797,9 @@ impl DerivedIndex for PgStore {
     }
 
     fn clear_map(&self) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         self.read(|c| {
             c.batch_execute(
                 "BEGIN; DELETE FROM kvitto_map_entry; DELETE FROM kvitto_map_commitment; DELETE FROM \
@@ -817,6 +824,9 @@ impl ProjectionStore for PgStore {
     }
 
     fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         let (keys, states): (Vec<Vec<u8>>, Vec<Vec<u8>>) = batch.entries.iter().cloned().unzip();
         let w = batch.watermark;
         self.read(move |c| {
@@ -849,6 +859,9 @@ impl ProjectionStore for PgStore {
     }
 
     fn clear_projections(&self) -> Result<(), StoreError> {
+        if self.is_reader() {
+            return Ok(());
+        }
         self.read(|c| {
             c.batch_execute(
                 "BEGIN; DELETE FROM kvitto_projection; DELETE FROM kvitto_watermark WHERE part = 'projections'; COMMIT",
@@ -861,6 +874,10 @@ impl ProjectionStore for PgStore {
 impl Backend for PgStore {
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn is_reader(&self) -> bool {
+        self.writer.is_none()
     }
 
     fn location(&self) -> String {
@@ -907,4 +924,42 @@ impl Drop for PgStore {
             w.close();
         }
     }
+}
+
+/// Drops the kvitto tables of the database at `url` if — and only if — the ledger in it has
+/// `origin` (the demo replaces its own earlier ledger this way) and no writer holds it.
+/// Returns whether a ledger was dropped.
+pub fn drop_ledger_with_origin(url: &str, origin: &str) -> Result<bool, OpenError> {
+    let config = parse_url(url)?;
+    let location = describe_config(&config);
+    let err = open_err(&location);
+    let conns = Conns::connect(&config, 1, "reset", &session_setup).map_err(&err)?;
+    let origin = origin.to_string();
+    let outcome = conns
+        .run(move |c| -> Result<Result<bool, String>, String> {
+            let pg = |e: postgres::Error| describe_pg(&e);
+            if schema::version(c)? == 0 {
+                return Ok(Ok(false));
+            }
+            let found: Option<String> =
+                c.query_opt("SELECT origin FROM kvitto_ledger", &[]).map_err(pg)?.map(|r| r.get(0));
+            if found.as_deref() != Some(origin.as_str()) {
+                return Ok(Ok(false));
+            }
+            let locked: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).map_err(pg)?.get(0);
+            if !locked {
+                return Ok(Err("a kvitto process is writing the demo ledger in this database".into()));
+            }
+            c.batch_execute(
+                "BEGIN; DROP TABLE kvitto_ledger, kvitto_chunk, kvitto_checkpoint, kvitto_watermark, \
+                 kvitto_subject_head, kvitto_event_id, kvitto_merkle_node, kvitto_projection, kvitto_map_entry, \
+                 kvitto_map_commitment, kvitto_schema; COMMIT",
+            )
+            .map_err(pg)?;
+            c.query_one("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK]).map_err(pg)?;
+            Ok(Ok(true))
+        })
+        .map_err(|_| err("the connection thread stopped".into()))?
+        .map_err(&err)?;
+    outcome.map_err(|what| OpenError::Busy { location: location.clone(), what })
 }

@@ -199,6 +199,11 @@ pub trait Backend: EventLog + DerivedIndex + ProjectionStore + std::fmt::Debug {
     fn location(&self) -> String;
     /// The ledger's key vault (files beside the store, whatever the engine).
     fn vault(&self) -> &Vault;
+    /// Whether this handle only reads (a shared store opened beside its writer): commits
+    /// and checkpoints are refused, derived-data writes are dropped.
+    fn is_reader(&self) -> bool {
+        false
+    }
     /// Marks the handle failed: it takes no more writes and is not flushed again.
     fn poison(&self);
     /// Whether the handle failed (a commit whose outcome is unknown, an engine panic).

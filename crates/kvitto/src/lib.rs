@@ -95,6 +95,16 @@ pub struct OpenOptions {
     pub default_actor: Id,
     /// Appends that may wait for the writer before `append` applies backpressure.
     pub queue_depth: usize,
+    /// Open without appending (PostgreSQL: no writer lock, nothing written — any number of
+    /// such processes beside the one writer). The embedded sled store has one process only
+    /// and ignores this.
+    pub read_only: bool,
+    /// The database URL, overriding the one `init` recorded (the same ledger, reached at
+    /// another address — e.g. after a fail-over). Ignored by sled.
+    pub store_url: Option<String>,
+    /// How long a writer waits for another process's writer to let go of the ledger before
+    /// refusing (PostgreSQL; sled refuses at once).
+    pub wait_for_writer: std::time::Duration,
 }
 
 impl Default for OpenOptions {
@@ -102,6 +112,33 @@ impl Default for OpenOptions {
         Self {
             default_actor: Id::new("cli").unwrap_or_else(|_| unreachable!("\"cli\" is a valid id")),
             queue_depth: 4096,
+            read_only: false,
+            store_url: None,
+            wait_for_writer: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where `init` puts a new ledger's events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// The embedded sled store in the ledger directory (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database (`postgres://…`), empty or holding no kvitto ledger; the key
+    /// files and the key vault stay in the ledger directory.
+    Postgres(String),
+}
+
+impl StoreSpec {
+    /// `sled`, or a `postgres://` / `postgresql://` URL.
+    pub fn parse(s: &str) -> Result<StoreSpec, String> {
+        if s == "sled" {
+            Ok(StoreSpec::Sled)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreSpec::Postgres(s.to_string()))
+        } else {
+            Err(format!("{s:?} is neither `sled` nor a postgres:// URL"))
         }
     }
 }
@@ -228,6 +265,13 @@ fn finish_pending_erasures(dir: &Path, store: &dyn Backend, next_seq: u64) -> Re
     Ok(())
 }
 
+/// Drops an earlier demo's ledger (origin `origin`) from the PostgreSQL database at `url`, as
+/// `kvitto demo` replaces its directory; any other ledger is left alone (and `init` then
+/// refuses the database). Returns whether one was dropped.
+pub fn replace_demo_database(url: &str, origin: &str) -> Result<bool, OpenError> {
+    kvitto_postgres::drop_ledger_with_origin(url, origin)
+}
+
 /// Checks an origin (the future checkpoint key name): non-empty, printable, no spaces, no `+`.
 pub fn validate_origin(origin: &str) -> Result<(), String> {
     if origin.is_empty() || origin.len() > 256 {
@@ -243,8 +287,17 @@ impl Ledger {
     /// Creates a new ledger in `dir` (a new or empty directory): a fresh ledger secret, an
     /// empty sled store, and the marker file. Refuses to touch an existing ledger.
     pub fn init(dir: &Path, origin: &str) -> Result<(), OpenError> {
+        Self::init_on(dir, origin, &StoreSpec::Sled)
+    }
+
+    /// [`Ledger::init`] with the events in the given store.
+    pub fn init_on(dir: &Path, origin: &str, store: &StoreSpec) -> Result<(), OpenError> {
         validate_origin(origin).map_err(|why| OpenError::InvalidOrigin { origin: origin.to_string(), why })?;
-        kvitto_store::Store::create(dir, origin, Timestamp::now().as_micros())
+        let now = Timestamp::now().as_micros();
+        match store {
+            StoreSpec::Sled => kvitto_store::Store::create(dir, origin, now),
+            StoreSpec::Postgres(url) => kvitto_postgres::create(dir, url, origin, now),
+        }
     }
 
     /// Opens a ledger, catches the derived indexes up from the log, and starts the writer.
@@ -256,7 +309,10 @@ impl Ledger {
     }
 
     fn open_blocking(dir: &Path, options: OpenOptions) -> Result<Ledger, OpenError> {
-        let (store, secret, info) = stores::open(dir)?;
+        let (store, secret, info) = stores::open(dir, &options)?;
+        if store.is_reader() {
+            return Self::open_reader(dir, store, secret, info, options);
+        }
         // Catching up reads the log: a page the engine recovered badly panics or fails to
         // decode here.
         let location = PathBuf::from(store.location());
@@ -312,6 +368,70 @@ impl Ledger {
                 threads: vec![writer, indexer],
             }),
         })
+    }
+
+    /// A process that only reads (PostgreSQL, beside the writer): no writer or indexer
+    /// thread, nothing written. The subject tips above the writer's index watermark and the
+    /// projections are caught up in memory from the log; proofs serve sizes the writer has
+    /// indexed.
+    fn open_reader(
+        dir: &Path,
+        store: Arc<dyn Backend>,
+        secret: LedgerSecret,
+        info: LedgerInfo,
+        options: OpenOptions,
+    ) -> Result<Ledger, OpenError> {
+        let location = PathBuf::from(store.location());
+        let damaged = kvitto_storage::open_read_err(&location);
+        let head = store.head().map_err(&damaged)?;
+        let indexed = store.index_watermark().map_err(&damaged)?.min(head.next_seq);
+        let mut heads = kvitto_core::SubjectMap::default();
+        read::for_each_event(&*store, indexed, head.next_seq, |seq, record, event| {
+            if let Some(l) = event.subject {
+                let tip = kvitto_proof::chain::SubjectTip {
+                    last_seq: seq,
+                    count: l.subject_seq + 1,
+                    last_hash: kvitto_core::event_hash(&record.canonical),
+                };
+                heads.insert(l.subject, tip);
+            }
+            Ok(())
+        })
+        .map_err(&damaged)?;
+        let projections = persist::open(&*store, head.next_seq).map_err(&damaged)?;
+        let shared = Arc::new(Shared {
+            projections: std::sync::RwLock::new(projections),
+            heads: std::sync::RwLock::new(heads),
+            ..Shared::default()
+        });
+        shared.committed.store(head.next_seq, std::sync::atomic::Ordering::Release);
+        shared.indexed.store(indexed, std::sync::atomic::Ordering::Release);
+        tracing::info!(events = head.next_seq, indexed, "ledger open read-only");
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                store,
+                secret,
+                info,
+                options,
+                shared,
+                index_lock: Arc::new(Mutex::new(())),
+                submap: tokio::sync::Mutex::new(None),
+                tx: None,
+                threads: Vec::new(),
+            }),
+        })
+    }
+
+    /// Whether this handle only reads (opened with [`OpenOptions::read_only`] on a shared
+    /// store): appends are refused with [`AppendError::Closed`].
+    pub fn is_read_only(&self) -> bool {
+        self.inner.store.is_reader()
+    }
+
+    /// The backend holding the events: `sled` or `postgres`.
+    pub fn store_kind(&self) -> &'static str {
+        self.inner.store.kind()
     }
 
     /// Closes this handle; when it is the last one, waits for the writer to finish, flushes,
