@@ -31,6 +31,9 @@ pub struct Options {
     pub seed: u64,
     /// Where the temporary directories go (default: the system temp dir).
     pub dir: Option<PathBuf>,
+    /// Also measure PostgreSQL: `auto` (a throw-away cluster, as the tests start one) or the
+    /// URL of a server's maintenance database (the runner creates its databases there).
+    pub postgres: Option<String>,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             history_lookups: 2_000,
             seed: 1,
             dir: None,
+            postgres: None,
         }
     }
 }
@@ -102,6 +106,7 @@ pub const TARGETS: &[(&str, f64)] = &[
     ("append_vs_raw_sled_per_key", 1.5),
     ("append_vs_engine_limit", 0.8),
     ("verify_vs_raw_blake3", 0.5),
+    ("pg_append_vs_raw_grouped", 0.8),
 ];
 
 /// Absolute targets in events per second.
@@ -131,6 +136,7 @@ impl Report {
             ("append_vs_raw_sled_per_key", self.ratio(append, "raw_sled_per_key")),
             ("append_vs_engine_limit", self.ratio(append, "engine_limit")),
             ("verify_vs_raw_blake3", self.ratio("kvitto_verify", "raw_blake3")),
+            ("pg_append_vs_raw_grouped", self.ratio("pg_kvitto_append_concurrent", "pg_raw_grouped")),
         ]
     }
 
@@ -397,6 +403,19 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         results.push((name.into(), Measured::new(n, elapsed, note).with_size(&path)));
     }
 
+    if let Some(server) = &options.postgres {
+        postgres_rows(
+            &rt,
+            root.path(),
+            server,
+            &stream,
+            &canonical_of(&rt, &ledger_dir)?,
+            options,
+            &mut results,
+            progress,
+        )?;
+    }
+
     for &size in &options.history_sizes {
         progress(&format!("history at {size} events (building the ledger)"));
         let m = history_lookup(&rt, &root.path().join(format!("history-{size}")), size, options)?;
@@ -404,6 +423,140 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     }
 
     Ok(Report { events: n, results, group_sizes, bytes_per_event, canonical_bytes_per_event })
+}
+
+/// The canonical bytes of the benchmark ledger's events (read back after it closed).
+fn canonical_of(rt: &tokio::runtime::Runtime, dir: &Path) -> Result<Vec<Vec<u8>>> {
+    let ledger = rt
+        .block_on(Ledger::open(dir, OpenOptions { read_only: true, ..OpenOptions::default() }))
+        .map_err(err("reopen"))?;
+    let events = rt.block_on(ledger.log(0..ledger.len())).map_err(err("reading the log back"))?;
+    rt.block_on(ledger.close()).map_err(err("close"))?;
+    Ok(events.iter().map(|e| kvitto_core::encode_event(&e.event)).collect())
+}
+
+fn pg_database(server: &str) -> Result<String> {
+    let made = if server == "auto" {
+        kvitto_postgres::testing::database()
+    } else {
+        kvitto_postgres::testing::database_on(server)
+    };
+    made.map_err(|e| CompareError(format!("PostgreSQL: {e}")))
+}
+
+/// kvitto on PostgreSQL (append from the same callers, verify, history) and the raw baseline:
+/// the same canonical bytes inserted into an equivalent table in kvitto's group sizes, one
+/// transaction each, `synchronous_commit = on`.
+#[allow(clippy::too_many_arguments)]
+fn postgres_rows(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    server: &str,
+    stream: &[Draft],
+    canonical: &[Vec<u8>],
+    options: &Options,
+    results: &mut Vec<(String, Measured)>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let n = stream.len();
+    progress(&format!("pg_kvitto_append_concurrent: {} callers", options.callers));
+    let url = pg_database(server)?;
+    let dir = root.join("pg-kvitto");
+    Ledger::init_on(&dir, "bench.kvitto/compare-pg", &kvitto::StoreSpec::Postgres(url))
+        .map_err(err("init on PostgreSQL"))?;
+    let (ledger, receipts, elapsed) = rt.block_on(async {
+        let ledger = Ledger::open(&dir, OpenOptions::default()).await.map_err(err("open on PostgreSQL"))?;
+        let started = Instant::now();
+        let receipts = append_collect(&ledger, stream, options.callers).await?;
+        Ok::<_, CompareError>((ledger, receipts, started.elapsed()))
+    })?;
+    let sizes = group_sizes(&receipts);
+    let mean = n as f64 / sizes.len().max(1) as f64;
+    let mut m = Measured::new(n, elapsed, format!("{} callers, each receipt after COMMIT", options.callers));
+    m.extra.insert("groups".into(), json!(sizes.len()));
+    m.extra.insert("mean_group".into(), json!(round(mean, 1)));
+    m.extra.insert("bytes_per_event".into(), json!(round(ledger.disk_bytes() as f64 / n.max(1) as f64, 1)));
+    results.push(("pg_kvitto_append_concurrent".into(), m));
+
+    progress("pg_kvitto_verify");
+    let report = rt.block_on(ledger.verify()).map_err(err("verify on PostgreSQL"))?;
+    if let Some(f) = report.failure {
+        return Err(CompareError(format!("verify failed on the PostgreSQL ledger: {f:?}")));
+    }
+    results.push((
+        "pg_kvitto_verify".into(),
+        Measured::new(report.count as usize, report.duration, "Ledger::verify on PostgreSQL"),
+    ));
+
+    progress("pg_history");
+    let who: Vec<(String, String)> = {
+        let mut seen = std::collections::BTreeSet::new();
+        stream
+            .iter()
+            .filter_map(|d| d.subject.as_ref().map(|r| (d.controller.to_string(), r.as_str().to_string())))
+            .filter(|w| seen.insert(w.clone()))
+            .collect()
+    };
+    let lookups = options.history_lookups.min(who.len()).clamp(1, 500);
+    let step = (who.len() / lookups).max(1);
+    let (mut events, started) = (0usize, Instant::now());
+    let mut latencies = Vec::with_capacity(lookups);
+    for (controller, customer) in who.iter().step_by(step).take(lookups) {
+        let t = Instant::now();
+        events += rt.block_on(ledger.history(controller, customer)).map_err(err("history on PostgreSQL"))?.len();
+        latencies.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let mut m = Measured::new(events, elapsed, format!("{} history lookups on PostgreSQL", latencies.len()));
+    let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or_default();
+    m.extra.insert("p50_us".into(), json!(round(p50.as_secs_f64() * 1e6, 1)));
+    results.push(("pg_history".into(), m));
+    rt.block_on(ledger.close()).map_err(err("close"))?;
+
+    progress("pg_raw_grouped");
+    let raw = pg_database(server)?;
+    let elapsed = pg_raw_grouped(&raw, canonical, &sizes)?;
+    results.push((
+        "pg_raw_grouped".into(),
+        Measured::new(n, elapsed, "same bytes, one multi-row insert + COMMIT per kvitto group"),
+    ));
+    Ok(())
+}
+
+fn pg_raw_grouped(url: &str, canonical: &[Vec<u8>], sizes: &[usize]) -> Result<Duration> {
+    let (url, canonical, sizes) = (url.to_string(), canonical.to_vec(), sizes.to_vec());
+    // The blocking client gets a thread of its own, away from any runtime.
+    std::thread::spawn(move || -> Result<Duration> {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).map_err(err("connect"))?;
+        c.batch_execute(
+            "SET synchronous_commit = on; CREATE TABLE events (seq bigint PRIMARY KEY, hash bytea NOT NULL, \
+             canonical bytea NOT NULL)",
+        )
+        .map_err(err("create table"))?;
+        let mut prev = [0u8; 32];
+        let started = Instant::now();
+        for (start, group) in groups(&canonical, &sizes) {
+            let mut seqs = Vec::with_capacity(group.len());
+            let mut hashes = Vec::with_capacity(group.len());
+            for (i, bytes) in group.iter().enumerate() {
+                prev = chain_hash(&prev, bytes);
+                seqs.push((start + i) as i64);
+                hashes.push(prev.to_vec());
+            }
+            let bodies: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+            let mut tx = c.transaction().map_err(err("begin"))?;
+            tx.execute(
+                "INSERT INTO events SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
+                &[&seqs, &hashes, &bodies],
+            )
+            .map_err(err("insert"))?;
+            tx.commit().map_err(err("commit"))?;
+        }
+        Ok(started.elapsed())
+    })
+    .join()
+    .map_err(|_| CompareError("the PostgreSQL baseline panicked".into()))?
 }
 
 fn short(n: usize) -> String {

@@ -20,7 +20,8 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         cargo run --release -p kvitto-bench -- compare\n  \
         cargo run --release -p kvitto-bench -- compare --events 20000 --history-sizes 2k,20k\n  \
-        cargo run --release -p kvitto-bench -- compare --json compare.json --dir /mnt/ssd\n\n\
+        cargo run --release -p kvitto-bench -- compare --json compare.json --dir /mnt/ssd\n  \
+        cargo run --release -p kvitto-bench -- compare --events 20000 --postgres auto\n\n\
         Run it on an idle machine with --release: the figures are wall-clock throughputs.")]
     Compare {
         /// Events in the stream.
@@ -45,6 +46,11 @@ enum Command {
         /// will deploy on: fsync cost is the point.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Also measure PostgreSQL: `auto` (a throw-away cluster in a temp directory, needs a
+        /// PostgreSQL installation) or the URL of a server's maintenance database, where the
+        /// runner creates its databases.
+        #[arg(long, value_name = "auto|URL")]
+        postgres: Option<String>,
         /// Also write the results as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -53,13 +59,22 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Compare { events, callers, per_event_limit, history_sizes, history_lookups, seed, dir, json } =
-        cli.command;
+    let Command::Compare {
+        events,
+        callers,
+        per_event_limit,
+        history_sizes,
+        history_lookups,
+        seed,
+        dir,
+        postgres,
+        json,
+    } = cli.command;
     if events == 0 || callers == 0 || per_event_limit == 0 {
         eprintln!("error: --events, --callers and --per-event-limit must be at least 1");
         return ExitCode::from(2);
     }
-    let options = Options { events, callers, per_event_limit, history_sizes, history_lookups, seed, dir };
+    let options = Options { events, callers, per_event_limit, history_sizes, history_lookups, seed, dir, postgres };
     let started = std::time::Instant::now();
     let report = match compare::run(&options, &mut |what| {
         eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());

@@ -441,6 +441,22 @@ Exit 0: proven; 1: the proof does not verify."
         #[arg(long = "ledger", id = "ledger", hide = true, value_name = "DIR")]
         no_ledger: Option<PathBuf>,
     },
+    /// Copy a sled ledger into PostgreSQL (every hash re-derived and checked) and switch it over
+    #[command(after_help = "Example:\n  kvitto migrate --from ./ledger --to postgres://kvitto@db.internal/kalejdo\n\n\
+The database must hold no kvitto ledger. Events are copied in order, each re-derived from its\n\
+bytes and checked against the chain; the checkpoints follow; the copy is read back and compared\n\
+(head, checkpoints, event count). Only then is the directory switched: its marker names the\n\
+database, the sled store is kept as store.sled-migrated/ until you delete it, and the key files\n\
+and the key vault stay where they are. If anything fails before the switch, the sled ledger is\n\
+untouched and still the ledger (drop the partial copy's kvitto_* tables to retry).")]
+    Migrate {
+        /// The sled ledger directory
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database to copy it into
+        #[arg(long, value_name = "postgres://…")]
+        to: String,
+    },
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
     Demo {
@@ -1008,6 +1024,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Migrate { from, to } => migrate(&from, &to).await,
         Command::Demo { dir, customers, seed, tasks, .. } => {
             demo::run(&dir, &store_spec()?, customers, seed, tasks).await
         }
@@ -1074,6 +1091,54 @@ async fn witnessed(ledger: &kvitto::Ledger) -> Result<(String, usize), Failure> 
     }
     let note = ledger.checkpoint_note(None).map_err(query::read_failure)?.map(|(_, n)| n).unwrap_or_default();
     Ok((note, failed))
+}
+
+async fn migrate(from: &std::path::Path, to: &str) -> Result<(), Failure> {
+    kvitto::StoreSpec::parse(to).map_err(|e| Failure::input(format!("--to: {e}")))?;
+    let (from_dir, url) = (from.to_path_buf(), to.to_string());
+    let show = std::io::stderr().is_terminal();
+    let report = tokio::task::spawn_blocking(move || {
+        let bar = show.then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("migrate {bar:40} {pos}/{len} events ({per_sec}, eta {eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        kvitto::migrate_to_postgres(&from_dir, &url, |done, total| {
+            if let Some(b) = &bar {
+                b.set_length(total);
+                b.set_position(done);
+            }
+        })
+    })
+    .await
+    .map_err(|e| Failure::storage(format!("the migration task failed: {e}")))?;
+    let report = report.map_err(|e| match e {
+        kvitto::MigrateError::NotSled(..) => Failure::input(e.to_string()),
+        kvitto::MigrateError::Open(e) => Failure::from(e),
+        other => Failure::storage(other.to_string()),
+    })?;
+    say!(
+        "migrated {} events (head {}) and {} checkpoints into PostgreSQL; {} now uses the database",
+        report.events,
+        kvitto::EventHash(report.head),
+        report.checkpoints,
+        from.display()
+    );
+    if report.legacy_checkpoints_left > 0 {
+        say!(
+            "note: {} checkpoints over the tree of version 1 stay in the sled store only",
+            report.legacy_checkpoints_left
+        );
+    }
+    // Derived data (index, Merkle nodes, projections) is built by the first writer's open.
+    let ledger = open(from).await?;
+    crate::close(ledger).await;
+    say!("index and projections built in the database");
+    say!("the sled store is kept at {} until you delete it", report.sled_kept_at.display());
+    Ok(())
 }
 
 async fn verify(dir: &std::path::Path, against: Option<&std::path::Path>) -> Result<(), Failure> {

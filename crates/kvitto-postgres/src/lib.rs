@@ -134,50 +134,80 @@ fn read_store_file(dir: &Path) -> Result<(String, [u8; 16]), OpenError> {
 /// Creates a ledger whose events live in the (empty) database at `url`, with its key files
 /// and vault in `dir` (a new or empty directory). Refuses a database that holds a ledger.
 pub fn create(dir: &Path, url: &str, origin: &str, now_micros: i64) -> Result<(), OpenError> {
-    let config = parse_url(url)?;
-    let location = describe_config(&config);
-    let err = open_err(&location);
     keyfiles::prepare_new(dir)?;
-    let conns = Conns::connect(&config, 1, "init", &session_setup).map_err(&err)?;
-    let existing = conns
-        .run(|c| -> Result<Option<String>, String> {
-            schema::migrate(c)?;
-            let row = c.query_opt("SELECT origin FROM kvitto_ledger", &[]).map_err(|e| describe_pg(&e))?;
-            Ok(row.map(|r| r.get(0)))
-        })
-        .map_err(|_| err("the connection thread stopped".into()))?
-        .map_err(&err)?;
-    if let Some(other) = existing {
-        return Err(OpenError::Damaged {
-            path: PathBuf::from(&location),
-            what: format!(
-                "the database already holds a kvitto ledger (origin {other:?}); give each ledger its own database \
-                 or schema"
-            ),
-        });
-    }
-    let id = kvitto_vault::random_bytes::<16>()
-        .map_err(|e| OpenError::Damaged { path: dir.to_path_buf(), what: e.to_string() })?;
+    let db = NewDatabase::check(url)?;
     let secret = keyfiles::create_keys(dir)?;
     let vault_dir = dir.join(VAULT_DIR);
     Vault::open(&vault_dir, &secret, OlderSegments::Refuse)
         .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-    keyfiles::write_private_file(&dir.join(STORE_FILE), format!("url {url}\nledger {}\n", hex::encode(id)).as_bytes())?;
-    let origin_owned = origin.to_string();
-    conns
-        .run(move |c| -> Result<(), String> {
-            c.execute(
-                "INSERT INTO kvitto_ledger (ledger_id, origin, format, created_at, next_seq, head_hash, \
-                 last_recorded_at) VALUES ($1, $2, $3, $4, 0, $5, 0)",
-                &[&id.as_slice(), &origin_owned, &(LEDGER_FORMAT as i32), &now_micros, &[0u8; 32].as_slice()],
-            )
-            .map(|_| ())
-            .map_err(|e| describe_pg(&e))
-        })
-        .map_err(|_| err("the connection thread stopped".into()))?
-        .map_err(&err)?;
+    let id = db.insert_ledger(origin, now_micros)?;
+    write_store_file(dir, url, id)?;
     keyfiles::write_marker(dir, &keyfiles::Marker { store: Some(KIND.into()) })?;
     Ok(())
+}
+
+/// Writes the ledger directory's `postgres.store` (0600: the URL may hold a password).
+pub fn write_store_file(dir: &Path, url: &str, id: [u8; 16]) -> Result<(), OpenError> {
+    Ok(keyfiles::write_private_file(
+        &dir.join(STORE_FILE),
+        format!("url {url}\nledger {}\n", hex::encode(id)).as_bytes(),
+    )?)
+}
+
+/// A database checked to hold no kvitto ledger (its schema migrated), ready for one.
+#[derive(Debug)]
+pub struct NewDatabase {
+    conns: Conns,
+    location: String,
+}
+
+impl NewDatabase {
+    /// Connects, brings the schema up to date and refuses a database that holds a ledger.
+    pub fn check(url: &str) -> Result<NewDatabase, OpenError> {
+        let config = parse_url(url)?;
+        let location = describe_config(&config);
+        let err = open_err(&location);
+        let conns = Conns::connect(&config, 1, "init", &session_setup).map_err(&err)?;
+        let existing = conns
+            .run(|c| -> Result<Option<String>, String> {
+                schema::migrate(c)?;
+                let row = c.query_opt("SELECT origin FROM kvitto_ledger", &[]).map_err(|e| describe_pg(&e))?;
+                Ok(row.map(|r| r.get(0)))
+            })
+            .map_err(|_| err("the connection thread stopped".into()))?
+            .map_err(&err)?;
+        if let Some(other) = existing {
+            return Err(OpenError::Damaged {
+                path: PathBuf::from(&location),
+                what: format!(
+                    "the database already holds a kvitto ledger (origin {other:?}); give each ledger its own \
+                     database or schema"
+                ),
+            });
+        }
+        Ok(NewDatabase { conns, location: location.clone() })
+    }
+
+    /// Records the new ledger (empty chain); returns its id.
+    pub fn insert_ledger(self, origin: &str, created_at: i64) -> Result<[u8; 16], OpenError> {
+        let err = open_err(&self.location);
+        let id = kvitto_vault::random_bytes::<16>()
+            .map_err(|e| OpenError::Damaged { path: PathBuf::from(&self.location), what: e.to_string() })?;
+        let origin = origin.to_string();
+        self.conns
+            .run(move |c| -> Result<(), String> {
+                c.execute(
+                    "INSERT INTO kvitto_ledger (ledger_id, origin, format, created_at, next_seq, head_hash, \
+                     last_recorded_at) VALUES ($1, $2, $3, $4, 0, $5, 0)",
+                    &[&id.as_slice(), &origin, &(LEDGER_FORMAT as i32), &created_at, &[0u8; 32].as_slice()],
+                )
+                .map(|_| ())
+                .map_err(|e| describe_pg(&e))
+            })
+            .map_err(|_| err("the connection thread stopped".into()))?
+            .map_err(&err)?;
+        Ok(id)
+    }
 }
 
 /// An open PostgreSQL ledger store.
@@ -198,7 +228,19 @@ impl PgStore {
         keyfiles::read_marker(dir)?;
         let secret = keyfiles::read_secret(dir)?;
         let (file_url, ledger_id) = read_store_file(dir)?;
-        let config = parse_url(url.unwrap_or(&file_url))?;
+        let (store, info) = Self::open_ledger(dir, url.unwrap_or(&file_url), ledger_id, &secret, role)?;
+        Ok((store, secret, info))
+    }
+
+    /// Opens ledger `ledger_id` in the database at `url`, with the key vault of `dir`.
+    pub fn open_ledger(
+        dir: &Path,
+        url: &str,
+        ledger_id: [u8; 16],
+        secret: &LedgerSecret,
+        role: Role,
+    ) -> Result<(PgStore, LedgerInfo), OpenError> {
+        let config = parse_url(url)?;
         let location = describe_config(&config);
         let err = open_err(&location);
         let writer = match role {
@@ -255,10 +297,14 @@ impl PgStore {
             });
         }
         let vault_dir = dir.join(VAULT_DIR);
-        let vault = Vault::open(&vault_dir, &secret, OlderSegments::Refuse)
-            .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
+        // A reader leaves the writer's vault files alone (see `Vault::open_read_only`).
+        let vault = match role {
+            Role::Reader => Vault::open_read_only(&vault_dir, secret),
+            Role::Writer { .. } => Vault::open(&vault_dir, secret, OlderSegments::Refuse),
+        }
+        .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         let store = PgStore { location: location.clone(), writer, pool, vault, poisoned: AtomicBool::new(false) };
-        Ok((store, secret, LedgerInfo { origin, format: format as u32, created_at }))
+        Ok((store, LedgerInfo { origin, format: format as u32, created_at }))
     }
 
     fn read<T: Send + 'static>(

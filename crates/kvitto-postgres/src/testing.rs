@@ -121,10 +121,20 @@ fn start() -> Result<Cluster, String> {
 
 /// A URL of a new, empty database on the test server, or why there is none.
 pub fn database() -> Result<String, String> {
-    let cluster = CLUSTER.get_or_init(start).as_ref().map_err(|e| e.clone())?;
+    // The blocking client must not run on a tokio worker: start on a thread of its own.
+    let cluster = CLUSTER
+        .get_or_init(|| std::thread::spawn(start).join().unwrap_or_else(|_| Err("starting the server panicked".into())))
+        .as_ref()
+        .map_err(|e| e.clone())?;
+    database_on(&cluster.admin_url)
+}
+
+/// A URL of a new, empty database on the server whose maintenance database `admin_url` names
+/// (`…/postgres…`; the new database's name replaces it).
+pub fn database_on(admin_url: &str) -> Result<String, String> {
     let name = format!("kvitto_t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let admin = cluster.admin_url.clone();
-    let url = with_dbname(&cluster.admin_url, &name);
+    let admin = admin_url.to_string();
+    let url = with_dbname(admin_url, &name);
     // The blocking client must not run on a tokio worker: connect on a thread of its own.
     let created = std::thread::spawn(move || -> Result<(), String> {
         let mut c = postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| crate::describe_pg(&e))?;
@@ -137,11 +147,18 @@ pub fn database() -> Result<String, String> {
     Ok(url)
 }
 
+/// `url` with its database name replaced by `db` (`scheme://authority/db?params`).
 fn with_dbname(url: &str, db: &str) -> String {
-    match url.split_once("/postgres") {
-        Some((a, b)) => format!("{a}/{db}{b}"),
-        None => format!("{url} dbname={db}"),
+    if let Some(i) = url.find("://") {
+        let rest = &url[i + 3..];
+        if let Some(j) = rest.find('/') {
+            let after = &rest[j + 1..];
+            let end = after.find('?').unwrap_or(after.len());
+            return format!("{}{}/{db}{}", &url[..i + 3], &rest[..j], &after[end..]);
+        }
+        return format!("{url}/{db}");
     }
+    format!("{url} dbname={db}")
 }
 
 /// [`database`], or a message saying the PostgreSQL tests skip and why (printed once).
@@ -218,4 +235,17 @@ pub fn engine_holds(url: &str, needle: &[u8]) -> bool {
             .expect("search")
             .get::<_, bool>(0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_name_is_replaced_in_the_path_only() {
+        assert_eq!(
+            super::with_dbname("postgresql://postgres@h/postgres?host=/var/run/postgresql", "x"),
+            "postgresql://postgres@h/x?host=/var/run/postgresql"
+        );
+        assert_eq!(super::with_dbname("postgres://u@h:5433/postgres", "x"), "postgres://u@h:5433/x");
+        assert_eq!(super::with_dbname("postgres://u@h", "x"), "postgres://u@h/x");
+    }
 }

@@ -596,15 +596,15 @@ impl Store {
     /// batch whole across a crash, and a part of one left by an I/O error is cut off on open
     /// (`repair_torn_tail`).
     pub fn commit(&self, first_seq: u64, records: &[Record], head: &Head) -> Result<CommitStats, CommitError> {
-        match self.head() {
-            Ok(current) if current.next_seq == first_seq => {}
-            Ok(current) => {
-                return Err(CommitError::NotWritten(kvitto_storage::StoreError::Fenced(format!(
-                    "the chain head is at seq {}, not {first_seq}",
-                    current.next_seq
-                ))));
-            }
-            Err(e) => return Err(CommitError::NotWritten(e.into())),
+        // A group must extend the head. (A head sled cannot read is left to the write below:
+        // after an I/O error sled fails that too, and the handle is abandoned as it must be.)
+        if let Ok(current) = self.head()
+            && current.next_seq != first_seq
+        {
+            return Err(CommitError::NotWritten(kvitto_storage::StoreError::Fenced(format!(
+                "the chain head is at seq {}, not {first_seq}",
+                current.next_seq
+            ))));
         }
         let chunks = codec::chunk_records(first_seq, records).map_err(|e| CommitError::NotWritten(e.into()))?;
         self.commit_chunks(chunks, head).map_err(|e| {

@@ -310,6 +310,8 @@ pub struct Vault {
     /// Derives the pseudonym each frame must carry ([`Vault::check_files`]).
     secret: LedgerSecret,
     state: Mutex<State>,
+    /// Opened beside another process's writer: nothing is written, removed or truncated.
+    read_only: bool,
 }
 
 /// Whether [`Vault::open`] may find version 1 segments (frames with an unkeyed checksum).
@@ -396,11 +398,39 @@ impl Vault {
     pub fn open(dir: impl Into<PathBuf>, secret: &LedgerSecret, older: OlderSegments) -> Result<Self, VaultError> {
         let dir = dir.into();
         let key = frame_key(secret);
+        let state = Self::load(&dir, &key, older, false)?;
+        Ok(Self { dir, key, secret: secret.clone(), state: Mutex::new(state), read_only: false })
+    }
+
+    /// Opens the vault of a ledger another process writes (a reader beside its writer): the
+    /// frames are loaded and checked, nothing is written, removed or truncated — a torn frame
+    /// at the end of the newest segment is the writer's frame in progress, and is skipped.
+    /// Writes are refused. [`Vault::reload`] reads the files again.
+    pub fn open_read_only(dir: impl Into<PathBuf>, secret: &LedgerSecret) -> Result<Self, VaultError> {
+        let dir = dir.into();
+        let key = frame_key(secret);
+        let state = Self::load(&dir, &key, OlderSegments::Refuse, true)?;
+        Ok(Self { dir, key, secret: secret.clone(), state: Mutex::new(state), read_only: true })
+    }
+
+    /// A read-only vault reads its files again (keys the writer added or destroyed since).
+    pub fn reload(&self) -> Result<(), VaultError> {
+        if !self.read_only {
+            return Ok(());
+        }
+        let fresh = Self::load(&self.dir, &self.key, OlderSegments::Refuse, true)?;
+        *self.lock() = fresh;
+        Ok(())
+    }
+
+    fn load(dir: &Path, key: &[u8; 32], older: OlderSegments, read_only: bool) -> Result<State, VaultError> {
+        let dir = dir.to_path_buf();
+        let key = *key;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| VaultError::Io { path, source }
         };
-        if !dir.exists() {
+        if !dir.exists() && !read_only {
             fs::create_dir_all(&dir).map_err(io(&dir))?;
             if let Some(parent) = dir.parent() {
                 sync_dir(parent).map_err(io(parent))?;
@@ -409,7 +439,7 @@ impl Vault {
         // A rewrite or pending record cut short by a crash leaves a `.tmp` file: never renamed,
         // so never relied on; it may hold frames of a subject being erased, so it goes.
         for e in fs::read_dir(&dir).map_err(io(&dir))?.filter_map(|e| e.ok()) {
-            if e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
+            if !read_only && e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
                 fs::remove_file(e.path()).map_err(io(&e.path()))?;
             }
         }
@@ -425,7 +455,9 @@ impl Vault {
             if !matches!(version, Some(VERSION | VERSION_V1)) {
                 if last && bytes.len() < HEADER_LEN as usize {
                     // Created but header not yet durable: nothing was acknowledged from it.
-                    fs::remove_file(&path).map_err(io(&path))?;
+                    if !read_only {
+                        fs::remove_file(&path).map_err(io(&path))?;
+                    }
                     continue;
                 }
                 return Err(VaultError::Corrupt {
@@ -454,11 +486,14 @@ impl Vault {
                         ),
                     });
                 }
-                // A torn tail of the newest segment was never acknowledged: cut it off.
-                tracing::warn!(segment = id, at = valid, "truncating torn tail of the key vault");
-                let f = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
-                f.set_len(valid as u64).map_err(io(&path))?;
-                f.sync_all().map_err(io(&path))?;
+                // A torn tail of the newest segment was never acknowledged: cut it off (a
+                // reader leaves it to the writer, which may be writing it right now).
+                if !read_only {
+                    tracing::warn!(segment = id, at = valid, "truncating torn tail of the key vault");
+                    let f = OpenOptions::new().write(true).open(&path).map_err(io(&path))?;
+                    f.set_len(valid as u64).map_err(io(&path))?;
+                    f.sync_all().map_err(io(&path))?;
+                }
             }
             if older_segment {
                 // Same frames, same lengths: the header's version and each frame's tag change.
@@ -484,18 +519,14 @@ impl Vault {
                     e.segments.push(*id);
                 }
             }
-            if last && (valid as u64) < SEGMENT_LIMIT {
+            if last && (valid as u64) < SEGMENT_LIMIT && !read_only {
                 let file = OpenOptions::new().append(true).open(&path).map_err(io(&path))?;
                 current = Some(Current { id: *id, file, len: valid as u64 });
             }
         }
         let next_id = ids.last().map_or(1, |l| l + 1);
-        Ok(Self {
-            dir,
-            key,
-            secret: secret.clone(),
-            state: Mutex::new(State { entries, current, next_id, failed: None }),
-        })
+        let failed = read_only.then(|| "the vault was opened read-only (beside another process's writer)".to_string());
+        Ok(State { entries, current, next_id, failed })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -744,6 +775,10 @@ impl Vault {
                 }
                 newest.insert(subject, (keys, id, range.start));
             }
+        }
+        if self.read_only {
+            // The writer changes the files under a reader: only each frame's own checks apply.
+            return Ok(None);
         }
         for (subject, entry) in &st.entries {
             match newest.remove(subject) {

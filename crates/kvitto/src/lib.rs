@@ -41,6 +41,7 @@ mod error;
 mod failure;
 pub mod html;
 mod indexer;
+mod migrate;
 mod persist;
 mod proofs;
 mod publish;
@@ -72,6 +73,7 @@ pub use kvitto_projections::{
     Decision, DeferredBy, Finding, HoldStatus, PlanItem, PlanStatus, ProcessingReport, Projections, QueryError,
     RecordGap, RequestListItem, RestrictionStep, RetentionCandidate, Severity,
 };
+pub use migrate::{MigrateError, MigrateReport, migrate_to_postgres};
 pub use persist::RebuildReport;
 pub use proofs::{ConsistencyProof, InclusionProof};
 pub use publish::{PublishReport, tile_path};
@@ -384,6 +386,10 @@ impl Ledger {
         let location = PathBuf::from(store.location());
         let damaged = kvitto_storage::open_read_err(&location);
         let head = store.head().map_err(&damaged)?;
+        // The writer puts keys in the vault before it commits: read after the head, the vault
+        // holds the keys of every event up to it.
+        let vault_dir = dir.join(kvitto_vault::keyfiles::VAULT_DIR);
+        store.vault().reload().map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
         let indexed = store.index_watermark().map_err(&damaged)?.min(head.next_seq);
         let mut heads = kvitto_core::SubjectMap::default();
         read::for_each_event(&*store, indexed, head.next_seq, |seq, record, event| {

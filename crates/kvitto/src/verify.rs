@@ -175,6 +175,9 @@ fn check_stream<'p>(
     // order it never runs ahead of the head verify checks against (appends may continue).
     let acked = store.acked().map_err(storage)?;
     let head = store.head().map_err(storage)?;
+    // A reader beside another process's writer: keys are put before their events commit, so
+    // the vault read now holds every key up to this head.
+    store.vault().reload().map_err(|e| VerifyError::Storage(e.into()))?;
     let mut cv = ChainVerifier::new(true);
     let mut levels = Vec::new();
     // Signed checkpoints: each root is recomputed from the events at its size.
