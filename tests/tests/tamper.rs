@@ -310,7 +310,7 @@ async fn projections_of_another_schema_or_layout_are_rebuilt_not_misread() {
         // The rebuild recorded this build's version: the next open loads without rebuilding.
         with_store(&path, |s| {
             let stored: Vec<Vec<u8>> =
-                s.projection_entries().map(|e| e.unwrap()).filter(|(k, _)| k == key).map(|(_, v)| v).collect();
+                s.projection_states().map(|e| e.unwrap()).filter(|(k, _)| k == key).map(|(_, v)| v).collect();
             assert_eq!(stored.len(), 1);
             assert_ne!(stored[0], value);
         });

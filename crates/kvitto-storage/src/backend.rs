@@ -185,7 +185,15 @@ pub trait ProjectionStore: Send + Sync {
     fn projection_watermark(&self) -> Result<u64, StoreError>;
     /// Writes states and their watermark (the watermark last).
     fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError>;
-    /// Every persisted state (watermark excluded), as raw (key, value).
+    /// Writes a complete set of states after [`ProjectionStore::clear_projections`] (a
+    /// rebuild's snapshot). A backend may pack them (sled stores many per value: its per-key
+    /// cost dominated); by default they are written as [`ProjectionStore::apply_projections`].
+    fn write_snapshot(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        self.apply_projections(batch)
+    }
+    /// Every persisted state (watermark excluded), as the (key, value) pairs written — a
+    /// snapshot's first, then later writes, which override them. A stored value that does not
+    /// decode is a [`StoreError::Corrupt`] item.
     fn projection_entries(&self) -> Items<'_, (Vec<u8>, Vec<u8>)>;
     /// Drops every persisted state.
     fn clear_projections(&self) -> Result<(), StoreError>;

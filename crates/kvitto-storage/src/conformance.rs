@@ -271,6 +271,18 @@ fn projections(t: &Target) {
     b.clear_projections().expect("clear");
     assert_eq!(b.projection_watermark().expect("watermark"), 0);
     assert_eq!(b.projection_entries().count(), 0);
+    // A rebuild's snapshot, then a delta over it: read back as written, the delta winning.
+    b.write_snapshot(&ProjectionBatch { entries: want.clone(), watermark: 20 }).expect("snapshot");
+    b.apply_projections(&ProjectionBatch { entries: vec![(5u32.to_be_bytes().to_vec(), vec![0xEE])], watermark: 21 })
+        .expect("apply");
+    let mut after: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
+    for e in b.projection_entries() {
+        let (k, v) = e.expect("entry");
+        after.insert(k, v);
+    }
+    want[5].1 = vec![0xEE];
+    assert_eq!(after.into_iter().collect::<Vec<_>>(), want, "the snapshot, and the delta over it");
+    assert_eq!(b.projection_watermark().expect("watermark"), 21);
 }
 
 fn subject_map(t: &Target) {

@@ -136,6 +136,9 @@ impl ProjectionStore for Faulty {
     fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
         self.inner.apply_projections(batch)
     }
+    fn write_snapshot(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        self.inner.write_snapshot(batch)
+    }
     fn projection_entries(&self) -> Items<'_, (Vec<u8>, Vec<u8>)> {
         self.inner.projection_entries()
     }

@@ -95,8 +95,11 @@ impl ProjectionStore for Store {
     fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
         Ok(Store::apply_projections(self, batch)?)
     }
+    fn write_snapshot(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        Ok(Store::write_projection_snapshot(self, batch)?)
+    }
     fn projection_entries(&self) -> Items<'_, (Vec<u8>, Vec<u8>)> {
-        items(Store::projection_entries(self))
+        items(Store::projection_states(self))
     }
     fn clear_projections(&self) -> Result<(), StoreError> {
         Ok(Store::clear_projections(self)?)

@@ -44,6 +44,12 @@ const CREATED_KEY: &[u8] = b"m:created";
 /// `u8` version of the vault's segments (absent: version 1, migrated on the next open).
 const VAULT_FORMAT_KEY: &[u8] = b"m:vault";
 const WATERMARK_KEY: &[u8] = b"w";
+/// A raw (key, value) pair.
+type RawEntry = (Vec<u8>, Vec<u8>);
+/// Prefix of the projection snapshot chunks ([`Store::write_projection_snapshot`]).
+const SNAPSHOT: u8 = b'S';
+/// Largest projection snapshot chunk value.
+const SNAPSHOT_CHUNK: usize = 64 * 1024;
 
 /// Merkle nodes are stored in pages of this many consecutive nodes of one level: one sled
 /// value per page instead of one key per node (sled's per-key cost dominated the indexer).
@@ -748,6 +754,52 @@ impl Store {
             .iter()
             .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+    }
+
+    /// Writes a complete set of projection states after [`Store::clear_projections`] (a
+    /// rebuild), packed many to a value: `S ‖ u32be n` → bincode `Vec<BytePair>` of at most
+    /// [`SNAPSHOT_CHUNK`] bytes (sled's per-key cost dominated a rebuild's write).
+    pub fn write_projection_snapshot(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
+        let mut chunks = Vec::new();
+        let mut current: Vec<codec::BytePair> = Vec::new();
+        let mut size = 0;
+        let flush = |chunks: &mut Vec<(Vec<u8>, Vec<u8>)>, current: &mut Vec<codec::BytePair>| {
+            let mut key = vec![SNAPSHOT];
+            key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
+            chunks.push((key, codec::encode(&std::mem::take(current))?));
+            Ok::<(), StoreError>(())
+        };
+        for (k, v) in &batch.entries {
+            let len = k.len() + v.len() + 8;
+            if size + len > SNAPSHOT_CHUNK && !current.is_empty() {
+                flush(&mut chunks, &mut current)?;
+                size = 0;
+            }
+            size += len;
+            current.push(codec::BytePair(k.clone(), v.clone()));
+        }
+        if !current.is_empty() {
+            flush(&mut chunks, &mut current)?;
+        }
+        self.apply_projections(&ProjectionBatch { entries: chunks, watermark: batch.watermark })
+    }
+
+    /// Every persisted projection state as the facade wrote it: the snapshot's pairs first,
+    /// then the entries written since (which override them).
+    pub fn projection_states(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        let snapshot = self.projections.scan_prefix([SNAPSHOT]).flat_map(|kv| {
+            let pairs: Vec<Result<RawEntry, StoreError>> = match kv {
+                Err(e) => vec![Err(e.into())],
+                Ok((_, v)) => match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
+                    Ok(pairs) => pairs.into_iter().map(|codec::BytePair(k, v)| Ok((k, v))).collect(),
+                    Err(e) => vec![Err(e)],
+                },
+            };
+            pairs
+        });
+        let deltas =
+            self.projection_entries().filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.first() != Some(&SNAPSHOT)));
+        snapshot.chain(deltas)
     }
 
     /// Drops every persisted projection state (before a rebuild from seq 0).

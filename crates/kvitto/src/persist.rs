@@ -131,58 +131,27 @@ pub(crate) fn schema_fingerprint() -> Result<[u8; 32], StoreError> {
     fingerprint.clone().map_err(|(what, why)| StoreError::Encode { what, why })
 }
 
-/// Largest snapshot chunk value.
-const SNAPSHOT_CHUNK: usize = 64 * 1024;
-
-/// Packs (key, encoded state) pairs into snapshot chunk values of at most [`SNAPSHOT_CHUNK`].
-fn snapshot(entries: Vec<Entry>) -> Result<Vec<Entry>, StoreError> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<Entry> = Vec::new();
-    let mut size = 0;
-    let mut flush = |current: &mut Vec<Entry>| -> Result<(), StoreError> {
-        let mut key = vec![b'S'];
-        key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
-        let pairs: Vec<codec::BytePair> = current.drain(..).map(|(k, v)| codec::BytePair(k, v)).collect();
-        chunks.push((key, codec::encode(&pairs)?));
-        Ok(())
-    };
-    for (k, v) in entries {
-        let len = k.len() + v.len() + 8;
-        if size + len > SNAPSHOT_CHUNK && !current.is_empty() {
-            flush(&mut current)?;
-            size = 0;
-        }
-        size += len;
-        current.push((k, v));
-    }
-    if !current.is_empty() {
-        flush(&mut current)?;
-    }
-    Ok(chunks)
-}
-
 /// Loads persisted projections; `None` if any value is unreadable (then rebuild).
 fn load(store: &dyn Backend) -> Result<Option<Projections>, StoreError> {
     let watermark = store.projection_watermark()?;
     let mut p = Projections { last_seq: watermark.checked_sub(1), ..Projections::default() };
-    // Snapshot entries first, then deltas over them (the tree iterates `S…` before `c…`/`s…`).
+    // The store yields a snapshot's entries first, then the deltas over them.
     let mut states: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
     let mut layout = None;
     let mut fingerprint = None;
     for entry in store.projection_entries() {
-        let (k, v) = entry?;
+        let (k, v) = match entry {
+            Ok(kv) => kv,
+            Err(StoreError::Corrupt { at, .. }) => {
+                tracing::warn!(at, "a persisted projection does not decode; rebuilding projections from the log");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         if k == LAYOUT_KEY {
             layout = <[u8; 4]>::try_from(v.as_slice()).ok().map(u32::from_be_bytes);
         } else if k == FINGERPRINT_KEY {
             fingerprint = <[u8; 32]>::try_from(v.as_slice()).ok();
-        } else if k.first() == Some(&b'S') {
-            match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
-                Ok(pairs) => states.extend(pairs.into_iter().map(|codec::BytePair(k, v)| (k, v))),
-                Err(_) => {
-                    tracing::warn!("a projection snapshot chunk does not decode; rebuilding projections from the log");
-                    return Ok(None);
-                }
-            }
         } else {
             states.insert(k, v);
         }
@@ -322,18 +291,17 @@ pub(crate) fn write_snapshot(
     let bytes: usize = encoded.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
     // The halves' batches each end with the version entries; the snapshot records them once.
     encoded.entries.retain(|(k, _)| k != LAYOUT_KEY && k != FINGERPRINT_KEY);
-    let chunks = snapshot(encoded.entries)?;
+    let mut entries = encoded.entries;
     let encoded_at = persisting.elapsed();
-    let chunk_count = chunks.len();
-    let mut entries = chunks;
+    let states = entries.len();
     entries.extend(version_entries()?);
-    store.apply_projections(&ProjectionBatch { entries, watermark })?;
+    store.write_snapshot(&ProjectionBatch { entries, watermark })?;
     tracing::info!(
         clear_ms = cleared.as_millis() as u64,
         encode_ms = (encoded_at - cleared).as_millis() as u64,
         write_ms = (persisting.elapsed() - encoded_at).as_millis() as u64,
         bytes,
-        chunks = chunk_count,
+        states,
         "projections persisted as a snapshot"
     );
     Ok(persisting.elapsed())
