@@ -84,7 +84,8 @@ async fn migration_from_sled_keeps_head_checkpoints_and_proofs() {
     let before = ledger.checkpoint_note(None).unwrap().unwrap();
     let proof = ledger.inclusion_proof(7, n).await.unwrap();
     let consistency = ledger.consistency_proof(3, n).await.unwrap();
-    let history = ledger.history("kalejdo", &scenario.customers[0].external_ref).await.ok();
+    let customer = &scenario.customers[0];
+    let history = ledger.history(customer.controller.as_str(), &customer.external_ref).await.unwrap();
     ledger.close().await.unwrap();
 
     let report = kvitto::migrate_to_postgres(&path, &url, |_, _| {}).unwrap();
@@ -99,10 +100,9 @@ async fn migration_from_sled_keeps_head_checkpoints_and_proofs() {
     assert_eq!(ledger.checkpoint_note(None).unwrap().unwrap(), before, "the same signed checkpoint");
     assert_eq!(ledger.inclusion_proof(7, n).await.unwrap(), proof, "the same inclusion proof");
     assert_eq!(ledger.consistency_proof(3, n).await.unwrap(), consistency, "the same consistency proof");
-    if let Some(h) = history {
-        let after = ledger.history("kalejdo", &scenario.customers[0].external_ref).await.unwrap();
-        assert_eq!(after.iter().map(|e| e.hash).collect::<Vec<_>>(), h.iter().map(|e| e.hash).collect::<Vec<_>>());
-    }
+    let after = ledger.history(customer.controller.as_str(), &customer.external_ref).await.unwrap();
+    assert!(!after.is_empty());
+    assert_eq!(after.iter().map(|e| e.hash).collect::<Vec<_>>(), history.iter().map(|e| e.hash).collect::<Vec<_>>());
     let report = ledger.verify().await.unwrap();
     assert!(report.is_ok(), "{:?}", report.failure);
     // The migrated ledger appends on.

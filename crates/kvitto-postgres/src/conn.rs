@@ -60,7 +60,13 @@ impl Conns {
                         Err(_) => return,
                     };
                     match job {
-                        Ok(job) => job(&mut client),
+                        // A job that panics (a row of the wrong shape) fails alone: its caller
+                        // sees the connection gone for that call, the thread goes on serving.
+                        Ok(job) => {
+                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut client))).is_err() {
+                                tracing::error!("a PostgreSQL job panicked; its call failed");
+                            }
+                        }
                         Err(_) => return,
                     }
                 }

@@ -43,8 +43,18 @@ use conn::Conns;
 pub const STORE_FILE: &str = "postgres.store";
 /// The marker's name for this backend.
 pub const KIND: &str = "postgres";
-/// Session advisory lock held by a ledger's writer (one ledger per database or schema).
-const WRITER_LOCK: i64 = 0x6b76_6974_746f_5731; // "kvittoW1"
+/// High half of the session advisory lock a ledger's writer holds; the low half comes from
+/// the ledger id, so ledgers in different schemas of one database lock apart.
+const WRITER_LOCK: i64 = 0x6b76_6974_0000_0000; // "kvit"
+/// The file in the ledger directory a writer holds an exclusive lock on, for the vault: the
+/// advisory lock lives in the database, and two writers reaching two databases (a promoted
+/// replica and the old primary) must still never write one vault.
+pub const WRITER_FILE: &str = "writer.lock";
+
+/// The advisory lock key of ledger `id`.
+fn writer_lock(id: &[u8; 16]) -> i64 {
+    WRITER_LOCK | i64::from(u32::from_be_bytes([id[0], id[1], id[2], id[3]]))
+}
 /// Connections for reads and derived data (the writer has its own).
 const POOL: usize = 3;
 /// Rows fetched per page by the iterators.
@@ -219,6 +229,35 @@ pub struct PgStore {
     pool: Conns,
     vault: Vault,
     poisoned: AtomicBool,
+    /// A writer's exclusive lock on the ledger directory's `writer.lock` (see [`WRITER_FILE`]).
+    _dir_lock: Option<std::fs::File>,
+}
+
+/// Takes the exclusive lock on `dir/writer.lock`, waiting until `deadline`.
+fn lock_directory(dir: &Path, deadline: Instant, wait: Duration) -> Result<std::fs::File, OpenError> {
+    use fs2::FileExt;
+    let path = dir.join(WRITER_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| OpenError::Io { path: path.clone(), source })?;
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(file),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(_) => {
+                return Err(OpenError::Busy {
+                    location: path.display().to_string(),
+                    what: format!(
+                        "another kvitto process writes this ledger directory (its key vault) — waited {} s. Stop                          it, wait longer (--wait-for-writer), or open read-only",
+                        wait.as_secs()
+                    ),
+                });
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -243,13 +282,15 @@ impl PgStore {
         let config = parse_url(url)?;
         let location = describe_config(&config);
         let err = open_err(&location);
-        let writer = match role {
-            Role::Reader => None,
+        let (writer, dir_lock) = match role {
+            Role::Reader => (None, None),
             Role::Writer { wait } => {
+                let deadline = Instant::now() + wait;
                 let w = Conns::connect(&config, 1, "writer", &session_setup).map_err(&err)?;
-                take_writer_lock(&w, wait, &location)?;
+                take_writer_lock(&w, writer_lock(&ledger_id), deadline, wait, &location)?;
+                let file = lock_directory(dir, deadline, wait)?;
                 w.run(schema::migrate).map_err(|_| err("the connection thread stopped".into()))?.map_err(&err)?;
-                Some(w)
+                (Some(w), Some(file))
             }
         };
         let pool = Conns::connect(&config, POOL, "pool", &session_setup).map_err(&err)?;
@@ -303,7 +344,14 @@ impl PgStore {
             Role::Writer { .. } => Vault::open(&vault_dir, secret, OlderSegments::Refuse),
         }
         .map_err(|e| OpenError::Damaged { path: vault_dir, what: e.to_string() })?;
-        let store = PgStore { location: location.clone(), writer, pool, vault, poisoned: AtomicBool::new(false) };
+        let store = PgStore {
+            location: location.clone(),
+            writer,
+            pool,
+            vault,
+            poisoned: AtomicBool::new(false),
+            _dir_lock: dir_lock,
+        };
         Ok((store, LedgerInfo { origin, format: format as u32, created_at }))
     }
 
@@ -322,12 +370,11 @@ impl PgStore {
     }
 }
 
-fn take_writer_lock(w: &Conns, wait: Duration, location: &str) -> Result<(), OpenError> {
-    let deadline = Instant::now() + wait;
+fn take_writer_lock(w: &Conns, key: i64, deadline: Instant, wait: Duration, location: &str) -> Result<(), OpenError> {
     let mut said = false;
     loop {
         let got = w
-            .run(|c| c.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).map(|r| r.get::<_, bool>(0)))
+            .run(move |c| c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map(|r| r.get::<_, bool>(0)))
             .map_err(|_| open_err(location)("the connection thread stopped".into()))?
             .map_err(|e| open_err(location)(describe_pg(&e)))?;
         if got {
@@ -552,7 +599,8 @@ impl EventLog for PgStore {
     fn chunks_from(&self, from: u64) -> Items<'_, (u64, Vec<Record>)> {
         let start = match self.chunk_containing(from) {
             Ok(Some((first, _))) => first as i64,
-            _ => from as i64,
+            Ok(None) => from as i64,
+            Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         self.paged(move |c, cursor| {
             let after = int_after(cursor, start);
@@ -635,7 +683,7 @@ impl DerivedIndex for PgStore {
                         "INSERT INTO kvitto_subject_head (subject, last_seq, count, last_hash) SELECT * FROM \
                          unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::bytea[]) ON CONFLICT (subject) DO \
                          UPDATE SET last_seq = excluded.last_seq, count = excluded.count, last_hash = \
-                         excluded.last_hash",
+                         excluded.last_hash WHERE excluded.last_seq > kvitto_subject_head.last_seq",
                         &[&subjects, &last, &count, &hash],
                     )?;
                 }
@@ -665,11 +713,7 @@ impl DerivedIndex for PgStore {
             return Ok(());
         }
         self.read(|c| {
-            c.batch_execute(
-                "BEGIN; DELETE FROM kvitto_subject_head; DELETE FROM kvitto_event_id; DELETE FROM \
-                 kvitto_merkle_node; DELETE FROM kvitto_watermark WHERE part = 'index'; COMMIT",
-            )
-            .map_err(|e| engine(&e))
+            in_transaction(c, "DELETE FROM kvitto_subject_head; DELETE FROM kvitto_event_id; DELETE FROM kvitto_merkle_node; DELETE FROM kvitto_watermark WHERE part = 'index'")
         })
     }
 
@@ -763,6 +807,33 @@ impl DerivedIndex for PgStore {
         })
     }
 
+    fn index_snapshot(&self) -> Result<kvitto_storage::IndexSnapshot, StoreError> {
+        // One REPEATABLE READ transaction: the writer's indexer may commit in between.
+        self.read(|c| {
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(|e| engine(&e))?;
+            let w = match tx
+                .query_opt("SELECT events FROM kvitto_watermark WHERE part = 'index'", &[])
+                .map_err(|e| engine(&e))?
+            {
+                None => 0,
+                Some(r) => seq(r.get(0), "index watermark")?,
+            };
+            let heads = tx
+                .query("SELECT last_seq, count, last_hash, subject FROM kvitto_subject_head ORDER BY subject", &[])
+                .map_err(|e| engine(&e))?
+                .iter()
+                .map(|r| Ok((SubjectId(arr(r.get::<_, &[u8]>(3), || "subject head key".into())?), head_rec(r)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            tx.commit().map_err(|e| engine(&e))?;
+            Ok((w, heads))
+        })
+    }
+
     fn map_snapshot(&self) -> Result<(u64, Vec<MapEntryRec>), StoreError> {
         self.read(|c| {
             let size = watermark(c, "map")?;
@@ -847,13 +918,17 @@ impl DerivedIndex for PgStore {
             return Ok(());
         }
         self.read(|c| {
-            c.batch_execute(
-                "BEGIN; DELETE FROM kvitto_map_entry; DELETE FROM kvitto_map_commitment; DELETE FROM \
-                 kvitto_watermark WHERE part = 'map'; COMMIT",
-            )
-            .map_err(|e| engine(&e))
+            in_transaction(c, "DELETE FROM kvitto_map_entry; DELETE FROM kvitto_map_commitment; DELETE FROM kvitto_watermark WHERE part = 'map'")
         })
     }
+}
+
+/// Runs `sql` in a transaction of its own, rolled back on any failure (the connection goes
+/// back to the pool clean).
+fn in_transaction(c: &mut Client, sql: &str) -> Result<(), StoreError> {
+    let mut tx = c.transaction().map_err(|e| engine(&e))?;
+    tx.batch_execute(sql).map_err(|e| engine(&e))?;
+    tx.commit().map_err(|e| engine(&e))
 }
 
 fn head_rec(r: &postgres::Row) -> Result<SubjectHeadRec, StoreError> {
@@ -909,10 +984,7 @@ impl ProjectionStore for PgStore {
             return Ok(());
         }
         self.read(|c| {
-            c.batch_execute(
-                "BEGIN; DELETE FROM kvitto_projection; DELETE FROM kvitto_watermark WHERE part = 'projections'; COMMIT",
-            )
-            .map_err(|e| engine(&e))
+            in_transaction(c, "DELETE FROM kvitto_projection; DELETE FROM kvitto_watermark WHERE part = 'projections'")
         })
     }
 }
@@ -987,12 +1059,13 @@ pub fn drop_ledger_with_origin(url: &str, origin: &str) -> Result<bool, OpenErro
             if schema::version(c)? == 0 {
                 return Ok(Ok(false));
             }
-            let found: Option<String> =
-                c.query_opt("SELECT origin FROM kvitto_ledger", &[]).map_err(pg)?.map(|r| r.get(0));
-            if found.as_deref() != Some(origin.as_str()) {
-                return Ok(Ok(false));
-            }
-            let locked: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).map_err(pg)?.get(0);
+            let found: Option<(String, Vec<u8>)> = c
+                .query_opt("SELECT origin, ledger_id FROM kvitto_ledger", &[])
+                .map_err(pg)?
+                .map(|r| (r.get(0), r.get(1)));
+            let Some((_, id)) = found.filter(|(o, _)| *o == origin) else { return Ok(Ok(false)) };
+            let key = <[u8; 16]>::try_from(id.as_slice()).map(|id| writer_lock(&id)).map_err(|_| "bad ledger id")?;
+            let locked: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).map_err(pg)?.get(0);
             if !locked {
                 return Ok(Err("a kvitto process is writing the demo ledger in this database".into()));
             }
@@ -1002,7 +1075,7 @@ pub fn drop_ledger_with_origin(url: &str, origin: &str) -> Result<bool, OpenErro
                  kvitto_map_commitment, kvitto_schema; COMMIT",
             )
             .map_err(pg)?;
-            c.query_one("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK]).map_err(pg)?;
+            c.query_one("SELECT pg_advisory_unlock($1)", &[&key]).map_err(pg)?;
             Ok(Ok(true))
         })
         .map_err(|_| err("the connection thread stopped".into()))?

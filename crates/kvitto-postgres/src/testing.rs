@@ -161,10 +161,15 @@ fn with_dbname(url: &str, db: &str) -> String {
     format!("{url} dbname={db}")
 }
 
-/// [`database`], or a message saying the PostgreSQL tests skip and why (printed once).
+/// [`database`], or a message saying the PostgreSQL tests skip and why. With `CI=true` a
+/// missing server fails the test instead.
 pub fn database_or_skip(test: &str) -> Option<String> {
     match database() {
         Ok(url) => Some(url),
+        // In CI (`CI=true`) the server is installed by `.ci/run`: not having one is a failure.
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: no PostgreSQL server could be started, and CI=true requires one ({why})")
+        }
         Err(why) => {
             eprintln!("SKIP {test}: no PostgreSQL server could be started here ({why})");
             None

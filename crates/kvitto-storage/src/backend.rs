@@ -95,6 +95,9 @@ pub struct ProjectionBatch {
 /// One stored subject map entry: (subject, event count, head event hash).
 pub type MapEntryRec = ([u8; 16], u64, [u8; 32]);
 
+/// The index watermark and the subject tips as of it.
+pub type IndexSnapshot = (u64, Vec<(SubjectId, SubjectHeadRec)>);
+
 /// A boxed iterator of fallible items borrowed from the store.
 pub type Items<'a, T> = Box<dyn Iterator<Item = Result<T, StoreError>> + 'a>;
 
@@ -163,6 +166,13 @@ pub trait DerivedIndex: Send + Sync {
     fn indexed_subject_heads(&self) -> Items<'_, (SubjectId, SubjectHeadRec)>;
     /// Every event id in the index.
     fn indexed_event_ids(&self) -> Items<'_, (EventId, u64)>;
+    /// The index watermark and every subject tip, read together: no tip newer than the
+    /// watermark (the caller holds this process's indexer still; a backend shared with
+    /// another process's writer reads both in one snapshot).
+    fn index_snapshot(&self) -> Result<IndexSnapshot, StoreError> {
+        let watermark = self.index_watermark()?;
+        Ok((watermark, self.indexed_subject_heads().collect::<Result<Vec<_>, _>>()?))
+    }
     /// The subject map snapshot: events it reflects and its entries (`(0, [])` when none).
     fn map_snapshot(&self) -> Result<(u64, Vec<MapEntryRec>), StoreError>;
     /// Writes changed map entries, the snapshot's size and new commitments

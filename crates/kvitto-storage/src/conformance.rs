@@ -237,6 +237,7 @@ fn index(t: &Target) {
     assert!(level0.iter().enumerate().all(|(i, (idx, h))| *idx == i as u64 && h[0] == i as u8));
     let heads: Vec<_> = b.indexed_subject_heads().map(|h| h.expect("head")).collect();
     assert_eq!(heads, vec![(subject, rec)]);
+    assert_eq!(b.index_snapshot().expect("snapshot"), (5, vec![(subject, rec)]), "watermark and tips together");
     let ids: Vec<_> = b.indexed_event_ids().map(|h| h.expect("id")).collect();
     assert_eq!(ids, vec![(id, 4)]);
     // A later batch moves a subject's tip.

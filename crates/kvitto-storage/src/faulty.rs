@@ -110,6 +110,9 @@ impl DerivedIndex for Faulty {
     fn indexed_event_ids(&self) -> Items<'_, (EventId, u64)> {
         self.inner.indexed_event_ids()
     }
+    fn index_snapshot(&self) -> Result<crate::IndexSnapshot, StoreError> {
+        self.inner.index_snapshot()
+    }
     fn map_snapshot(&self) -> Result<(u64, Vec<MapEntryRec>), StoreError> {
         self.inner.map_snapshot()
     }

@@ -22,8 +22,8 @@ mod error;
 pub mod faulty;
 
 pub use backend::{
-    ACKED_LEN, Acked, Backend, CommitStats, DerivedIndex, EventLog, IndexBatch, Items, LedgerInfo, MapEntryRec,
-    ProjectionBatch, ProjectionStore,
+    ACKED_LEN, Acked, Backend, CommitStats, DerivedIndex, EventLog, IndexBatch, IndexSnapshot, Items, LedgerInfo,
+    MapEntryRec, ProjectionBatch, ProjectionStore,
 };
 pub use codec::{CHUNK_LIMIT, Head, Record, STORE_FORMAT, SubjectHeadRec};
 pub use error::{CommitError, OpenError, StoreError, catch_engine_panic, damaged_store, open_read_err, panic_message};

@@ -140,7 +140,9 @@ impl StoreSpec {
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Ok(StoreSpec::Postgres(s.to_string()))
         } else {
-            Err(format!("{s:?} is neither `sled` nor a postgres:// URL"))
+            // Never echoed whole: a mistyped URL may carry a password.
+            let scheme = s.split_once("://").map_or("no scheme", |(scheme, _)| scheme);
+            Err(format!("neither `sled` nor a postgres:// URL (scheme: {scheme})"))
         }
     }
 }
@@ -264,6 +266,33 @@ fn finish_pending_erasures(dir: &Path, store: &dyn Backend, next_seq: u64) -> Re
     let finished = finished.len();
     store.vault().clear_pending().map_err(vault_err)?;
     tracing::warn!(finished, dropped = pending.len() - finished, "pending erasures from an interrupted writer");
+    Ok(())
+}
+
+/// A reader's projections and subject tips folded on from the log up to `to` (events another
+/// process's writer committed since the reader opened).
+fn reader_catch_up(store: &dyn Backend, shared: &Shared, to: u64) -> Result<(), kvitto_storage::StoreError> {
+    let mut p = shared.projections.write().map_err(|_| kvitto_storage::StoreError::Poisoned)?;
+    let mut heads = shared.heads.write().map_err(|_| kvitto_storage::StoreError::Poisoned)?;
+    let from = p.last_seq.map_or(0, |s| s + 1);
+    if from >= to {
+        return Ok(());
+    }
+    // Keys are written before their events commit: the vault read after the log holds them.
+    read::for_each_event(store, from, to, |seq, record, event| {
+        if let Some(l) = event.subject {
+            let tip = kvitto_proof::chain::SubjectTip {
+                last_seq: seq,
+                count: l.subject_seq + 1,
+                last_hash: kvitto_core::event_hash(&record.canonical),
+            };
+            heads.insert(l.subject, tip);
+        }
+        p.apply_owned(event);
+        Ok(())
+    })?;
+    store.vault().reload().map_err(|e| kvitto_storage::StoreError::Engine { what: e.to_string(), io_kind: None })?;
+    shared.committed.fetch_max(to, std::sync::atomic::Ordering::AcqRel);
     Ok(())
 }
 
@@ -845,7 +874,13 @@ impl Ledger {
                 .map_err(|_| VerifyError::Storage(StorageError::lock("projections")))?;
             // The projections fold a group right after its commit: wait for them briefly.
             let shared = &inner.shared;
+            let reader = inner.store.is_reader();
             let mut folded = |n: u64| {
+                // A reader has no writer folding for it: it catches up from the log itself.
+                if reader && let Err(e) = reader_catch_up(&*inner.store, shared, n) {
+                    tracing::warn!(error = %e, "a reader could not catch its projections up");
+                    return None;
+                }
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 loop {
                     let p = shared.projections.read().ok()?;

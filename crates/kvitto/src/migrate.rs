@@ -127,23 +127,38 @@ pub fn migrate_to_postgres(
         pg.put_checkpoint(*size, note)?;
     }
     let legacy = sled.legacy_checkpoints()?.len();
-    // Read back what was written before anything is switched.
+    // Read back what was written before anything is switched: the chain re-derived from the
+    // database's own rows.
     if pg.head()? != source_head {
         return Err(MigrateError::Mismatch("the database's head differs from the sled head".into()));
     }
     if pg.checkpoints()? != checkpoints {
         return Err(MigrateError::Mismatch("the database's checkpoints differ".into()));
     }
-    let copied: u64 = pg.chunks_from(0).map(|c| c.map(|(_, rs)| rs.len() as u64)).sum::<Result<u64, _>>()?;
-    if copied != source_head.next_seq {
+    let (mut copied, mut prev) = (0u64, [0u8; 32]);
+    for chunk in pg.chunks_from(0) {
+        for r in chunk?.1 {
+            let e = decode_event(&r.canonical).map_err(|e| MigrateError::Mismatch(format!("seq {copied}: {e}")))?;
+            if e.seq != copied || e.prev_hash.0 != prev {
+                return Err(MigrateError::Mismatch(format!("seq {copied} does not extend the copied chain")));
+            }
+            prev = event_hash(&r.canonical).0;
+            copied += 1;
+        }
+    }
+    if copied != source_head.next_seq || prev != source_head.head_hash {
         return Err(MigrateError::Mismatch(format!("{copied} events read back of {}", source_head.next_seq)));
     }
     drop(pg);
+    // Switch while the sled store is still open: its lock keeps every other process out until
+    // the marker names the database. Then the sled store is moved aside.
+    switch(dir, url, id)?;
     drop(store);
     if !release(std::time::Duration::from_secs(5)) {
-        tracing::warn!("sled still holds its files; switching the directory anyway");
+        tracing::warn!("sled still holds its files; moving the store aside anyway");
     }
-    let kept = switch(dir, url, id)?;
+    let kept = dir.join("store.sled-migrated");
+    std::fs::rename(dir.join("store"), &kept).map_err(|source| MigrateError::Io { path: kept.clone(), source })?;
     Ok(MigrateReport {
         events: head.next_seq,
         head: head.head_hash,
@@ -153,21 +168,26 @@ pub fn migrate_to_postgres(
     })
 }
 
-/// The directory's switch: `postgres.store`, the sled store moved aside, the marker replaced
-/// (written beside and renamed over, then the directory fsynced).
-fn switch(dir: &Path, url: &str, id: [u8; 16]) -> Result<PathBuf, MigrateError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| MigrateError::Io { path, source }
-    };
-    kvitto_postgres::write_store_file(dir, url, id)?;
-    let kept = dir.join("store.sled-migrated");
-    std::fs::rename(dir.join("store"), &kept).map_err(io(&kept))?;
-    let tmp = dir.join("LEDGER.migrating");
-    let _ = std::fs::remove_file(&tmp);
-    let text = format!("kvitto ledger\nformat {}\nstore {}\n", keyfiles::LEDGER_FORMAT, kvitto_postgres::KIND);
-    keyfiles::write_private_file(&tmp, text.as_bytes()).map_err(kvitto_storage::OpenError::from)?;
-    std::fs::rename(&tmp, dir.join("LEDGER")).map_err(io(dir))?;
-    kvitto_vault::sync_dir(dir).map_err(io(dir))?;
-    Ok(kept)
+/// The directory's switch: `postgres.store`, then the marker, each written beside and
+/// renamed over (a retry after a failed attempt replaces them), then the directory fsynced.
+/// A crash before the marker's rename leaves the sled ledger; after it, the PostgreSQL one
+/// (a `store/` still beside it is the old sled copy, unused).
+fn switch(dir: &Path, url: &str, id: [u8; 16]) -> Result<(), MigrateError> {
+    let store_file = format!("url {url}\nledger {}\n", hex::encode(id));
+    replace_file(&dir.join(kvitto_postgres::STORE_FILE), store_file.as_bytes())?;
+    let marker = format!("kvitto ledger\nformat {}\nstore {}\n", keyfiles::LEDGER_FORMAT, kvitto_postgres::KIND);
+    replace_file(&dir.join("LEDGER"), marker.as_bytes())?;
+    kvitto_vault::sync_dir(dir).map_err(|source| MigrateError::Io { path: dir.to_path_buf(), source })
+}
+
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), MigrateError> {
+    let io = |source| MigrateError::Io { path: path.to_path_buf(), source };
+    let tmp = path.with_extension("migrating");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    keyfiles::write_private_file(&tmp, bytes).map_err(kvitto_storage::OpenError::from)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

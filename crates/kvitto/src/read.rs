@@ -213,6 +213,15 @@ pub(crate) fn history(
     let mut keys = KeyCache::default();
     let mut cursor = ChunkCursor { store, chunk: None };
     let mut out = Vec::new();
+    // A reader answers as of its own head: an index tip another process's writer has moved
+    // beyond it is walked back to there.
+    let committed = shared.committed.load(std::sync::atomic::Ordering::Acquire);
+    while seq >= committed {
+        match cursor.get(seq)?.back_link {
+            Some(prev) if prev < seq => seq = prev,
+            _ => return Err(ReadError::UnknownSubject { controller: controller.to_string() }),
+        }
+    }
     loop {
         let record = cursor.get(seq)?.clone();
         let e = materialize(store, shared, &mut keys, seq, &record)?;
@@ -239,7 +248,8 @@ pub(crate) fn history(
 }
 
 /// Calls `f(seq, record, event)` for each event with seq in `from..to`, in order, decoding
-/// strictly (a record that does not decode is an error naming its seq). Returns how many.
+/// strictly (a record that does not decode is an error naming its seq, and so is a seq missing
+/// between two present ones). Returns how many (fewer where the log ends before `to`).
 pub(crate) fn for_each_event(
     store: &dyn Backend,
     from: u64,
@@ -250,6 +260,10 @@ pub(crate) fn for_each_event(
     if from >= to {
         return Ok(0);
     }
+    let missing = |seq: u64| kvitto_storage::StoreError::Corrupt {
+        at: format!("seq {seq}"),
+        what: "missing from the log (the chunks do not run without a gap)".into(),
+    };
     for chunk in store.chunks_from(from) {
         let (first, records) = chunk?;
         for (i, record) in records.iter().enumerate() {
@@ -260,12 +274,17 @@ pub(crate) fn for_each_event(
             if seq >= to {
                 return Ok(n);
             }
+            // Every seq of the range, in order: a gap is damage, never a silent skip.
+            if seq != from + n {
+                return Err(missing(from + n));
+            }
             let event = decode_event(&record.canonical)
                 .map_err(|e| kvitto_storage::StoreError::Corrupt { at: format!("seq {seq}"), what: e.to_string() })?;
             f(seq, record, event)?;
             n += 1;
         }
     }
+    // The log may end before `to` (callers pass an upper bound); a gap inside it is damage.
     Ok(n)
 }
 

@@ -66,9 +66,7 @@ pub(crate) fn verify_store<'p>(
     // The index as of its watermark: read before the log's head, so the head is never behind it.
     let (watermark, heads) = {
         let _still = index_lock.lock();
-        let watermark = store.index_watermark()?;
-        let heads = store.indexed_subject_heads().collect::<Result<Vec<_>, _>>()?;
-        (watermark, heads)
+        store.index_snapshot()?
     };
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
