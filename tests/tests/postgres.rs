@@ -263,3 +263,70 @@ async fn a_writer_refuses_clearly_when_the_wait_runs_out() {
     let options = OpenOptions { wait_for_writer: Duration::from_millis(300), ..OpenOptions::default() };
     Ledger::open(&path, options).await.unwrap().close().await.unwrap();
 }
+
+fn admin(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_data_lost_in_the_database_is_caught_up_on_open() {
+    let Some(url) = database("derived_data_lost_in_the_database_is_caught_up_on_open") else { return };
+    let (_d, path, ledger) = pg_ledger(&url).await;
+    for i in 0..30 {
+        ledger.append(consent("kalejdo", &format!("c-{i}"), "marketing")).await.unwrap();
+    }
+    // A retried append (same event id) is answered with the first receipt, not recorded twice.
+    let d = draft(
+        r#"{"type":"consent_given","controller":"kalejdo","subject":"c-retry","purpose":"marketing","event_id":"01890a5d-ac96-774b-bcce-b302099a8057"}"#,
+    );
+    let first = ledger.append(d.clone()).await.unwrap();
+    assert_eq!(ledger.append(d).await.unwrap().seq, first.seq);
+    let n = ledger.len();
+    let proof = ledger.inclusion_proof(3, n).await.unwrap();
+    ledger.close().await.unwrap();
+    admin(
+        &url,
+        "DELETE FROM kvitto_subject_head; DELETE FROM kvitto_event_id; DELETE FROM kvitto_merkle_node; \
+         DELETE FROM kvitto_projection; DELETE FROM kvitto_watermark",
+    );
+    let ledger = Ledger::open(&path, OpenOptions::default()).await.unwrap();
+    assert_eq!(ledger.len(), n);
+    assert_eq!(ledger.inclusion_proof(3, n).await.unwrap(), proof, "Merkle nodes rebuilt from the log");
+    assert_eq!(ledger.history("kalejdo", "c-7").await.unwrap().len(), 1);
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failure);
+    ledger.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_sessions_are_killed_poisons_and_a_reopen_is_whole() {
+    let Some(url) = database("a_writer_whose_sessions_are_killed_poisons_and_a_reopen_is_whole") else { return };
+    let (_d, path, ledger) = pg_ledger(&url).await;
+    for i in 0..10 {
+        ledger.append(consent("kalejdo", &format!("k-{i}"), "marketing")).await.unwrap();
+    }
+    // The server ends every session of this ledger's writer (as a restart or a fail-over of
+    // the database would).
+    admin(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND \
+         application_name = 'kvitto' AND pid <> pg_backend_pid()",
+    );
+    let failed = ledger.append(consent("kalejdo", "after-kill", "marketing")).await;
+    let failed = failed.expect_err("the append fails on storage");
+    assert!(failed.to_string().contains("server"), "names the lost server connection: {failed}");
+    assert!(ledger.append(consent("kalejdo", "later", "marketing")).await.is_err(), "the handle takes no more");
+    drop(ledger);
+    let ledger = Ledger::open(&path, OpenOptions::default()).await.unwrap();
+    assert_eq!(ledger.len(), 10, "the failed group is not in the log (it never reached COMMIT)");
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failure);
+    ledger.append(consent("kalejdo", "after-reopen", "marketing")).await.unwrap();
+    ledger.close().await.unwrap();
+}

@@ -38,6 +38,19 @@ fn prepare_dir(dir: &Path) -> Result<(), Failure> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Failure::storage(format!("{}: {e}", db.display()))),
         };
+        // A PostgreSQL demo's writer holds `writer.lock` instead.
+        let _writer = match std::fs::File::open(dir.join("writer.lock")) {
+            Ok(f) => {
+                fs2::FileExt::try_lock_exclusive(&f).map_err(|_| {
+                    Failure::input(format!(
+                        "{} is a demo ledger another process has open; nothing deleted (close it, or choose another --dir)",
+                        dir.display()
+                    ))
+                })?;
+                Some(f)
+            }
+            Err(_) => None,
+        };
         std::fs::remove_dir_all(dir).map_err(|e| Failure::storage(format!("{}: {e}", dir.display())))?;
     } else if !empty {
         return Err(Failure::input(format!(

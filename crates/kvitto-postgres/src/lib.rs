@@ -57,8 +57,10 @@ fn writer_lock(id: &[u8; 16]) -> i64 {
 }
 /// Connections for reads and derived data (the writer has its own).
 const POOL: usize = 3;
-/// Rows fetched per page by the iterators.
-const PAGE: i64 = 512;
+/// Rows fetched per page by the iterators (small fixed-size rows).
+const PAGE: i64 = 4096;
+/// Chunks fetched per page (each ≤ 64 KiB: at most 16 MiB in memory).
+const CHUNK_PAGE: i64 = 256;
 
 /// How a process opens a PostgreSQL ledger.
 #[derive(Debug, Clone, Copy)]
@@ -366,7 +368,23 @@ impl PgStore {
         &self,
         fetch: impl Fn(&mut Client, Option<&Cursor>) -> Result<Vec<(Cursor, T)>, StoreError> + Send + Sync + 'static,
     ) -> Items<'_, T> {
-        Box::new(Paged { store: self, fetch: std::sync::Arc::new(fetch), cursor: None, buf: Vec::new(), done: false })
+        self.paged_by(PAGE, fetch)
+    }
+
+    /// Pages of `page` rows (`fetch` asks for exactly that many; fewer means the end).
+    fn paged_by<T: Send + 'static>(
+        &self,
+        page: i64,
+        fetch: impl Fn(&mut Client, Option<&Cursor>) -> Result<Vec<(Cursor, T)>, StoreError> + Send + Sync + 'static,
+    ) -> Items<'_, T> {
+        Box::new(Paged {
+            store: self,
+            fetch: std::sync::Arc::new(fetch),
+            cursor: None,
+            buf: Vec::new(),
+            done: false,
+            page,
+        })
     }
 }
 
@@ -413,6 +431,7 @@ struct Paged<'a, T> {
     cursor: Option<Cursor>,
     buf: Vec<(Cursor, T)>,
     done: bool,
+    page: i64,
 }
 
 impl<T: Send + 'static> Iterator for Paged<'_, T> {
@@ -423,7 +442,7 @@ impl<T: Send + 'static> Iterator for Paged<'_, T> {
             let (fetch, cursor) = (self.fetch.clone(), self.cursor.clone());
             match self.store.read(move |c| fetch(c, cursor.as_ref())) {
                 Ok(mut page) => {
-                    self.done = (page.len() as i64) < PAGE;
+                    self.done = (page.len() as i64) < self.page;
                     page.reverse();
                     self.buf = page;
                 }
@@ -602,11 +621,11 @@ impl EventLog for PgStore {
             Ok(None) => from as i64,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        self.paged(move |c, cursor| {
+        self.paged_by(CHUNK_PAGE, move |c, cursor| {
             let after = int_after(cursor, start);
             c.query(
                 "SELECT first_seq, body FROM kvitto_chunk WHERE first_seq >= $1 ORDER BY first_seq LIMIT $2",
-                &[&after, &PAGE],
+                &[&after, &CHUNK_PAGE],
             )
             .map_err(|e| engine(&e))?
             .iter()
