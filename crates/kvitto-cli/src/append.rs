@@ -6,11 +6,11 @@
 //! a whole. Memory is bounded by the input (held once) plus one batch, not by the number of
 //! events (docs/PERFORMANCE.md, "Memory of a large append").
 
-use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use kvitto::{AppendError, Draft, EventId, Receipt};
+use kvitto::input::{Drafts, RepeatCheck, drafts, line_draft};
+use kvitto::{AppendError, Draft, Receipt};
 
 use crate::Failure;
 
@@ -24,9 +24,6 @@ pub(crate) const DEFAULT_BATCH: usize = 10_000;
 /// Files up to this size are read whole (and may hold one pretty-printed object); larger ones
 /// are JSON Lines, read line by line, twice (checked, then appended), never held whole.
 const HELD_LIMIT: u64 = 1 << 20;
-
-/// Drafts with their 1-based line numbers, or the problem as `line N: field F: …`.
-type Drafts<'a> = Box<dyn Iterator<Item = Result<(usize, Draft), String>> + 'a>;
 
 /// The input of one invocation.
 enum Input {
@@ -119,64 +116,16 @@ impl Iterator for LineDrafts<'_> {
     }
 }
 
-/// The drafts of an input held whole: a single (possibly pretty-printed) JSON object, or JSON
-/// Lines. A UTF-8 BOM and CRLF line ends are accepted; blank lines are skipped.
-fn drafts(bytes: &[u8]) -> Result<Drafts<'_>, String> {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
-            return Err(format!("line {line}: input is not valid UTF-8"));
-        }
-    };
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err("no events in input".into());
-    }
-    // A pretty-printed single object spans lines; accept it as event 1.
-    if trimmed.starts_with('{')
-        && trimmed.contains('\n')
-        && let Ok(d) = Draft::from_json_str(trimmed)
-    {
-        let leading = text.len() - text.trim_start().len();
-        return Ok(Box::new(std::iter::once(Ok((1 + text[..leading].matches('\n').count(), d)))));
-    }
-    Ok(Box::new(text.split('\n').enumerate().filter_map(|(i, line)| line_draft(i + 1, line))))
-}
-
-/// One line of JSON Lines (1-based `n`, CR and all): `None` when blank, else its draft or the
-/// problem as `line N: …`. Held and streamed input share it.
-fn line_draft(n: usize, line: &str) -> Option<Result<(usize, Draft), String>> {
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.trim().is_empty() {
-        return None;
-    }
-    Some(Draft::from_json_str(line).map(|d| (n, d)).map_err(|e| format!("line {n}: {e}")))
-}
-
 /// Checks the whole input without keeping it: every line parses, and an event id given on
 /// two lines names the same event (else the later batch would be refused after the earlier
 /// ones were appended). Returns the number of events.
 fn check_input(input: &Input) -> Result<usize, String> {
-    let mut ids: HashMap<EventId, (usize, blake3::Hash)> = HashMap::new();
+    let mut repeats = RepeatCheck::default();
     let mut n = 0;
     for item in input.drafts()? {
         let (line, draft) = item?;
         n += 1;
-        let Some(id) = draft.event_id else { continue };
-        let content = blake3::hash(&serde_json::to_vec(&draft.to_json()).unwrap_or_default());
-        match ids.get(&id) {
-            Some((first, seen)) if *seen != content => {
-                return Err(format!(
-                    "line {line}: field event_id: {id} repeats line {first} with different content; nothing appended"
-                ));
-            }
-            Some(_) => {}
-            None => {
-                ids.insert(id, (line, content));
-            }
-        }
+        repeats.check(line, &draft)?;
     }
     if n == 0 {
         return Err("no events in input".into());
@@ -275,32 +224,11 @@ fn print_receipts(receipts: &[Receipt]) {
 
 /// The message and exit code for a batch the ledger refused.
 fn refused(e: AppendError, lines: &[usize], progress: Progress) -> Failure {
-    let line = |index: usize| lines.get(index).copied().unwrap_or(0);
     let outcome = progress.outcome();
+    if let Some(message) = kvitto::input::refusal(&e, lines) {
+        return progress.refuse(format!("{message}; {outcome}"));
+    }
     match e {
-        AppendError::IdConflict { index, event_id, existing_seq } => progress.refuse(format!(
-            "line {}: field event_id: {event_id} was already used {} with different content; {outcome}",
-            line(index),
-            kvitto::used_by(existing_seq)
-        )),
-        AppendError::DuplicateInBatch { index, first, event_id } => progress.refuse(format!(
-            "line {}: field event_id: {event_id} repeats line {} with different content; {outcome}",
-            line(index),
-            line(first)
-        )),
-        e @ AppendError::Empty => progress.refuse(e.to_string()),
-        AppendError::ErasureBlocked { index, why } => {
-            progress.refuse(format!("line {}: erasure refused: {why}; {outcome}", line(index)))
-        }
-        AppendError::InvalidStep { index, why } => {
-            progress.refuse(format!("line {}: field request_id: {why}; {outcome}", line(index)))
-        }
-        AppendError::DetailsAfterErasure { index, erasure } => progress.refuse(format!(
-            "line {}: field details: this customer's data_erased on line {} destroys the key these details would \
-             be sealed under; append them separately after the erasure; {outcome}",
-            line(index),
-            line(erasure)
-        )),
         AppendError::ErasureIncomplete { why, receipts } => {
             // Recorded: the receipts stand; the erasure completes when the ledger is reopened.
             print_receipts(&receipts);

@@ -8,6 +8,7 @@ mod bundle;
 mod demo;
 mod erasure;
 mod query;
+mod serve;
 mod table;
 
 use std::io::IsTerminal;
@@ -457,6 +458,19 @@ untouched and still the ledger (drop the partial copy's kvitto_* tables to retry
         #[arg(long, value_name = "postgres://…")]
         to: String,
     },
+    /// Serve the ledger over HTTP: the JSON API under /v1 (scoped tokens) and the verification page
+    #[command(after_help = "Examples:\n  kvitto token create --controller kalejdo --scope append,read\n  \
+kvitto serve --listen 127.0.0.1:8080\n  \
+curl -H \"Authorization: Bearer $TOKEN\" --data-binary @events.jsonl http://127.0.0.1:8080/v1/events\n  \
+curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/v1/may-process?controller=kalejdo&subject=KAL-100042&purpose=marketing'\n\n\
+The contract is at /v1/openapi.json (docs/openapi.json); health at /healthz and /readyz,\n\
+Prometheus metrics at /metrics. SIGTERM or Ctrl-C stops accepting, finishes the requests in\n\
+flight (every receipt sent is durable) and closes the ledger. Plain HTTP: keep it on loopback\n\
+or behind a TLS-terminating reverse proxy (docs/HTTP.md).")]
+    Serve(serve::ServeArgs),
+    /// API tokens for kvitto serve: create, list, revoke (each bound to one controller and scopes)
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
     /// Build a fresh demo ledger modelled on the seed privacy policies and explore it
     #[command(after_help = "Example:\n  kvitto demo --customers 5000 --seed 7 --dir /tmp/kvitto-demo")]
     Demo {
@@ -1025,6 +1039,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Migrate { from, to } => migrate(&from, &to).await,
+        Command::Serve(args) => serve::serve(&dir, args).await,
+        Command::Token(command) => serve::token(&dir, command),
         Command::Demo { dir, customers, seed, tasks, .. } => {
             demo::run(&dir, &store_spec()?, customers, seed, tasks).await
         }

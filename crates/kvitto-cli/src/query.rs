@@ -9,12 +9,7 @@ use crate::table::terminal_safe;
 use crate::{Failure, say};
 
 /// `--at` / `--known-at`: RFC 3339, or a date meaning the end of that day (UTC).
-pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
-    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') {
-        return Timestamp::parse_rfc3339(&format!("{s}T23:59:59.999999Z"));
-    }
-    Timestamp::parse_rfc3339(s)
-}
+pub(crate) use kvitto::input::parse_time;
 
 pub(crate) fn as_of(at: Option<Timestamp>, known_at: Option<Timestamp>) -> AsOf {
     let now = AsOf::now();

@@ -41,6 +41,7 @@ mod error;
 mod failure;
 pub mod html;
 mod indexer;
+pub mod input;
 mod migrate;
 mod persist;
 mod proofs;
@@ -83,7 +84,7 @@ pub use read::{
 };
 pub use retention::{RetentionRun, retention_event_id};
 pub use verify::VerifyReport;
-pub use writer::Receipt;
+pub use writer::{GROUP_BUCKETS, Receipt, WriteStats};
 
 use kvitto_core::LedgerSecret;
 use kvitto_storage::{Backend, LedgerInfo};
@@ -708,6 +709,16 @@ impl Ledger {
     ) -> Result<PortableExport, ReadError> {
         let events = self.history(controller, subject_ref).await?;
         Ok(read::portable(controller, subject_ref, &events, &as_of))
+    }
+
+    /// Counters of the commit groups written since open (for metrics: no personal data).
+    pub fn write_stats(&self) -> WriteStats {
+        self.inner.shared.stats.snapshot()
+    }
+
+    /// Whether a storage failure has poisoned this handle (appends are refused until reopened).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.shared.poison_cause().is_some()
     }
 
     /// A copy of the current projections (for audits and tests). A poisoned lock (a thread

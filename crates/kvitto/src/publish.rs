@@ -65,7 +65,54 @@ fn put(path: &Path, bytes: &[u8], immutable: bool) -> Result<bool, ReadError> {
     Ok(true)
 }
 
+/// The bytes of tile `n` of width `w` at `level` (`None`: the entry bundle): `w` hashes of
+/// 32 bytes, or `w` entries of u16be 32 ‖ the event hash.
+fn tile_bytes(store: &dyn crate::Backend, level: Option<u8>, n: u64, w: u64) -> Result<Vec<u8>, ReadError> {
+    let Some(level) = level else {
+        let mut bytes = Vec::with_capacity(w as usize * 34);
+        crate::read::for_each_event(store, n * WIDTH, n * WIDTH + w, |_, record, _| {
+            bytes.extend_from_slice(&32u16.to_be_bytes());
+            bytes.extend_from_slice(&kvitto_core::event_hash(&record.canonical).0);
+            Ok(())
+        })?;
+        if bytes.len() as u64 != w * 34 {
+            return Err(ReadError::Corrupt { at: format!("seq {}", n * WIDTH), what: "events missing".into() });
+        }
+        return Ok(bytes);
+    };
+    let mut bytes = Vec::with_capacity(w as usize * 32);
+    for i in 0..w {
+        let index = n * WIDTH + i;
+        let hash = store.merkle_node(8 * level, index)?.ok_or_else(|| ReadError::Corrupt {
+            at: format!("merkle node {}/{index}", 8 * level),
+            what: "not indexed".into(),
+        })?;
+        bytes.extend_from_slice(&hash);
+    }
+    Ok(bytes)
+}
+
 impl Ledger {
+    /// One tile (C2SP `tlog-tiles`) of the tree of the latest stored checkpoint, as
+    /// [`Ledger::publish`] writes it: tile `n` at `level` (`None`: the entry bundle) of width
+    /// `width` (1–256; 256 is a full tile). `Ok(None)` when the checkpoint's tree does not
+    /// hold that tile.
+    pub async fn tile(&self, level: Option<u8>, n: u64, width: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some((size, _)) = self.checkpoint_note(None)? else { return Ok(None) };
+        let span = match level {
+            None => size,
+            Some(l) if l < 8 => size >> (8 * u32::from(l)),
+            Some(_) => 0,
+        };
+        let fits = n.checked_mul(WIDTH).and_then(|start| start.checked_add(width)).is_some_and(|end| end <= span);
+        if width == 0 || width > WIDTH || !fits {
+            return Ok(None);
+        }
+        self.indexed(size).await?;
+        let inner = self.inner.clone();
+        blocking(move || tile_bytes(&*inner.store, level, n, width).map(Some)).await
+    }
+
     /// Publishes the latest stored checkpoint as static tiles under `dir` (C2SP `tlog-tiles`):
     /// `checkpoint`, `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`. Incremental: full
     /// tiles and bundles already there are kept (they are immutable); `checkpoint` is written
@@ -81,12 +128,6 @@ impl Ledger {
         blocking(move || {
             let store = &*inner.store;
             let mut report = PublishReport { size, ..Default::default() };
-            let node = |level: u8, index: u64| -> Result<[u8; 32], ReadError> {
-                store.merkle_node(level, index)?.ok_or_else(|| ReadError::Corrupt {
-                    at: format!("merkle node {level}/{index}"),
-                    what: "not indexed".into(),
-                })
-            };
             let count = |written: bool, r: &mut u64, kept: &mut u64| if written { *r += 1 } else { *kept += 1 };
             // Hash tiles: level l holds the roots of subtrees of 256^l leaves (tree level 8l).
             let mut level = 0u8;
@@ -100,10 +141,7 @@ impl Ledger {
                         report.kept += 1;
                         continue;
                     }
-                    let mut bytes = Vec::with_capacity(w as usize * 32);
-                    for i in 0..w {
-                        bytes.extend_from_slice(&node(8 * level, n * WIDTH + i)?);
-                    }
+                    let bytes = tile_bytes(store, Some(level), n, w)?;
                     count(put(&path, &bytes, true)?, &mut report.tiles, &mut report.kept);
                 }
                 level += 1;
@@ -117,15 +155,7 @@ impl Ledger {
                     report.kept += 1;
                     continue;
                 }
-                let mut bytes = Vec::with_capacity(w as usize * 34);
-                crate::read::for_each_event(store, n * WIDTH, n * WIDTH + w, |_, record, _| {
-                    bytes.extend_from_slice(&32u16.to_be_bytes());
-                    bytes.extend_from_slice(&kvitto_core::event_hash(&record.canonical).0);
-                    Ok(())
-                })?;
-                if bytes.len() as u64 != w * 34 {
-                    return Err(ReadError::Corrupt { at: format!("seq {}", n * WIDTH), what: "events missing".into() });
-                }
+                let bytes = tile_bytes(store, None, n, w)?;
                 count(put(&path, &bytes, true)?, &mut report.bundles, &mut report.kept);
             }
             put(&dir.join("checkpoint"), note.as_bytes(), false)?;

@@ -132,6 +132,61 @@ pub(crate) struct Shared {
     pub persist_lock: Mutex<()>,
     /// Fault-injection points for tests.
     pub hooks: TestHooks,
+    /// Counters of the commit groups written since open.
+    pub stats: GroupCounters,
+}
+
+/// Upper bounds (events) of the group-size buckets of [`WriteStats`].
+pub const GROUP_BUCKETS: [u64; 6] = [1, 8, 64, 512, 4096, u64::MAX];
+
+/// Counters the writer keeps of its commit groups (lock-free; read by [`crate::Ledger::write_stats`]).
+#[derive(Debug, Default)]
+pub(crate) struct GroupCounters {
+    groups: AtomicU64,
+    events: AtomicU64,
+    failed: AtomicU64,
+    sync_us: AtomicU64,
+    duration_us: AtomicU64,
+    buckets: [AtomicU64; GROUP_BUCKETS.len()],
+}
+
+impl GroupCounters {
+    fn durable(&self, events: u64, sync_us: u64, duration_us: u64) {
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(events, Ordering::Relaxed);
+        self.sync_us.fetch_add(sync_us, Ordering::Relaxed);
+        self.duration_us.fetch_add(duration_us, Ordering::Relaxed);
+        let i = GROUP_BUCKETS.iter().position(|b| events <= *b).unwrap_or(GROUP_BUCKETS.len() - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WriteStats {
+        WriteStats {
+            groups: self.groups.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            failed_groups: self.failed.load(Ordering::Relaxed),
+            sync_seconds: self.sync_us.load(Ordering::Relaxed) as f64 / 1e6,
+            group_seconds: self.duration_us.load(Ordering::Relaxed) as f64 / 1e6,
+            group_sizes: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// What the writer has committed since the ledger was opened: for metrics (no personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WriteStats {
+    /// Commit groups made durable.
+    pub groups: u64,
+    /// Events in them.
+    pub events: u64,
+    /// Groups whose commit failed (the handle is poisoned after the first).
+    pub failed_groups: u64,
+    /// Time spent in fdatasync, seconds.
+    pub sync_seconds: f64,
+    /// Time from a group's first request to its durability, summed, seconds.
+    pub group_seconds: f64,
+    /// Groups per size bucket: at most `GROUP_BUCKETS[i]` events (and more than the bucket before).
+    pub group_sizes: [u64; GROUP_BUCKETS.len()],
 }
 
 /// Fault-injection and pause points for deterministic tests (`Ledger::*_for_test`).
@@ -867,21 +922,29 @@ impl Committer {
         }
         if !s.records.is_empty() {
             match self.commit_or_injected(&s) {
-                Ok(stats) => tracing::info!(
-                    first_seq = s.first_seq,
-                    events = s.records.len(),
-                    requests = s.group.len(),
-                    chunks = stats.chunks,
-                    bytes = stats.bytes,
-                    new_keys = s.new_keys,
-                    seal_us = s.seal_us,
-                    vault_us = s.vault_us,
-                    write_us = stats.write.as_micros() as u64,
-                    sync_us = stats.sync.as_micros() as u64,
-                    duration_us = s.started.elapsed().as_micros() as u64,
-                    "append group durable"
-                ),
+                Ok(stats) => {
+                    self.shared.stats.durable(
+                        s.records.len() as u64,
+                        stats.sync.as_micros() as u64,
+                        s.started.elapsed().as_micros() as u64,
+                    );
+                    tracing::info!(
+                        first_seq = s.first_seq,
+                        events = s.records.len(),
+                        requests = s.group.len(),
+                        chunks = stats.chunks,
+                        bytes = stats.bytes,
+                        new_keys = s.new_keys,
+                        seal_us = s.seal_us,
+                        vault_us = s.vault_us,
+                        write_us = stats.write.as_micros() as u64,
+                        sync_us = stats.sync.as_micros() as u64,
+                        duration_us = s.started.elapsed().as_micros() as u64,
+                        "append group durable"
+                    )
+                }
                 Err(e) => {
+                    self.shared.stats.failed.fetch_add(1, Ordering::Relaxed);
                     // Poison either way: the group the writer may have sealed on top chains on
                     // this one, and sled 0.34.7 cannot be trusted to flush after an I/O error.
                     let why = match &e {
