@@ -59,3 +59,12 @@ golden-py:
 # RustSec audit against the offline advisory snapshot
 audit:
     cargo audit --db ../shared/advisory-db --no-fetch --stale
+
+# The regulators' web page (docs/WEB.md): built reproducibly into target/web/, SHA-256 of each file printed
+web:
+    scripts/web-build
+
+# The page in headless Chromium against real and tampered bundles (installs what it needs first)
+web-test:
+    scripts/test-deps
+    cargo test -p kvitto-integration --test web --locked -- --nocapture
