@@ -1,7 +1,8 @@
 //! The crate graph is a test (DESIGN.md, "Crates"): kvitto-store alone touches sled; proof
 //! depends on core only and does no I/O (it must build for a browser); projections and store
 //! know nothing of each other; the storage traits and the key vault know no engine; the CLI
-//! goes through the facade, never a store.
+//! and the HTTP server go through the facade, never a store; the web page's verifier is the
+//! proof crate.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -46,6 +47,14 @@ fn forbidden_edges_are_absent() {
     forbid(&g, "kvitto-projections", &["kvitto-store", "kvitto", "sled", "tokio"]);
     forbid(&g, "kvitto-store", &["kvitto-projections", "kvitto-proof", "kvitto"]);
     forbid(&g, "kvitto-cli", &["kvitto-store", "kvitto-storage", "kvitto-vault", "sled"]);
+    // The HTTP server goes through the facade like the CLI; the web page's verifier is the
+    // proof crate and nothing that could reach a store, a file or the network.
+    forbid(&g, "kvitto-server", &["kvitto-store", "kvitto-storage", "kvitto-vault", "kvitto-postgres", "sled"]);
+    forbid(
+        &g,
+        "kvitto-web",
+        &["kvitto", "kvitto-store", "kvitto-storage", "kvitto-vault", "kvitto-postgres", "sled", "tokio", "ureq"],
+    );
     // The storage traits and the vault know no engine and nothing above them; backends know
     // each other not at all.
     forbid(
