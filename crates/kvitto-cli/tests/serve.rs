@@ -52,6 +52,64 @@ fn tokens_from_the_command_line() -> Result {
     Ok(())
 }
 
+/// Starts `kvitto serve` on an ephemeral loopback port; returns it, its address and its stderr.
+fn start_server(ledger: &Path) -> Result<(std::process::Child, String, BufReader<std::process::ChildStderr>)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvitto"))
+        .arg("--ledger")
+        .arg(ledger)
+        .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-every", "0"])
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stderr.read_line(&mut line)? == 0 {
+            return Err("kvitto serve exited before listening".into());
+        }
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default().to_string();
+            return Ok((child, addr, stderr));
+        }
+    }
+}
+
+fn terminate(child: &mut std::process::Child) -> Result<std::process::ExitStatus> {
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?.success());
+    Ok(child.wait()?)
+}
+
+/// The Python example of the README appends and asks may-process over HTTP.
+#[test]
+fn the_python_client_example_appends_and_asks() -> Result {
+    if Command::new("python3").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: python3 is required");
+        eprintln!("skipped: python3 is not installed");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let ledger = dir.path().join("l");
+    assert!(kvitto(&ledger, &["init", "--origin", "kazoom.example/ledger"])?.status.success());
+    let token = stdout(&kvitto(&ledger, &["token", "create", "--controller", "kazoom", "--scope", "append,read"])?);
+    let (mut child, addr, _stderr) = start_server(&ledger)?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/http/client.py");
+    let out = Command::new("python3")
+        .arg(&example)
+        .args(["--url", &format!("http://{addr}"), "--token", &token, "--subject", "KZ-77"])
+        .output()?;
+    let status = terminate(&mut child)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(status.success());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "declarations: 15 events, seqs 0..14");
+    assert!(lines[1].starts_with("refused as expected: HTTP 400 bad_request: line 1: field purpose: "), "{}", lines[1]);
+    assert!(lines[2].starts_with("consent_given: seq 15, hash "), "{}", lines[2]);
+    assert!(lines[3].starts_with("may-process product-news: allowed=true (seq 15): "), "{}", lines[3]);
+    assert!(lines[4].starts_with("after withdrawal: allowed=false (seq 16): "), "{}", lines[4]);
+    Ok(())
+}
+
 /// One append request of a client: its event ids and, when answered 200, their receipts' seqs.
 struct Sent {
     ids: Vec<String>,
@@ -64,23 +122,7 @@ fn sigterm_under_load_loses_no_acknowledged_event_and_writes_no_half_request() -
     let ledger = dir.path().join("l");
     assert!(kvitto(&ledger, &["init", "--origin", "kalejdo.example/ledger"])?.status.success());
     let token = stdout(&kvitto(&ledger, &["token", "create", "--controller", "kalejdo", "--scope", "append"])?);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvitto"))
-        .arg("--ledger")
-        .arg(&ledger)
-        .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-every", "0"])
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        if stderr.read_line(&mut line)? == 0 {
-            return Err("kvitto serve exited before listening".into());
-        }
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_string();
-        }
-    };
+    let (mut child, addr, mut stderr) = start_server(&ledger)?;
     let url = format!("http://{addr}/v1/events");
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicUsize::new(0));
@@ -138,9 +180,7 @@ fn sigterm_under_load_loses_no_acknowledged_event_and_writes_no_half_request() -
     while answered.load(Ordering::Acquire) < 200 && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
-    assert!(killed.success());
-    let status = child.wait()?;
+    let status = terminate(&mut child)?;
     stop.store(true, Ordering::Release);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest)?;
