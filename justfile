@@ -68,3 +68,8 @@ web:
 web-test:
     scripts/test-deps
     cargo test -p kvitto-integration --test web --locked -- --nocapture
+
+# The HTTP API against its OpenAPI contract with schemathesis (PyPI, installed into target/ on
+# first use): generated requests for every operation on a throw-away ledger
+api-fuzz EXAMPLES="100":
+    scripts/api-fuzz {{EXAMPLES}}

@@ -74,8 +74,10 @@ fn json_body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// A time of the query; empty (`?at=`) is the same as leaving it out.
 fn time(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     value
+        .filter(|v| !v.is_empty())
         .map(|v| kvitto::input::parse_time(v).map_err(|e| ApiError::bad_request(format!("query: field {field}: {e}"))))
         .transpose()
 }

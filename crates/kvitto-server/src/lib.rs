@@ -105,6 +105,7 @@ pub struct App {
         api::verifier_key,
         api::tile,
     ),
+    components(schemas(api::Format)),
     modifiers(&BearerToken),
     tags(
         (name = "events", description = "Appending (scope `append`)"),
