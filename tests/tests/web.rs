@@ -12,6 +12,7 @@
 //! CI=true, where it fails.
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,7 +33,8 @@ fn skip(why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("CI=true, and the page cannot be tested: {why}");
     }
-    eprintln!("skipped: {why}");
+    // Straight to stderr, past the test harness's capture, so that the skip shows.
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -200,7 +202,7 @@ async fn the_page_verifies_as_the_cli_does_and_shows_the_history() {
         Some(3) => return skip(&format!("scripts/web-build cannot get its tools: {}", err.trim_end())),
         _ => panic!("scripts/web-build failed ({code:?}):\n{err}"),
     }
-    eprintln!("web: scripts/web-build took {:.1} s", start.elapsed().as_secs_f64());
+    let _ = writeln!(std::io::stderr(), "web: scripts/web-build took {:.1} s", start.elapsed().as_secs_f64());
     let web = root.join("target/web");
     let sums = std::fs::read_to_string(web.join("SHA256SUMS")).unwrap();
     assert_eq!(out, sums, "web-build prints SHA256SUMS");
@@ -314,7 +316,7 @@ async fn the_page_verifies_as_the_cli_does_and_shows_the_history() {
     let (code, out, err) =
         run(Command::new(&node).arg(root.join("tests/web/drive.mjs")).arg(&spec_file), Duration::from_secs(300));
     assert_eq!(code, Some(0), "the browser driver failed:\n{err}");
-    eprintln!("web: the browser run took {:.1} s", start.elapsed().as_secs_f64());
+    let _ = writeln!(std::io::stderr(), "web: the browser run took {:.1} s", start.elapsed().as_secs_f64());
     let seen: Value = serde_json::from_str(&out).unwrap();
     std::fs::write(work.join("seen.json"), serde_json::to_string_pretty(&seen).unwrap()).unwrap();
 
