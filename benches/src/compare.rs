@@ -572,10 +572,9 @@ async fn open_fresh(dir: &Path) -> Result<Ledger> {
     Ledger::open(dir, OpenOptions::default()).await.map_err(err("open"))
 }
 
-/// Appends `drafts` from `callers` tasks, each awaiting its own appends, and returns every
-/// receipt. Each customer's events go to one caller, in order (a request is fulfilled after
-/// it was received, as a real service sends them); the customers are spread over the callers.
-async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Vec<Receipt>> {
+/// `drafts` split over `callers`: each customer's events to one caller, in order; the
+/// declarations (no customer) to the first. Empty parts are left out.
+pub fn by_subject(drafts: &[Draft], callers: usize) -> Vec<Vec<Draft>> {
     let callers = callers.max(1);
     let mut parts: Vec<Vec<Draft>> = vec![Vec::new(); callers];
     for d in drafts {
@@ -585,8 +584,16 @@ async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Re
         });
         parts[caller].push(d.clone());
     }
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// Appends `drafts` from `callers` tasks, each awaiting its own appends, and returns every
+/// receipt. Each customer's events go to one caller, in order (a request is fulfilled after
+/// it was received, as a real service sends them); the customers are spread over the callers.
+async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Vec<Receipt>> {
     let mut set = tokio::task::JoinSet::new();
-    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+    for part in by_subject(drafts, callers) {
         let ledger = ledger.clone();
         set.spawn(async move {
             let mut out = Vec::with_capacity(part.len());

@@ -2,6 +2,7 @@
 //! scenario's drafts as one flat, deterministic stream.
 
 pub mod compare;
+pub mod http;
 
 use std::path::PathBuf;
 

@@ -55,10 +55,63 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// The HTTP service (`kvitto serve` on loopback, clients with keep-alive) against the
+    /// library on the same stream: append and may-process throughput, p50/p99, the ratio.
+    #[command(after_help = "Example:\n  cargo run --release -p kvitto-bench -- http --events 100000 --clients 64")]
+    Http {
+        /// Events in the stream.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Concurrent clients (and library callers).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// may-process questions per client.
+        #[arg(long, default_value_t = 500)]
+        questions: usize,
+        /// Seed of the demo generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the results as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+fn write_json(path: &std::path::Path, v: &serde_json::Value) -> ExitCode {
+    let text = match serde_json::to_string_pretty(v) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: encoding the JSON report: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = std::fs::write(path, text + "\n") {
+        eprintln!("error: writing {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!("wrote {}", path.display());
+    ExitCode::SUCCESS
+}
+
+fn http(o: &kvitto_bench::http::HttpOptions, json: Option<PathBuf>) -> ExitCode {
+    if o.events == 0 || o.clients == 0 {
+        eprintln!("error: --events and --clients must be at least 1");
+        return ExitCode::from(2);
+    }
+    match kvitto_bench::http::run(o) {
+        Ok(v) => json.map_or(ExitCode::SUCCESS, |p| write_json(&p, &v)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Http { events, clients, questions, seed, json } = cli.command {
+        return http(&kvitto_bench::http::HttpOptions { events, clients, questions, seed }, json);
+    }
     let Command::Compare {
         events,
         callers,
@@ -69,7 +122,10 @@ fn main() -> ExitCode {
         dir,
         postgres,
         json,
-    } = cli.command;
+    } = cli.command
+    else {
+        return ExitCode::FAILURE;
+    };
     if events == 0 || callers == 0 || per_event_limit == 0 {
         eprintln!("error: --events, --callers and --per-event-limit must be at least 1");
         return ExitCode::from(2);
@@ -87,18 +143,7 @@ fn main() -> ExitCode {
     };
     print!("{}", report.table());
     if let Some(path) = json {
-        let text = match serde_json::to_string_pretty(&report.to_json()) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("error: encoding the JSON report: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Err(e) = std::fs::write(&path, text + "\n") {
-            eprintln!("error: writing {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        eprintln!("wrote {}", path.display());
+        return write_json(&path, &report.to_json());
     }
     ExitCode::SUCCESS
 }

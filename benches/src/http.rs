@@ -1,0 +1,282 @@
+//! `kvitto-bench http`: the HTTP service against the library on the comparison runner's
+//! stream. 64 clients (threads, each with its own keep-alive connection) append the stream
+//! one event per request to `kvitto serve` on loopback; 64 library callers append the same
+//! stream to a fresh ledger in the same process run. Then `may-process` both ways. Reports
+//! throughput, the ratio (goal ≥ 0.7) and p50/p99 latencies.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kvitto::{Draft, Ledger, OpenOptions, Timestamp};
+use kvitto_server::tokens::{Scope, TokenStore};
+use serde_json::{Value, json};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The HTTP throughput target, as a share of the library's.
+pub const HTTP_TARGET: f64 = 0.7;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Events in the stream.
+    pub events: usize,
+    /// Concurrent clients (and library callers).
+    pub clients: usize,
+    /// may-process questions per client.
+    pub questions: usize,
+    /// Seed of the demo generator.
+    pub seed: u64,
+}
+
+/// One side's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct Side {
+    /// Appended events per second.
+    pub append_rate: f64,
+    /// Append latency p50, p99.
+    pub append_p: (Duration, Duration),
+    /// may-process answers per second.
+    pub ask_rate: f64,
+    /// may-process latency p50, p99.
+    pub ask_p: (Duration, Duration),
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort_unstable();
+    let at =
+        |q: f64| v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or_default();
+    (at(0.50), at(0.99))
+}
+
+fn parts<T: Clone>(items: &[T], n: usize) -> Vec<Vec<T>> {
+    let chunk = items.len().div_ceil(n.max(1)).max(1);
+    items.chunks(chunk).map(<[T]>::to_vec).collect()
+}
+
+/// Questions: (controller, subject, purpose) of the stream's subject events.
+fn questions(drafts: &[Draft], n: usize) -> Vec<(String, String, String)> {
+    drafts
+        .iter()
+        .filter_map(|d| {
+            let s = d.subject.as_ref()?;
+            let p = d.kind.purpose()?;
+            Some((d.controller.to_string(), s.as_str().to_string(), p.to_string()))
+        })
+        .cycle()
+        .take(n)
+        .collect()
+}
+
+async fn library(drafts: &[Draft], o: &HttpOptions) -> Result<Side> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ledger");
+    Ledger::init(&path, "bench.kvitto/http")?;
+    let ledger = Ledger::open(&path, OpenOptions::default()).await?;
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for part in crate::compare::by_subject(drafts, o.clients) {
+        let ledger = ledger.clone();
+        set.spawn(async move {
+            let mut lat = Vec::with_capacity(part.len());
+            for d in part {
+                let t = Instant::now();
+                ledger.append(d).await.map_err(|e| e.to_string())?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, String>(lat)
+        });
+    }
+    let mut lat = Vec::new();
+    while let Some(r) = set.join_next().await {
+        lat.extend(r??);
+    }
+    let append_rate = drafts.len() as f64 / started.elapsed().as_secs_f64();
+    let qs = questions(drafts, o.questions * o.clients);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for part in parts(&qs, o.clients) {
+        let ledger = ledger.clone();
+        set.spawn(async move {
+            let mut lat = Vec::with_capacity(part.len());
+            for (c, s, p) in part {
+                let t = Instant::now();
+                ledger.may_process(&c, &s, &p, kvitto::AsOf::now()).map_err(|e| e.to_string())?;
+                lat.push(t.elapsed());
+                tokio::task::yield_now().await;
+            }
+            Ok::<_, String>(lat)
+        });
+    }
+    let mut ask = Vec::new();
+    while let Some(r) = set.join_next().await {
+        ask.extend(r??);
+    }
+    let ask_rate = qs.len() as f64 / started.elapsed().as_secs_f64();
+    ledger.close().await?;
+    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask) })
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Runs `work` on `clients` threads, each with its own agent; returns every latency.
+fn on_threads<T: Send + 'static>(
+    items: Vec<Vec<T>>,
+    work: impl Fn(&ureq::Agent, T) -> Result<()> + Send + Sync + 'static,
+) -> Result<Vec<Duration>> {
+    let work = Arc::new(work);
+    let handles: Vec<_> = items
+        .into_iter()
+        .map(|part| {
+            let work = work.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let agent = agent();
+                let mut lat = Vec::with_capacity(part.len());
+                for item in part {
+                    let t = Instant::now();
+                    work(&agent, item)?;
+                    lat.push(t.elapsed());
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for h in handles {
+        lat.extend(h.join().map_err(|_| "client thread panicked")??);
+    }
+    Ok(lat)
+}
+
+fn http(rt: &tokio::runtime::Runtime, drafts: &[Draft], o: &HttpOptions) -> Result<Side> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ledger");
+    Ledger::init(&path, "bench.kvitto/http")?;
+    let tokens = TokenStore::new(&path);
+    let mut by_controller = std::collections::HashMap::new();
+    for d in drafts {
+        if let std::collections::hash_map::Entry::Vacant(e) = by_controller.entry(d.controller.to_string()) {
+            let scopes = [Scope::Append, Scope::Read].into_iter().collect();
+            let (t, _) = tokens.create(e.key(), scopes, None, Timestamp::now())?;
+            e.insert(t);
+        }
+    }
+    let ledger = rt.block_on(Ledger::open(&path, OpenOptions::default()))?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = kvitto_server::ServeOptions { checkpoint_every: None, ..Default::default() };
+    let server = rt.spawn(kvitto_server::serve(ledger, listener, options, async {
+        let _ = stopped.await;
+    }));
+    let by_controller = Arc::new(by_controller);
+    let lines: Vec<Vec<(String, String)>> = crate::compare::by_subject(drafts, o.clients)
+        .iter()
+        .map(|part| {
+            part.iter()
+                .map(|d| {
+                    let token = by_controller.get(d.controller.as_str()).cloned().unwrap_or_default();
+                    (token, Value::Object(d.to_json()).to_string())
+                })
+                .collect()
+        })
+        .collect();
+    let url = format!("{base}/v1/events");
+    let started = Instant::now();
+    let lat = on_threads(lines, move |agent, (token, line)| {
+        let r = agent.post(&url).header("Authorization", &format!("Bearer {token}")).send(line)?;
+        if r.status() != 200 {
+            return Err(format!("append answered {}", r.status()).into());
+        }
+        Ok(())
+    })?;
+    let append_rate = drafts.len() as f64 / started.elapsed().as_secs_f64();
+    let qs: Vec<(String, String)> = questions(drafts, o.questions * o.clients)
+        .into_iter()
+        .map(|(c, s, p)| {
+            let token = by_controller.get(&c).cloned().unwrap_or_default();
+            (token, format!("{base}/v1/may-process?controller={c}&subject={}&purpose={p}", encode(&s)))
+        })
+        .collect();
+    let n = qs.len();
+    let started = Instant::now();
+    let ask = on_threads(parts(&qs, o.clients), |agent, (token, url)| {
+        let r = agent.get(&url).header("Authorization", &format!("Bearer {token}")).call()?;
+        if r.status() != 200 {
+            return Err(format!("may-process answered {}", r.status()).into());
+        }
+        Ok(())
+    })?;
+    let ask_rate = n as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let ledger = rt.block_on(server)??;
+    rt.block_on(ledger.close())?;
+    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask) })
+}
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+/// Runs both sides and prints the table; returns the JSON of the run.
+pub fn run(o: &HttpOptions) -> Result<Value> {
+    let drafts = crate::drafts(o.events, o.seed);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    eprintln!(
+        "library: {} events from {} callers, then {} may-process questions",
+        drafts.len(),
+        o.clients,
+        o.questions * o.clients
+    );
+    let lib = rt.block_on(library(&drafts, o))?;
+    eprintln!("http: the same over loopback, {} clients with keep-alive", o.clients);
+    let web = http(&rt, &drafts, o)?;
+    let ratio = web.append_rate / lib.append_rate;
+    let row = |name: &str, s: &Side| {
+        println!(
+            "{name:<8} append {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms   may-process {:>9.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
+            s.append_rate,
+            ms(s.append_p.0),
+            ms(s.append_p.1),
+            s.ask_rate,
+            ms(s.ask_p.0),
+            ms(s.ask_p.1)
+        );
+    };
+    println!("{} events, {} concurrent callers/clients, one event per append", drafts.len(), o.clients);
+    row("library", &lib);
+    row("http", &web);
+    println!(
+        "http_append_vs_library = {ratio:.2} (goal ≥ {HTTP_TARGET}: {})",
+        if ratio >= HTTP_TARGET { "met" } else { "missed" }
+    );
+    let side = |s: &Side| {
+        json!({
+            "append_per_s": s.append_rate.round(),
+            "append_p50_ms": ms(s.append_p.0), "append_p99_ms": ms(s.append_p.1),
+            "may_process_per_s": s.ask_rate.round(),
+            "may_process_p50_ms": ms(s.ask_p.0), "may_process_p99_ms": ms(s.ask_p.1),
+        })
+    };
+    Ok(json!({
+        "events": drafts.len(), "clients": o.clients,
+        "library": side(&lib), "http": side(&web),
+        "http_append_vs_library": (ratio * 100.0).round() / 100.0, "goal": HTTP_TARGET,
+    }))
+}
