@@ -145,6 +145,7 @@ fn verified(v: &VerifiedBundle, mut warnings: Vec<String>) -> Value {
     }
     let controllers: Vec<&str> = {
         let mut c: Vec<&str> = v.events.iter().map(|e| e.event.controller.as_str()).collect();
+        c.sort_unstable();
         c.dedup();
         c
     };
