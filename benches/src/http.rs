@@ -40,6 +40,8 @@ pub struct Side {
     pub ask_rate: f64,
     /// may-process latency p50, p99.
     pub ask_p: (Duration, Duration),
+    /// Commit groups the writer formed for the append.
+    pub groups: u64,
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
@@ -113,45 +115,97 @@ async fn library(drafts: &[Draft], o: &HttpOptions) -> Result<Side> {
         ask.extend(r??);
     }
     let ask_rate = qs.len() as f64 / started.elapsed().as_secs_f64();
+    let groups = ledger.write_stats().groups;
     ledger.close().await?;
-    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask) })
+    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask), groups })
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
+/// A keep-alive HTTP/1.1 connection: the load generator's client, as lean as it can be so
+/// that on a shared machine the clients take as little as possible from the server.
+struct Conn {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    host: String,
 }
 
-/// Runs `work` on `clients` threads, each with its own agent; returns every latency.
-fn on_threads<T: Send + 'static>(
-    items: Vec<Vec<T>>,
-    work: impl Fn(&ureq::Agent, T) -> Result<()> + Send + Sync + 'static,
-) -> Result<Vec<Duration>> {
-    let work = Arc::new(work);
-    let handles: Vec<_> = items
-        .into_iter()
-        .map(|part| {
-            let work = work.clone();
-            std::thread::spawn(move || -> Result<Vec<Duration>> {
-                let agent = agent();
-                let mut lat = Vec::with_capacity(part.len());
-                for item in part {
-                    let t = Instant::now();
-                    work(&agent, item)?;
-                    lat.push(t.elapsed());
-                }
-                Ok(lat)
-            })
-        })
-        .collect();
-    let mut lat = Vec::new();
-    for h in handles {
-        lat.extend(h.join().map_err(|_| "client thread panicked")??);
+impl Conn {
+    async fn open(addr: std::net::SocketAddr) -> Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn { stream: tokio::io::BufReader::new(stream), host: addr.to_string() })
     }
-    Ok(lat)
+
+    /// Sends one request; returns the status and reads the body to its end.
+    async fn send(&mut self, method: &str, path: &str, token: &str, body: &[u8]) -> Result<u16> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: \
+             application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        self.stream.get_mut().write_all(&request).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse()?;
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await?;
+        Ok(status)
+    }
+}
+
+/// Runs `work` for each part on its own connection, all on one client thread; returns every
+/// latency.
+fn clients<T: Send + 'static>(
+    addr: std::net::SocketAddr,
+    items: Vec<Vec<T>>,
+    work: impl for<'a> Fn(&'a mut Conn, T) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>
+    + Send
+    + Sync
+    + 'static,
+) -> Result<Vec<Duration>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let work = Arc::new(work);
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let mut set = tokio::task::JoinSet::new();
+            for part in items {
+                let work = work.clone();
+                set.spawn(async move {
+                    let mut conn = Conn::open(addr).await?;
+                    let mut lat = Vec::with_capacity(part.len());
+                    for item in part {
+                        let t = Instant::now();
+                        work(&mut conn, item).await?;
+                        lat.push(t.elapsed());
+                    }
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
+                });
+            }
+            let mut lat = Vec::new();
+            while let Some(r) = set.join_next().await {
+                lat.extend(r??);
+            }
+            Ok(lat)
+        })
+    })
+    .join()
+    .map_err(|_| "the client thread panicked")?
 }
 
 fn http(rt: &tokio::runtime::Runtime, drafts: &[Draft], o: &HttpOptions) -> Result<Side> {
@@ -169,7 +223,7 @@ fn http(rt: &tokio::runtime::Runtime, drafts: &[Draft], o: &HttpOptions) -> Resu
     }
     let ledger = rt.block_on(Ledger::open(&path, OpenOptions::default()))?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = kvitto_server::ServeOptions { checkpoint_every: None, ..Default::default() };
     let server = rt.spawn(kvitto_server::serve(ledger, listener, options, async {
@@ -187,37 +241,39 @@ fn http(rt: &tokio::runtime::Runtime, drafts: &[Draft], o: &HttpOptions) -> Resu
                 .collect()
         })
         .collect();
-    let url = format!("{base}/v1/events");
     let started = Instant::now();
-    let lat = on_threads(lines, move |agent, (token, line)| {
-        let r = agent.post(&url).header("Authorization", &format!("Bearer {token}")).send(line)?;
-        if r.status() != 200 {
-            return Err(format!("append answered {}", r.status()).into());
-        }
-        Ok(())
+    let lat = clients(addr, lines, |conn, (token, line)| {
+        Box::pin(async move {
+            match conn.send("POST", "/v1/events", &token, line.as_bytes()).await? {
+                200 => Ok(()),
+                s => Err(format!("append answered {s}").into()),
+            }
+        })
     })?;
     let append_rate = drafts.len() as f64 / started.elapsed().as_secs_f64();
     let qs: Vec<(String, String)> = questions(drafts, o.questions * o.clients)
         .into_iter()
         .map(|(c, s, p)| {
             let token = by_controller.get(&c).cloned().unwrap_or_default();
-            (token, format!("{base}/v1/may-process?controller={c}&subject={}&purpose={p}", encode(&s)))
+            (token, format!("/v1/may-process?controller={c}&subject={}&purpose={p}", encode(&s)))
         })
         .collect();
     let n = qs.len();
     let started = Instant::now();
-    let ask = on_threads(parts(&qs, o.clients), |agent, (token, url)| {
-        let r = agent.get(&url).header("Authorization", &format!("Bearer {token}")).call()?;
-        if r.status() != 200 {
-            return Err(format!("may-process answered {}", r.status()).into());
-        }
-        Ok(())
+    let ask = clients(addr, parts(&qs, o.clients), |conn, (token, path)| {
+        Box::pin(async move {
+            match conn.send("GET", &path, &token, b"").await? {
+                200 => Ok(()),
+                s => Err(format!("may-process answered {s}").into()),
+            }
+        })
     })?;
     let ask_rate = n as f64 / started.elapsed().as_secs_f64();
     let _ = stop.send(());
     let ledger = rt.block_on(server)??;
+    let groups = ledger.write_stats().groups;
     rt.block_on(ledger.close())?;
-    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask) })
+    Ok(Side { append_rate, append_p: percentiles(lat), ask_rate, ask_p: percentiles(ask), groups })
 }
 
 /// Percent-encodes a query value.
@@ -250,10 +306,12 @@ pub fn run(o: &HttpOptions) -> Result<Value> {
     let ratio = web.append_rate / lib.append_rate;
     let row = |name: &str, s: &Side| {
         println!(
-            "{name:<8} append {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms   may-process {:>9.0}/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
+            "{name:<8} append {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({:>5.1} events/group)   may-process {:>9.0}/s  p50 \
+             {:>7.3} ms  p99 {:>7.3} ms",
             s.append_rate,
             ms(s.append_p.0),
             ms(s.append_p.1),
+            drafts.len() as f64 / s.groups.max(1) as f64,
             s.ask_rate,
             ms(s.ask_p.0),
             ms(s.ask_p.1)
@@ -270,6 +328,7 @@ pub fn run(o: &HttpOptions) -> Result<Value> {
         json!({
             "append_per_s": s.append_rate.round(),
             "append_p50_ms": ms(s.append_p.0), "append_p99_ms": ms(s.append_p.1),
+            "commit_groups": s.groups,
             "may_process_per_s": s.ask_rate.round(),
             "may_process_p50_ms": ms(s.ask_p.0), "may_process_p99_ms": ms(s.ask_p.1),
         })
