@@ -77,6 +77,16 @@ impl CountryCode {
         }
     }
 
+    /// Every code [`CountryCode::new`] accepts: the assigned list, `EU` and `ZZ`.
+    pub fn accepted() -> impl Iterator<Item = &'static str> {
+        ASSIGNED.iter().copied().chain(["EU", "ZZ"])
+    }
+
+    /// The EEA member states (a supervisory authority's country is one of them).
+    pub fn eea_members() -> &'static [&'static str] {
+        &EEA
+    }
+
     /// The two ASCII bytes.
     pub fn bytes(&self) -> [u8; 2] {
         self.0

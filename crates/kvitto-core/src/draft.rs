@@ -127,6 +127,72 @@ impl DraftError {
 const COMMON_FIELDS: [&str; 7] = ["type", "controller", "subject", "occurred_at", "event_id", "actor", "details"];
 
 impl Draft {
+    /// The JSON Schema (2020-12) of one event as callers send it: one alternative per kind a
+    /// caller may append, each with the common fields (`subject` and `details` for subject
+    /// kinds only) and the kind's own, built from the same table as the parser. What JSON
+    /// Schema cannot say — the input rules for text (NFC, no format characters), the order
+    /// of steps (a request fulfilled after it was received) — is checked on append, and
+    /// refused with `line N: field F: …`.
+    ///
+    /// Returns the event schema and the schema of a value inside `details` (recursive: it
+    /// refers to itself, and the event schema to it, by `detail_value_ref`, the JSON pointer
+    /// where the caller puts it, e.g. `#/components/schemas/DetailValue`).
+    pub fn json_schemas(detail_value_ref: &str) -> (Value, Value) {
+        let details_string =
+            serde_json::json!({"type": "string", "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"});
+        let detail_value = serde_json::json!({"anyOf": [
+            details_string,
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": detail_value_ref}},
+            {"type": "object", "propertyNames": details_string, "additionalProperties": {"$ref": detail_value_ref}},
+        ]});
+        let mut kinds = Vec::new();
+        for (name, _, scope) in EventKind::TABLE {
+            if *scope == Scope::Ledger {
+                continue;
+            }
+            let mut props = Map::new();
+            let mut required = vec![Value::from("type"), Value::from("controller")];
+            props.insert("type".into(), serde_json::json!({"const": name}));
+            props.insert("controller".into(), crate::field::id_schema());
+            if *scope == Scope::Subject {
+                props.insert(
+                    "subject".into(),
+                    serde_json::json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": crate::text::schema_pattern(false),
+                        "description": "The controller's customer reference: Unicode NFC, no control or format characters, no leading or trailing whitespace"}),
+                );
+                required.push("subject".into());
+                props.insert(
+                    "details".into(),
+                    serde_json::json!({"type": "object", "minProperties": 1, "propertyNames": details_string,
+                        "additionalProperties": {"$ref": detail_value_ref},
+                        "description": "Personal data, stored encrypted under the customer's key and erasable: at most 16 KiB as canonical JSON; no control characters but newline and tab in keys and strings"}),
+                );
+            }
+            props.insert("occurred_at".into(), <Timestamp as crate::field::FieldCodec>::json_schema());
+            props.insert("event_id".into(), serde_json::json!({"type": "string", "format": "uuid"}));
+            props.insert("actor".into(), crate::field::id_schema());
+            for (field, mut schema, needed) in EventKind::field_schemas(name).unwrap_or_default() {
+                if field == "authority_country" {
+                    // A supervisory authority is one EEA member state's (Art 51).
+                    schema = serde_json::json!({"type": "string", "enum": crate::CountryCode::eea_members()});
+                }
+                props.insert(field.into(), schema);
+                if needed {
+                    required.push(field.into());
+                }
+            }
+            kinds.push(serde_json::json!({
+                "title": name,
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": false,
+            }));
+        }
+        (serde_json::json!({"description": "One event (docs/EVENTS.md)", "oneOf": kinds}), detail_value)
+    }
+
     /// Parses one JSON object (one line of JSON Lines) per EVENTS.md.
     pub fn from_json_str(s: &str) -> Result<Self, DraftError> {
         let StrictObject(obj) = serde_json::from_str::<StrictObject>(s)

@@ -208,6 +208,18 @@ macro_rules! event_kinds {
                 match type_name { $( $name => Some(&[$( stringify!($field), )* $( $( stringify!($xfield), )+ )?]), )+ _ => None }
             }
 
+            /// The kind's own fields with their JSON Schemas and whether each is required, in
+            /// canonical order.
+            pub fn field_schemas(type_name: &str) -> Option<Vec<(&'static str, serde_json::Value, bool)>> {
+                match type_name {
+                    $( $name => Some(vec![
+                        $( (stringify!($field), <$ty as FieldCodec>::json_schema(), <$ty as FieldCodec>::REQUIRED), )*
+                        $( $( (stringify!($xfield), <$xty as FieldCodec>::json_schema(), <$xty as FieldCodec>::REQUIRED), )+ )?
+                    ]), )+
+                    _ => None,
+                }
+            }
+
             /// Appends the kind's fields in canonical order.
             pub(crate) fn encode_fields(&self, out: &mut Vec<u8>) {
                 let code = self.code();

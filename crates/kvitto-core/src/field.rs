@@ -134,6 +134,20 @@ pub trait FieldCodec: Sized {
     fn check_input(&self) -> Result<(), String> {
         Ok(())
     }
+    /// The JSON Schema of the value (the HTTP API's `Event` schema is built from these, so
+    /// it cannot drift from the parser).
+    fn json_schema() -> Value;
+    /// Whether the field must be present.
+    const REQUIRED: bool = true;
+}
+
+/// The JSON Schema of an id: 1–128 bytes of `[a-z0-9._:-]`.
+pub fn id_schema() -> Value {
+    serde_json::json!({"type": "string", "pattern": "^[a-z0-9._:-]{1,128}$"})
+}
+
+fn pattern(p: &str) -> Value {
+    serde_json::json!({"type": "string", "pattern": p})
 }
 
 fn required(v: Option<&Value>) -> Result<&Value, String> {
@@ -163,6 +177,9 @@ pub fn json_type(v: &Value) -> &'static str {
 }
 
 impl FieldCodec for Id {
+    fn json_schema() -> Value {
+        id_schema()
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         put_str(out, self.as_str());
     }
@@ -179,6 +196,9 @@ impl FieldCodec for Id {
 }
 
 impl FieldCodec for Text {
+    fn json_schema() -> Value {
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": 4096, "pattern": crate::text::schema_pattern(true), "description": "Free text: Unicode NFC, no control characters but newline and tab inside, no format characters, no leading or trailing whitespace (docs/EVENTS.md, input rules)"})
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         put_str(out, self.as_str());
     }
@@ -199,6 +219,10 @@ impl FieldCodec for Text {
 }
 
 impl<T: FieldCodec> FieldCodec for Option<T> {
+    const REQUIRED: bool = false;
+    fn json_schema() -> Value {
+        T::json_schema()
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             None => out.push(0),
@@ -238,6 +262,9 @@ impl<T> OptionalField for Option<T> {
 }
 
 impl FieldCodec for MonthDay {
+    fn json_schema() -> Value {
+        pattern("^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.month());
         out.push(self.day());
@@ -256,6 +283,9 @@ impl FieldCodec for MonthDay {
 }
 
 impl FieldCodec for Categories {
+    fn json_schema() -> Value {
+        serde_json::json!({"type": "array", "items": id_schema(), "minItems": 1, "maxItems": Categories::MAX, "uniqueItems": true})
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&(self.as_slice().len() as u32).to_be_bytes());
         for c in self.as_slice() {
@@ -288,6 +318,9 @@ impl FieldCodec for Categories {
 }
 
 impl FieldCodec for CountryCode {
+    fn json_schema() -> Value {
+        serde_json::json!({"type": "string", "enum": CountryCode::accepted().collect::<Vec<_>>()})
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.bytes());
     }
@@ -306,6 +339,9 @@ impl FieldCodec for CountryCode {
 }
 
 impl FieldCodec for IsoPeriod {
+    fn json_schema() -> Value {
+        pattern("^P(?=[0-9T])([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$")
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         for n in [self.years, self.months, self.weeks, self.days, self.hours, self.minutes, self.seconds] {
             out.extend_from_slice(&n.to_be_bytes());
@@ -331,6 +367,11 @@ impl FieldCodec for IsoPeriod {
 }
 
 impl FieldCodec for Timestamp {
+    fn json_schema() -> Value {
+        // RFC 3339 in the ledger's range (1970–9999), to the microsecond.
+        serde_json::json!({"type": "string", "format": "date-time",
+            "pattern": "^(19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"})
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.as_micros().to_be_bytes());
     }
@@ -347,6 +388,9 @@ impl FieldCodec for Timestamp {
 }
 
 impl FieldCodec for TextHash {
+    fn json_schema() -> Value {
+        pattern("^[0-9a-f]{64}$")
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.0);
     }
@@ -413,6 +457,9 @@ macro_rules! code_enum {
         }
 
         impl $crate::field::FieldCodec for $name {
+            fn json_schema() -> serde_json::Value {
+                serde_json::json!({"type": "string", "enum": [$( $text ),+]})
+            }
             fn encode(&self, out: &mut Vec<u8>) {
                 out.push(self.code());
             }
@@ -440,6 +487,9 @@ pub(crate) use code_enum;
 
 /// `u64` (tree sizes, counts): 8 bytes big-endian; a JSON unsigned integer.
 impl FieldCodec for u64 {
+    fn json_schema() -> Value {
+        serde_json::json!({"type": "integer", "minimum": 0})
+    }
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_be_bytes());
     }

@@ -107,6 +107,21 @@ pub fn check_details_string(s: &str) -> Result<(), String> {
     }
 }
 
+/// A JSON Schema (ECMA-262) pattern for text under these rules as far as a pattern can say
+/// them: no control characters (but `\n` and `\t` inside, with `newlines_inside`), none of
+/// the common format characters, no leading or trailing whitespace. NFC and the rarer format
+/// characters are checked on input only.
+pub fn schema_pattern(newlines_inside: bool) -> String {
+    const FORMAT: &str = r"\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb";
+    let edge = format!(r"[^\s\u0000-\u001f\u007f-\u009f{FORMAT}]");
+    let inner = if newlines_inside {
+        format!(r"[^\u0000-\u0008\u000b-\u001f\u007f-\u009f{FORMAT}]")
+    } else {
+        format!(r"[^\u0000-\u001f\u007f-\u009f{FORMAT}]")
+    };
+    format!("^{edge}(?:{inner}*{edge})?$")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,12 +74,19 @@ fn json_body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
-/// A time of the query; empty (`?at=`) is the same as leaving it out.
+/// A time of a query: what `--at` takes (RFC 3339, or a date meaning the end of that day),
+/// and — a question, not a record — any RFC 3339 time, its digits below the microsecond
+/// dropped and its year clamped to the ledger's range.
 fn time(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
-    value
-        .filter(|v| !v.is_empty())
-        .map(|v| kvitto::input::parse_time(v).map_err(|e| ApiError::bad_request(format!("query: field {field}: {e}"))))
-        .transpose()
+    let parse = |v: &str| -> Result<Timestamp, String> {
+        if let Ok(t) = kvitto::input::parse_time(v) {
+            return Ok(t);
+        }
+        let t = chrono::DateTime::parse_from_rfc3339(v)
+            .map_err(|e| format!("{v:?} is not an RFC 3339 time or a date ({e}); example: 2026-01-05T10:00:00Z"))?;
+        Timestamp::from_micros(t.timestamp_micros().clamp(Timestamp::MIN.as_micros(), Timestamp::MAX.as_micros()))
+    };
+    value.map(|v| parse(v).map_err(|e| ApiError::bad_request(format!("query: field {field}: {e}")))).transpose()
 }
 
 fn as_of(at: Option<&str>, known_at: Option<&str>) -> Result<AsOf, ApiError> {
@@ -238,8 +245,10 @@ pub struct MayProcessQuery {
     /// Purpose id.
     pub purpose: String,
     /// Occurred time: what had happened by then (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time: only what the ledger knew by then [default: now].
+    #[param(format = DateTime)]
     pub known_at: Option<String>,
 }
 
@@ -297,8 +306,10 @@ pub struct ConsentQuery {
     /// Only this purpose [default: every purpose].
     pub purpose: Option<String>,
     /// Occurred time (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time [default: now].
+    #[param(format = DateTime)]
     pub known_at: Option<String>,
 }
 
@@ -397,8 +408,10 @@ pub struct AccessQuery {
     /// The controller's customer reference.
     pub subject: String,
     /// Occurred time (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time [default: now].
+    #[param(format = DateTime)]
     pub known_at: Option<String>,
     /// `json` (default) or `html`.
     pub format: Option<Format>,
@@ -446,8 +459,10 @@ pub struct ProcessingQuery {
     /// Controller id (the token's).
     pub controller: String,
     /// Occurred time (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time [default: now].
+    #[param(format = DateTime)]
     pub known_at: Option<String>,
     /// `json` (default) or `html`.
     pub format: Option<Format>,
@@ -493,6 +508,7 @@ pub struct ListQuery {
     /// Controller id [default: the token's].
     pub controller: Option<String>,
     /// The point in time (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub now: Option<String>,
     /// Requests: every one, not only the open ones.
     pub all: Option<bool>,
@@ -570,6 +586,7 @@ pub struct AuditQuery {
     /// Controller id [default: the token's].
     pub controller: Option<String>,
     /// The audit's point in time (RFC 3339 or YYYY-MM-DD) [default: now].
+    #[param(format = DateTime)]
     pub now: Option<String>,
     /// `json` (default) or `html`.
     pub format: Option<Format>,
@@ -681,7 +698,8 @@ pub struct BundleRequest {
     /// The controller's customer reference.
     pub subject: String,
     /// Prove against the stored checkpoint of this size [default: the latest].
-    pub checkpoint_size: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0)]
+    pub checkpoint_size: Option<serde_json::Number>,
     /// A checkpoint note the recipient already holds: the bundle adds a consistency proof from it.
     pub since: Option<String>,
 }
@@ -710,7 +728,18 @@ pub async fn bundle(
     let grant = app.grant(&headers, Scope::Report)?;
     let r = json_body(body)?;
     own(&grant, &r.controller)?;
-    Ok(Json(app.ledger.export_bundle(&r.controller, &r.subject, r.checkpoint_size, r.since.as_deref()).await?))
+    // JSON Schema's integers include 7.0; serde's u64 does not.
+    let size = match &r.checkpoint_size {
+        None => None,
+        Some(n) => Some(
+            n.as_u64()
+                .or_else(|| {
+                    n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 2f64.powi(63)).map(|f| f as u64)
+                })
+                .ok_or_else(|| ApiError::bad_request("body: field checkpoint_size: must be a non-negative integer"))?,
+        ),
+    };
+    Ok(Json(app.ledger.export_bundle(&r.controller, &r.subject, size, r.since.as_deref()).await?))
 }
 
 fn text(body: String, immutable: bool) -> Response {

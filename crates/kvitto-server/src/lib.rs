@@ -142,7 +142,18 @@ impl utoipa::Modify for BearerToken {
 pub fn openapi_json() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    format!("{}\n", doc.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")))
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    // The event schema comes from kvitto-core's kind table (the parser's), not from a copy.
+    let (event, detail_value) = kvitto::Draft::json_schemas("#/components/schemas/DetailValue");
+    doc["components"]["schemas"]["Event"] = event;
+    doc["components"]["schemas"]["DetailValue"] = detail_value;
+    if let Some(content) =
+        doc.pointer_mut("/paths/~1v1~1events/post/requestBody/content").and_then(|c| c.as_object_mut())
+    {
+        content
+            .insert("application/json".into(), serde_json::json!({"schema": {"$ref": "#/components/schemas/Event"}}));
+    }
+    format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")))
 }
 
 /// Records every answer in the metrics under its route template.

@@ -378,6 +378,42 @@ fn the_contract_is_served_and_committed() -> Result {
     for path in ["/v1/events", "/v1/may-process", "/v1/bundles", "/v1/log/tile/{path}", "/v1/erase", "/v1/audit"] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+    // The event schema accepts the tour's events and refuses what the parser refuses.
+    let event_schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": "#/components/schemas/Event",
+        "components": doc["components"],
+    });
+    let validator = jsonschema::validator_for(&event_schema)?;
+    for file in ["declarations.jsonl", "events.jsonl"] {
+        for line in tour(file)?.lines().filter(|l| !l.trim().is_empty()) {
+            let event: Value = serde_json::from_str(line)?;
+            assert!(validator.is_valid(&event), "{line}");
+        }
+    }
+    let given = r#"{"type":"consent_given","controller":"kazoom","subject":"KZ-1","purpose":"product-news"}"#;
+    assert!(validator.is_valid(&serde_json::from_str(given)?));
+    let nordic = serde_json::json!({"type": "processing_restricted", "controller": "kazoom", "subject": "Åsa-1",
+        "reason": "Bestridt rigtighed,\nunder prøvning"});
+    assert!(validator.is_valid(&nordic), "NFC letters and a newline inside free text are valid");
+    let details = given.replace("}", r#","details":{"name":"Åsa","notes":[{"x":"a\nb"}],"age":41}}"#);
+    assert!(validator.is_valid(&serde_json::from_str(&details)?), "{details}");
+    for bad in [
+        given.replace(r#","purpose":"product-news""#, ""),
+        given.replace("kazoom", "Kazoom"),
+        given.replace(r#""subject":"KZ-1","#, ""),
+        given.replace("consent_given", "subject_map_committed"),
+        given.replace("}", r#","colour":"blue"}"#),
+        given.replace("KZ-1", "\u{89}KZ-1"),
+        given.replace("KZ-1", "KZ\u{200b}-1"),
+        given.replace("KZ-1", "KZ-1 "),
+        given.replace("}", r#","details":{"name":"Åsa","notes":[{"x":"\u0018"}]}}"#),
+        given.replace("}", r#","details":{}}"#),
+    ] {
+        let event: Value = serde_json::from_str(&bad)?;
+        assert!(!validator.is_valid(&event), "{bad}");
+        assert!(kvitto::Draft::from_json_str(&bad).is_err(), "{bad}");
+    }
     let s = Server::start(ServeOptions { checkpoint_every: None, ..Default::default() })?;
     let served = s.call("GET", "/v1/openapi.json", None, None)?;
     assert_eq!(served.body, current);
