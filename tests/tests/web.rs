@@ -463,4 +463,46 @@ async fn the_page_verifies_as_the_cli_does_and_shows_the_history() {
         let png = std::fs::read(p).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is a PNG", p.display());
     }
+
+    // The same page served by `kvitto serve` at /verify/, under the server's own
+    // Content-Security-Policy: the same verdict, no error, and no request beyond its origin.
+    let ledger_dir = work.join("served-ledger");
+    kvitto::Ledger::init(&ledger_dir, "served.example/ledger").unwrap();
+    let ledger = kvitto::Ledger::open(&ledger_dir, kvitto::OpenOptions::default()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options =
+        kvitto_server::ServeOptions { checkpoint_every: None, web_dir: Some(web.clone()), ..Default::default() };
+    let server = tokio::spawn(kvitto_server::serve(ledger, listener, options, async {
+        let _ = stopped.await;
+    }));
+    let spec = json!({
+        "page": format!("{origin}/verify"),
+        "chromium": chromium,
+        "screenshots": {},
+        "cases": [json!({"name": "served", "bundle": write("served.json", &genuine), "key": x.key})],
+    });
+    let spec_file = write("served-spec.json", &serde_json::to_string_pretty(&spec).unwrap());
+    let driver = root.join("tests/web/drive.mjs");
+    let node_path = node.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run(Command::new(&node_path).arg(driver).arg(&spec_file), Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap().close().await.unwrap();
+    assert_eq!(code, Some(0), "the browser driver failed on the served page:\n{err}");
+    let served: Value = serde_json::from_str(&out).unwrap();
+    let requests: Vec<&str> = served["requests"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert!(requests.iter().any(|r| r.ends_with("/verify/kvitto_web_wasm.js")), "{requests:?}");
+    for r in &requests {
+        assert!(r.starts_with(&format!("{origin}/verify")), "the served page requested {r}");
+    }
+    assert_eq!(served["page_errors"], json!([]), "errors in the served page");
+    assert_eq!(served["console_errors"], json!([]), "errors on the served page's console (a CSP violation?)");
+    let c = &served["cases"][0];
+    assert_eq!(c["ok"], true, "{c}");
+    assert_eq!(c["message"], d["message"]);
 }

@@ -108,6 +108,14 @@ fn html_page(page: String) -> Response {
     r
 }
 
+/// A report as JSON (the default) or as its self-contained HTML page.
+fn report(format: Option<Format>, v: &impl Serialize, page: impl FnOnce() -> String) -> Result<Response, ApiError> {
+    Ok(match format.unwrap_or_default() {
+        Format::Json => Json(value(v)?).into_response(),
+        Format::Html => html_page(page()),
+    })
+}
+
 /// `json` (the default) or `html`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -446,10 +454,7 @@ pub async fn access_report(
     own(&grant, &q.controller)?;
     let a =
         app.ledger.subject_access(&q.controller, &q.subject, as_of(q.at.as_deref(), q.known_at.as_deref())?).await?;
-    Ok(match q.format.unwrap_or_default() {
-        Format::Json => Json(value(&a)?).into_response(),
-        Format::Html => html_page(kvitto::html::access_report(&a)),
-    })
+    report(q.format, &a, || kvitto::html::access_report(&a))
 }
 
 /// Processing record query.
@@ -495,10 +500,7 @@ pub async fn processing_record(
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let r = app.ledger.processing_report(&q.controller, as_of(q.at.as_deref(), q.known_at.as_deref())?)?;
-    Ok(match q.format.unwrap_or_default() {
-        Format::Json => Json(value(&r)?).into_response(),
-        Format::Html => html_page(kvitto::html::processing_record(&r)),
-    })
+    report(q.format, &r, || kvitto::html::processing_record(&r))
 }
 
 /// A controller's list at a point in time.
@@ -620,11 +622,8 @@ pub async fn audit(
     let q = query(q)?;
     let c = own_or_default(&grant, q.controller.as_deref())?;
     let now = time("now", q.now.as_deref())?.unwrap_or_else(Timestamp::now);
-    let report = app.ledger.audit(Some(&c), kvitto::AuditOptions::at(now)).await?;
-    Ok(match q.format.unwrap_or_default() {
-        Format::Json => Json(value(&report)?).into_response(),
-        Format::Html => html_page(kvitto::html::audit_report(&report, None)),
-    })
+    let audit = app.ledger.audit(Some(&c), kvitto::AuditOptions::at(now)).await?;
+    report(q.format, &audit, || kvitto::html::audit_report(&audit, None))
 }
 
 // ---- erasure -------------------------------------------------------------------------
