@@ -36,6 +36,9 @@ pub(crate) struct ServeArgs {
     /// The built verification page (`just web` writes target/web), served at /verify/
     #[arg(long, env = "KVITTO_WEB_DIR", value_name = "DIR")]
     web_dir: Option<PathBuf>,
+    /// Seconds a shutdown waits for the requests in flight before it stops without them
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    shutdown_grace: u64,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, then finishes the requests in flight and closes
@@ -59,6 +62,7 @@ pub(crate) async fn serve(dir: &Path, args: ServeArgs) -> Result<(), Failure> {
         request_timeout: Duration::from_secs(args.request_timeout),
         checkpoint_every: (args.checkpoint_every > 0).then(|| Duration::from_secs(args.checkpoint_every)),
         web_dir,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
     };
     let page = options.web_dir.as_ref().map(|d| format!(", page from {}", d.display())).unwrap_or_default();
     let listener = tokio::net::TcpListener::bind(args.listen)

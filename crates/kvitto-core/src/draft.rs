@@ -158,8 +158,8 @@ impl Draft {
             if *scope == Scope::Subject {
                 props.insert(
                     "subject".into(),
-                    serde_json::json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": crate::text::schema_pattern(false),
-                        "description": "The controller's customer reference: Unicode NFC, no control or format characters, no leading or trailing whitespace"}),
+                    serde_json::json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": crate::text::schema_pattern(false),
+                        "description": "The controller's customer reference: 1–256 bytes of UTF-8 (the schema's 64 characters are what always fits), Unicode NFC, no control or format characters, no leading or trailing whitespace"}),
                 );
                 required.push("subject".into());
                 props.insert(
@@ -169,9 +169,15 @@ impl Draft {
                         "description": "Personal data, stored encrypted under the customer's key and erasable: at most 16 KiB as canonical JSON; no control characters but newline and tab in keys and strings"}),
                 );
             }
-            props.insert("occurred_at".into(), <Timestamp as crate::field::FieldCodec>::json_schema());
-            props.insert("event_id".into(), serde_json::json!({"type": "string", "format": "uuid"}));
-            props.insert("actor".into(), crate::field::id_schema());
+            props.insert("occurred_at".into(), <Option<Timestamp> as crate::field::FieldCodec>::json_schema());
+            props.insert(
+                "event_id".into(),
+                serde_json::json!({"anyOf": [
+                    {"type": "string", "format": "uuid", "not": {"const": "00000000-0000-0000-0000-000000000000"}},
+                    {"type": "null"},
+                ]}),
+            );
+            props.insert("actor".into(), <Option<Id> as crate::field::FieldCodec>::json_schema());
             for (field, mut schema, needed) in EventKind::field_schemas(name).unwrap_or_default() {
                 if field == "authority_country" {
                     // A supervisory authority is one EEA member state's (Art 51).

@@ -197,7 +197,7 @@ impl FieldCodec for Id {
 
 impl FieldCodec for Text {
     fn json_schema() -> Value {
-        serde_json::json!({"type": "string", "minLength": 1, "maxLength": 4096, "pattern": crate::text::schema_pattern(true), "description": "Free text: Unicode NFC, no control characters but newline and tab inside, no format characters, no leading or trailing whitespace (docs/EVENTS.md, input rules)"})
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": 1024, "pattern": crate::text::schema_pattern(true), "description": "Free text: 1–4096 bytes of UTF-8 (the schema's 1024 characters are what always fits), Unicode NFC, no control characters but newline and tab inside, no format characters, no leading or trailing whitespace (docs/EVENTS.md, input rules)"})
     }
     fn encode(&self, out: &mut Vec<u8>) {
         put_str(out, self.as_str());
@@ -221,7 +221,8 @@ impl FieldCodec for Text {
 impl<T: FieldCodec> FieldCodec for Option<T> {
     const REQUIRED: bool = false;
     fn json_schema() -> Value {
-        T::json_schema()
+        // Absent or null: the parser takes both.
+        serde_json::json!({"anyOf": [T::json_schema(), {"type": "null"}]})
     }
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
@@ -263,7 +264,9 @@ impl<T> OptionalField for Option<T> {
 
 impl FieldCodec for MonthDay {
     fn json_schema() -> Value {
-        pattern("^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+        pattern(
+            "^((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-9]))$",
+        )
     }
     fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.month());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use kvitto::{AsOf, Draft, EraseOutcome, Timestamp};
@@ -27,22 +27,32 @@ use crate::tokens::{Grant, Scope};
 const PARSE_INLINE: usize = 256 * 1024;
 
 impl App {
-    /// The grant of the request's token, which must hold `scope`.
-    fn grant(&self, headers: &HeaderMap, scope: Scope) -> Result<Grant, ApiError> {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        let grant = self
-            .tokens
-            .check(presented.trim(), Timestamp::now())
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .ok_or_else(ApiError::unauthorized)?;
-        if !grant.scopes.contains(&scope) {
-            return Err(ApiError::forbidden(format!("this token lacks the {} scope", scope.as_str())));
+    /// The grant of the request's token: `Authorization: Bearer <token>` (the scheme name in
+    /// any case), valid, not expired, not revoked.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Grant, ApiError> {
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let presented = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(ApiError::unauthorized()),
+        };
+        match self.tokens.check(presented, Timestamp::now()) {
+            Ok(Some(grant)) => Ok(grant),
+            Ok(None) => Err(ApiError::unauthorized()),
+            Err(e) => {
+                // The details (a path) go to the log, not to whoever knocked.
+                tracing::error!(error = %e, "the token file cannot be read");
+                Err(ApiError::unavailable("tokens cannot be checked now; see the server's log"))
+            }
         }
-        Ok(grant)
+    }
+}
+
+/// The request's grant (set by the authentication middleware), which must hold `scope`.
+fn require(grant: &Grant, scope: Scope) -> Result<(), ApiError> {
+    if grant.scopes.contains(&scope) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this token lacks the {} scope", scope.as_str())))
     }
 }
 
@@ -103,7 +113,10 @@ fn html_page(page: String) -> Response {
     let mut r = Html(page).into_response();
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; \
+             frame-ancestors 'none'",
+        ),
     );
     r
 }
@@ -205,10 +218,10 @@ fn parse_append(body: &[u8], max_events: usize, controller: &str) -> Result<(Vec
 )]
 pub async fn append_events(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AppendResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Append)?;
+    require(&grant, Scope::Append)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
             "the body is larger than {} bytes (the limit of one request); split the input; nothing appended",
@@ -288,10 +301,10 @@ pub struct DecisionBody {
 )]
 pub async fn may_process(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<MayProcessQuery>, QueryRejection>,
 ) -> Result<Json<DecisionBody>, ApiError> {
-    let grant = app.grant(&headers, Scope::Read)?;
+    require(&grant, Scope::Read)?;
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let d = app.ledger.may_process(
@@ -346,10 +359,10 @@ pub struct ConsentResponse {
 )]
 pub async fn consent(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<ConsentQuery>, QueryRejection>,
 ) -> Result<Json<ConsentResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Read)?;
+    require(&grant, Scope::Read)?;
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let answers = app.ledger.consent(
@@ -395,10 +408,10 @@ pub struct HistoryResponse {
 )]
 pub async fn history(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Read)?;
+    require(&grant, Scope::Read)?;
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let events = app.ledger.history(&q.controller, &q.subject).await?;
@@ -446,10 +459,10 @@ pub struct AccessQuery {
 )]
 pub async fn access_report(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<AccessQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let grant = app.grant(&headers, Scope::Report)?;
+    require(&grant, Scope::Report)?;
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let a =
@@ -493,10 +506,10 @@ pub struct ProcessingQuery {
 )]
 pub async fn processing_record(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<ProcessingQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let grant = app.grant(&headers, Scope::Report)?;
+    require(&grant, Scope::Report)?;
     let q = query(q)?;
     own(&grant, &q.controller)?;
     let r = app.ledger.processing_report(&q.controller, as_of(q.at.as_deref(), q.known_at.as_deref())?)?;
@@ -542,10 +555,10 @@ pub struct ItemsResponse {
 )]
 pub async fn requests(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ItemsResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Report)?;
+    require(&grant, Scope::Report)?;
     let q = query(q)?;
     let c = own_or_default(&grant, q.controller.as_deref())?;
     let now = time("now", q.now.as_deref())?.unwrap_or_else(Timestamp::now);
@@ -570,10 +583,10 @@ pub async fn requests(
 )]
 pub async fn retention_plan(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ItemsResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Audit)?;
+    require(&grant, Scope::Audit)?;
     let q = query(q)?;
     let c = own_or_default(&grant, q.controller.as_deref())?;
     let now = time("now", q.now.as_deref())?.unwrap_or_else(Timestamp::now);
@@ -615,10 +628,10 @@ pub struct AuditQuery {
 )]
 pub async fn audit(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let grant = app.grant(&headers, Scope::Audit)?;
+    require(&grant, Scope::Audit)?;
     let q = query(q)?;
     let c = own_or_default(&grant, q.controller.as_deref())?;
     let now = time("now", q.now.as_deref())?.unwrap_or_else(Timestamp::now);
@@ -672,10 +685,10 @@ pub struct EraseResponse {
 )]
 pub async fn erase(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     body: Result<Json<EraseRequest>, JsonRejection>,
 ) -> Result<Json<EraseResponse>, ApiError> {
-    let grant = app.grant(&headers, Scope::Erase)?;
+    require(&grant, Scope::Erase)?;
     let r = json_body(body)?;
     own(&grant, &r.controller)?;
     Ok(Json(match app.ledger.erase(&r.controller, &r.subject, r.register.as_deref(), &r.reason).await? {
@@ -721,10 +734,10 @@ pub struct BundleRequest {
 )]
 pub async fn bundle(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(grant): Extension<Grant>,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let grant = app.grant(&headers, Scope::Report)?;
+    require(&grant, Scope::Report)?;
     let r = json_body(body)?;
     own(&grant, &r.controller)?;
     // JSON Schema's integers include 7.0; serde's u64 does not.
@@ -764,9 +777,12 @@ fn text(body: String, immutable: bool) -> Response {
     ),
     security(("token" = []))
 )]
-pub async fn sign_checkpoint(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    app.grant(&headers, Scope::Audit)?;
-    Ok(text(app.ledger.checkpoint().await?, false))
+pub async fn sign_checkpoint(
+    State(app): State<Arc<App>>,
+    Extension(grant): Extension<Grant>,
+) -> Result<Response, ApiError> {
+    require(&grant, Scope::Audit)?;
+    Ok(text(app.sign().await?, false))
 }
 
 /// The latest signed checkpoint (C2SP `tlog-checkpoint`), public: the tree head a witness
@@ -781,8 +797,7 @@ pub async fn sign_checkpoint(State(app): State<Arc<App>>, headers: HeaderMap) ->
     )
 )]
 pub async fn latest_checkpoint(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let (_, note) =
-        app.ledger.checkpoint_note(None)?.ok_or_else(|| ApiError::not_found("no checkpoint is signed yet"))?;
+    let (_, note) = app.latest_checkpoint().ok_or_else(|| ApiError::not_found("no checkpoint is signed yet"))?;
     Ok(text(note, false))
 }
 
@@ -838,11 +853,16 @@ pub(crate) fn parse_tile(path: &str) -> Option<(Option<u8>, u64, u64)> {
         (status = 404, description = "No such tile in the latest checkpoint's tree", body = ErrorBody),
     )
 )]
-pub async fn tile(State(app): State<Arc<App>>, Path(path): Path<String>) -> Result<Response, ApiError> {
+pub async fn tile(
+    State(app): State<Arc<App>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(Path(path)) = path else { return Err(ApiError::not_found("not a tile path")) };
     let (level, n, width) = parse_tile(&path).ok_or_else(|| ApiError::not_found("not a tile path"))?;
+    let size = app.latest_checkpoint().map_or(0, |(size, _)| size);
     let bytes = app
         .ledger
-        .tile(level, n, width)
+        .tile(size, level, n, width)
         .await?
         .ok_or_else(|| ApiError::not_found("no such tile in the latest tree"))?;
     let mut r = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();

@@ -14,11 +14,12 @@ pub struct ErrorBody {
     /// What is wrong, for people (`line 3: field purpose: missing`).
     pub error: String,
     /// A stable machine-readable code: `unauthorized`, `forbidden`, `bad_request`,
-    /// `not_found`, `conflict`, `too_large`, `busy`, `timeout`, `unavailable`,
-    /// `outcome_unknown`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `too_large`, `busy`, `timeout`,
+    /// `unavailable`, `outcome_unknown`, `internal`.
     pub code: &'static str,
     /// For `outcome_unknown`: the event ids of the request, in order (resend them: recorded
-    /// events answer with their original receipts).
+    /// events answer with their original receipts). For an incomplete erasure: the ids of
+    /// the events recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_ids: Option<Vec<String>>,
 }
@@ -33,6 +34,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An answer of `status` with `code`.
+    pub fn new_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(status, code, message)
+    }
+
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, message: message.into(), event_ids: None }
     }
@@ -103,7 +109,13 @@ impl ApiError {
 
     /// An append refused or failed: `lines[i]` is the input line of event `i`.
     pub fn append(e: AppendError, lines: &[usize]) -> ApiError {
-        if let Some(message) = kvitto::input::refusal(&e, lines) {
+        let refused = if lines.is_empty() {
+            // Not from input lines (an erasure's own event): the ledger's words.
+            kvitto::input::refusal(&e, lines).map(|_| e.to_string())
+        } else {
+            kvitto::input::refusal(&e, lines)
+        };
+        if let Some(message) = refused {
             let status = match e {
                 AppendError::IdConflict { .. } | AppendError::ErasureBlocked { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
@@ -118,19 +130,25 @@ impl ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     code: "outcome_unknown",
                     message: format!(
-                        "storage failed while committing: {why}; whether these {} events were recorded is unknown. \
-                         Resend them with these event ids: recorded events answer with their original receipts",
+                        "storage failed while committing: {why}; whether these {} events were recorded is unknown, \
+                         and the server refuses appends until it is restarted. Then resend them with these event \
+                         ids: recorded events answer with their original receipts",
                         event_ids.len()
                     ),
                     event_ids: Some(event_ids.iter().map(ToString::to_string).collect()),
                 }
             }
-            AppendError::ErasureIncomplete { why, receipts } => ApiError::internal(format!(
-                "the {} events are recorded (seqs {}…), but destroying the erased keys failed: {why}; the erasure \
-                 completes when the ledger is reopened",
-                receipts.len(),
-                receipts.first().map_or(0, |r| r.seq)
-            )),
+            AppendError::ErasureIncomplete { why, receipts } => {
+                let mut e = ApiError::internal(format!(
+                    "the {} events are recorded (seqs {}–{}; their event ids below), but destroying the erased keys \
+                     failed: {why}; the erasure completes when the server is restarted",
+                    receipts.len(),
+                    receipts.first().map_or(0, |r| r.seq),
+                    receipts.last().map_or(0, |r| r.seq)
+                ));
+                e.event_ids = Some(receipts.iter().map(|r| r.event_id.to_string()).collect());
+                e
+            }
             AppendError::Closed => ApiError::unavailable("the ledger is closing; nothing appended"),
             other => ApiError::internal(format!("{other}; nothing appended")),
         }

@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub checkpoint_every: Option<Duration>,
     /// The built verification page (`scripts/web-build` writes `target/web`), served at `/verify/`.
     pub web_dir: Option<PathBuf>,
+    /// How long a shutdown waits for the requests in flight before it stops without them.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +65,7 @@ impl Default for ServeOptions {
             request_timeout: Duration::from_secs(30),
             checkpoint_every: Some(Duration::from_secs(60)),
             web_dir: None,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -74,8 +77,31 @@ pub struct App {
     tokens: TokenStore,
     metrics: Metrics,
     options: ServeOptions,
+    /// Slots of the routes that need a token (taken only once the token is checked)…
     slots: Arc<Semaphore>,
+    /// …and of the public ones, apart, so that anonymous callers cannot fill the others.
+    public_slots: Arc<Semaphore>,
     stopping: AtomicBool,
+    /// The latest signed checkpoint (size, note): this process is the ledger's one writer,
+    /// so it changes only when this process signs.
+    latest: std::sync::RwLock<Option<(u64, String)>>,
+}
+
+impl App {
+    /// The latest signed checkpoint, from memory.
+    pub(crate) fn latest_checkpoint(&self) -> Option<(u64, String)> {
+        self.latest.read().ok().and_then(|l| l.clone())
+    }
+
+    /// Signs a checkpoint and remembers it.
+    pub(crate) async fn sign(&self) -> Result<String, kvitto::ReadError> {
+        let note = self.ledger.checkpoint().await?;
+        let size = note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or_else(|| self.ledger.len());
+        if let Ok(mut l) = self.latest.write() {
+            *l = Some((size, note.clone()));
+        }
+        Ok(note)
+    }
 }
 
 #[derive(OpenApi)]
@@ -165,17 +191,53 @@ async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
     response
 }
 
-/// Bounded concurrency (wait for a slot, up to the queue wait) and the time limit.
-async fn limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let slot = tokio::time::timeout(app.options.queue_wait, app.slots.clone().acquire_owned()).await;
+/// Counts a request in flight for as long as it lives (a client that hangs up included).
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(m: &'a Metrics) -> InFlight<'a> {
+        m.in_flight(true);
+        InFlight(m)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight(false);
+    }
+}
+
+/// Bounded concurrency (wait for a slot of `slots`, up to the queue wait) and the time limit.
+async fn limited(app: &App, slots: &Arc<Semaphore>, req: Request, next: Next) -> Response {
+    let slot = tokio::time::timeout(app.options.queue_wait, slots.clone().acquire_owned()).await;
     let Ok(Ok(_slot)) = slot else { return ApiError::busy().into_response() };
-    app.metrics.in_flight(true);
-    let response = match tokio::time::timeout(app.options.request_timeout, next.run(req)).await {
+    let _counted = InFlight::enter(&app.metrics);
+    match tokio::time::timeout(app.options.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::timeout(app.options.request_timeout).into_response(),
-    };
-    app.metrics.in_flight(false);
-    response
+    }
+}
+
+async fn limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let slots = app.slots.clone();
+    limited(&app, &slots, req, next).await
+}
+
+async fn limit_public(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let slots = app.public_slots.clone();
+    limited(&app, &slots, req, next).await
+}
+
+/// Checks the token before anything else of the request — before a slot is taken and before
+/// the body is read — and hands its grant to the handler.
+async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    match app.authenticate(req.headers()) {
+        Ok(grant) => {
+            req.extensions_mut().insert(grant);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -248,7 +310,7 @@ async fn page_file(app: &App, name: &str) -> Response {
 /// The routes of `app`.
 pub fn router(app: Arc<App>) -> Router {
     let max_body = app.options.max_body;
-    let v1 = Router::new()
+    let private = Router::new()
         .route("/v1/events", post(api::append_events))
         .route("/v1/may-process", get(api::may_process))
         .route("/v1/consent", get(api::consent))
@@ -261,6 +323,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/erase", post(api::erase))
         .route("/v1/bundles", post(api::bundle))
         .route("/v1/checkpoint", post(api::sign_checkpoint))
+        .layer(middleware::from_fn_with_state(app.clone(), limit))
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(max_body));
+    let public = Router::new()
         .route("/v1/log/checkpoint", get(api::latest_checkpoint))
         .route("/v1/log/key", get(api::verifier_key))
         .route("/v1/log/tile/{*path}", get(api::tile))
@@ -273,49 +339,82 @@ pub fn router(app: Arc<App>) -> Router {
                 page_file(&app, &f).await
             }),
         )
-        .layer(middleware::from_fn_with_state(app.clone(), limit))
-        .layer(DefaultBodyLimit::max(max_body));
+        .layer(middleware::from_fn_with_state(app.clone(), limit_public))
+        .layer(DefaultBodyLimit::max(64 * 1024));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .merge(v1)
+        .merge(private)
+        .merge(public)
         .fallback(|| async { ApiError::not_found("no such route (see /v1/openapi.json)") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new_status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route takes another method (see /v1/openapi.json)",
+            )
+        })
+        .layer(middleware::from_fn(no_sniff))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
 
+/// Every answer is what its content type says.
+async fn no_sniff(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
 /// Serves `ledger` on `listener` until `shutdown` resolves, then finishes the requests in
-/// flight and returns the ledger (to be closed by the caller). Tokens are those of the
-/// ledger's directory.
+/// flight (for up to `options.shutdown_grace`) and returns the ledger, to be closed by the
+/// caller. Tokens are those of the ledger's directory.
 pub async fn serve(
     ledger: Ledger,
     listener: tokio::net::TcpListener,
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<Ledger> {
+    let latest = ledger.checkpoint_note(None).map_err(|e| std::io::Error::other(e.to_string()))?;
     let app = Arc::new(App {
         tokens: TokenStore::new(ledger.dir()),
         metrics: Metrics::default(),
         slots: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
+        public_slots: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
         stopping: AtomicBool::new(false),
+        latest: std::sync::RwLock::new(latest),
         options,
         ledger,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let checkpoints =
-        app.options.checkpoint_every.map(|every| tokio::spawn(sign_checkpoints(app.clone(), every, stop_rx)));
+        app.options.checkpoint_every.map(|every| tokio::spawn(sign_checkpoints(app.clone(), every, stop_rx.clone())));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "serving");
     let stopping = app.clone();
-    let result = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.stopping.store(true, Ordering::Release);
-            tracing::info!("shutting down: no new connections; finishing requests in flight");
-        })
-        .await;
-    let _ = stop_tx.send(true);
+    let serving = axum::serve(listener, router(app.clone())).with_graceful_shutdown(async move {
+        shutdown.await;
+        stopping.stopping.store(true, Ordering::Release);
+        // Nothing is signed from here on.
+        let _ = stop_tx.send(true);
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+    });
+    let grace = app.options.shutdown_grace;
+    let mut stopped = stop_rx;
+    let drained = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = serving.into_future() => r,
+        () = drained => {
+            // A client that never finishes its request must not keep the ledger open for
+            // ever; what it sent is either durable or not written (never in part).
+            tracing::warn!(in_flight = app.metrics.in_flight_now(), "requests still in flight after the shutdown grace; stopping without them");
+            Ok(())
+        }
+    };
     if let Some(task) = checkpoints {
         let _ = task.await;
     }
@@ -331,9 +430,9 @@ async fn sign_checkpoints(app: Arc<App>, every: Duration, mut stop: tokio::sync:
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let latest = app.ledger.checkpoint_note(None).ok().flatten().map_or(0, |(size, _)| size);
+        let latest = app.latest_checkpoint().map_or(0, |(size, _)| size);
         if app.ledger.len() > latest && !app.ledger.is_read_only() {
-            match app.ledger.checkpoint().await {
+            match app.sign().await {
                 Ok(_) => tracing::info!(size = app.ledger.len(), "checkpoint signed"),
                 Err(e) => tracing::warn!(error = %e, "signing a checkpoint failed"),
             }

@@ -88,6 +88,11 @@ impl Metrics {
         }
     }
 
+    /// Requests holding a slot now.
+    pub fn in_flight_now(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// The exposition, with the ledger's own counters.
     pub fn render(&self, ledger: &kvitto::Ledger) -> String {
         let mut out = String::with_capacity(4096);

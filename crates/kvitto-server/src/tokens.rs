@@ -208,8 +208,14 @@ impl TokenStore {
         let text = serde_json::to_vec_pretty(&TokenFile { format: FORMAT.into(), tokens })
             .map_err(|e| TokenError::Io { path: self.path.clone(), message: e.to_string() })?;
         let tmp = self.dir.join(format!("{TOKENS_FILE}.tmp"));
+        // A leftover from an interrupted write goes first, so that the new file is created
+        // here with mode 0600 rather than inheriting the old one's.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error(&tmp)(e)),
+            _ => {}
+        }
         let mut options = std::fs::OpenOptions::new();
-        options.create(true).truncate(true).write(true);
+        options.create_new(true).write(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp).map_err(io_error(&tmp))?;

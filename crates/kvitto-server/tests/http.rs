@@ -30,6 +30,7 @@ struct Reply {
     status: u16,
     body: String,
     bytes: Vec<u8>,
+    headers_nosniff: bool,
     content_type: String,
 }
 
@@ -77,8 +78,9 @@ impl Server {
         let content_type =
             resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let status = resp.status().as_u16();
+        let headers_nosniff = resp.headers().get("x-content-type-options").is_some_and(|v| v == "nosniff");
         let bytes = resp.body_mut().with_config().limit(64 << 20).read_to_vec()?;
-        Ok(Reply { status, body: String::from_utf8_lossy(&bytes).into_owned(), bytes, content_type })
+        Ok(Reply { status, body: String::from_utf8_lossy(&bytes).into_owned(), bytes, content_type, headers_nosniff })
     }
 
     fn get(&self, path: &str, token: &str) -> Result<Reply> {
@@ -357,6 +359,51 @@ fn concurrency_is_bounded_and_requests_are_timed() -> Result {
     let ok = s.call("GET", "/v1/may-process?controller=kazoom&subject=KZ-1&purpose=product-news", Some(&t), None)?;
     assert_eq!(ok.status, 404, "no such purpose yet, but answered: {}", ok.body);
     s.stop()?;
+    Ok(())
+}
+
+#[test]
+fn the_token_is_checked_before_the_body_and_a_stuck_client_cannot_hold_shutdown() -> Result {
+    let s = Server::start(ServeOptions {
+        max_concurrent: 1,
+        queue_wait: Duration::from_millis(200),
+        shutdown_grace: Duration::from_millis(500),
+        checkpoint_every: None,
+        ..Default::default()
+    })?;
+    let t = s.token("kazoom", "read")?;
+    // No token: refused at once, before the announced body is sent, without taking the slot.
+    let mut anonymous = std::net::TcpStream::connect(s.addr)?;
+    write!(anonymous, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")?;
+    anonymous.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut answer = vec![0; 4096];
+    let n = anonymous.read(&mut answer)?;
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let q = "/v1/may-process?controller=kazoom&subject=KZ-1&purpose=product-news";
+    assert_eq!(s.call("GET", q, Some(&t), None)?.status, 404, "the one slot is free");
+    // The scheme name in any case (RFC 6750); other schemes are refused.
+    let mut req = ureq::http::Request::builder().method("GET").uri(format!("{}{q}", s.base));
+    req = req.header("Authorization", format!("bearer {t}"));
+    assert_eq!(s.agent.run(req.body(String::new())?)?.status().as_u16(), 404);
+    let mut req = ureq::http::Request::builder().method("GET").uri(format!("{}{q}", s.base));
+    req = req.header("Authorization", format!("Basic {t}"));
+    assert_eq!(s.agent.run(req.body(String::new())?)?.status().as_u16(), 401);
+    // Every error is JSON: a wrong method, a tile path that is not one.
+    let wrong = s.call("DELETE", "/v1/events", Some(&t), None)?;
+    assert_eq!((wrong.status, wrong.json()["code"].as_str()), (405, Some("method_not_allowed")), "{}", wrong.body);
+    let bad = s.call("GET", "/v1/log/tile/%FF/000", None, None)?;
+    assert_eq!((bad.status, bad.json()["code"].as_str()), (404, Some("not_found")), "{}", bad.body);
+    assert!(s.call("GET", "/healthz", None, None)?.headers_nosniff);
+    // A client that stalls in the middle of its headers does not keep the server from stopping.
+    let mut stuck = std::net::TcpStream::connect(s.addr)?;
+    write!(stuck, "GET /v1/history?controller=kazoom&subject=KZ-1 HTTP/1.1\r\nHost: x\r\n")?;
+    std::thread::sleep(Duration::from_millis(100));
+    s.stop()?;
+    drop(stuck);
     Ok(())
 }
 

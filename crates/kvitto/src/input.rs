@@ -102,7 +102,17 @@ pub fn refusal(e: &AppendError, lines: &[usize]) -> Option<String> {
         ),
         AppendError::Empty => e.to_string(),
         AppendError::ErasureBlocked { index, why } => format!("line {}: erasure refused: {why}", line(*index)),
-        AppendError::InvalidStep { index, why } => format!("line {}: field request_id: {why}", line(*index)),
+        AppendError::InvalidStep { index, why } => {
+            // A step out of order names its request; the other refusals name their own field.
+            let field = if why.starts_with("event_id") {
+                "event_id"
+            } else if why.contains("written by the ledger itself") {
+                "type"
+            } else {
+                "request_id"
+            };
+            format!("line {}: field {field}: {why}", line(*index))
+        }
         AppendError::DetailsAfterErasure { index, erasure } => format!(
             "line {}: field details: this customer's data_erased on line {} destroys the key these details would \
              be sealed under; append them separately after the erasure",

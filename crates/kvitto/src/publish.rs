@@ -93,12 +93,13 @@ fn tile_bytes(store: &dyn crate::Backend, level: Option<u8>, n: u64, w: u64) -> 
 }
 
 impl Ledger {
-    /// One tile (C2SP `tlog-tiles`) of the tree of the latest stored checkpoint, as
+    /// One tile (C2SP `tlog-tiles`) of the tree of `size` events (a signed checkpoint's), as
     /// [`Ledger::publish`] writes it: tile `n` at `level` (`None`: the entry bundle) of width
-    /// `width` (1–256; 256 is a full tile). `Ok(None)` when the checkpoint's tree does not
-    /// hold that tile.
-    pub async fn tile(&self, level: Option<u8>, n: u64, width: u64) -> Result<Option<Vec<u8>>, ReadError> {
-        let Some((size, _)) = self.checkpoint_note(None)? else { return Ok(None) };
+    /// `width` (1–256; 256 is a full tile). `Ok(None)` when that tree does not hold the tile.
+    pub async fn tile(&self, size: u64, level: Option<u8>, n: u64, width: u64) -> Result<Option<Vec<u8>>, ReadError> {
+        if size > self.len() {
+            return Ok(None);
+        }
         let span = match level {
             None => size,
             Some(l) if l < 8 => size >> (8 * u32::from(l)),
