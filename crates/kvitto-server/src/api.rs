@@ -256,7 +256,7 @@ pub async fn append_events(
 // ---- questions -----------------------------------------------------------------------
 
 /// May-process query.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct MayProcessQuery {
     /// Controller id (the token's).
@@ -267,9 +267,11 @@ pub struct MayProcessQuery {
     pub purpose: String,
     /// Occurred time: what had happened by then (RFC 3339 or YYYY-MM-DD) [default: now].
     #[param(format = DateTime)]
+    #[schema(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time: only what the ledger knew by then [default: now].
     #[param(format = DateTime)]
+    #[schema(format = DateTime)]
     pub known_at: Option<String>,
 }
 
@@ -305,8 +307,36 @@ pub async fn may_process(
     q: Result<Query<MayProcessQuery>, QueryRejection>,
 ) -> Result<Json<DecisionBody>, ApiError> {
     require(&grant, Scope::Read)?;
-    let q = query(q)?;
-    own(&grant, &q.controller)?;
+    decide(&app, &grant, query(q)?)
+}
+
+/// `POST /v1/may-process`: the same question with the customer reference in the body, out of
+/// URLs and the logs of whatever sits in between.
+#[utoipa::path(
+    post,
+    path = "/v1/may-process",
+    tag = "questions",
+    request_body = MayProcessQuery,
+    responses(
+        (status = 200, description = "Allowed or denied, with the rule and the deciding seq", body = DecisionBody),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks `read` or is for another controller", body = ErrorBody),
+        (status = 404, description = "Unknown purpose or controller", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn may_process_post(
+    State(app): State<Arc<App>>,
+    Extension(grant): Extension<Grant>,
+    body: Result<Json<MayProcessQuery>, JsonRejection>,
+) -> Result<Json<DecisionBody>, ApiError> {
+    require(&grant, Scope::Read)?;
+    decide(&app, &grant, json_body(body)?)
+}
+
+fn decide(app: &App, grant: &Grant, q: MayProcessQuery) -> Result<Json<DecisionBody>, ApiError> {
+    own(grant, &q.controller)?;
     let d = app.ledger.may_process(
         &q.controller,
         &q.subject,
@@ -317,7 +347,7 @@ pub async fn may_process(
 }
 
 /// Consent query.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct ConsentQuery {
     /// Controller id (the token's).
@@ -328,9 +358,11 @@ pub struct ConsentQuery {
     pub purpose: Option<String>,
     /// Occurred time (RFC 3339 or YYYY-MM-DD) [default: now].
     #[param(format = DateTime)]
+    #[schema(format = DateTime)]
     pub at: Option<String>,
     /// Recorded time [default: now].
     #[param(format = DateTime)]
+    #[schema(format = DateTime)]
     pub known_at: Option<String>,
 }
 
@@ -363,8 +395,35 @@ pub async fn consent(
     q: Result<Query<ConsentQuery>, QueryRejection>,
 ) -> Result<Json<ConsentResponse>, ApiError> {
     require(&grant, Scope::Read)?;
-    let q = query(q)?;
-    own(&grant, &q.controller)?;
+    consent_answers(&app, &grant, query(q)?)
+}
+
+/// `POST /v1/consent`: the same question with the customer reference in the body.
+#[utoipa::path(
+    post,
+    path = "/v1/consent",
+    tag = "questions",
+    request_body = ConsentQuery,
+    responses(
+        (status = 200, description = "One answer per purpose", body = ConsentResponse),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks `read` or is for another controller", body = ErrorBody),
+        (status = 404, description = "Unknown subject, purpose or controller", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn consent_post(
+    State(app): State<Arc<App>>,
+    Extension(grant): Extension<Grant>,
+    body: Result<Json<ConsentQuery>, JsonRejection>,
+) -> Result<Json<ConsentResponse>, ApiError> {
+    require(&grant, Scope::Read)?;
+    consent_answers(&app, &grant, json_body(body)?)
+}
+
+fn consent_answers(app: &App, grant: &Grant, q: ConsentQuery) -> Result<Json<ConsentResponse>, ApiError> {
+    own(grant, &q.controller)?;
     let answers = app.ledger.consent(
         &q.controller,
         &q.subject,
@@ -375,7 +434,7 @@ pub async fn consent(
 }
 
 /// A customer of a controller.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct SubjectQuery {
     /// Controller id (the token's).
@@ -412,8 +471,34 @@ pub async fn history(
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     require(&grant, Scope::Read)?;
-    let q = query(q)?;
-    own(&grant, &q.controller)?;
+    events_of(&app, &grant, query(q)?).await
+}
+
+/// `POST /v1/history`: the same question with the customer reference in the body.
+#[utoipa::path(
+    post,
+    path = "/v1/history",
+    tag = "questions",
+    request_body = SubjectQuery,
+    responses(
+        (status = 200, description = "The events (empty for a customer without any)", body = HistoryResponse),
+        (status = 400, description = "Bad body", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Token lacks `read` or is for another controller", body = ErrorBody),
+    ),
+    security(("token" = []))
+)]
+pub async fn history_post(
+    State(app): State<Arc<App>>,
+    Extension(grant): Extension<Grant>,
+    body: Result<Json<SubjectQuery>, JsonRejection>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    require(&grant, Scope::Read)?;
+    events_of(&app, &grant, json_body(body)?).await
+}
+
+async fn events_of(app: &App, grant: &Grant, q: SubjectQuery) -> Result<Json<HistoryResponse>, ApiError> {
+    own(grant, &q.controller)?;
     let events = app.ledger.history(&q.controller, &q.subject).await?;
     Ok(Json(HistoryResponse { events: events.iter().map(|e| serde_json::Value::Object(e.to_json())).collect() }))
 }

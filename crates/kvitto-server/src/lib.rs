@@ -117,8 +117,11 @@ impl App {
     paths(
         api::append_events,
         api::may_process,
+        api::may_process_post,
         api::consent,
+        api::consent_post,
         api::history,
+        api::history_post,
         api::access_report,
         api::processing_record,
         api::requests,
@@ -312,9 +315,9 @@ pub fn router(app: Arc<App>) -> Router {
     let max_body = app.options.max_body;
     let private = Router::new()
         .route("/v1/events", post(api::append_events))
-        .route("/v1/may-process", get(api::may_process))
-        .route("/v1/consent", get(api::consent))
-        .route("/v1/history", get(api::history))
+        .route("/v1/may-process", get(api::may_process).post(api::may_process_post))
+        .route("/v1/consent", get(api::consent).post(api::consent_post))
+        .route("/v1/history", get(api::history).post(api::history_post))
         .route("/v1/reports/access", get(api::access_report))
         .route("/v1/reports/processing", get(api::processing_record))
         .route("/v1/requests", get(api::requests))

@@ -141,6 +141,19 @@ fn append_then_ask_report_erase_and_export() -> Result {
     let after = ask("2026-06-01")?.json();
     assert_eq!(after["allowed"], false);
     assert_eq!(after["seq"], receipts[23]["seq"]);
+    // The same question by POST, the customer reference in the body instead of the URL.
+    let body = r#"{"controller":"kazoom","subject":"KZ-1","purpose":"product-news","at":"2026-03-01"}"#;
+    let posted = s.call("POST", "/v1/may-process", Some(&all), Some(body))?;
+    assert_eq!(posted.json(), before.json(), "{}", posted.body);
+    let posted = s.call("POST", "/v1/history", Some(&all), Some(r#"{"controller":"kazoom","subject":"KZ-1"}"#))?;
+    assert_eq!(posted.json()["events"].as_array().map(Vec::len), Some(10));
+    let posted = s.call(
+        "POST",
+        "/v1/consent",
+        Some(&all),
+        Some(r#"{"controller":"kazoom","subject":"KZ-1","at":"2026-03-01"}"#),
+    )?;
+    assert!(posted.json()["answers"].as_array().is_some_and(|a| a.len() > 1), "{}", posted.body);
     let bad_time = ask("yesterday")?;
     assert_eq!(bad_time.status, 400);
     assert!(bad_time.json()["error"].as_str().unwrap_or("").starts_with("query: field at:"), "{}", bad_time.body);
@@ -309,6 +322,9 @@ fn tokens_bind_scopes_and_controllers_and_reveal_nothing() -> Result {
     ] {
         assert_eq!(s.get(path, &other)?.status, 403, "{path}");
     }
+    let body = r#"{"controller":"kazoom","subject":"KZ-1","purpose":"product-news"}"#;
+    let posted = s.call("POST", "/v1/may-process", Some(&other), Some(body))?;
+    assert_eq!((posted.status, posted.body.as_str()), (403, exists.body.as_str()));
     let erase = r#"{"controller":"kazoom","subject":"KZ-1","reason":"x"}"#;
     assert_eq!(s.call("POST", "/v1/erase", Some(&other), Some(erase))?.status, 403);
     assert_eq!(s.call("POST", "/v1/erase", Some(&kazoom), Some(erase))?.status, 403, "no erase scope");
