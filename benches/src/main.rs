@@ -71,6 +71,9 @@ enum Command {
         /// Seed of the demo generator.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Library/HTTP pairs, back to back; the ratio reported is their median.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Also write the results as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -94,8 +97,8 @@ fn write_json(path: &std::path::Path, v: &serde_json::Value) -> ExitCode {
 }
 
 fn http(o: &kvitto_bench::http::HttpOptions, json: Option<PathBuf>) -> ExitCode {
-    if o.events == 0 || o.clients == 0 {
-        eprintln!("error: --events and --clients must be at least 1");
+    if o.events == 0 || o.clients == 0 || o.rounds == 0 {
+        eprintln!("error: --events, --clients and --rounds must be at least 1");
         return ExitCode::from(2);
     }
     match kvitto_bench::http::run(o) {
@@ -109,8 +112,8 @@ fn http(o: &kvitto_bench::http::HttpOptions, json: Option<PathBuf>) -> ExitCode 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Http { events, clients, questions, seed, json } = cli.command {
-        return http(&kvitto_bench::http::HttpOptions { events, clients, questions, seed }, json);
+    if let Command::Http { events, clients, questions, seed, rounds, json } = cli.command {
+        return http(&kvitto_bench::http::HttpOptions { events, clients, questions, seed, rounds }, json);
     }
     let Command::Compare {
         events,
