@@ -320,7 +320,10 @@ async fn a_writer_whose_sessions_are_killed_poisons_and_a_reopen_is_whole() {
     );
     let failed = ledger.append(consent("kalejdo", "after-kill", "marketing")).await;
     let failed = failed.expect_err("the append fails on storage");
-    assert!(failed.to_string().contains("server"), "names the lost server connection: {failed}");
+    // Depending on when the client notices, the server's own notice (57P01, "terminating
+    // connection due to administrator command") or the closed connection is what it reports.
+    let why = failed.to_string();
+    assert!(why.contains("server") || why.contains("57P01"), "names the lost server connection: {failed}");
     assert!(ledger.append(consent("kalejdo", "later", "marketing")).await.is_err(), "the handle takes no more");
     drop(ledger);
     let ledger = Ledger::open(&path, OpenOptions::default()).await.unwrap();
