@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use kvitto::{AsOf, ConsentAnswer, ReadError, Timestamp};
+use kvitto::{AsOf, ConsentAnswer, ReadError};
 
 use crate::table::terminal_safe;
 use crate::{Failure, say};
@@ -11,10 +11,7 @@ use crate::{Failure, say};
 /// `--at` / `--known-at`: RFC 3339, or a date meaning the end of that day (UTC).
 pub(crate) use kvitto::input::parse_time;
 
-pub(crate) fn as_of(at: Option<Timestamp>, known_at: Option<Timestamp>) -> AsOf {
-    let now = AsOf::now();
-    AsOf { at: at.unwrap_or(now.at), known_at: known_at.unwrap_or(now.known_at) }
-}
+pub(crate) use kvitto::input::as_of;
 
 pub(crate) fn read_failure(e: ReadError) -> Failure {
     match e {

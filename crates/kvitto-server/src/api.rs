@@ -100,8 +100,7 @@ fn time(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError>
 }
 
 fn as_of(at: Option<&str>, known_at: Option<&str>) -> Result<AsOf, ApiError> {
-    let now = AsOf::now();
-    Ok(AsOf { at: time("at", at)?.unwrap_or(now.at), known_at: time("known_at", known_at)?.unwrap_or(now.known_at) })
+    Ok(kvitto::input::as_of(time("at", at)?, time("known_at", known_at)?))
 }
 
 fn value(v: &impl Serialize) -> Result<serde_json::Value, ApiError> {

@@ -58,6 +58,13 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(s)
 }
 
+/// The point of view of a question: `at` (occurred time) and `known_at` (recorded time),
+/// each now when not given. The CLI's `--at`/`--known-at` and the HTTP API's query share it.
+pub fn as_of(at: Option<Timestamp>, known_at: Option<Timestamp>) -> kvitto_projections::AsOf {
+    let now = kvitto_projections::AsOf::now();
+    kvitto_projections::AsOf { at: at.unwrap_or(now.at), known_at: known_at.unwrap_or(now.known_at) }
+}
+
 /// Remembers the event ids of an input: an id given on two lines must name the same event
 /// (else the ledger would refuse the later one after the earlier was appended).
 #[derive(Debug, Default)]
