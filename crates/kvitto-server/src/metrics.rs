@@ -11,7 +11,7 @@ use std::time::Duration;
 const DURATION_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Upper bounds (events) of the events-per-append-request histogram.
-const EVENT_BUCKETS: [u64; 6] = [1, 8, 64, 512, 4096, 10_000];
+const EVENT_BUCKETS: [f64; 6] = [1.0, 8.0, 64.0, 512.0, 4096.0, 10_000.0];
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -46,16 +46,17 @@ impl Histogram {
     }
 }
 
+/// One route template's answers: counts by status, and the time they took.
 #[derive(Debug, Default)]
-struct Routes {
-    requests: BTreeMap<(String, u16), u64>,
-    durations: BTreeMap<String, Histogram>,
+struct Route {
+    statuses: BTreeMap<u16, u64>,
+    durations: Histogram,
 }
 
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    routes: Mutex<Routes>,
+    routes: Mutex<BTreeMap<String, Route>>,
     append_sizes: Mutex<Histogram>,
     appended: AtomicU64,
     in_flight: AtomicU64,
@@ -64,9 +65,15 @@ pub struct Metrics {
 impl Metrics {
     /// One answered request on `route` (a template).
     pub fn request(&self, route: &str, status: u16, took: Duration) {
-        if let Ok(mut r) = self.routes.lock() {
-            *r.requests.entry((route.to_string(), status)).or_default() += 1;
-            r.durations.entry(route.to_string()).or_default().observe(&DURATION_BUCKETS, took.as_secs_f64());
+        if let Ok(mut routes) = self.routes.lock() {
+            // A handful of templates: the name is copied once, on its first answer.
+            if !routes.contains_key(route) {
+                routes.insert(route.to_string(), Route::default());
+            }
+            if let Some(r) = routes.get_mut(route) {
+                *r.statuses.entry(status).or_default() += 1;
+                r.durations.observe(&DURATION_BUCKETS, took.as_secs_f64());
+            }
         }
     }
 
@@ -74,8 +81,7 @@ impl Metrics {
     pub fn appended(&self, events: usize) {
         self.appended.fetch_add(events as u64, Ordering::Relaxed);
         if let Ok(mut h) = self.append_sizes.lock() {
-            let bounds: Vec<f64> = EVENT_BUCKETS.iter().map(|b| *b as f64).collect();
-            h.observe(&bounds, events as f64);
+            h.observe(&EVENT_BUCKETS, events as f64);
         }
     }
 
@@ -99,56 +105,53 @@ impl Metrics {
         let help = |out: &mut String, name: &str, kind: &str, text: &str| {
             let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
         };
-        if let Ok(r) = self.routes.lock() {
-            help(
-                &mut out,
-                "kvitto_http_requests_total",
-                "counter",
-                "HTTP requests answered, by route template and status.",
-            );
-            for ((route, status), n) in &r.requests {
-                let _ = writeln!(out, "kvitto_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        // A metric of one unlabelled value.
+        let single = |out: &mut String, name: &str, kind: &str, text: &str, value: &dyn std::fmt::Display| {
+            help(out, name, kind, text);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        if let Ok(routes) = self.routes.lock() {
+            let name = "kvitto_http_requests_total";
+            help(&mut out, name, "counter", "HTTP requests answered, by route template and status.");
+            for (route, r) in routes.iter() {
+                for (status, n) in &r.statuses {
+                    let _ = writeln!(out, "{name}{{route=\"{route}\",status=\"{status}\"}} {n}");
+                }
             }
-            help(&mut out, "kvitto_http_request_duration_seconds", "histogram", "Time to answer, by route template.");
-            for (route, h) in &r.durations {
-                h.write(
-                    &mut out,
-                    "kvitto_http_request_duration_seconds",
-                    &format!("route=\"{route}\""),
-                    &DURATION_BUCKETS,
-                );
+            let name = "kvitto_http_request_duration_seconds";
+            help(&mut out, name, "histogram", "Time to answer, by route template.");
+            for (route, r) in routes.iter() {
+                r.durations.write(&mut out, name, &format!("route=\"{route}\""), &DURATION_BUCKETS);
             }
         }
-        help(&mut out, "kvitto_http_in_flight", "gauge", "Requests holding a concurrency slot.");
-        let _ = writeln!(out, "kvitto_http_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        help(&mut out, "kvitto_appended_events_total", "counter", "Events appended over HTTP (durable, receipt sent).");
-        let _ = writeln!(out, "kvitto_appended_events_total {}", self.appended.load(Ordering::Relaxed));
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        single(&mut out, "kvitto_http_in_flight", "gauge", "Requests holding a concurrency slot.", &in_flight);
+        let appended = self.appended.load(Ordering::Relaxed);
+        let text = "Events appended over HTTP (durable, receipt sent).";
+        single(&mut out, "kvitto_appended_events_total", "counter", text, &appended);
         if let Ok(h) = self.append_sizes.lock() {
             help(&mut out, "kvitto_append_request_events", "histogram", "Events per successful append request.");
-            let bounds: Vec<f64> = EVENT_BUCKETS.iter().map(|b| *b as f64).collect();
-            h.write(&mut out, "kvitto_append_request_events", "", &bounds);
+            h.write(&mut out, "kvitto_append_request_events", "", &EVENT_BUCKETS);
         }
         let w = ledger.write_stats();
-        help(&mut out, "kvitto_commit_groups_total", "counter", "Commit groups made durable since the ledger opened.");
-        let _ = writeln!(out, "kvitto_commit_groups_total {}", w.groups);
-        help(&mut out, "kvitto_commit_events_total", "counter", "Events in those groups.");
-        let _ = writeln!(out, "kvitto_commit_events_total {}", w.events);
-        help(
-            &mut out,
-            "kvitto_commit_failed_groups_total",
-            "counter",
-            "Commit groups that failed (the ledger handle is poisoned).",
-        );
-        let _ = writeln!(out, "kvitto_commit_failed_groups_total {}", w.failed_groups);
-        help(&mut out, "kvitto_commit_sync_seconds_total", "counter", "Time spent making groups durable (fdatasync).");
-        let _ = writeln!(out, "kvitto_commit_sync_seconds_total {}", w.sync_seconds);
-        help(
-            &mut out,
-            "kvitto_commit_group_seconds_total",
-            "counter",
-            "Time from a group's first request to its durability, summed.",
-        );
-        let _ = writeln!(out, "kvitto_commit_group_seconds_total {}", w.group_seconds);
+        let counters: [(&str, &str, &dyn std::fmt::Display); 5] = [
+            ("kvitto_commit_groups_total", "Commit groups made durable since the ledger opened.", &w.groups),
+            ("kvitto_commit_events_total", "Events in those groups.", &w.events),
+            (
+                "kvitto_commit_failed_groups_total",
+                "Commit groups that failed (the ledger handle is poisoned).",
+                &w.failed_groups,
+            ),
+            ("kvitto_commit_sync_seconds_total", "Time spent making groups durable (fdatasync).", &w.sync_seconds),
+            (
+                "kvitto_commit_group_seconds_total",
+                "Time from a group's first request to its durability, summed.",
+                &w.group_seconds,
+            ),
+        ];
+        for (name, text, value) in counters {
+            single(&mut out, name, "counter", text, value);
+        }
         help(&mut out, "kvitto_commit_group_events", "histogram", "Events per commit group.");
         let mut cumulative = 0;
         for (i, b) in kvitto::GROUP_BUCKETS.iter().enumerate() {
@@ -158,10 +161,10 @@ impl Metrics {
         }
         let _ = writeln!(out, "kvitto_commit_group_events_sum {}", w.events);
         let _ = writeln!(out, "kvitto_commit_group_events_count {}", w.groups);
-        help(&mut out, "kvitto_ledger_events", "gauge", "Events in the ledger.");
-        let _ = writeln!(out, "kvitto_ledger_events {}", ledger.len());
-        help(&mut out, "kvitto_ledger_poisoned", "gauge", "1 when a storage failure poisoned the ledger handle.");
-        let _ = writeln!(out, "kvitto_ledger_poisoned {}", u8::from(ledger.is_poisoned()));
+        single(&mut out, "kvitto_ledger_events", "gauge", "Events in the ledger.", &ledger.len());
+        let poisoned = u8::from(ledger.is_poisoned());
+        let text = "1 when a storage failure poisoned the ledger handle.";
+        single(&mut out, "kvitto_ledger_poisoned", "gauge", text, &poisoned);
         out
     }
 }
