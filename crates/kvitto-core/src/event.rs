@@ -432,3 +432,22 @@ pub struct Event {
     /// Commitment to the encrypted details, when the event has details.
     pub payload_commitment: Option<Commitment>,
 }
+impl EventKind {
+    /// The one-line summary `kvitto history`, `kvitto verify-bundle` and the regulators' page
+    /// show for an event: its own fields (ids and enums; never `details`), long strings cut
+    /// at 45 characters, every hazardous character escaped ([`crate::text::visible`]).
+    pub fn summary(&self) -> String {
+        let mut m = serde_json::Map::new();
+        self.to_json_fields(&mut m);
+        m.iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) if s.len() > 48 => {
+                    format!("{k}={}…", crate::text::visible(&s.chars().take(45).collect::<String>(), true))
+                }
+                serde_json::Value::String(s) => format!("{k}={}", crate::text::visible(s, true)),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

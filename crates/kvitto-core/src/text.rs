@@ -122,9 +122,52 @@ pub fn schema_pattern(newlines_inside: bool) -> String {
     format!("^{edge}(?:{inner}*{edge})?$")
 }
 
+/// Whether `c` could change how the text around it is shown, on a terminal or a page: C0
+/// controls (but `\n` and `\t`, unless `one_line`), DEL, C1 controls, and the format
+/// characters ([`is_format_char`]) — bidi overrides and isolates, zero-width characters, the
+/// BOM, tag characters.
+pub fn hazardous(c: char, one_line: bool) -> bool {
+    (c.is_control() && (one_line || !matches!(c, '\n' | '\t'))) || is_format_char(c)
+}
+
+/// Untrusted text made safe to show: every [`hazardous`] character becomes a visible
+/// `\uXXXX` escape (a surrogate pair above U+FFFF), which inside a JSON string is the same
+/// value, so JSON stays exact while a `reason` cannot move a cursor, erase lines or reorder
+/// what a regulator reads. `one_line` also escapes `\n` and `\t` (table cells). The CLI's
+/// output and the regulators' page share it.
+pub fn visible(s: &str, one_line: bool) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| hazardous(c, one_line)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hazardous(c, one_line) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hazardous_is_every_control_and_format_character() {
+        // The list this function had before it used the core table, and Cf it did not name.
+        let old = [0x00, 0x1b, 0x7f, 0x85, 0x9f, 0xad, 0x61c, 0x180e, 0x200b, 0x200f, 0x202a, 0x202e, 0x2060, 0x2064];
+        let old_too = [0x2066, 0x206f, 0xfeff, 0xfff9, 0xfffb, 0xe0001, 0xe0020, 0xe007f];
+        for u in old.into_iter().chain(old_too).chain([0x600, 0x6dd, 0x110bd, 0x1d173]) {
+            assert!(hazardous(char::from_u32(u).unwrap(), false), "U+{u:04X}");
+        }
+        assert!(!hazardous('\n', false) && !hazardous('\t', false) && hazardous('\n', true) && hazardous('\t', true));
+        assert!(!hazardous('å', true) && !hazardous(' ', true) && !hazardous('\u{2028}', false));
+    }
 
     fn ch(u: u32) -> char {
         char::from_u32(u).unwrap()

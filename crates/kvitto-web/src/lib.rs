@@ -182,43 +182,6 @@ fn verified(v: &VerifiedBundle, mut warnings: Vec<String>) -> Value {
     })
 }
 
-/// Whether `c` could change how the text around it is shown: controls and Unicode format
-/// characters (bidi overrides, zero-width characters), as the CLI's one-line output escapes them.
-fn hazardous(c: char) -> bool {
-    c.is_control() || kvitto_core::text::is_format_char(c)
-}
-
-/// Untrusted text with every hazardous character as a visible `\uXXXX` escape (the CLI's rule).
-fn visible(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if hazardous(c) {
-            let mut units = [0u16; 2];
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The one-line summary `kvitto history` and `kvitto verify-bundle` print for an event (ids
-/// and enums only: the event's fields, long strings cut at 45 characters).
-pub fn summary(kind: &EventKind) -> String {
-    let mut m = Map::new();
-    kind.to_json_fields(&mut m);
-    m.iter()
-        .map(|(k, v)| match v {
-            Value::String(s) if s.len() > 48 => format!("{k}={}…", visible(&s.chars().take(45).collect::<String>())),
-            Value::String(s) => format!("{k}={}", visible(s)),
-            other => format!("{k}={other}"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// `disclosed`, `erased` (by a proven erasure of the bundle), `withheld` or `none`.
 fn details_state(e: &VerifiedEvent) -> &'static str {
     match (&e.details, e.withheld, e.erased_by) {
@@ -261,7 +224,7 @@ fn timeline_entry(e: &VerifiedEvent) -> Value {
         "actor": e.event.actor.as_str(),
         "event_id": e.event.event_id.to_string(),
         "hash": e.hash.to_hex(),
-        "summary": summary(&e.event.kind),
+        "summary": e.event.kind.summary(),
         "fields": fields(&e.event.kind),
         "details": details_state(e),
         "details_note": details_note(e),

@@ -318,9 +318,9 @@ async fn options_are_handled_as_the_cli_handles_them() {
 fn summaries_are_the_clis_and_escape_what_could_reorder_text() {
     // Stored text written before the input rules may hold a bidi override.
     let kind = EventKind::ProcessingRestricted { reason: kvitto_core::Text::stored("a\u{202e}b").unwrap() };
-    assert_eq!(summary(&kind), "reason=a\\u202eb");
-    assert_eq!(visible("x\u{202e}y\nz"), "x\\u202ey\\u000az");
+    assert_eq!(kind.summary(), "reason=a\\u202eb");
+    assert_eq!(kvitto_core::text::visible("x\u{202e}y\nz", true), "x\\u202ey\\u000az");
     let long = EventKind::RelationshipEnded { reason: Some(kvitto_core::Text::new("x".repeat(60)).unwrap()) };
-    assert_eq!(summary(&long), format!("reason={}…", "x".repeat(45)));
+    assert_eq!(long.summary(), format!("reason={}…", "x".repeat(45)));
     assert_eq!(about()["formats"], serde_json::json!(["kvitto-bundle/2", "kvitto-bundle/1"]));
 }
