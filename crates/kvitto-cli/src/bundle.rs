@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use kvitto_core::EventKind;
-use kvitto_proof::bundle::{Options, Trust, VerifiedBundle, verify_with};
-use kvitto_proof::checkpoint::WitnessKey;
+use kvitto_proof::bundle::{VerifiedBundle, verify_with};
 
 use crate::{Failure, say};
 
@@ -96,12 +95,7 @@ fn print_timeline(v: &VerifiedBundle) {
     say!("{:>8}  {:<20}  {:<26}  what", "seq", "occurred_at", "event");
     for e in &v.events {
         let t = e.event.occurred_at.to_rfc3339();
-        let details = match (&e.details, e.withheld, e.erased_by) {
-            (Some(_), _, _) => " [details disclosed]".to_string(),
-            (None, true, Some(by)) => format!(" [details erased by seq {by}]"),
-            (None, true, None) => " [details withheld]".to_string(),
-            (None, false, _) => String::new(),
-        };
+        let details = e.details_note();
         say!(
             "{:>8}  {:<20}  {:<26}  {}{details}",
             e.event.seq,
@@ -122,15 +116,8 @@ pub(crate) fn verify_bundle(
 ) -> Result<(), Failure> {
     let text = read_text(file)?;
     let since = held.since.as_deref().map(read_text).transpose()?;
-    let witnesses = held
-        .witness_keys
-        .iter()
-        .map(|k| WitnessKey::parse(k).map_err(|e| Failure::input(format!("--witness-key {k:?}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let quorum = held.quorum.unwrap_or(witnesses.len().min(1));
-    if quorum > witnesses.len() {
-        return Err(Failure::input(format!("--quorum {quorum} needs at least {quorum} --witness-key")));
-    }
+    let witness_keys: Vec<&str> = held.witness_keys.iter().map(String::as_str).collect();
+    let (witnesses, quorum) = kvitto_proof::bundle::witnesses(&witness_keys, held.quorum).map_err(Failure::input)?;
     let key = match (key, key_file) {
         (Some(k), _) => Some(k),
         (None, Some(f)) => Some(
@@ -138,21 +125,12 @@ pub(crate) fn verify_bundle(
         ),
         (None, None) => None,
     };
-    let trust = match (&key, trust_embedded) {
-        (Some(k), _) => Trust::Key(k),
-        (None, true) => {
-            eprintln!(
-                "warning: trusting the key embedded in the bundle proves only that it is intact, not that the ledger it claims signed it; get the key out of band (kvitto key) and pass --key"
-            );
-            Trust::Embedded
-        }
-        (None, false) => {
-            return Err(Failure::input(
-                "no verifier key: pass --key VKEY or --key-file FILE (from `kvitto key`), or --trust-embedded-key to check integrity only",
-            ));
-        }
-    };
-    match verify_with(&text, &Options { trust, since: since.as_deref(), witnesses: &witnesses, quorum }) {
+    let (trust, warning) = kvitto_proof::bundle::trust(key.as_deref(), trust_embedded).map_err(Failure::input)?;
+    let trusted = kvitto_proof::bundle::Trusted { trust, witnesses, quorum, warning };
+    if let Some(warning) = trusted.warning {
+        eprintln!("{warning}");
+    }
+    match verify_with(&text, &trusted.options(since.as_deref())) {
         Ok(v) => {
             if json {
                 let events: Vec<serde_json::Value> = v
@@ -181,43 +159,13 @@ pub(crate) fn verify_bundle(
                     })
                 );
             } else {
-                say!("bundle of {} (checkpoint size {}), subject {}:", v.origin, v.size, v.subject);
+                let verdict = v.verdict();
+                say!("{}", verdict.header);
                 print_timeline(&v);
-                let complete = match v.complete_up_to {
-                    Some(n) => format!(", complete up to {n}"),
-                    None => ", NOT proven complete (a kvitto-bundle/1 cannot show that no event is left out)".into(),
-                };
-                let extends =
-                    v.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
-                let cosigned = if v.cosigned_by.is_empty() {
-                    String::new()
-                } else {
-                    let names: Vec<&str> = v.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
-                    format!(", cosigned by {}", names.join(", "))
-                };
-                if let Some(n) = v.complete_up_to {
-                    // The exporter chose the commitment: say plainly what lies beyond it.
-                    let later = v.size.saturating_sub(n + 1);
-                    if later > 0 {
-                        eprintln!(
-                            "note: {later} event(s) of the log lie between the map commitment's tree size {n} and the \
-                             checkpoint; the subject's events among them are shown and proven included, not proven \
-                             complete (ask for a bundle from a newer commitment)"
-                        );
-                    }
-                    if let Some(held) = v.extends.filter(|h| *h > n) {
-                        eprintln!(
-                            "warning: you hold a checkpoint of size {held}, beyond what this bundle proves complete \
-                             ({n})"
-                        );
-                    }
+                for line in verdict.notes.iter().chain(&verdict.warnings) {
+                    eprintln!("{line}");
                 }
-                say!(
-                    "ok: {} events of subject {} proven against checkpoint size {}{complete}{extends}{cosigned}",
-                    v.events.len(),
-                    v.subject,
-                    v.size
-                );
+                say!("{}", verdict.ok_line);
             }
             Ok(())
         }

@@ -108,6 +108,98 @@ impl<'a> Options<'a> {
     }
 }
 
+/// What a verifier trusts, from what a person gives `kvitto verify-bundle` or the page: the
+/// options of [`verify_with`] (with a held checkpoint added by [`Trusted::options`]) and the
+/// warning to show first, if any.
+#[derive(Debug, Clone)]
+pub struct Trusted<'a> {
+    /// Which log key to trust.
+    pub trust: Trust<'a>,
+    /// The witness keys, parsed.
+    pub witnesses: Vec<crate::checkpoint::WitnessKey>,
+    /// Cosignatures required.
+    pub quorum: usize,
+    /// [`EMBEDDED_KEY_WARNING`] when the embedded key is trusted.
+    pub warning: Option<&'static str>,
+}
+
+/// The warning for a verification that trusts the key embedded in the bundle.
+pub const EMBEDDED_KEY_WARNING: &str = "warning: trusting the key embedded in the bundle proves only that it is intact, not that the ledger it claims signed it; get the key out of band (kvitto key) and pass --key";
+
+/// The verifier's choices checked as `kvitto verify-bundle` checks its flags: witness keys
+/// and a quorum ([`witnesses`]), then a key or trusting the embedded one ([`trust`]).
+/// Refusals name the flag, as the CLI prints them.
+pub fn trusted<'a>(
+    key: Option<&'a str>,
+    trust_embedded: bool,
+    witness_keys: &[&str],
+    quorum: Option<usize>,
+) -> Result<Trusted<'a>, String> {
+    let (witnesses, quorum) = witnesses(witness_keys, quorum)?;
+    let (trust, warning) = trust(key, trust_embedded)?;
+    Ok(Trusted { trust, witnesses, quorum, warning })
+}
+
+/// Parses the trusted witness keys; the quorum defaults to one cosignature when there are any.
+pub fn witnesses(
+    witness_keys: &[&str],
+    quorum: Option<usize>,
+) -> Result<(Vec<crate::checkpoint::WitnessKey>, usize), String> {
+    let witnesses = witness_keys
+        .iter()
+        .map(|k| crate::checkpoint::WitnessKey::parse(k).map_err(|e| format!("--witness-key {k:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum = quorum.unwrap_or(witnesses.len().min(1));
+    if quorum > witnesses.len() {
+        return Err(format!("--quorum {quorum} needs at least {quorum} --witness-key"));
+    }
+    Ok((witnesses, quorum))
+}
+
+/// The log key to trust, and the warning to show first when it is the embedded one.
+pub fn trust(key: Option<&str>, trust_embedded: bool) -> Result<(Trust<'_>, Option<&'static str>), String> {
+    match (key, trust_embedded) {
+        (Some(k), _) => Ok((Trust::Key(k), None)),
+        (None, true) => Ok((Trust::Embedded, Some(EMBEDDED_KEY_WARNING))),
+        (None, false) => Err("no verifier key: pass --key VKEY or --key-file FILE (from `kvitto key`), or \
+                              --trust-embedded-key to check integrity only"
+            .into()),
+    }
+}
+
+impl<'a> Trusted<'a> {
+    /// The options of [`verify_with`], with the checkpoint the verifier holds, if any.
+    pub fn options(&'a self, since: Option<&'a str>) -> Options<'a> {
+        Options { trust: self.trust, since, witnesses: &self.witnesses, quorum: self.quorum }
+    }
+}
+
+/// What `kvitto verify-bundle` says of a bundle that verified, line by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `bundle of <origin> (checkpoint size N), subject <id>:`.
+    pub header: String,
+    /// `ok: N events of subject … proven against checkpoint size …` with what else is proven.
+    pub ok_line: String,
+    /// What the bundle does not prove beyond its commitment.
+    pub notes: Vec<String>,
+    /// What contradicts what the verifier holds.
+    pub warnings: Vec<String>,
+}
+
+impl VerifiedEvent {
+    /// The suffix the timeline shows after an event's summary: details disclosed, erased by
+    /// a proven erasure, withheld, or nothing.
+    pub fn details_note(&self) -> String {
+        match (&self.details, self.withheld, self.erased_by) {
+            (Some(_), _, _) => " [details disclosed]".to_string(),
+            (None, true, Some(by)) => format!(" [details erased by seq {by}]"),
+            (None, true, None) => " [details withheld]".to_string(),
+            (None, false, _) => String::new(),
+        }
+    }
+}
+
 /// A bundle that verified.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifiedBundle {
@@ -128,6 +220,51 @@ pub struct VerifiedBundle {
     pub extends: Option<u64>,
     /// Trusted witnesses whose cosignature verified, with its timestamp.
     pub cosigned_by: Vec<(String, u64)>,
+}
+
+impl VerifiedBundle {
+    /// The lines `kvitto verify-bundle` (and the regulators' page) show for this bundle.
+    pub fn verdict(&self) -> Verdict {
+        let complete = match self.complete_up_to {
+            Some(n) => format!(", complete up to {n}"),
+            None => ", NOT proven complete (a kvitto-bundle/1 cannot show that no event is left out)".into(),
+        };
+        let extends = self.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
+        let cosigned = if self.cosigned_by.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = self.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+            format!(", cosigned by {}", names.join(", "))
+        };
+        let (mut notes, mut warnings) = (Vec::new(), Vec::new());
+        if let Some(n) = self.complete_up_to {
+            // The exporter chose the commitment: say plainly what lies beyond it.
+            let later = self.size.saturating_sub(n + 1);
+            if later > 0 {
+                notes.push(format!(
+                    "note: {later} event(s) of the log lie between the map commitment's tree size {n} and the \
+                     checkpoint; the subject's events among them are shown and proven included, not proven \
+                     complete (ask for a bundle from a newer commitment)"
+                ));
+            }
+            if let Some(held) = self.extends.filter(|h| *h > n) {
+                warnings.push(format!(
+                    "warning: you hold a checkpoint of size {held}, beyond what this bundle proves complete ({n})"
+                ));
+            }
+        }
+        Verdict {
+            header: format!("bundle of {} (checkpoint size {}), subject {}:", self.origin, self.size, self.subject),
+            ok_line: format!(
+                "ok: {} events of subject {} proven against checkpoint size {}{complete}{extends}{cosigned}",
+                self.events.len(),
+                self.subject,
+                self.size
+            ),
+            notes,
+            warnings,
+        }
+    }
 }
 
 fn malformed(field: impl Into<String>, why: impl Into<String>) -> BundleError {

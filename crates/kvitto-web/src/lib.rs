@@ -1,8 +1,8 @@
 //! The regulators' web page's verifier: `kvitto-proof` compiled to WebAssembly.
 //!
 //! [`check`] runs exactly what `kvitto verify-bundle` runs — [`kvitto_proof::bundle::verify_with`]
-//! with the CLI's option handling (key or the embedded key, a held checkpoint, witness keys
-//! parsed by [`WitnessKey::parse`], the quorum defaulting to one when witness keys are given) —
+//! with the CLI's option handling ([`kvitto_proof::bundle::trusted`]: key or the embedded key, witness keys
+//! and a quorum defaulting to one when witness keys are given; a held checkpoint) —
 //! and replays the verified events into what the page shows: the timeline, consent per purpose
 //! over time, what was collected, shared with which recipient, rectified and erased, requests,
 //! restrictions and holds. It answers one JSON value; the page's script only renders it. On
@@ -15,12 +15,11 @@
 use std::collections::BTreeMap;
 
 use kvitto_core::{EventKind, Timestamp};
-use kvitto_proof::bundle::{Options, Trust, VerifiedBundle, VerifiedEvent, verify_with};
-use kvitto_proof::checkpoint::WitnessKey;
+use kvitto_proof::bundle::{VerifiedBundle, VerifiedEvent, verify_with};
 use serde_json::{Map, Value, json};
 
 /// The warning `kvitto verify-bundle --trust-embedded-key` prints.
-pub const EMBEDDED_KEY_WARNING: &str = "warning: trusting the key embedded in the bundle proves only that it is intact, not that the ledger it claims signed it; get the key out of band (kvitto key) and pass --key";
+pub use kvitto_proof::bundle::EMBEDDED_KEY_WARNING;
 
 /// What the verifier hands in besides the bundle, as `kvitto verify-bundle` takes it.
 #[derive(Debug, Clone, Default)]
@@ -77,35 +76,13 @@ fn input_error(message: String) -> Value {
 /// `subject_id`, `complete_up_to`, `extends_held_checkpoint`, `cosigned_by`), the CLI's
 /// `header` and `message` lines, `notes` and `warnings`, and the replay.
 pub fn check(input: &Input<'_>) -> Value {
-    let witnesses = match input
-        .witness_keys
-        .iter()
-        .map(|k| WitnessKey::parse(k).map_err(|e| format!("--witness-key {k:?}: {e}")))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(w) => w,
-        Err(e) => return input_error(e),
-    };
-    let quorum = input.quorum.unwrap_or(witnesses.len().min(1));
-    if quorum > witnesses.len() {
-        return input_error(format!("--quorum {quorum} needs at least {quorum} --witness-key"));
-    }
-    let mut warnings = Vec::new();
-    let trust = match (input.key, input.trust_embedded) {
-        (Some(k), _) => Trust::Key(k),
-        (None, true) => {
-            warnings.push(EMBEDDED_KEY_WARNING.to_string());
-            Trust::Embedded
-        }
-        (None, false) => {
-            return input_error(
-                "no verifier key: pass --key VKEY or --key-file FILE (from `kvitto key`), or --trust-embedded-key to check integrity only"
-                    .into(),
-            );
-        }
-    };
-    match verify_with(input.bundle, &Options { trust, since: input.since, witnesses: &witnesses, quorum }) {
-        Ok(v) => verified(&v, warnings),
+    let trusted =
+        match kvitto_proof::bundle::trusted(input.key, input.trust_embedded, &input.witness_keys, input.quorum) {
+            Ok(t) => t,
+            Err(e) => return input_error(e),
+        };
+    match verify_with(input.bundle, &trusted.options(input.since)) {
+        Ok(v) => verified(&v, trusted.warning),
         Err(e) => json!({
             "ok": false,
             "error": e.to_string(),
@@ -115,34 +92,9 @@ pub fn check(input: &Input<'_>) -> Value {
 }
 
 /// The CLI's lines for a bundle that verified, and the replay.
-fn verified(v: &VerifiedBundle, mut warnings: Vec<String>) -> Value {
-    let complete = match v.complete_up_to {
-        Some(n) => format!(", complete up to {n}"),
-        None => ", NOT proven complete (a kvitto-bundle/1 cannot show that no event is left out)".into(),
-    };
-    let extends = v.extends.map(|s| format!(", extends the held checkpoint of size {s}")).unwrap_or_default();
-    let cosigned = if v.cosigned_by.is_empty() {
-        String::new()
-    } else {
-        let names: Vec<&str> = v.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
-        format!(", cosigned by {}", names.join(", "))
-    };
-    let mut notes = Vec::new();
-    if let Some(n) = v.complete_up_to {
-        let later = v.size.saturating_sub(n + 1);
-        if later > 0 {
-            notes.push(format!(
-                "note: {later} event(s) of the log lie between the map commitment's tree size {n} and the \
-                 checkpoint; the subject's events among them are shown and proven included, not proven \
-                 complete (ask for a bundle from a newer commitment)"
-            ));
-        }
-        if let Some(held) = v.extends.filter(|h| *h > n) {
-            warnings.push(format!(
-                "warning: you hold a checkpoint of size {held}, beyond what this bundle proves complete ({n})"
-            ));
-        }
-    }
+fn verified(v: &VerifiedBundle, warning: Option<&str>) -> Value {
+    let verdict = v.verdict();
+    let warnings: Vec<String> = warning.map(str::to_string).into_iter().chain(verdict.warnings).collect();
     let controllers: Vec<&str> = {
         let mut c: Vec<&str> = v.events.iter().map(|e| e.event.controller.as_str()).collect();
         c.sort_unstable();
@@ -159,14 +111,9 @@ fn verified(v: &VerifiedBundle, mut warnings: Vec<String>) -> Value {
         "complete_up_to": v.complete_up_to,
         "extends_held_checkpoint": v.extends,
         "cosigned_by": v.cosigned_by.iter().map(|(n, t)| json!({"witness": n, "timestamp": t})).collect::<Vec<_>>(),
-        "header": format!("bundle of {} (checkpoint size {}), subject {}:", v.origin, v.size, v.subject),
-        "message": format!(
-            "ok: {} events of subject {} proven against checkpoint size {}{complete}{extends}{cosigned}",
-            v.events.len(),
-            v.subject,
-            v.size
-        ),
-        "notes": notes,
+        "header": verdict.header,
+        "message": verdict.ok_line,
+        "notes": verdict.notes,
         "warnings": warnings,
         "timeline": v.events.iter().map(timeline_entry).collect::<Vec<_>>(),
         "consent": consent(&v.events),
@@ -189,16 +136,6 @@ fn details_state(e: &VerifiedEvent) -> &'static str {
         (None, true, Some(_)) => "erased",
         (None, true, None) => "withheld",
         (None, false, _) => "none",
-    }
-}
-
-/// The suffix the CLI's timeline prints after the summary.
-fn details_note(e: &VerifiedEvent) -> String {
-    match (&e.details, e.withheld, e.erased_by) {
-        (Some(_), _, _) => " [details disclosed]".to_string(),
-        (None, true, Some(by)) => format!(" [details erased by seq {by}]"),
-        (None, true, None) => " [details withheld]".to_string(),
-        (None, false, _) => String::new(),
     }
 }
 
@@ -227,7 +164,7 @@ fn timeline_entry(e: &VerifiedEvent) -> Value {
         "summary": e.event.kind.summary(),
         "fields": fields(&e.event.kind),
         "details": details_state(e),
-        "details_note": details_note(e),
+        "details_note": e.details_note(),
         "erased_by": e.erased_by,
         "disclosed": e.details,
     })

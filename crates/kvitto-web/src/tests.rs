@@ -2,6 +2,7 @@
 
 use kvitto::{Draft, Ledger, OpenOptions};
 use kvitto_proof::bundle::{Options, Trust, verify_with};
+use kvitto_proof::checkpoint::WitnessKey;
 use serde_json::Value;
 
 use super::*;
