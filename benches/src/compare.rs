@@ -97,6 +97,8 @@ pub struct Report {
     pub bytes_per_event: f64,
     /// Mean canonical (hashed) event size.
     pub canonical_bytes_per_event: f64,
+    /// The writer's own account of the concurrent append: where a group's time went.
+    pub write_stats: kvitto::WriteStats,
 }
 
 /// A target from the issue: (ratio or result name, threshold).
@@ -166,6 +168,7 @@ impl Report {
             "canonical_bytes_per_event": round(self.canonical_bytes_per_event, 1),
             "groups": {"count": self.group_sizes.len(), "mean_events": round(mean_group, 1),
                        "max_events": self.group_sizes.iter().max().copied().unwrap_or(0)},
+            "writer": self.writer_json(),
         })
     }
 
@@ -213,7 +216,39 @@ impl Report {
             mean_group,
             self.group_sizes.iter().max().copied().unwrap_or(0)
         );
+        let _ = writeln!(s, "{}", self.phases());
         s
+    }
+
+    /// The writer's account of the concurrent append, summed over its groups (seconds).
+    fn writer_json(&self) -> Value {
+        let w = &self.write_stats;
+        json!({
+            "groups": w.groups, "events": w.events, "groups_writing_keys": w.vault_groups,
+            "groups_erasing": w.erasure_groups, "seal_seconds": round(w.seal_seconds, 6),
+            "vault_seconds": round(w.vault_seconds, 6), "write_seconds": round(w.write_seconds, 6),
+            "sync_seconds": round(w.sync_seconds, 6), "erase_seconds": round(w.erase_seconds, 6),
+            "request_to_receipt_seconds": round(w.group_seconds, 6),
+        })
+    }
+
+    /// Where a commit group's time went in the concurrent append (means per group, µs).
+    pub fn phases(&self) -> String {
+        let w = &self.write_stats;
+        let per = |secs: f64| secs * 1e6 / w.groups.max(1) as f64;
+        format!(
+            "per group (µs, mean): seal {:.0} · vault {:.0} ({} of {} groups wrote keys) · write {:.0} · \
+             fdatasync {:.0} · erase {:.0} ({} groups erased) · first request to receipt {:.0}",
+            per(w.seal_seconds),
+            per(w.vault_seconds),
+            w.vault_groups,
+            w.groups,
+            per(w.write_seconds),
+            per(w.sync_seconds),
+            per(w.erase_seconds),
+            w.erasure_groups,
+            per(w.group_seconds),
+        )
     }
 }
 
@@ -293,17 +328,40 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     // kvitto, 64 concurrent callers: this ledger also serves verify, rebuild and size.
     progress(&format!("kvitto_append_concurrent: {} callers", options.callers));
     let ledger_dir = root.path().join("kvitto");
-    let (ledger, receipts, elapsed) = rt.block_on(async {
+    let (ledger, loaded, elapsed) = rt.block_on(async {
         let ledger = open_fresh(&ledger_dir).await?;
         let started = Instant::now();
-        let receipts = append_collect(&ledger, &stream, options.callers).await?;
-        Ok::<_, CompareError>((ledger, receipts, started.elapsed()))
+        let loaded = append_collect(&ledger, &stream, options.callers).await?;
+        Ok::<_, CompareError>((ledger, loaded, started.elapsed()))
     })?;
+    let Loaded { receipts, append_latency, ask_latency } = loaded;
     results.push((
         "kvitto_append_concurrent".into(),
-        Measured::new(n, elapsed, format!("{} callers via Ledger::append, each receipt fdatasync'd", options.callers)),
+        with_latency(
+            Measured::new(
+                n,
+                elapsed,
+                format!("{} callers via Ledger::append, each receipt fdatasync'd", options.callers),
+            ),
+            "append",
+            append_latency,
+        ),
+    ));
+    let asked = ask_latency.len();
+    results.push((
+        "may_process_under_load".into(),
+        with_latency(
+            Measured::new(
+                asked,
+                elapsed,
+                format!("one question a millisecond during the {}-caller append", options.callers),
+            ),
+            "answer",
+            ask_latency,
+        ),
     ));
     let group_sizes = group_sizes(&receipts);
+    let write_stats = ledger.write_stats();
     let events = rt.block_on(ledger.log(0..n as u64)).map_err(err("reading the log back"))?;
     let canonical: Vec<Vec<u8>> = events.iter().map(|e| kvitto_core::encode_event(&e.event)).collect();
     let canonical_bytes_per_event = canonical.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1) as f64;
@@ -365,17 +423,23 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
 
     progress("kvitto_append_single");
     let single_n = n.min(options.per_event_limit);
-    let elapsed = rt.block_on(async {
+    let (elapsed, latency) = rt.block_on(async {
         let ledger = open_fresh(&root.path().join("kvitto-single")).await?;
+        let mut latency = Vec::with_capacity(single_n);
         let started = Instant::now();
         for d in &stream[..single_n] {
+            let t = Instant::now();
             ledger.append(d.clone()).await.map_err(err("append"))?;
+            latency.push(t.elapsed());
         }
         let elapsed = started.elapsed();
         ledger.close().await.expect("ledger closes cleanly");
-        Ok::<_, CompareError>(elapsed)
+        Ok::<_, CompareError>((elapsed, latency))
     })?;
-    results.push(("kvitto_append_single".into(), Measured::new(single_n, elapsed, "one caller awaiting each append")));
+    results.push((
+        "kvitto_append_single".into(),
+        with_latency(Measured::new(single_n, elapsed, "one caller awaiting each append"), "append", latency),
+    ));
 
     progress(&format!("sqlite_per_event: {} callers, {single_n} events", options.callers));
     let elapsed = sqlite_per_event(&root.path().join("sqlite-per-event.db"), &canonical[..single_n], options.callers)?;
@@ -422,7 +486,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         results.push((format!("history_{}", short(size)), m));
     }
 
-    Ok(Report { events: n, results, group_sizes, bytes_per_event, canonical_bytes_per_event })
+    Ok(Report { events: n, results, group_sizes, bytes_per_event, canonical_bytes_per_event, write_stats })
 }
 
 /// The canonical bytes of the benchmark ledger's events (read back after it closed).
@@ -467,12 +531,14 @@ fn postgres_rows(
     let (ledger, receipts, elapsed) = rt.block_on(async {
         let ledger = Ledger::open(&dir, OpenOptions::default()).await.map_err(err("open on PostgreSQL"))?;
         let started = Instant::now();
-        let receipts = append_collect(&ledger, stream, options.callers).await?;
-        Ok::<_, CompareError>((ledger, receipts, started.elapsed()))
+        let loaded = append_collect(&ledger, stream, options.callers).await?;
+        Ok::<_, CompareError>((ledger, loaded, started.elapsed()))
     })?;
+    let Loaded { receipts, append_latency, .. } = receipts;
     let sizes = group_sizes(&receipts);
     let mean = n as f64 / sizes.len().max(1) as f64;
-    let mut m = Measured::new(n, elapsed, format!("{} callers, each receipt after COMMIT", options.callers));
+    let m = Measured::new(n, elapsed, format!("{} callers, each receipt after COMMIT", options.callers));
+    let mut m = with_latency(m, "append", append_latency);
     m.extra.insert("groups".into(), json!(sizes.len()));
     m.extra.insert("mean_group".into(), json!(round(mean, 1)));
     m.extra.insert("bytes_per_event".into(), json!(round(ledger.disk_bytes() as f64 / n.max(1) as f64, 1)));
@@ -588,27 +654,100 @@ pub fn by_subject(drafts: &[Draft], callers: usize) -> Vec<Vec<Draft>> {
     parts
 }
 
+/// What the concurrent append gave back: every receipt (in seq order), each append's latency,
+/// and those of the `may_process` questions asked meanwhile.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Receipts, sorted by seq.
+    pub receipts: Vec<Receipt>,
+    /// Each awaited append, from call to receipt.
+    pub append_latency: Vec<Duration>,
+    /// `may_process` answers asked once a millisecond while the load ran.
+    pub ask_latency: Vec<Duration>,
+}
+
 /// Appends `drafts` from `callers` tasks, each awaiting its own appends, and returns every
 /// receipt. Each customer's events go to one caller, in order (a request is fulfilled after
 /// it was received, as a real service sends them); the customers are spread over the callers.
-async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Vec<Receipt>> {
+/// Meanwhile one more task asks `may_process` about the stream's customers once a millisecond
+/// (paced, so that on a small machine it measures the answer, not a CPU it takes away).
+pub async fn append_collect(ledger: &Ledger, drafts: &[Draft], callers: usize) -> Result<Loaded> {
     let mut set = tokio::task::JoinSet::new();
     for part in by_subject(drafts, callers) {
         let ledger = ledger.clone();
         set.spawn(async move {
             let mut out = Vec::with_capacity(part.len());
             for d in part {
-                out.push(ledger.append(d).await.map_err(err("append"))?);
+                let t = Instant::now();
+                let receipt = ledger.append(d).await.map_err(err("append"))?;
+                out.push((receipt, t.elapsed()));
             }
             Ok::<_, CompareError>(out)
         });
     }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asker = {
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        let questions: Vec<(String, String, String)> = drafts
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.controller.to_string(),
+                    d.subject.as_ref()?.as_str().to_string(),
+                    d.kind.purpose()?.to_string(),
+                ))
+            })
+            .take(4096)
+            .collect();
+        tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            for (c, s, p) in questions.iter().cycle() {
+                if stop.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                tick.tick().await;
+                let t = Instant::now();
+                // A customer whose first event is not recorded yet is an unknown subject: an
+                // answer too.
+                let _ = ledger.may_process(c, s, p, kvitto::AsOf::now());
+                lat.push(t.elapsed());
+            }
+            lat
+        })
+    };
     let mut receipts = Vec::with_capacity(drafts.len());
+    let mut append_latency = Vec::with_capacity(drafts.len());
     while let Some(r) = set.join_next().await {
-        receipts.extend(r.map_err(err("append task"))??);
+        for (receipt, t) in r.map_err(err("append task"))?? {
+            receipts.push(receipt);
+            append_latency.push(t);
+        }
     }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let ask_latency = asker.await.map_err(err("may_process task"))?;
     receipts.sort_by_key(|r| r.seq);
-    Ok(receipts)
+    Ok(Loaded { receipts, append_latency, ask_latency })
+}
+
+/// The p50 and p99 of `v`, in milliseconds (0 for an empty sample).
+pub fn p50_p99_ms(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort_unstable();
+    let at = |q: f64| {
+        v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    (at(0.50), at(0.99))
+}
+
+/// Adds `p50_ms`/`p99_ms` to `m` and its note.
+fn with_latency(mut m: Measured, what: &str, sample: Vec<Duration>) -> Measured {
+    let (p50, p99) = p50_p99_ms(sample);
+    let show = |ms: f64| if ms < 1.0 { format!("{:.1} µs", ms * 1e3) } else { format!("{ms:.2} ms") };
+    m.note = format!("{}; {what} p50 {}, p99 {}", m.note, show(p50), show(p99));
+    m.extra.insert("p50_ms".into(), json!(round(p50, 3)));
+    m.extra.insert("p99_ms".into(), json!(round(p99, 3)));
+    m
 }
 
 /// Commit group sizes, in order: the writer gives every event of one group the same

@@ -65,6 +65,19 @@ fn small_compare_run_writes_every_result_and_ratio() {
     let canonical = v["canonical_bytes_per_event"].as_f64().expect("canonical size");
     assert!((100.0..1000.0).contains(&canonical), "{canonical}");
     assert!(v["bytes_per_event"].as_f64().is_some_and(|b| b > canonical), "{v}");
+    // Latencies: the concurrent and the single append, and the questions asked meanwhile.
+    for name in ["kvitto_append_concurrent", "kvitto_append_single", "may_process_under_load"] {
+        let (p50, p99) = (results[name]["p50_ms"].as_f64(), results[name]["p99_ms"].as_f64());
+        assert!(p50.zip(p99).is_some_and(|(a, b)| a > 0.0 && b >= a), "{name}: {}", results[name]);
+        assert!(stdout.lines().any(|l| l.starts_with(name) && l.contains(" p99 ")), "{name} row lacks its p99");
+    }
+    assert!(results["may_process_under_load"]["events"].as_u64().is_some_and(|n| n > 0));
+    // The writer's own account covers the same groups the receipts show.
+    let writer = &v["writer"];
+    assert_eq!(writer["groups"], groups["count"], "{writer}");
+    assert_eq!(writer["events"], 20000, "{writer}");
+    assert!(writer["groups_erasing"].as_u64().is_some_and(|e| e > 0), "the demo stream erases: {writer}");
+    assert!(stdout.contains("per group (µs, mean): seal "), "{stdout}");
 }
 
 #[test]

@@ -147,15 +147,39 @@ pub(crate) struct GroupCounters {
     failed: AtomicU64,
     sync_us: AtomicU64,
     duration_us: AtomicU64,
+    seal_us: AtomicU64,
+    vault_us: AtomicU64,
+    vault_groups: AtomicU64,
+    write_us: AtomicU64,
+    erasure_groups: AtomicU64,
+    erase_us: AtomicU64,
     buckets: [AtomicU64; GROUP_BUCKETS.len()],
 }
 
+/// What one durable group cost, phase by phase (µs).
+struct GroupCost {
+    events: u64,
+    seal_us: u64,
+    vault_us: u64,
+    paid_vault: bool,
+    write_us: u64,
+    sync_us: u64,
+    duration_us: u64,
+    erasing: bool,
+}
+
 impl GroupCounters {
-    fn durable(&self, events: u64, sync_us: u64, duration_us: u64) {
+    fn durable(&self, c: GroupCost) {
+        let GroupCost { events, seal_us, vault_us, paid_vault, write_us, sync_us, duration_us, erasing } = c;
         self.groups.fetch_add(1, Ordering::Relaxed);
         self.events.fetch_add(events, Ordering::Relaxed);
         self.sync_us.fetch_add(sync_us, Ordering::Relaxed);
         self.duration_us.fetch_add(duration_us, Ordering::Relaxed);
+        self.seal_us.fetch_add(seal_us, Ordering::Relaxed);
+        self.vault_us.fetch_add(vault_us, Ordering::Relaxed);
+        self.vault_groups.fetch_add(u64::from(paid_vault), Ordering::Relaxed);
+        self.write_us.fetch_add(write_us, Ordering::Relaxed);
+        self.erasure_groups.fetch_add(u64::from(erasing), Ordering::Relaxed);
         let i = GROUP_BUCKETS.iter().position(|b| events <= *b).unwrap_or(GROUP_BUCKETS.len() - 1);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -167,6 +191,12 @@ impl GroupCounters {
             failed_groups: self.failed.load(Ordering::Relaxed),
             sync_seconds: self.sync_us.load(Ordering::Relaxed) as f64 / 1e6,
             group_seconds: self.duration_us.load(Ordering::Relaxed) as f64 / 1e6,
+            seal_seconds: self.seal_us.load(Ordering::Relaxed) as f64 / 1e6,
+            vault_seconds: self.vault_us.load(Ordering::Relaxed) as f64 / 1e6,
+            vault_groups: self.vault_groups.load(Ordering::Relaxed),
+            write_seconds: self.write_us.load(Ordering::Relaxed) as f64 / 1e6,
+            erasure_groups: self.erasure_groups.load(Ordering::Relaxed),
+            erase_seconds: self.erase_us.load(Ordering::Relaxed) as f64 / 1e6,
             group_sizes: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
         }
     }
@@ -185,6 +215,18 @@ pub struct WriteStats {
     pub sync_seconds: f64,
     /// Time from a group's first request to its durability, summed, seconds.
     pub group_seconds: f64,
+    /// Time sealing (ids, preconditions, subject links, encryption, encoding, hashing), seconds.
+    pub seal_seconds: f64,
+    /// Time making new keys (and pending erasures) durable in the key vault, seconds.
+    pub vault_seconds: f64,
+    /// Groups that wrote to the key vault before their commit.
+    pub vault_groups: u64,
+    /// Time writing the group to the store before its sync, seconds.
+    pub write_seconds: f64,
+    /// Groups that destroyed keys after their commit.
+    pub erasure_groups: u64,
+    /// Time destroying them (the writer seals nothing meanwhile), seconds.
+    pub erase_seconds: f64,
     /// Groups per size bucket: at most `GROUP_BUCKETS[i]` events (and more than the bucket before).
     pub group_sizes: [u64; GROUP_BUCKETS.len()],
 }
@@ -923,11 +965,16 @@ impl Committer {
         if !s.records.is_empty() {
             match self.commit_or_injected(&s) {
                 Ok(stats) => {
-                    self.shared.stats.durable(
-                        s.records.len() as u64,
-                        stats.sync.as_micros() as u64,
-                        s.started.elapsed().as_micros() as u64,
-                    );
+                    self.shared.stats.durable(GroupCost {
+                        events: s.records.len() as u64,
+                        seal_us: s.seal_us,
+                        vault_us: s.vault_us,
+                        paid_vault: s.new_keys > 0 || !s.erasures.is_empty(),
+                        write_us: stats.write.as_micros() as u64,
+                        sync_us: stats.sync.as_micros() as u64,
+                        duration_us: s.started.elapsed().as_micros() as u64,
+                        erasing: !s.erasures.is_empty(),
+                    });
                     tracing::info!(
                         first_seq = s.first_seq,
                         events = s.records.len(),
@@ -998,7 +1045,11 @@ impl Committer {
         }
         // The erasures are recorded and folded (readers now see the details as erased, not
         // as a missing key): destroy their keys before anyone hears of them.
+        let erase_started = Instant::now();
         let erased = self.erase(&s.erasures);
+        if !s.erasures.is_empty() {
+            self.shared.stats.erase_us.fetch_add(erase_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         if !s.records.is_empty()
             && self
                 .index_tx
