@@ -73,3 +73,9 @@ web-test:
 # first use): generated requests for every operation on a throw-away ledger
 api-fuzz EXAMPLES="100":
     scripts/api-fuzz {{EXAMPLES}}
+
+# Scaling curves (append at 1/8/64/256 callers; verify, rebuild, history and proofs at 100k
+# and 1M events; BIG=--big adds 10M) as JSON and an SVG plot in target/
+scale BIG="":
+    cargo run --release -p kvitto-bench --locked -- scale {{BIG}} --json target/scale.json
+    scripts/plot-scale target/scale.json target/scale.svg

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod http;
+pub mod scale;
 
 use std::path::PathBuf;
 

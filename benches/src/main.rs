@@ -78,6 +78,39 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Scaling curves: append throughput and p50/p99 at several caller counts; verify,
+    /// rebuild, history, proof and bundle sizes at several ledger sizes. `scripts/plot-scale`
+    /// draws the JSON as an SVG.
+    #[command(after_help = "Examples:\n  \
+        cargo run --release -p kvitto-bench -- scale --json target/scale.json\n  \
+        cargo run --release -p kvitto-bench -- scale --big --json target/scale.json   # adds 10M events (minutes)\n  \
+        cargo run --release -p kvitto-bench -- scale --callers 1,64 --sizes 20k --events 20000\n  \
+        scripts/plot-scale target/scale.json target/scale.svg")]
+    Scale {
+        /// Caller counts of the append curve (comma-separated).
+        #[arg(long, default_value = "1,8,64,256", value_parser = compare::parse_sizes)]
+        callers: std::vec::Vec<usize>,
+        /// Events appended per caller count (one caller gets at most 2,000: each waits for its
+        /// own fdatasync).
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Ledger sizes for verify, rebuild, history and proofs (comma-separated; k and m
+        /// suffixes allowed).
+        #[arg(long, default_value = "100k,1m", value_parser = compare::parse_sizes)]
+        sizes: std::vec::Vec<usize>,
+        /// Also measure a 10M-event ledger (builds for minutes, needs ≈15 GB of disk).
+        #[arg(long)]
+        big: bool,
+        /// Seed of the demo generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the temporary ledgers (default: the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also write the results as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
 fn write_json(path: &std::path::Path, v: &serde_json::Value) -> ExitCode {
@@ -110,8 +143,33 @@ fn http(o: &kvitto_bench::http::HttpOptions, json: Option<PathBuf>) -> ExitCode 
     }
 }
 
+fn scale(mut o: kvitto_bench::scale::ScaleOptions, big: bool, json: Option<PathBuf>) -> ExitCode {
+    if o.events == 0 || o.callers.contains(&0) || o.sizes.contains(&0) {
+        eprintln!("error: --events, --callers and --sizes must be at least 1");
+        return ExitCode::from(2);
+    }
+    if big && !o.sizes.contains(&10_000_000) {
+        o.sizes.push(10_000_000);
+    }
+    let started = std::time::Instant::now();
+    let v = match kvitto_bench::scale::run(&o, &mut |what| {
+        eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", kvitto_bench::scale::table(&v));
+    json.map_or(ExitCode::SUCCESS, |p| write_json(&p, &v))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Scale { callers, events, sizes, big, seed, dir, json } = cli.command {
+        return scale(kvitto_bench::scale::ScaleOptions { callers, events, sizes, seed, dir }, big, json);
+    }
     if let Command::Http { events, clients, questions, seed, rounds, json } = cli.command {
         return http(&kvitto_bench::http::HttpOptions { events, clients, questions, seed, rounds }, json);
     }

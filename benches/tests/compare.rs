@@ -92,3 +92,51 @@ fn bad_arguments_are_refused_with_usage() {
         Command::new(env!("CARGO_BIN_EXE_kvitto-bench")).args(["compare", "--events", "0"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn small_scale_run_gives_both_curves_and_a_plot() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let json = dir.path().join("scale.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_kvitto-bench"))
+        .args(["scale", "--callers", "1,4", "--events", "1500", "--sizes", "2k,6k", "--json"])
+        .arg(&json)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .expect("run kvitto-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "scale failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json file")).expect("json");
+    let append = v["append"].as_array().expect("append curve");
+    assert_eq!(append.iter().map(|p| p["callers"].as_u64()).collect::<Vec<_>>(), [Some(1), Some(4)]);
+    // One caller waits for each receipt: every group holds one event.
+    assert_eq!(append[0]["mean_group"], 1.0, "{}", append[0]);
+    assert_eq!(append[1]["events"], 1500);
+    for p in append {
+        assert!(p["events_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{p}");
+        assert!(p["p99_ms"].as_f64() >= p["p50_ms"].as_f64(), "{p}");
+    }
+    let sizes = v["sizes"].as_array().expect("size curve");
+    assert_eq!(sizes.len(), 2);
+    for p in sizes {
+        assert!(p["events"].as_u64().is_some_and(|n| n >= 2000), "{p}");
+        for k in ["verify_per_sec", "rebuild_per_sec"] {
+            assert!(p[k].as_f64().is_some_and(|r| r > 0.0), "{k}: {p}");
+        }
+        // An inclusion proof in a tree of n leaves has at most ⌈log2 n⌉ hashes.
+        let n = p["events"].as_u64().unwrap_or(0) as f64;
+        let hashes = p["inclusion_proof_hashes"].as_u64().unwrap_or(99) as f64;
+        assert!(hashes >= 1.0 && hashes <= n.log2().ceil(), "{p}");
+        assert!(p["bundle_bytes"].as_u64().is_some_and(|b| b > 0) && p["bundle_events"].as_u64() > Some(0), "{p}");
+    }
+    let svg = dir.path().join("scale.svg");
+    let plot = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/plot-scale"))
+        .arg(&json)
+        .arg(&svg)
+        .output()
+        .expect("run scripts/plot-scale");
+    assert!(plot.status.success(), "{}", String::from_utf8_lossy(&plot.stderr));
+    let svg = std::fs::read_to_string(&svg).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 1 + 2 + 2 + 3, "one line per series");
+}
