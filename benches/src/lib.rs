@@ -1,6 +1,11 @@
 //! Shared setup for kvitto's benchmarks: ledgers in temporary directories and the demo
 //! scenario's drafts as one flat, deterministic stream.
 
+/// The allocator the `kvitto` binary uses, so that the runner measures what users run (the
+/// baselines run in the same process, with the same allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod compare;
 pub mod http;
 pub mod scale;

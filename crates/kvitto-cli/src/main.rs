@@ -1227,6 +1227,11 @@ fn parse() -> Result<Cli, String> {
     Cli::from_arg_matches(&matches).map_err(|e| e.to_string())
 }
 
+/// glibc's malloc spent a third of a rebuild zeroing and consolidating pages it had just
+/// returned; the library crates leave this choice to the program that links them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match parse() {
         Ok(cli) => cli,
