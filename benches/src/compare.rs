@@ -228,6 +228,7 @@ impl Report {
             "groups_erasing": w.erasure_groups, "seal_seconds": round(w.seal_seconds, 6),
             "vault_seconds": round(w.vault_seconds, 6), "write_seconds": round(w.write_seconds, 6),
             "sync_seconds": round(w.sync_seconds, 6), "erase_seconds": round(w.erase_seconds, 6),
+            "publish_seconds": round(w.publish_seconds, 6),
             "request_to_receipt_seconds": round(w.group_seconds, 6),
         })
     }
@@ -238,7 +239,7 @@ impl Report {
         let per = |secs: f64| secs * 1e6 / w.groups.max(1) as f64;
         format!(
             "per group (µs, mean): seal {:.0} · vault {:.0} ({} of {} groups wrote keys) · write {:.0} · \
-             fdatasync {:.0} · erase {:.0} ({} groups erased) · first request to receipt {:.0}",
+             fdatasync {:.0} · erase {:.0} ({} groups erased) · fold and answer {:.0} · first request to receipt {:.0}",
             per(w.seal_seconds),
             per(w.vault_seconds),
             w.vault_groups,
@@ -247,6 +248,7 @@ impl Report {
             per(w.sync_seconds),
             per(w.erase_seconds),
             w.erasure_groups,
+            per(w.publish_seconds),
             per(w.group_seconds),
         )
     }

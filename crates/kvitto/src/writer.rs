@@ -153,6 +153,7 @@ pub(crate) struct GroupCounters {
     write_us: AtomicU64,
     erasure_groups: AtomicU64,
     erase_us: AtomicU64,
+    publish_us: AtomicU64,
     buckets: [AtomicU64; GROUP_BUCKETS.len()],
 }
 
@@ -197,6 +198,7 @@ impl GroupCounters {
             write_seconds: self.write_us.load(Ordering::Relaxed) as f64 / 1e6,
             erasure_groups: self.erasure_groups.load(Ordering::Relaxed),
             erase_seconds: self.erase_us.load(Ordering::Relaxed) as f64 / 1e6,
+            publish_seconds: self.publish_us.load(Ordering::Relaxed) as f64 / 1e6,
             group_sizes: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
         }
     }
@@ -227,6 +229,9 @@ pub struct WriteStats {
     pub erasure_groups: u64,
     /// Time destroying them (the writer seals nothing meanwhile), seconds.
     pub erase_seconds: f64,
+    /// Time from durability to the last answer, erasures aside (projection fold, subject
+    /// tips, the indexer's hand-over, waking the callers), seconds.
+    pub publish_seconds: f64,
     /// Groups per size bucket: at most `GROUP_BUCKETS[i]` events (and more than the bucket before).
     pub group_sizes: [u64; GROUP_BUCKETS.len()],
 }
@@ -1028,6 +1033,7 @@ impl Committer {
             // Durable: publish state, fold projections, feed the indexer.
             self.shared.committed.store(s.head.next_seq, Ordering::Release);
         }
+        let publishing = Instant::now();
         let mut dirty = crate::persist::Dirty::default();
         // A poisoned lock (a reader panicked while holding it) leaves a state readers cannot
         // trust: poison the handle, so reads and appends answer with an error, not stale state.
@@ -1046,9 +1052,11 @@ impl Committer {
         // The erasures are recorded and folded (readers now see the details as erased, not
         // as a missing key): destroy their keys before anyone hears of them.
         let erase_started = Instant::now();
+        let folded_us = (erase_started - publishing).as_micros() as u64;
         let erased = self.erase(&s.erasures);
+        let erase_us = erase_started.elapsed().as_micros() as u64;
         if !s.erasures.is_empty() {
-            self.shared.stats.erase_us.fetch_add(erase_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.shared.stats.erase_us.fetch_add(erase_us, Ordering::Relaxed);
         }
         if !s.records.is_empty()
             && self
@@ -1088,6 +1096,8 @@ impl Committer {
             };
             req.answer(&self.shared, reply);
         }
+        let publish_us = (publishing.elapsed().as_micros() as u64).saturating_sub(erase_us);
+        self.shared.stats.publish_us.fetch_add(publish_us.max(folded_us), Ordering::Relaxed);
     }
 
     /// `Store::commit`, unless a test injected a failure: then, once the writer has sealed
