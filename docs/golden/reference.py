@@ -123,13 +123,15 @@ for v in ps["commitments"]:
     got = blake3.blake3(bytes.fromhex(v["salt_hex"]) + v["plaintext"].encode()).hexdigest()
     ok = got == v["commitment_hex"]; failures += not ok
     print(("ok  " if ok else "FAIL"), "commitment")
-# §5 vault segment v2: frame key derived from the secret, keyed BLAKE3 tags over frame bodies.
+# §5 vault segment v3: frame key derived from the secret, keyed BLAKE3 tags over frame bodies;
+# erasure zeroes a frame's body and tag in place and keeps its length.
 vv = json.load(open(os.path.join(here, "vault.json")))
 vsecret = bytes.fromhex(vv["secret_hex"])
 fk = blake3.blake3(vsecret, derive_key_context=vv["frame_key_context"]).digest()
 ok = fk.hex() == vv["frame_key_hex"]; failures += not ok
 print(("ok  " if ok else "FAIL"), "vault frame key")
-segment = b"KVV1" + bytes([2])
+segment = b"KVV1" + bytes([3])
+first_frame = None
 for f in vv["frames"]:
     c = f["controller"].encode()
     subject = blake3.blake3(struct.pack(">I", len(c)) + c + f["external_ref"].encode(), key=vsecret).digest()[:16]
@@ -138,9 +140,15 @@ for f in vv["frames"]:
     frame = struct.pack(">I", len(body)) + body + blake3.blake3(body, key=fk).digest()[:16]
     ok = subject.hex() == f["subject_id_hex"] and frame.hex() == f["frame_hex"]; failures += not ok
     print(("ok  " if ok else "FAIL"), "vault frame", f["external_ref"])
+    if first_frame is None:
+        first_frame = (len(segment), len(body))
     segment += frame
 ok = segment.hex() == vv["segment_hex"]; failures += not ok
 print(("ok  " if ok else "FAIL"), "vault segment")
+at, blen = first_frame
+erased = segment[:at + 4] + bytes(blen + 16) + segment[at + 4 + blen + 16:]
+ok = erased.hex() == vv["segment_after_erasing_first_hex"]; failures += not ok
+print(("ok  " if ok else "FAIL"), "vault segment after erasing the first subject")
 # §6 tree v2: RFC 6962 §2.1 MTH / PATH / PROOF with SHA-256, leaf data = the event hashes above.
 import hashlib
 def sha(b): return hashlib.sha256(b).digest()

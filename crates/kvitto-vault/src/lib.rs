@@ -8,7 +8,8 @@
 //! segments holding it without its frames and renames them over the old ones — a real
 //! deletion at file-system level, unlike anything removed from sled (DESIGN.md).
 //!
-//! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 2, then frames
+//! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 3 (2 before erasure
+//! zeroed frames in place; still read), then frames
 //! `u32be len ‖ body ‖ tag`, body = `subject(16) ‖ u32be len ‖ controller ‖ u32be len ‖
 //! external_ref ‖ u16be slots ‖ (u32be len ‖ register ‖ key[32])*`, tag = first 16 bytes of
 //! keyed BLAKE3 of the body under the frame key, `derive_key("kvitto 2026 vault frame v2",
@@ -19,6 +20,12 @@
 //! a bad frame anywhere else is damage and refuses to open. [`Vault::check_files`] re-reads
 //! every frame for `verify`: tag, and that the frame's subject is the pseudonym of its
 //! controller and reference.
+//!
+//! Erasure overwrites the doomed frames' bodies and tags with zeros where they lie and
+//! fdatasyncs the segment (version 3; a version 2 segment is rewritten once, as version 3). A
+//! frame whose body and tag are all zero is an erased frame. A crash in the middle of that
+//! overwrite can leave a frame part zero: while `erasures.pending` exists such a frame is the
+//! erasure cut short, and opening the vault finishes zeroing it.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -34,8 +41,12 @@ use kvitto_core::{EventId, ExternalRef, Id, LedgerSecret, SubjectId};
 pub mod keyfiles;
 
 const MAGIC: &[u8; 4] = b"KVV1";
-/// Segment version: 2 = frames authenticated with the frame key.
+/// The vault's format as the store records it (`m:vault`): 2 = frames authenticated with the
+/// frame key (segments of version 2 or 3), so that a version 1 segment is refused.
 pub const VERSION: u8 = 2;
+/// Header version of the segments written now: version 2's frames, and erased frames (body and
+/// tag all zero bytes), which erasure leaves in place of the frames it destroys.
+pub const SEGMENT_VERSION: u8 = 3;
 /// Segment version 1: frames with an unkeyed checksum (migrated on open).
 const VERSION_V1: u8 = 1;
 /// Context of the frame key derived from the ledger secret.
@@ -193,7 +204,29 @@ const MAX_FRAME: usize = 64 * 1024;
 
 /// Splits a segment's bytes into frames. Returns the frames with their byte ranges, and the
 /// offset where the valid prefix ends (with why it stopped, if before the end).
-fn parse_segment(bytes: &[u8], sum: Sum<'_>) -> (Vec<Frame>, usize, Option<Problem>) {
+fn parse_segment(bytes: &[u8], how: Parse<'_>) -> Parsed {
+    let mut torn = Vec::new();
+    let (frames, valid, problem) = parse_frames(bytes, how, &mut torn);
+    Parsed { frames, valid, problem, torn }
+}
+
+/// What [`parse_segment`] found.
+struct Parsed {
+    frames: Vec<Frame>,
+    /// Where the valid prefix ends.
+    valid: usize,
+    /// Why it stopped before the end, if it did.
+    problem: Option<Problem>,
+    /// Frames an erasure cut short was zeroing (only with [`Parse::torn`]).
+    torn: Vec<std::ops::Range<usize>>,
+}
+
+fn parse_frames(
+    bytes: &[u8],
+    how: Parse<'_>,
+    torn: &mut Vec<std::ops::Range<usize>>,
+) -> (Vec<Frame>, usize, Option<Problem>) {
+    let sum = how.sum;
     let mut frames = Vec::new();
     let mut pos = HEADER_LEN as usize;
     let tail = |what: &str| Some(Problem { what: what.into(), tail: true });
@@ -213,6 +246,16 @@ fn parse_segment(bytes: &[u8], sum: Sum<'_>) -> (Vec<Frame>, usize, Option<Probl
             return (frames, start, tail("truncated frame checksum"));
         };
         let last = end == bytes.len();
+        if how.zeroed && body.iter().chain(tag).all(|b| *b == 0) {
+            // An erased frame.
+            pos = end;
+            continue;
+        }
+        if how.torn && sum.mismatches(body, tag) {
+            torn.push(start..end);
+            pos = end;
+            continue;
+        }
         if sum.mismatches(body, tag) {
             let what = match sum {
                 Sum::Plain => "frame checksum mismatch",
@@ -393,6 +436,45 @@ fn segment_version(bytes: &[u8]) -> Option<u8> {
     (bytes.len() >= HEADER_LEN as usize && &bytes[..4] == MAGIC).then(|| bytes[4])
 }
 
+/// Whether a segment of this version has authenticated frames (2, or 3 with erased frames).
+fn authenticated(version: Option<u8>) -> bool {
+    matches!(version, Some(VERSION | SEGMENT_VERSION))
+}
+
+/// How [`parse_segment`] reads a segment's frames.
+#[derive(Clone, Copy)]
+struct Parse<'a> {
+    sum: Sum<'a>,
+    /// Version 3: a frame whose body and tag are all zero is an erased frame, skipped.
+    zeroed: bool,
+    /// An erasure was cut short (`erasures.pending` exists): a frame whose tag fails is one it
+    /// was zeroing, returned apart for the erasure to finish, not damage.
+    torn: bool,
+}
+
+impl<'a> Parse<'a> {
+    /// For a segment of `version`; `pending`: whether an erasure record exists.
+    fn of(version: Option<u8>, key: &'a [u8; 32], pending: bool) -> Self {
+        let zeroed = version == Some(SEGMENT_VERSION);
+        let sum = if version == Some(VERSION_V1) { Sum::Plain } else { Sum::Keyed(key) };
+        Parse { sum, zeroed, torn: zeroed && pending }
+    }
+}
+
+/// Overwrites the body and tag of each frame in `ranges` with zeros where it lies in the
+/// segment at `path` and fdatasyncs it: the keys and reference it held are gone from the file.
+fn zero_frames(path: &Path, ranges: &[std::ops::Range<usize>]) -> std::io::Result<()> {
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let f = OpenOptions::new().write(true).open(path)?;
+    for r in ranges {
+        let zeros = vec![0u8; r.end - r.start - 4];
+        std::os::unix::fs::FileExt::write_all_at(&f, &zeros, (r.start + 4) as u64)?;
+    }
+    f.sync_data()
+}
+
 impl Vault {
     /// Opens (creating the directory if needed) and loads every segment, frames checked
     /// under the key derived from `secret`. Version 1 segments are rewritten as version 2 or
@@ -446,6 +528,8 @@ impl Vault {
             }
         }
         let ids = segment_ids(&dir).map_err(io(&dir))?;
+        // An erasure cut short may have left frames it was zeroing half zero (§5.2).
+        let pending = dir.join(PENDING_FILE).exists();
         let mut entries: HashMap<SubjectId, Entry> = HashMap::new();
         let mut current = None;
         for (i, id) in ids.iter().enumerate() {
@@ -454,7 +538,7 @@ impl Vault {
             File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io(&path))?;
             let last = i + 1 == ids.len();
             let version = segment_version(&bytes);
-            if !matches!(version, Some(VERSION | VERSION_V1)) {
+            if !authenticated(version) && version != Some(VERSION_V1) {
                 if last && bytes.len() < HEADER_LEN as usize {
                     // Created but header not yet durable: nothing was acknowledged from it.
                     if !read_only {
@@ -464,7 +548,7 @@ impl Vault {
                 }
                 return Err(VaultError::Corrupt {
                     path,
-                    what: format!("not a kvitto vault segment (KVV1 v{VERSION})"),
+                    what: format!("not a kvitto vault segment (KVV1 v{VERSION}–{SEGMENT_VERSION})"),
                 });
             }
             let older_segment = version == Some(VERSION_V1);
@@ -476,8 +560,11 @@ impl Vault {
                         .into(),
                 });
             }
-            let sum = if older_segment { Sum::Plain } else { Sum::Keyed(&key) };
-            let (frames, valid, problem) = parse_segment(&bytes, sum);
+            let Parsed { frames, valid, problem, torn } = parse_segment(&bytes, Parse::of(version, &key, pending));
+            if !torn.is_empty() && !read_only {
+                tracing::warn!(segment = id, frames = torn.len(), "finishing an erasure cut short in the key vault");
+                zero_frames(&path, &torn).map_err(io(&path))?;
+            }
             if let Some(Problem { what, tail }) = problem {
                 if !last || !tail {
                     return Err(VaultError::Corrupt {
@@ -583,7 +670,7 @@ impl Vault {
             let mut f = OpenOptions::new().append(true).create_new(true).open(&path).map_err(io)?;
             set_private(&f).map_err(io)?;
             let mut header = MAGIC.to_vec();
-            header.push(VERSION);
+            header.push(SEGMENT_VERSION);
             f.write_all(&header).map_err(io)?;
             f.sync_all().map_err(io)?;
             sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
@@ -618,9 +705,10 @@ impl Vault {
     /// Destroys a subject's keys — all of them and its external reference when `slot` is
     /// `None`, else that register's. The reduced key set (if any) is appended first, so a
     /// crash midway never loses the other slots; then every segment holding a frame of the
-    /// subject with that slot (any frame of the subject, for `None`) is rewritten without
-    /// those frames, fsynced and renamed over the old file, and the directory is fsynced.
-    /// Running it again after a crash midway finishes the job: frames are chosen by slot
+    /// subject with that slot (any frame of the subject, for `None`) has those frames' bodies
+    /// and tags overwritten with zeros where they lie, and is fdatasynced (a version 2 segment
+    /// is instead rewritten without them as version 3, renamed over the old file, and the
+    /// directory fsynced). Running it again after a crash midway finishes the job: frames are chosen by slot
     /// name, not by the key in memory. Returns whether anything was destroyed.
     ///
     /// The caller must not create a new key for the slot between recording the erasure and
@@ -630,7 +718,7 @@ impl Vault {
     }
 
     /// [`Vault::erase`] for many (subject, slot) at once: one append of all reduced key sets,
-    /// each affected segment rewritten once, one directory fsync. Returns how many subjects
+    /// each affected segment zeroed and fdatasynced once. Returns how many subjects
     /// lost something.
     pub fn erase_all(&self, items: &[(SubjectId, Option<String>)]) -> Result<usize, VaultError> {
         // Per subject: `None` = everything, else the slots to destroy.
@@ -674,15 +762,21 @@ impl Vault {
         segments.sort_unstable();
         segments.dedup();
         let mut still_holding: HashMap<SubjectId, Vec<u32>> = HashMap::new();
+        let mut renamed = false;
         for id in segments {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
-            let (frames, valid, problem) = parse_segment(&bytes, Sum::Keyed(&self.key));
-            // Never rewrite a segment that does not parse whole: the frames after the damage
-            // (other subjects' keys) would be left out of the new file.
-            if segment_version(&bytes) != Some(VERSION) || problem.is_some() {
-                let what = problem.map_or_else(|| format!("not a kvitto vault segment (KVV1 v{VERSION})"), |p| p.what);
+            let version = segment_version(&bytes);
+            // Strict: frames an erasure cut short were zeroed when the vault was opened.
+            let Parsed { frames, valid, problem, .. } = parse_segment(&bytes, Parse::of(version, &self.key, false));
+            // Never touch a segment that does not parse whole: the frames after the damage
+            // (other subjects' keys) would be left out of a rewrite.
+            if !authenticated(version) || problem.is_some() {
+                let what = problem.map_or_else(
+                    || format!("not a kvitto vault segment (KVV1 v{VERSION}–{SEGMENT_VERSION})"),
+                    |p| p.what,
+                );
                 return Err(VaultError::Corrupt {
                     path,
                     what: format!(
@@ -691,7 +785,8 @@ impl Vault {
                 });
             }
             let mut out = bytes[..HEADER_LEN as usize].to_vec();
-            let mut dropped = false;
+            out[4] = SEGMENT_VERSION;
+            let mut doomed_frames = Vec::new();
             for (s, k, range) in &frames {
                 // Frames are chosen by slot name, not by the key in memory: a rerun after a
                 // crash midway finds the frames a first run left.
@@ -701,7 +796,7 @@ impl Vault {
                     Some(Some(_)) => k.slots.iter().any(|(r, _)| doomed_slot(s, r)),
                 };
                 if doomed {
-                    dropped = true;
+                    doomed_frames.push(range.clone());
                     destroyed.insert(*s, true);
                     continue;
                 }
@@ -710,16 +805,25 @@ impl Vault {
                 }
                 out.extend_from_slice(&bytes[range.clone()]);
             }
-            if !dropped {
+            if doomed_frames.is_empty() {
                 continue;
             }
+            if version == Some(SEGMENT_VERSION) {
+                // Zeroed where they lie: one write per frame and one fdatasync, no new file.
+                zero_frames(&path, &doomed_frames).map_err(io)?;
+                continue;
+            }
+            // A version 2 segment cannot hold erased frames: rewritten once, as version 3.
             write_replacing(&path, &out).map_err(io)?;
+            renamed = true;
             if st.current.as_ref().is_some_and(|c| c.id == id) {
                 let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
                 st.current = Some(Current { id, file, len: out.len() as u64 });
             }
         }
-        sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
+        if renamed {
+            sync_dir(&self.dir).map_err(|source| VaultError::Io { path: self.dir.clone(), source })?;
+        }
         let mut reduced: HashMap<SubjectId, SubjectKeys> = reduced.into_iter().collect();
         for (subject, slots) in &scope {
             match slots {
@@ -741,7 +845,7 @@ impl Vault {
         Ok(destroyed.values().filter(|d| **d).count())
     }
 
-    /// Re-reads every segment from disk and checks each frame: header version 2, the tag
+    /// Re-reads every segment from disk and checks each frame: header version 2 or 3, the tag
     /// under the frame key, that the frame's subject is the pseudonym of its controller and
     /// external reference, and that the keys in use are those of each subject's newest frame.
     /// Returns the first fault (`None`: all hold). Writers wait while it reads.
@@ -755,14 +859,20 @@ impl Vault {
         let fault =
             |id: u32, offset: usize, problem| FrameFault { segment: seg_name(id), offset: offset as u64, problem };
         let mut newest: HashMap<SubjectId, (SubjectKeys, u32, usize)> = HashMap::new();
+        // A reader beside the writer may catch an erasure zeroing frames (its record exists
+        // until it is done); this process's writer waits for the lock held here.
+        let pending = self.read_only && self.dir.join(PENDING_FILE).exists();
         for id in ids {
             let path = self.dir.join(seg_name(id));
             let bytes = fs::read(&path).map_err(io(&path))?;
-            if segment_version(&bytes) != Some(VERSION) {
-                let what = format!("not a kvitto vault segment of version {VERSION} (KVV1, authenticated frames)");
+            let version = segment_version(&bytes);
+            if !authenticated(version) {
+                let what = format!(
+                    "not a kvitto vault segment of version {VERSION} or {SEGMENT_VERSION} (KVV1, authenticated frames)"
+                );
                 return Ok(Some(fault(id, 0, FrameProblem::Header(what))));
             }
-            let (frames, valid, problem) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            let Parsed { frames, valid, problem, .. } = parse_segment(&bytes, Parse::of(version, &self.key, pending));
             if let Some(p) = problem {
                 return Ok(Some(fault(id, valid, FrameProblem::Damaged(p.what))));
             }
@@ -811,7 +921,7 @@ impl Vault {
             let path = self.dir.join(seg_name(id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
-            let (frames, _, _) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            let frames = parse_segment(&bytes, Parse::of(segment_version(&bytes), &self.key, false)).frames;
             if let Some((s, mut keys, range)) = frames.into_iter().rev().find(|(s, _, _)| s == subject) {
                 keys.external_ref = to.to_string();
                 let mut frame = Vec::new();
@@ -833,7 +943,7 @@ impl Vault {
             let path = self.dir.join(seg_name(*id));
             let io = |source| VaultError::Io { path: path.clone(), source };
             let bytes = fs::read(&path).map_err(io)?;
-            let (frames, _, _) = parse_segment(&bytes, Sum::Keyed(&self.key));
+            let frames = parse_segment(&bytes, Parse::of(segment_version(&bytes), &self.key, false)).frames;
             let mut out = [MAGIC.as_slice(), &[VERSION_V1]].concat();
             for (s, k, _) in &frames {
                 encode_frame(Sum::Plain, s, k, &mut out);
@@ -1121,7 +1231,7 @@ mod tests {
     }
 
     #[test]
-    fn many_erasures_at_once_rewrite_each_segment_once_and_keep_the_rest() {
+    fn many_erasures_at_once_zero_their_frames_and_keep_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, c) = (SubjectId([1; 16]), SubjectId([2; 16]), SubjectId([3; 16]));
         let v = open_vault(dir.path()).unwrap();
@@ -1150,6 +1260,79 @@ mod tests {
         assert_eq!(v.get(&a), Some(keys("cust-a", &[("bokforing", 0xa2)])));
         assert_eq!(v.get(&b), None);
         assert_eq!(v.get(&c), Some(keys("cust-c", &[("kundregister", 0xc1)])));
+    }
+
+    #[test]
+    fn erasure_zeroes_frames_in_place_and_a_version_2_segment_is_rewritten_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let ((a, ka), (b, kb)) = (derived("cust-a-gone", &[("", 0xa1)]), derived("cust-b", &[("", 0xb1)]));
+        let v = open_vault(dir.path()).unwrap();
+        v.put_all(&[(a, ka), (b, kb)]).unwrap();
+        drop(v);
+        let path = dir.path().join(seg_name(1));
+        let mut bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes[4], SEGMENT_VERSION, "new segments are version 3");
+        // The same frames under a version 2 header, as a vault written before erased frames.
+        bytes[4] = VERSION;
+        fs::write(&path, &bytes).unwrap();
+        let v = open_vault(dir.path()).unwrap();
+        assert!(v.erase(&a, None).unwrap());
+        let after = fs::read(&path).unwrap();
+        assert_eq!(after[4], SEGMENT_VERSION, "rewritten as version 3");
+        assert!(after.len() < bytes.len(), "the rewrite leaves the erased frame out");
+        assert!(!files_contain(dir.path(), b"cust-a-gone") && !files_contain(dir.path(), &[0xa1; 32]));
+        assert_eq!(v.check_files().unwrap(), None);
+        // Now in place: the next erasure changes no byte outside b's frame body and tag.
+        let (c, kc) = derived("cust-c", &[]);
+        v.put_all(&[(c, kc.clone())]).unwrap();
+        let before = fs::read(&path).unwrap();
+        assert!(v.erase(&b, None).unwrap());
+        let now = fs::read(&path).unwrap();
+        assert_eq!(now.len(), before.len());
+        let changed: Vec<usize> = (0..now.len()).filter(|i| now[*i] != before[*i]).collect();
+        let (first, last) = (changed[0], changed[changed.len() - 1]);
+        assert!(now[first..=last].iter().all(|b| *b == 0), "only zeros were written");
+        assert!(!files_contain(dir.path(), &[0xb1; 32]));
+        drop(v);
+        let v = open_vault(dir.path()).unwrap();
+        assert_eq!((v.get(&a), v.get(&b)), (None, None));
+        assert_eq!(v.get(&c), Some(kc));
+        assert_eq!(v.check_files().unwrap(), None);
+    }
+
+    #[test]
+    fn a_frame_zeroed_in_part_is_an_erasure_cut_short_only_while_its_record_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let ((a, ka), (b, kb), (c, kc)) =
+            (derived("cust-a", &[("", 0xa1)]), derived("cust-b-gone", &[("", 0xb1)]), derived("cust-c", &[("", 0xc1)]));
+        let v = open_vault(dir.path()).unwrap();
+        v.put_all(&[(a, ka), (b, kb), (c, kc.clone())]).unwrap();
+        v.record_pending(&[PendingErasure { subject: b, seq: 5, slot: None }]).unwrap();
+        drop(v);
+        // A crash while b's frame was being zeroed: its first half is zero, the rest is not.
+        let path = dir.path().join(seg_name(1));
+        let clean = fs::read(&path).unwrap();
+        let key = frame_key(&SECRET);
+        let parsed = parse_segment(&clean, Parse::of(Some(SEGMENT_VERSION), &key, false));
+        let range = parsed.frames.iter().find(|(s, _, _)| *s == b).unwrap().2.clone();
+        let mut torn = clean.clone();
+        let mid = (range.start + 4 + range.end) / 2;
+        torn[range.start + 4..mid].fill(0);
+        fs::write(&path, &torn).unwrap();
+        // Without the record it is damage: nothing opens, nothing is changed.
+        fs::rename(dir.path().join(PENDING_FILE), dir.path().join("held")).unwrap();
+        assert!(matches!(open_vault(dir.path()), Err(VaultError::Corrupt { .. })));
+        assert_eq!(fs::read(&path).unwrap(), torn);
+        // With it, the open finishes the zeroing; the other subjects keep their keys.
+        fs::rename(dir.path().join("held"), dir.path().join(PENDING_FILE)).unwrap();
+        let v = open_vault(dir.path()).unwrap();
+        assert_eq!(v.get(&b), None);
+        assert!(v.get(&a).is_some() && v.get(&c).is_some());
+        assert!(!files_contain(dir.path(), &[0xb1; 32]) && !files_contain(dir.path(), b"cust-b-gone"));
+        v.clear_pending().unwrap();
+        assert_eq!(v.check_files().unwrap(), None);
+        drop(v);
+        assert_eq!(open_vault(dir.path()).unwrap().get(&c), Some(kc));
     }
 
     #[test]
@@ -1297,7 +1480,8 @@ mod tests {
     fn rewrite_first_reference(dir: &Path, to: &str, sum: Sum<'_>) {
         let path = dir.join(seg_name(1));
         let bytes = fs::read(&path).unwrap();
-        let (frames, _, problem) = parse_segment(&bytes, Sum::Keyed(&frame_key(&SECRET)));
+        let key = frame_key(&SECRET);
+        let Parsed { frames, problem, .. } = parse_segment(&bytes, Parse::of(segment_version(&bytes), &key, false));
         assert!(problem.is_none());
         let (subject, mut k, range) = frames.into_iter().next().unwrap();
         k.external_ref = to.into();

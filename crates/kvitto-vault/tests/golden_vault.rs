@@ -1,6 +1,6 @@
 //! The vault's golden vector (docs/golden/vault.json, recomputed by docs/golden/reference.py):
-//! the frame key derived from a known secret, and the exact segment bytes a fresh vault writes
-//! for two subjects.
+//! the frame key derived from a known secret, the exact segment bytes a fresh vault writes for
+//! two subjects, and the same segment once the first is erased (its frame zeroed in place).
 #![allow(clippy::unwrap_used)]
 
 use kvitto_core::{ExternalRef, Id, LedgerSecret, SubjectId};
@@ -47,4 +47,15 @@ fn a_fresh_vault_writes_the_golden_segment() {
     for (subject, keys) in &items {
         assert_eq!(reopened.get(subject).as_ref(), Some(keys));
     }
+    // Erasing the first subject zeroes its frame where it lies: same length, keys gone.
+    assert!(reopened.erase(&items[0].0, None).unwrap());
+    let erased = std::fs::read(dir.path().join("seg-00000001.keys")).unwrap();
+    assert_eq!(hex::encode(&erased), g["segment_after_erasing_first_hex"].as_str().unwrap());
+    assert_eq!(erased.len(), written.len());
+    assert_eq!(reopened.check_files().unwrap(), None);
+    drop(reopened);
+    let again = Vault::open(dir.path(), &secret, OlderSegments::Refuse).unwrap();
+    assert_eq!(again.get(&items[0].0), None);
+    assert_eq!(again.get(&items[1].0).as_ref(), Some(&items[1].1));
+    assert_eq!(again.check_files().unwrap(), None);
 }
