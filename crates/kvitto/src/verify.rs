@@ -34,6 +34,9 @@ impl VerifyReport {
     }
 }
 
+/// Events handed to verify's fold thread at a time.
+const FOLD_BATCH: usize = 1024;
+
 fn at(seq: u64, reason: FailureReason) -> VerifyFailure {
     VerifyFailure::at(seq, reason)
 }
@@ -205,8 +208,24 @@ fn check_stream<'p>(
     let mut last_commitment: Option<u64> = None;
     let mut held_failure = None;
     let mut failure = None;
-    // Every verified event folded afresh, to compare with the projections that answer queries.
-    let mut fresh = kvitto_projections::Projections::default();
+    // Every verified event folded afresh, to compare with the projections that answer queries:
+    // on its own thread (the fold costs as much as every other check of this one together),
+    // fed in batches; it ends when `to_fold` is dropped.
+    let (to_fold, fold_rx) = std::sync::mpsc::sync_channel::<Vec<kvitto_core::Event>>(16);
+    let folder = std::thread::Builder::new()
+        .name("kvitto-verify-fold".into())
+        .spawn(move || {
+            let mut fresh = kvitto_projections::Projections::default();
+            for batch in fold_rx {
+                for e in batch {
+                    fresh.apply_owned(e);
+                }
+            }
+            fresh
+        })
+        .map_err(|e| VerifyError::Storage(StorageError::Internal(format!("could not start the fold thread: {e}"))))?;
+    let mut to_fold = Some(to_fold);
+    let mut fold_batch: Vec<kvitto_core::Event> = Vec::with_capacity(FOLD_BATCH);
     let report = |cv: &ChainVerifier, failure| VerifyReport {
         count: cv.count(),
         head: cv.head(),
@@ -435,12 +454,25 @@ fn check_stream<'p>(
                 index_failure
                     .or(check_index(index.take().into_iter().flatten(), &cv, watermark, &mut later).map_err(storage)?);
         }
-        fresh.apply_owned(event);
+        fold_batch.push(event);
+        if fold_batch.len() == FOLD_BATCH
+            && let Some(tx) = &to_fold
+            && tx.send(std::mem::replace(&mut fold_batch, Vec::with_capacity(FOLD_BATCH))).is_err()
+        {
+            // The fold thread panicked: reported when it is joined below.
+            to_fold = None;
+        }
         if cv.count().is_multiple_of(65_536) {
             progress(cv.count(), head.next_seq);
         }
     }
     progress(cv.count(), head.next_seq);
+    if let Some(tx) = to_fold.take() {
+        let _ = tx.send(std::mem::take(&mut fold_batch));
+    }
+    let fresh = folder
+        .join()
+        .map_err(|_| VerifyError::Storage(StorageError::Internal("the projection fold of verify panicked".into())))?;
     if failure.is_none() && cv.count() < head.next_seq {
         failure = Some(at(cv.count(), FailureReason::HeadBeyondLog { head: head.next_seq, log: cv.count() }));
     }
