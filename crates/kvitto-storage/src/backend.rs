@@ -26,9 +26,10 @@ pub struct CommitStats {
     pub chunks: usize,
     /// Bytes of them.
     pub bytes: usize,
-    /// Time writing (sled `apply_batch` + `flush`; PostgreSQL: the inserts).
+    /// Time writing (sled `apply_batch` + `flush`; PostgreSQL: zero, see `sync`).
     pub write: std::time::Duration,
-    /// Time making it durable (`fdatasync`; PostgreSQL: COMMIT).
+    /// Time making it durable (`fdatasync`; PostgreSQL: the one statement that moves the head,
+    /// inserts the chunks and commits).
     pub sync: std::time::Duration,
 }
 
