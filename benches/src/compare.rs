@@ -99,6 +99,50 @@ pub struct Report {
     pub canonical_bytes_per_event: f64,
     /// The writer's own account of the concurrent append: where a group's time went.
     pub write_stats: kvitto::WriteStats,
+    /// The same for the append on PostgreSQL (with `--postgres`).
+    pub pg_write_stats: Option<kvitto::WriteStats>,
+    /// Where the bytes on disk are, per event.
+    pub space: Space,
+}
+
+/// The benchmark ledger's bytes per event after close: what kvitto gives the engine to keep
+/// (keys and values, per tree) against the engine's files, and the key vault.
+#[derive(Debug, Clone, Default)]
+pub struct Space {
+    /// Keys and values kvitto stores in sled, per tree (log, index, projections, …).
+    pub logical: Vec<(String, f64)>,
+    /// sled's files (its log segments, snapshot, blobs).
+    pub sled_files: f64,
+    /// The key vault's segments.
+    pub vault: f64,
+}
+
+impl Space {
+    fn logical_total(&self) -> f64 {
+        self.logical.iter().map(|(_, b)| b).sum()
+    }
+}
+
+/// Measures [`Space`] of the closed ledger in `dir` (opening its sled store directly, after
+/// the directory's size was taken).
+fn space(dir: &Path, n: usize) -> Result<Space> {
+    let per = |b: u64| b as f64 / n.max(1) as f64;
+    let store = dir.join("store");
+    let sled_files = per(dir_size(&store));
+    let vault = per(dir_size(&dir.join("vault")));
+    let db = sled::Config::new().path(&store).open().map_err(err("opening the ledger's sled store"))?;
+    let mut logical = Vec::new();
+    for name in db.tree_names() {
+        let tree = db.open_tree(&name).map_err(err("sled tree"))?;
+        let mut bytes = 0u64;
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(err("reading a sled tree"))?;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        let label = String::from_utf8_lossy(&name).replace("__sled__default", "meta");
+        logical.push((label, per(bytes)));
+    }
+    Ok(Space { logical, sled_files, vault })
 }
 
 /// A target from the issue: (ratio or result name, threshold).
@@ -169,6 +213,13 @@ impl Report {
             "groups": {"count": self.group_sizes.len(), "mean_events": round(mean_group, 1),
                        "max_events": self.group_sizes.iter().max().copied().unwrap_or(0)},
             "writer": self.writer_json(),
+            "space": {
+                "sled_files_per_event": round(self.space.sled_files, 1),
+                "stored_per_event": round(self.space.logical_total(), 1),
+                "stored_per_event_by_tree": self.space.logical.iter()
+                    .map(|(t, b)| (t.clone(), json!(round(*b, 1)))).collect::<serde_json::Map<_, _>>(),
+                "vault_per_event": round(self.space.vault, 1),
+            },
         })
     }
 
@@ -217,28 +268,46 @@ impl Report {
             self.group_sizes.iter().max().copied().unwrap_or(0)
         );
         let _ = writeln!(s, "{}", self.phases());
+        let sp = &self.space;
+        let trees: Vec<String> = sp.logical.iter().map(|(t, b)| format!("{t} {b:.0}")).collect();
+        let _ = writeln!(
+            s,
+            "bytes per event: sled files {:.0} holding {:.0} of keys and values ({}; sled's space amplification \
+             {:.2}×) · key vault {:.0}",
+            sp.sled_files,
+            sp.logical_total(),
+            trees.join(", "),
+            sp.sled_files / sp.logical_total().max(1e-9),
+            sp.vault,
+        );
         s
+    }
+
+    /// Where a commit group's time went in the concurrent append (means per group, µs); on
+    /// PostgreSQL too when it was measured.
+    pub fn phases(&self) -> String {
+        match &self.pg_write_stats {
+            None => phases("", &self.write_stats),
+            Some(pg) => format!("{}\n{}", phases("", &self.write_stats), phases("PostgreSQL: ", pg)),
+        }
     }
 
     /// The writer's account of the concurrent append, summed over its groups (seconds).
     fn writer_json(&self) -> Value {
-        let w = &self.write_stats;
-        json!({
-            "groups": w.groups, "events": w.events, "groups_writing_keys": w.vault_groups,
-            "groups_erasing": w.erasure_groups, "seal_seconds": round(w.seal_seconds, 6),
-            "vault_seconds": round(w.vault_seconds, 6), "write_seconds": round(w.write_seconds, 6),
-            "sync_seconds": round(w.sync_seconds, 6), "erase_seconds": round(w.erase_seconds, 6),
-            "publish_seconds": round(w.publish_seconds, 6),
-            "request_to_receipt_seconds": round(w.group_seconds, 6),
-        })
+        let mut v = writer_json(&self.write_stats);
+        if let Some(pg) = &self.pg_write_stats {
+            v["postgres"] = writer_json(pg);
+        }
+        v
     }
+}
 
-    /// Where a commit group's time went in the concurrent append (means per group, µs).
-    pub fn phases(&self) -> String {
-        let w = &self.write_stats;
+/// One line: a commit group's phases, means per group in µs.
+fn phases(label: &str, w: &kvitto::WriteStats) -> String {
+    {
         let per = |secs: f64| secs * 1e6 / w.groups.max(1) as f64;
         format!(
-            "per group (µs, mean): seal {:.0} · vault {:.0} ({} of {} groups wrote keys) · write {:.0} · \
+            "{label}per group (µs, mean): seal {:.0} · vault {:.0} ({} of {} groups wrote keys) · write {:.0} · \
              fdatasync {:.0} · erase {:.0} ({} groups erased) · fold and answer {:.0} · first request to receipt {:.0}",
             per(w.seal_seconds),
             per(w.vault_seconds),
@@ -252,6 +321,18 @@ impl Report {
             per(w.group_seconds),
         )
     }
+}
+
+/// The writer's account of one append, summed over its groups (seconds).
+fn writer_json(w: &kvitto::WriteStats) -> Value {
+    json!({
+        "groups": w.groups, "events": w.events, "groups_writing_keys": w.vault_groups,
+        "groups_erasing": w.erasure_groups, "seal_seconds": round(w.seal_seconds, 6),
+        "vault_seconds": round(w.vault_seconds, 6), "write_seconds": round(w.write_seconds, 6),
+        "sync_seconds": round(w.sync_seconds, 6), "erase_seconds": round(w.erase_seconds, 6),
+        "publish_seconds": round(w.publish_seconds, 6),
+        "request_to_receipt_seconds": round(w.group_seconds, 6),
+    })
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -396,6 +477,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
     // Size after flush and close, before a rebuild rewrites every projection state.
     rt.block_on(ledger.close()).expect("ledger closes cleanly");
     let bytes_per_event = dir_size(&ledger_dir) as f64 / n.max(1) as f64;
+    let space = space(&ledger_dir, n)?;
 
     progress("rebuild");
     let ledger = rt.block_on(Ledger::open(&ledger_dir, OpenOptions::default())).map_err(err("reopen"))?;
@@ -469,8 +551,9 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         results.push((name.into(), Measured::new(n, elapsed, note).with_size(&path)));
     }
 
+    let mut pg_write_stats = None;
     if let Some(server) = &options.postgres {
-        postgres_rows(
+        pg_write_stats = Some(postgres_rows(
             &rt,
             root.path(),
             server,
@@ -479,7 +562,7 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
             options,
             &mut results,
             progress,
-        )?;
+        )?);
     }
 
     for &size in &options.history_sizes {
@@ -488,7 +571,16 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         results.push((format!("history_{}", short(size)), m));
     }
 
-    Ok(Report { events: n, results, group_sizes, bytes_per_event, canonical_bytes_per_event, write_stats })
+    Ok(Report {
+        events: n,
+        results,
+        group_sizes,
+        bytes_per_event,
+        canonical_bytes_per_event,
+        write_stats,
+        pg_write_stats,
+        space,
+    })
 }
 
 /// The canonical bytes of the benchmark ledger's events (read back after it closed).
@@ -523,7 +615,7 @@ fn postgres_rows(
     options: &Options,
     results: &mut Vec<(String, Measured)>,
     progress: &mut dyn FnMut(&str),
-) -> Result<()> {
+) -> Result<kvitto::WriteStats> {
     let n = stream.len();
     progress(&format!("pg_kvitto_append_concurrent: {} callers", options.callers));
     let url = pg_database(server)?;
@@ -545,6 +637,7 @@ fn postgres_rows(
     m.extra.insert("mean_group".into(), json!(round(mean, 1)));
     m.extra.insert("bytes_per_event".into(), json!(round(ledger.disk_bytes() as f64 / n.max(1) as f64, 1)));
     results.push(("pg_kvitto_append_concurrent".into(), m));
+    let pg_stats = ledger.write_stats();
 
     progress("pg_kvitto_verify");
     let report = rt.block_on(ledger.verify()).map_err(err("verify on PostgreSQL"))?;
@@ -589,7 +682,7 @@ fn postgres_rows(
         "pg_raw_grouped".into(),
         Measured::new(n, elapsed, "same bytes, one multi-row insert + COMMIT per kvitto group"),
     ));
-    Ok(())
+    Ok(pg_stats)
 }
 
 fn pg_raw_grouped(url: &str, canonical: &[Vec<u8>], sizes: &[usize]) -> Result<Duration> {

@@ -78,6 +78,19 @@ fn small_compare_run_writes_every_result_and_ratio() {
     assert_eq!(writer["events"], 20000, "{writer}");
     assert!(writer["groups_erasing"].as_u64().is_some_and(|e| e > 0), "the demo stream erases: {writer}");
     assert!(stdout.contains("per group (µs, mean): seal "), "{stdout}");
+    // Space: what kvitto stores in sled, by tree, against sled's files and the vault.
+    let space = &v["space"];
+    let stored = space["stored_per_event"].as_f64().expect("stored bytes");
+    let by_tree = space["stored_per_event_by_tree"].as_object().expect("by tree");
+    assert!(
+        by_tree["log"].as_f64().is_some_and(|b| b > canonical),
+        "the log holds at least the canonical bytes: {space}"
+    );
+    assert!(by_tree.contains_key("index") && by_tree.contains_key("projections"), "{space}");
+    let sum: f64 = by_tree.values().filter_map(serde_json::Value::as_f64).sum();
+    assert!((sum - stored).abs() < 1.0, "{space}");
+    assert!(space["vault_per_event"].as_f64().is_some_and(|b| b > 0.0), "{space}");
+    assert!(stdout.contains("sled's space amplification"), "{stdout}");
 }
 
 #[test]
