@@ -385,17 +385,18 @@ impl std::fmt::Display for CompareError {
 
 impl std::error::Error for CompareError {}
 
-fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> CompareError {
+pub(crate) fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> CompareError {
     move |e| CompareError(format!("{what}: {e}"))
 }
 
 type Result<T> = std::result::Result<T, CompareError>;
 
-/// Runs every measurement; `progress` is told what starts.
-pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> {
-    let root = match &options.dir {
-        Some(d) => tempfile::TempDir::with_prefix_in("kvitto-compare-", d),
-        None => tempfile::TempDir::with_prefix("kvitto-compare-"),
+/// A temporary root for a run's stores (under `dir`, else the system temp dir) and the
+/// runtime its ledgers run on.
+pub(crate) fn workspace(prefix: &str, dir: Option<&Path>) -> Result<(tempfile::TempDir, tokio::runtime::Runtime)> {
+    let root = match dir {
+        Some(d) => tempfile::TempDir::with_prefix_in(prefix, d),
+        None => tempfile::TempDir::with_prefix(prefix),
     }
     .map_err(err("temporary directory"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -403,6 +404,12 @@ pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> 
         .enable_all()
         .build()
         .map_err(err("tokio runtime"))?;
+    Ok((root, rt))
+}
+
+/// Runs every measurement; `progress` is told what starts.
+pub fn run(options: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report> {
+    let (root, rt) = workspace("kvitto-compare-", options.dir.as_deref())?;
     let n = options.events;
     progress(&format!("generating {n} demo events (seed {})", options.seed));
     let stream = crate::drafts(n, options.seed);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use kvitto::{Ledger, OpenOptions};
 use serde_json::{Value, json};
 
-use crate::compare::{CompareError, p50_p99_ms};
+use crate::compare::{CompareError, err, p50_p99_ms};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,22 +35,9 @@ const LOOKUPS: usize = 500;
 
 type Result<T> = std::result::Result<T, CompareError>;
 
-fn err<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> CompareError {
-    move |e| CompareError(format!("{what}: {e}"))
-}
-
 /// Runs both curves; `progress` is told what starts. Returns the JSON document.
 pub fn run(o: &ScaleOptions, progress: &mut dyn FnMut(&str)) -> Result<Value> {
-    let root = match &o.dir {
-        Some(d) => tempfile::TempDir::with_prefix_in("kvitto-scale-", d),
-        None => tempfile::TempDir::with_prefix("kvitto-scale-"),
-    }
-    .map_err(err("temporary directory"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(err("tokio runtime"))?;
+    let (root, rt) = crate::compare::workspace("kvitto-scale-", o.dir.as_deref())?;
     let mut append = Vec::new();
     for &callers in &o.callers {
         let n = o.events.min(PER_CALLER * callers).max(1);
