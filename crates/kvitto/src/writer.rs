@@ -442,7 +442,16 @@ impl Writer {
         // committed event (the in-flight group's are in `inflight_heads`): a subject they do
         // not know is new, and needs no index lookup — on PostgreSQL a round trip per new
         // customer, most of a group's sealing time.
-        if !self.shared.projections.read().map_err(|_| StorageError::lock("projections"))?.subjects.contains_key(s) {
+        let known = match self.shared.projections.read() {
+            Ok(p) => p.subjects.contains_key(s),
+            // Readers cannot trust them either: the handle takes no more appends.
+            Err(_) => {
+                let why = StorageError::lock("projections");
+                self.shared.poison(why.clone());
+                return Err(why);
+            }
+        };
+        if !known {
             return Ok(None);
         }
         // The index was caught up on open, so it is exact.
