@@ -98,7 +98,7 @@ enum Command {
         /// suffixes allowed).
         #[arg(long, default_value = "100k,1m", value_parser = compare::parse_sizes)]
         sizes: std::vec::Vec<usize>,
-        /// Also measure a 10M-event ledger (builds for minutes, needs ≈15 GB of disk).
+        /// Also measure a 10M-event ledger (builds for minutes, needs ≈12 GB of disk).
         #[arg(long)]
         big: bool,
         /// Seed of the demo generator.
