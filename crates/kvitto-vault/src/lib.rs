@@ -4,9 +4,9 @@
 //! replicas and base backups). Every storage backend uses this one vault.
 //!
 //! The key vault: subject keys and external references, outside sled, in segment files that
-//! kvitto writes and fdatasyncs itself. Erasing a subject rewrites the (bounded-size)
-//! segments holding it without its frames and renames them over the old ones — a real
-//! deletion at file-system level, unlike anything removed from sled (DESIGN.md).
+//! kvitto writes and fdatasyncs itself. Erasing a subject overwrites its frames in those
+//! files — a real deletion at file-system level, unlike anything removed from sled
+//! (DESIGN.md).
 //!
 //! `vault/seg-NNNNNNNN.keys` (docs/FORMAT.md §5): `"KVV1"`, u8 version = 3 (2 before erasure
 //! zeroed frames in place; still read), then frames
@@ -784,9 +784,8 @@ impl Vault {
                     ),
                 });
             }
-            let mut out = bytes[..HEADER_LEN as usize].to_vec();
-            out[4] = SEGMENT_VERSION;
             let mut doomed_frames = Vec::new();
+            let mut kept = Vec::new();
             for (s, k, range) in &frames {
                 // Frames are chosen by slot name, not by the key in memory: a rerun after a
                 // crash midway finds the frames a first run left.
@@ -803,7 +802,7 @@ impl Vault {
                 if scope.contains_key(s) {
                     still_holding.entry(*s).or_default().push(id);
                 }
-                out.extend_from_slice(&bytes[range.clone()]);
+                kept.push(range.clone());
             }
             if doomed_frames.is_empty() {
                 continue;
@@ -814,6 +813,11 @@ impl Vault {
                 continue;
             }
             // A version 2 segment cannot hold erased frames: rewritten once, as version 3.
+            let mut out = bytes[..HEADER_LEN as usize].to_vec();
+            out[4] = SEGMENT_VERSION;
+            for range in kept {
+                out.extend_from_slice(&bytes[range]);
+            }
             write_replacing(&path, &out).map_err(io)?;
             renamed = true;
             if st.current.as_ref().is_some_and(|c| c.id == id) {
