@@ -243,6 +243,67 @@ async fn details_after_an_erasure_get_a_new_key_and_the_old_ones_stay_erased() {
     ledger.close().await.expect("ledger closes cleanly");
 }
 
+/// Polls `done` every few milliseconds for up to 20 s.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_subjects_are_committed_while_keys_are_destroyed_and_the_erased_subject_waits_for_a_new_key() {
+    let (_dir, path, ledger) = fresh_ledger().await;
+    three_customers(&ledger).await;
+    let pending = path.join("vault").join("erasures.pending");
+    let pause = ledger.pause_erasure_for_test();
+    let l = ledger.clone();
+    let erasing = tokio::spawn(async move { l.erase("kalejdo", "REF-KEEP-A", None, "art. 17").await });
+    // The erasure is sealed, its record durable; the committer holds before destroying keys.
+    eventually("the pending erasure record", || pending.exists()).await;
+    let (l, m) = (ledger.clone(), ledger.clone());
+    let erased_subject = tokio::spawn(async move { l.append(collected("REF-KEEP-A", "kundregister", "again")).await });
+    let other = tokio::spawn(async move { m.append(collected("REF-NEW-D", "kundregister", "marker-d")).await });
+    // The ledger goes on: the new customer's event is sealed, committed and acknowledged
+    // while the erasure's keys still wait to be destroyed.
+    let d = tokio::time::timeout(std::time::Duration::from_secs(20), other)
+        .await
+        .expect("another customer's append is answered during the erasure")
+        .unwrap()
+        .unwrap()
+        .seq;
+    assert!(!ledger.keys_for_test("kalejdo", "REF-NEW-D").is_empty());
+    assert!(pending.exists(), "the erasure is still held");
+    assert!(!ledger.keys_for_test("kalejdo", "REF-KEEP-A").is_empty(), "A's old keys are not yet destroyed");
+    assert!(!erasing.is_finished(), "the erasure is answered only once its keys are destroyed");
+    assert!(!erased_subject.is_finished(), "the erased customer's next event waits for the erasure");
+    drop(pause);
+    let by = match erasing.await.unwrap().unwrap() {
+        EraseOutcome::Erased(r) => r.seq,
+        o => panic!("{o:?}"),
+    };
+    let again = erased_subject.await.unwrap().unwrap().seq;
+    assert!(d > by && again > by, "both were sealed after the erasure: {by} < {d}, {again}");
+    assert!(ledger.keys_for_test("kalejdo", "REF-KEEP-A").len() == 1, "one new key, for the new event");
+    assert!(!pending.exists());
+    // A's event after the erasure is under a new key; everything before stays erased.
+    let a = ledger.history("kalejdo", "REF-KEEP-A").await.unwrap();
+    let views = details_of(&a);
+    assert_eq!(views.len(), 3, "{views:?}");
+    assert_eq!(views[..2], [&DetailsView::Erased { by }, &DetailsView::Erased { by }]);
+    assert!(matches!(views[2], DetailsView::Disclosed(_)), "{:?}", views[2]);
+    let d_views = details_of(&ledger.history("kalejdo", "REF-NEW-D").await.unwrap()).len();
+    assert_eq!(d_views, 1);
+    ledger.close().await.expect("ledger closes cleanly");
+    let ledger = reopen(&path).await;
+    let a = ledger.history("kalejdo", "REF-KEEP-A").await.unwrap();
+    assert!(matches!(details_of(&a)[2], DetailsView::Disclosed(_)));
+    let v = ledger.verify().await.unwrap();
+    assert!(v.is_ok(), "{:?}", v.failure);
+    ledger.close().await.expect("ledger closes cleanly");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_recorded_before_a_crash_is_finished_on_open_and_one_never_recorded_is_dropped() {
     let (dir, path, ledger) = fresh_ledger().await;
@@ -333,18 +394,41 @@ mod no_resurrection {
 
     /// What every read path must show for the details of event `seq`: the marker, or erased
     /// by the first later erasure that covers it.
-    fn expected(ops: &[(u64, Op)], seq: u64) -> Option<Result<String, u64>> {
-        let (_, Op::Collect { subject, register: r }) = ops.iter().find(|(s, _)| *s == seq)? else { return None };
-        let by = ops.iter().find_map(|(s, o)| match o {
-            Op::Erase { subject: es, register } if es == subject && *s > seq && register.is_none_or(|g| g == *r) => {
-                Some(*s)
-            }
+    fn expected(ops: &[Applied], seq: u64) -> Option<Result<String, u64>> {
+        let (_, Op::Collect { subject, register: r }, note) = ops.iter().find(|(s, ..)| *s == seq)? else {
+            return None;
+        };
+        let mut later: Vec<&Applied> = ops.iter().filter(|(s, ..)| *s > seq).collect();
+        later.sort_by_key(|(s, ..)| *s);
+        let by = later.into_iter().find_map(|(s, o, _)| match o {
+            Op::Erase { subject: es, register } if es == subject && register.is_none_or(|g| g == *r) => Some(*s),
             _ => None,
         });
-        Some(by.map_or_else(|| Ok(format!("m-{seq}")), Err))
+        Some(by.map_or_else(|| Ok(note.clone()), Err))
     }
 
-    fn check(events: &[kvitto::LedgerEvent], ops: &[(u64, Op)], when: &str) {
+    /// An appended op: its seq, the op, and the note its details carry (collections).
+    type Applied = (u64, Op, String);
+
+    /// An op's draft; a collection's details carry `note`.
+    fn draft_of(op: &Op, note: &str) -> kvitto::Draft {
+        match op {
+            Op::Collect { subject, register: r } => collected(&format!("s{subject}"), register(*r), note),
+            Op::Erase { subject, register: r } => draft(&format!(
+                r#"{{"type":"data_erased","controller":"kalejdo","subject":"s{subject}"{},"reason":"p"}}"#,
+                r.map(|g| format!(r#","register":"{}""#, register(g))).unwrap_or_default()
+            )),
+            Op::Consent { subject } => consent("kalejdo", &format!("s{subject}"), "marketing"),
+        }
+    }
+
+    fn subject_of(op: &Op) -> u8 {
+        match op {
+            Op::Collect { subject, .. } | Op::Erase { subject, .. } | Op::Consent { subject } => *subject,
+        }
+    }
+
+    fn check(events: &[kvitto::LedgerEvent], ops: &[Applied], when: &str) {
         for e in events {
             let want = expected(ops, e.event.seq);
             match (&e.details, want) {
@@ -365,19 +449,9 @@ mod no_resurrection {
                 let (_dir, path, ledger) = fresh_ledger().await;
                 let mut applied = Vec::new();
                 for op in ops {
-                    let r = match &op {
-                        Op::Collect { subject, register: r } => {
-                            let seq = ledger.len();
-                            collected(&format!("s{subject}"), register(*r), &format!("m-{seq}"))
-                        }
-                        Op::Erase { subject, register: r } => draft(&format!(
-                            r#"{{"type":"data_erased","controller":"kalejdo","subject":"s{subject}"{},"reason":"p"}}"#,
-                            r.map(|g| format!(r#","register":"{}""#, register(g))).unwrap_or_default()
-                        )),
-                        Op::Consent { subject } => consent("kalejdo", &format!("s{subject}"), "marketing"),
-                    };
-                    let seq = ledger.append(r).await.unwrap().seq;
-                    applied.push((seq, op));
+                    let note = format!("m-{}", ledger.len());
+                    let seq = ledger.append(draft_of(&op, &note)).await.unwrap().seq;
+                    applied.push((seq, op, note));
                 }
                 let n = ledger.len();
                 check(&ledger.log(0..n).await.unwrap(), &applied, "log");
@@ -410,6 +484,44 @@ mod no_resurrection {
                 check(&ledger.log(0..n).await.unwrap(), &applied, "after reopen");
                 ledger.rebuild().await.unwrap();
                 check(&ledger.log(0..n).await.unwrap(), &applied, "after rebuild");
+                let v = ledger.verify().await.unwrap();
+                assert!(v.is_ok(), "{:?}", v.failure);
+                ledger.close().await.expect("ledger closes cleanly");
+            });
+        }
+
+        /// The same with one caller per customer, all at once: erasures of one customer run
+        /// beside collections for the others (sealed while its keys are destroyed), each
+        /// customer's own events in order.
+        #[test]
+        fn erased_details_never_come_back_under_concurrent_callers(ops in proptest::collection::vec(op(), 1..32)) {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async {
+                let (_dir, path, ledger) = fresh_ledger().await;
+                let mut set = tokio::task::JoinSet::new();
+                for s in 0..4u8 {
+                    let mine: Vec<Op> = ops.iter().filter(|o| subject_of(o) == s).cloned().collect();
+                    let l = ledger.clone();
+                    set.spawn(async move {
+                        let mut applied = Vec::new();
+                        for (i, op) in mine.into_iter().enumerate() {
+                            let note = format!("m-{s}-{i}");
+                            let seq = l.append(draft_of(&op, &note)).await.unwrap().seq;
+                            applied.push((seq, op, note));
+                        }
+                        applied
+                    });
+                }
+                let mut applied = Vec::new();
+                while let Some(r) = set.join_next().await {
+                    applied.extend(r.unwrap());
+                }
+                let n = ledger.len();
+                assert_eq!(n as usize, ops.len());
+                let events = ledger.log(0..n).await.unwrap();
+                check(&events, &applied, "concurrent");
+                ledger.close().await.expect("ledger closes cleanly");
+                let ledger = reopen(&path).await;
                 let v = ledger.verify().await.unwrap();
                 assert!(v.is_ok(), "{:?}", v.failure);
                 ledger.close().await.expect("ledger closes cleanly");

@@ -712,7 +712,8 @@ impl Vault {
     /// name, not by the key in memory. Returns whether anything was destroyed.
     ///
     /// The caller must not create a new key for the slot between recording the erasure and
-    /// this call (the writer seals nothing else while an erasure is pending).
+    /// this call (while an erasure is pending the writer seals nothing of its subjects). Other
+    /// subjects' keys may be stored meanwhile: both take the vault's lock.
     pub fn erase(&self, subject: &SubjectId, slot: Option<&str>) -> Result<bool, VaultError> {
         Ok(self.erase_all(&[(*subject, slot.map(str::to_string))])? > 0)
     }

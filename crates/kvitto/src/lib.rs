@@ -761,6 +761,13 @@ impl Ledger {
         Self::install_pause(&self.inner.shared.hooks.pause_rebuild)
     }
 
+    /// Test hook: the commit thread stops before destroying an erasure's keys until the
+    /// returned sender sends (one erasing group per message) or is dropped (for good).
+    #[doc(hidden)]
+    pub fn pause_erasure_for_test(&self) -> std::sync::mpsc::Sender<()> {
+        Self::install_pause(&self.inner.shared.hooks.pause_erasure)
+    }
+
     fn install_pause(point: &Mutex<Option<std::sync::mpsc::Receiver<()>>>) -> std::sync::mpsc::Sender<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut p) = point.lock() {

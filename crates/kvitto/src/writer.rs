@@ -10,7 +10,7 @@
 //! writer instead of guessing what reached the disk, and its callers are told exactly that
 //! ([`AppendError::OutcomeUnknown`], with the event ids that find out).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ pub(crate) const MAX_GROUP_EVENTS: usize = 1024;
 /// How long the writer waits for callers that have entered `append` but not yet queued.
 /// Without it, concurrent callers split into cohorts that alternate between small groups.
 const LINGER: Duration = Duration::from_micros(250);
+/// How often a writer whose requests all wait for an erasure looks for others that need not.
+const ERASURE_POLL: Duration = Duration::from_micros(100);
 
 /// A validated draft with the caller-side work done (pseudonym, id, actor).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,10 +229,11 @@ pub struct WriteStats {
     pub write_seconds: f64,
     /// Groups that destroyed keys after their commit.
     pub erasure_groups: u64,
-    /// Time destroying them (the writer seals nothing meanwhile), seconds.
+    /// Time destroying them, on the eraser thread beside the committer (meanwhile the writer
+    /// seals nothing of their subjects), seconds.
     pub erase_seconds: f64,
-    /// Time from durability to the last answer, erasures aside (projection fold, subject
-    /// tips, the indexer's hand-over, waking the callers), seconds.
+    /// Time from durability to the last answer, or to the hand-over to the eraser (projection
+    /// fold, subject tips, the indexer's hand-over, waking the callers), seconds.
     pub publish_seconds: f64,
     /// Groups per size bucket: at most `GROUP_BUCKETS[i]` events (and more than the bucket before).
     pub group_sizes: [u64; GROUP_BUCKETS.len()],
@@ -248,6 +251,8 @@ pub(crate) struct TestHooks {
     pub pause_rebuild: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// The next commit fails, writing nothing, once another group is sealed on top of it.
     pub fail_commit_on_top: std::sync::atomic::AtomicBool,
+    /// The committer waits here before destroying a durable group's keys (same protocol).
+    pub pause_erasure: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl TestHooks {
@@ -324,13 +329,45 @@ struct Sealed {
     erasures: Vec<PendingErasure>,
 }
 
-/// Writes sealed groups to sled in order, publishes them and answers their callers.
+/// Writes sealed groups to sled in order, publishes them and answers their callers; hands a
+/// group with erasures to the eraser, which destroys the keys and then answers it, while the
+/// next group is committed.
 struct Committer {
     store: Arc<dyn Backend>,
     shared: Arc<Shared>,
     index_tx: std::sync::mpsc::SyncSender<IndexWork>,
     /// Tells the writer a group with erasures is done with.
     erased_tx: std::sync::mpsc::SyncSender<()>,
+}
+
+/// A durable, published group whose keys are to be destroyed before its callers hear of it.
+struct Erasing {
+    erasures: Vec<PendingErasure>,
+    /// Each request with its reply.
+    replies: Vec<(WriteRequest, Result<Vec<Receipt>, AppendError>)>,
+}
+
+/// Splits a group into the requests that may be sealed while the erasure of `subjects` is
+/// carried out and those that wait for it to end: a request waits when it names one of
+/// `subjects` or erases anything itself, and then its subjects join `subjects`, so that each
+/// subject's requests keep their order. Both parts keep the group's order.
+fn hold_for_erasure(
+    group: Vec<WriteRequest>,
+    subjects: &mut HashSet<SubjectId>,
+) -> (Vec<WriteRequest>, Vec<WriteRequest>) {
+    let (mut go, mut held) = (Vec::with_capacity(group.len()), Vec::new());
+    for req in group {
+        let mut named = req.items.iter().filter_map(|item| item.subject.as_ref().map(|(s, _)| s));
+        let waits = req.items.iter().any(|item| matches!(item.kind, EventKind::DataErased { .. }))
+            || named.any(|s| subjects.contains(s));
+        if waits {
+            subjects.extend(req.items.iter().filter_map(|item| item.subject.as_ref().map(|(s, _)| *s)));
+            held.push(req);
+        } else {
+            go.push(req);
+        }
+    }
+    (go, held)
 }
 
 enum Planned {
@@ -359,8 +396,11 @@ impl Writer {
                     None
                 }
             };
-        // Requests held back from the last group (they touch keys an erasure in it destroys).
+        // Requests held back from the last group (they touch keys an erasure in it destroys,
+        // or an erasure the committer is carrying out).
         let mut carried: Vec<WriteRequest> = Vec::new();
+        // The subjects of the group whose erasure the committer is carrying out, if one is.
+        let mut erasing: Option<HashSet<SubjectId>> = None;
         loop {
             let mut group = if carried.is_empty() {
                 match rx.blocking_recv() {
@@ -388,21 +428,57 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let (sealed, rest) = self.seal_group(group);
-            carried = rest;
-            if let Some(sealed) = sealed {
-                let erasing = !sealed.erasures.is_empty();
-                self.shared.committing.fetch_add(sealed.group.len(), Ordering::AcqRel);
-                match to_committer.send(sealed) {
-                    Ok(()) if erasing => {
-                        // Nothing is sealed while keys are being destroyed: a new key for an
-                        // erased slot must not be made from (or be mistaken for) the old one.
-                        if erased_rx.recv().is_err() {
+            // While the committer destroys keys, the writer seals on, but nothing of the
+            // erased subjects (a new key for an erased slot must not be made from, or be
+            // mistaken for, the old one) and no further erasure (one pending record at a
+            // time): such requests, and later ones of their subjects, wait for it to end.
+            let mut held = Vec::new();
+            if erasing.is_some() && erased_rx.try_recv().is_ok() {
+                erasing = None;
+            }
+            if let Some(subjects) = &mut erasing {
+                (group, held) = hold_for_erasure(group, subjects);
+                // Nothing to seal yet: wait for the erasure to end or for a request that may go.
+                let mut ended = false;
+                while group.is_empty() && !ended {
+                    match erased_rx.recv_timeout(ERASURE_POLL) {
+                        Ok(()) => ended = true,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            let mut more = Vec::new();
+                            while let Ok(r) = rx.try_recv() {
+                                more.push(r);
+                            }
+                            let (go, mut wait) = hold_for_erasure(more, subjects);
+                            group = go;
+                            held.append(&mut wait);
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                             self.shared
                                 .poison(StorageError::Internal("the commit thread stopped during an erasure".into()));
+                            ended = true;
                         }
                     }
-                    Ok(()) => {}
+                }
+                if ended {
+                    erasing = None;
+                    group = std::mem::take(&mut held);
+                }
+            }
+            let (sealed, rest) = self.seal_group(group);
+            carried = rest;
+            carried.append(&mut held);
+            if let Some(sealed) = sealed {
+                let erases: Option<HashSet<SubjectId>> =
+                    (!sealed.erasures.is_empty()).then(|| sealed.erasures.iter().map(|e| e.subject).collect());
+                self.shared.committing.fetch_add(sealed.group.len(), Ordering::AcqRel);
+                match to_committer.send(sealed) {
+                    Ok(()) => {
+                        // An erasing group is sealed only when no erasure is under way (its
+                        // requests are held until then), so this never drops one in progress.
+                        if erases.is_some() {
+                            erasing = erases;
+                        }
+                    }
                     Err(std::sync::mpsc::SendError(sealed)) => {
                         self.shared.committing.fetch_sub(sealed.group.len(), Ordering::AcqRel);
                         let why = self
@@ -952,21 +1028,70 @@ impl Writer {
 
 impl Committer {
     fn run(self, rx: std::sync::mpsc::Receiver<Sealed>) {
-        for sealed in rx {
-            let erasing = !sealed.erasures.is_empty();
-            // A panic here must not leave the writer sealing on: poison, like a failed commit
-            // (its callers see their reply dropped; an erasure is finished on reopen).
-            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(sealed))) {
-                let why = StorageError::Internal(format!(
-                    "the commit thread failed: {}",
-                    kvitto_storage::panic_message(&*panic)
-                ));
-                tracing::error!(error = %why, "ledger handle poisoned");
-                self.shared.poison(why);
+        // One erasure at a time: the writer holds back every other until it has ended.
+        let (to_eraser, from_committer) = std::sync::mpsc::sync_channel::<Erasing>(1);
+        std::thread::scope(|scope| {
+            let eraser = std::thread::Builder::new()
+                .name("kvitto-erase".into())
+                .spawn_scoped(scope, || {
+                    for e in from_committer {
+                        self.finish_erasure(e);
+                    }
+                })
+                .map_err(|e| tracing::warn!(error = %e, "no eraser thread; erasures are carried out in line"))
+                .ok()
+                .map(|_| &to_eraser);
+            for sealed in rx {
+                let erasing = !sealed.erasures.is_empty();
+                // A panic here must not leave the writer sealing on: poison, like a failed
+                // commit (its callers see their reply dropped; an erasure is finished on reopen).
+                let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(sealed, eraser)));
+                let handed = handed.unwrap_or_else(|panic| {
+                    let why = StorageError::Internal(format!(
+                        "the commit thread failed: {}",
+                        kvitto_storage::panic_message(&*panic)
+                    ));
+                    tracing::error!(error = %why, "ledger handle poisoned");
+                    self.shared.poison(why);
+                    false
+                });
+                if erasing && !handed {
+                    let _ = self.erased_tx.send(());
+                }
             }
-            if erasing {
-                let _ = self.erased_tx.send(());
-            }
+            drop(to_eraser);
+        });
+    }
+
+    /// Destroys an erasing group's keys, answers its callers, and tells the writer.
+    fn finish_erasure(&self, e: Erasing) {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let started = Instant::now();
+            let erased = self.erase(&e.erasures);
+            self.shared.stats.erase_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.answer(e.replies, erased.err());
+        }));
+        if let Err(panic) = done {
+            let why = StorageError::Internal(format!("the eraser failed: {}", kvitto_storage::panic_message(&*panic)));
+            tracing::error!(error = %why, "ledger handle poisoned");
+            self.shared.poison(why);
+        }
+        let _ = self.erased_tx.send(());
+    }
+
+    /// Answers a durable group's requests; an erasing request whose keys could not all be
+    /// destroyed (`failed`) hears that along with its receipts.
+    fn answer(&self, replies: Vec<(WriteRequest, Result<Vec<Receipt>, AppendError>)>, failed: Option<StorageError>) {
+        self.shared.committing.fetch_sub(replies.len(), Ordering::AcqRel);
+        for (req, reply) in replies {
+            let erasing = req.items.iter().any(|i| matches!(i.kind, EventKind::DataErased { .. }));
+            let reply = match (reply, &failed) {
+                (Ok(receipts), Some(why)) if erasing => {
+                    Err(AppendError::ErasureIncomplete { why: why.clone(), receipts })
+                }
+                (reply, _) => reply,
+            };
+            req.answer(&self.shared, reply);
         }
     }
 
@@ -977,11 +1102,14 @@ impl Committer {
         }
     }
 
-    /// Writes the group to sled, makes it durable, publishes it and answers its callers.
-    fn commit(&self, s: Sealed) {
+    /// Writes the group to sled, makes it durable, publishes it and answers its callers — or,
+    /// when it erases, hands it to `eraser` to destroy the keys and answer (returns whether it
+    /// did).
+    fn commit(&self, s: Sealed, eraser: Option<&std::sync::mpsc::SyncSender<Erasing>>) -> bool {
         if let Some(why) = self.shared.poison_cause() {
             // An earlier group failed after this one was sealed on top of it.
-            return self.answer_all(s, || AppendError::Poisoned(why.clone()));
+            self.answer_all(s, || AppendError::Poisoned(why.clone()));
+            return false;
         }
         if !s.records.is_empty() {
             match self.commit_or_injected(&s) {
@@ -1043,7 +1171,7 @@ impl Committer {
                         };
                         req.answer(&self.shared, reply);
                     }
-                    return;
+                    return false;
                 }
             }
             // Durable: publish state, fold projections, feed the indexer.
@@ -1065,14 +1193,6 @@ impl Committer {
             Ok(mut heads) => heads.extend(s.staged_heads.iter().map(|(k, v)| (*k, *v))),
             Err(_) => self.shared.poison(StorageError::lock("subject heads")),
         }
-        // The erasures are recorded and folded (readers now see the details as erased, not
-        // as a missing key): destroy their keys before anyone hears of them.
-        let erase_started = Instant::now();
-        let erased = self.erase(&s.erasures);
-        let erase_us = erase_started.elapsed().as_micros() as u64;
-        if !s.erasures.is_empty() {
-            self.shared.stats.erase_us.fetch_add(erase_us, Ordering::Relaxed);
-        }
         if !s.records.is_empty()
             && self
                 .index_tx
@@ -1091,28 +1211,47 @@ impl Committer {
             tracing::error!(error = %why, "ledger handle poisoned");
             self.shared.poison(why);
         }
-        self.shared.committing.fetch_sub(s.group.len(), Ordering::AcqRel);
-        for (req, outcome) in s.group.into_iter().zip(s.outcomes) {
-            let reply = outcome.map(|planned| {
-                planned
-                    .into_iter()
-                    .map(|p| match p {
-                        Planned::New(k) => s.receipts[k],
-                        Planned::Existing(r) => r,
-                    })
-                    .collect::<Vec<_>>()
-            });
-            let erasing = req.items.iter().any(|i| matches!(i.kind, EventKind::DataErased { .. }));
-            let reply = match (reply, &erased) {
-                (Ok(receipts), Err(why)) if erasing => {
-                    Err(AppendError::ErasureIncomplete { why: why.clone(), receipts })
-                }
-                (reply, _) => reply,
-            };
-            req.answer(&self.shared, reply);
+        let replies: Vec<_> = s
+            .group
+            .into_iter()
+            .zip(s.outcomes)
+            .map(|(req, outcome)| {
+                let reply = outcome.map(|planned| {
+                    planned
+                        .into_iter()
+                        .map(|p| match p {
+                            Planned::New(k) => s.receipts[k],
+                            Planned::Existing(r) => r,
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (req, reply)
+            })
+            .collect();
+        if s.erasures.is_empty() {
+            self.answer(replies, None);
+            self.shared.stats.publish_us.fetch_add(publishing.elapsed().as_micros() as u64, Ordering::Relaxed);
+            return false;
         }
-        let publish_us = (publishing.elapsed().as_micros() as u64).saturating_sub(erase_us);
-        self.shared.stats.publish_us.fetch_add(publish_us, Ordering::Relaxed);
+        self.shared.stats.publish_us.fetch_add(publishing.elapsed().as_micros() as u64, Ordering::Relaxed);
+        // The erasures are recorded and folded (readers now see the details as erased, not as
+        // a missing key): their keys are destroyed before anyone hears of them, by the eraser
+        // while this thread commits the next group (none of whose events names an erased
+        // subject: the writer holds those back until the erasure has ended).
+        let e = Erasing { erasures: s.erasures, replies };
+        match eraser {
+            Some(tx) => match tx.send(e) {
+                Ok(()) => true,
+                Err(std::sync::mpsc::SendError(e)) => {
+                    self.finish_erasure(e);
+                    true
+                }
+            },
+            None => {
+                self.finish_erasure(e);
+                true
+            }
+        }
     }
 
     /// `Store::commit`, unless a test injected a failure: then, once the writer has sealed
@@ -1137,6 +1276,7 @@ impl Committer {
         if erasures.is_empty() {
             return Ok(());
         }
+        TestHooks::wait(&self.shared.hooks.pause_erasure);
         let vault = self.store.vault();
         let items: Vec<(SubjectId, Option<String>)> = erasures.iter().map(|p| (p.subject, p.slot.clone())).collect();
         let done = vault.erase_all(&items).and_then(|_| vault.clear_pending());
