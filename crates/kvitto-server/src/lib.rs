@@ -185,12 +185,14 @@ pub fn openapi_json() -> String {
     format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")))
 }
 
-/// Records every answer in the metrics under its route template.
+/// Records every answer in the metrics under its route template, and marks it `nosniff`.
 async fn observe(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     // The matched template is shared, not copied: cloning it is a reference count.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
+    // Every answer is what its content type says.
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.metrics.request(route, response.status().as_u16(), started.elapsed());
     response
@@ -214,18 +216,20 @@ impl Drop for InFlight<'_> {
 
 /// Bounded concurrency (wait for a slot of `slots`, up to the queue wait) and the time limit.
 async fn limited(app: &App, slots: &Arc<Semaphore>, req: Request, next: Next) -> Response {
-    let slot = tokio::time::timeout(app.options.queue_wait, slots.clone().acquire_owned()).await;
-    let Ok(Ok(_slot)) = slot else { return ApiError::busy().into_response() };
+    // A free slot is taken at once; only a wait for one arms the queue timer.
+    let slot = match slots.clone().try_acquire_owned() {
+        Ok(slot) => Ok(slot),
+        Err(_) => match tokio::time::timeout(app.options.queue_wait, slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(()),
+        },
+    };
+    let Ok(_slot) = slot else { return ApiError::busy().into_response() };
     let _counted = InFlight::enter(&app.metrics);
     match tokio::time::timeout(app.options.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::timeout(app.options.request_timeout).into_response(),
     }
-}
-
-async fn limit(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let slots = app.slots.clone();
-    limited(&app, &slots, req, next).await
 }
 
 async fn limit_public(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
@@ -234,12 +238,12 @@ async fn limit_public(State(app): State<Arc<App>>, req: Request, next: Next) -> 
 }
 
 /// Checks the token before anything else of the request — before a slot is taken and before
-/// the body is read — and hands its grant to the handler.
+/// the body is read — hands its grant to the handler, and runs it within the limits.
 async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     match app.authenticate(req.headers()) {
         Ok(grant) => {
             req.extensions_mut().insert(grant);
-            next.run(req).await
+            limited(&app, &app.slots, req, next).await
         }
         Err(e) => e.into_response(),
     }
@@ -328,7 +332,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/erase", post(api::erase))
         .route("/v1/bundles", post(api::bundle))
         .route("/v1/checkpoint", post(api::sign_checkpoint))
-        .layer(middleware::from_fn_with_state(app.clone(), limit))
         .layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_body));
     let public = Router::new()
@@ -360,16 +363,8 @@ pub fn router(app: Arc<App>) -> Router {
                 "this route takes another method (see /v1/openapi.json)",
             )
         })
-        .layer(middleware::from_fn(no_sniff))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
-}
-
-/// Every answer is what its content type says.
-async fn no_sniff(req: Request, next: Next) -> Response {
-    let mut r = next.run(req).await;
-    r.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    r
 }
 
 /// Serves `ledger` on `listener` until `shutdown` resolves, then finishes the requests in
