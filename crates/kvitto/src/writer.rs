@@ -251,7 +251,7 @@ pub(crate) struct TestHooks {
     pub pause_rebuild: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// The next commit fails, writing nothing, once another group is sealed on top of it.
     pub fail_commit_on_top: std::sync::atomic::AtomicBool,
-    /// The committer waits here before destroying a durable group's keys (same protocol).
+    /// The eraser waits here before destroying a durable group's keys (same protocol).
     pub pause_erasure: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
