@@ -1,7 +1,7 @@
 //! `kvitto-bench http`: the HTTP service against the library on the comparison runner's
-//! stream. 64 clients (threads, each with its own keep-alive connection) append the stream
-//! one event per request to `kvitto serve` on loopback; 64 library callers append the same
-//! stream to a fresh ledger in the same process run. Then `may-process` both ways. Reports
+//! stream. 64 clients (tasks on one client thread, each with its own keep-alive connection)
+//! append the stream one event per request to `kvitto serve` on loopback; 64 library callers
+//! append the same stream to a fresh ledger in the same process run. Then `may-process` both ways. Reports
 //! throughput, the ratio (goal ≥ 0.7) and p50/p99 latencies.
 
 use std::sync::Arc;
