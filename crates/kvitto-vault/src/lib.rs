@@ -454,6 +454,16 @@ struct Parse<'a> {
 
 impl<'a> Parse<'a> {
     /// For a segment of `version`; `pending`: whether an erasure record exists.
+    ///
+    /// Plain comparisons on purpose. Written as `match version { Some(VERSION_V1) => …, v =>
+    /// { let zeroed = v == Some(SEGMENT_VERSION); … } }`, rustc 1.95 at opt-level 2 or 3
+    /// compiles it wrong once inlined after an `authenticated(version)` check: `zeroed` comes
+    /// out false for a version 3 segment, and `check_files` calls an erased frame damage
+    /// (two of this crate's tests fail in release only). Turning off either of the MIR passes
+    /// JumpThreading or GVN (`-Zmir-enable-passes=-JumpThreading`) makes it correct — a
+    /// compiler bug of that known family, not undefined behaviour here (this crate has no
+    /// `unsafe`). Test builds compile this crate optimized too (Cargo.toml), and CI's build,
+    /// without incremental compilation, then fails those two tests on such a miscompile.
     fn of(version: Option<u8>, key: &'a [u8; 32], pending: bool) -> Self {
         let zeroed = version == Some(SEGMENT_VERSION);
         let sum = if version == Some(VERSION_V1) { Sum::Plain } else { Sum::Keyed(key) };
