@@ -260,7 +260,7 @@ async fn other_subjects_are_committed_while_keys_are_destroyed_and_the_erased_su
     let pause = ledger.pause_erasure_for_test();
     let l = ledger.clone();
     let erasing = tokio::spawn(async move { l.erase("kalejdo", "REF-KEEP-A", None, "art. 17").await });
-    // The erasure is sealed and committed, its record durable; the eraser holds before
+    // The erasure is sealed and its record durable; once committed, the eraser holds before
     // destroying the keys.
     eventually("the pending erasure record", || pending.exists()).await;
     let (l, m) = (ledger.clone(), ledger.clone());
