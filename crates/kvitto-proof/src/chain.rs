@@ -169,6 +169,18 @@ impl ChainVerifier {
         Self { check_ids: check_event_ids, ..Self::default() }
     }
 
+    /// [`ChainVerifier::new`] with room for `events` and `subjects` up front (a caller that
+    /// knows the ledger's size spares the maps their growth; the hints are capped at 2^20,
+    /// so a wrong one costs no more than that).
+    pub fn with_capacity(check_event_ids: bool, events: u64, subjects: u64) -> Self {
+        const CAP: u64 = 1 << 20;
+        let ids = if check_event_ids { events.min(CAP) as usize } else { 0 };
+        let mut v = Self::new(check_event_ids);
+        v.event_ids.reserve(ids);
+        v.subjects.reserve(subjects.min(CAP) as usize);
+        v
+    }
+
     /// Checks the next event from its canonical bytes and its stored subject back-link.
     /// Returns the decoded event and its re-derived hash.
     pub fn push(&mut self, canonical: &[u8], back_link: Option<u64>) -> Result<(Event, EventHash), ChainFault> {

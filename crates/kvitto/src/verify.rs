@@ -36,6 +36,8 @@ impl VerifyReport {
 
 /// Events handed to verify's fold thread at a time.
 const FOLD_BATCH: usize = 1024;
+/// Index entries the index thread sends at a time.
+const INDEX_BATCH: usize = 4096;
 
 fn at(seq: u64, reason: FailureReason) -> VerifyFailure {
     VerifyFailure::at(seq, reason)
@@ -71,6 +73,7 @@ pub(crate) fn verify_store<'p>(
         let _still = index_lock.lock();
         store.index_snapshot()?
     };
+    let subjects = heads.len() as u64;
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
         s.spawn(move || {
@@ -99,10 +102,14 @@ pub(crate) fn verify_store<'p>(
         s.spawn(move || {
             let heads = heads.into_iter().map(|(s, h)| Ok(IndexEntry::Head(s, h)));
             let ids = store.indexed_event_ids().map(|r| r.map(|(id, seq)| IndexEntry::Id(id, seq)));
-            let mut batch = Vec::with_capacity(4096);
+            let mut batch = Vec::with_capacity(INDEX_BATCH);
             for item in heads.chain(ids) {
                 batch.push(item);
-                if batch.len() == 4096 && itx.send(std::mem::take(&mut batch)).is_err() {
+                // Each batch starts at its full size: one grown from empty reallocates a dozen
+                // times, into memory fresh from the kernel each time.
+                if batch.len() == INDEX_BATCH
+                    && itx.send(std::mem::replace(&mut batch, Vec::with_capacity(INDEX_BATCH))).is_err()
+                {
                     return;
                 }
             }
@@ -112,8 +119,9 @@ pub(crate) fn verify_store<'p>(
         let frames = s.spawn(|| store.vault().check_files());
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
-        let mut report =
-            check_stream(store, ledger_dir, origin, watermark, erasures, live, held, progress, records, index)?;
+        let mut report = check_stream(
+            store, ledger_dir, origin, watermark, subjects, erasures, live, held, progress, records, index,
+        )?;
         let fault = frames
             .join()
             .map_err(|_| VerifyError::Storage(StorageError::Internal("the vault check panicked".into())))?
@@ -162,6 +170,8 @@ fn check_stream<'p>(
     ledger_dir: &std::path::Path,
     origin: &str,
     watermark: u64,
+    // Subjects in the index: room made for them up front.
+    subjects: u64,
     erasures: &HashMap<SubjectId, Erasures>,
     live: &mut dyn FnMut(u64) -> Option<LiveProjections<'p>>,
     held: Option<(u64, [u8; 32])>,
@@ -179,7 +189,7 @@ fn check_stream<'p>(
     // A reader beside another process's writer: keys are put before their events commit, so
     // the vault read now holds every key up to this head.
     store.vault().reload().map_err(|e| VerifyError::Storage(e.into()))?;
-    let mut cv = ChainVerifier::new(true);
+    let mut cv = ChainVerifier::with_capacity(true, head.next_seq, subjects);
     let mut levels = Vec::new();
     // Signed checkpoints: each root is recomputed from the events at its size.
     let checkpoints = store.checkpoints().map_err(storage)?;
@@ -202,8 +212,9 @@ fn check_stream<'p>(
     // the map over the first `tree_size` events (subject updates wait in `map_pending` until a
     // commitment says how far they count).
     let mut map = kvitto_proof::map::SubjectMap::new();
+    // (Sized up front: with commitments far apart it holds most of the log.)
     let mut map_pending: std::collections::VecDeque<(u64, kvitto_proof::map::Key, kvitto_proof::map::MapEntry)> =
-        Default::default();
+        std::collections::VecDeque::with_capacity(head.next_seq.min(1 << 20) as usize);
     let mut map_failure = None;
     let mut last_commitment: Option<u64> = None;
     let mut held_failure = None;
