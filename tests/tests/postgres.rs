@@ -333,3 +333,35 @@ async fn a_writer_whose_sessions_are_killed_poisons_and_a_reopen_is_whole() {
     ledger.append(consent("kalejdo", "after-reopen", "marketing")).await.unwrap();
     ledger.close().await.unwrap();
 }
+
+/// A reader's verify while the writer appends reads the log's head before it starts reading
+/// the log: read the other way round, a page of chunks fetched just before a commit ends the
+/// stream short of the head read just after it (`HeadBeyondLog` on a ledger that is whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_verifies_again_and_again_while_the_writer_appends() {
+    let Some(url) = database("a_reader_verifies_again_and_again_while_the_writer_appends") else { return };
+    let (_d, path, ledger) = pg_ledger(&url).await;
+    ledger.append(consent("kalejdo", "first", "marketing")).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appending = {
+        let (ledger, stop) = (ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ledger.append(consent("kalejdo", &format!("c-{i}"), "marketing")).await.unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let r = Ledger::open(&path, reader()).await.unwrap();
+    for round in 0..40 {
+        let report = r.verify().await.unwrap();
+        assert!(report.is_ok(), "verify {round} beside the appends: {:?}", report.failure);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let appended = appending.await.unwrap();
+    assert!(appended > 0, "the writer appended while the reader verified");
+    r.close().await.unwrap();
+    ledger.close().await.unwrap();
+}

@@ -74,6 +74,13 @@ pub(crate) fn verify_store<'p>(
         store.index_snapshot()?
     };
     let subjects = heads.len() as u64;
+    // Then the acknowledged head, then the log's head — the writer updates them in the other
+    // order, so read in this one the acknowledged head never runs ahead of the head verify
+    // checks against (appends may continue) — and only then start reading the log: a reader
+    // started before the head is read may end its stream before events the head counts (on
+    // PostgreSQL a page of chunks is a query, and a short page ends the stream).
+    let acked = store.acked()?;
+    let head = store.head()?;
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
         s.spawn(move || {
@@ -120,7 +127,17 @@ pub(crate) fn verify_store<'p>(
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
         let mut report = check_stream(
-            store, ledger_dir, origin, watermark, subjects, erasures, live, held, progress, records, index,
+            store,
+            ledger_dir,
+            origin,
+            (watermark, acked, head),
+            subjects,
+            erasures,
+            live,
+            held,
+            progress,
+            records,
+            index,
         )?;
         let fault = frames
             .join()
@@ -169,7 +186,8 @@ fn check_stream<'p>(
     store: &dyn Backend,
     ledger_dir: &std::path::Path,
     origin: &str,
-    watermark: u64,
+    // The index watermark, the acknowledged head and the log's head, read in this order.
+    (watermark, acked, head): (u64, kvitto_storage::Acked, kvitto_storage::Head),
     // Subjects in the index: room made for them up front.
     subjects: u64,
     erasures: &HashMap<SubjectId, Erasures>,
@@ -182,10 +200,6 @@ fn check_stream<'p>(
     let mut index = Some(index);
     let started = Instant::now();
     let storage = VerifyError::from;
-    // The acknowledged head first: the writer updates it after the log head, so read in this
-    // order it never runs ahead of the head verify checks against (appends may continue).
-    let acked = store.acked().map_err(storage)?;
-    let head = store.head().map_err(storage)?;
     // A reader beside another process's writer: keys are put before their events commit, so
     // the vault read now holds every key up to this head.
     store.vault().reload().map_err(|e| VerifyError::Storage(e.into()))?;
