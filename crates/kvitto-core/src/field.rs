@@ -185,7 +185,7 @@ impl FieldCodec for Id {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let at = r.position();
-        Id::new(r.str()?).map_err(|e| DecodeError { offset: at, what: format!("id {e}") })
+        Id::interned(r.str()?).map_err(|e| DecodeError { offset: at, what: format!("id {e}") })
     }
     fn from_json(v: Option<&Value>) -> Result<Self, String> {
         Id::new(json_str(v)?)

@@ -10,27 +10,71 @@ pub const MAX_TEXT_LEN: usize = 4096;
 pub const MAX_REF_LEN: usize = 256;
 
 /// An identifier: 1–128 bytes of `[a-z0-9._:-]` (controller, purpose, register, processor, …).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Id(String);
+///
+/// Shared, not copied: a clone is a reference count, and the decoders ([`Id::interned`]) hand
+/// out the same allocation for the same id read again on a thread — the few controllers,
+/// purposes and actors of a ledger repeat in every event and in every projected state.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Id(std::sync::Arc<str>);
+
+impl serde::Serialize for Id {
+    /// The plain string, written from the shared one (no copy).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 impl TryFrom<String> for Id {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        Id::new(s)
+        Id::interned(&s)
     }
 }
 
 impl From<Id> for String {
     fn from(id: Id) -> String {
-        id.0
+        id.as_str().to_string()
     }
+}
+
+/// Ids decoded on this thread lately, by a hash of their bytes (a miss only costs the
+/// allocation an id always cost).
+const INTERNED: usize = 256;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Vec<Option<Id>>> = std::cell::RefCell::new(vec![None; INTERNED]);
 }
 
 impl Id {
     /// Validates `s` as an id.
-    pub fn new(s: impl Into<String>) -> Result<Self, String> {
-        let s = s.into();
+    pub fn new(s: impl AsRef<str>) -> Result<Self, String> {
+        let s = s.as_ref();
+        Self::check(s)?;
+        Ok(Self(std::sync::Arc::from(s)))
+    }
+
+    /// [`Id::new`], sharing the allocation of an equal id made the same way on this thread
+    /// shortly before (the path of decoders, which read the same ids over and over).
+    pub fn interned(s: &str) -> Result<Self, String> {
+        // FNV-1a over the bytes: ids are short.
+        let slot = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+            as usize
+            % INTERNED;
+        let hit = RECENT.with(|r| r.borrow().get(slot).and_then(|e| e.as_ref().filter(|id| id.as_str() == s).cloned()));
+        if let Some(id) = hit {
+            return Ok(id);
+        }
+        let id = Self::new(s)?;
+        RECENT.with(|r| {
+            if let Some(e) = r.borrow_mut().get_mut(slot) {
+                *e = Some(id.clone());
+            }
+        });
+        Ok(id)
+    }
+
+    fn check(s: &str) -> Result<(), String> {
         if s.is_empty() {
             return Err("must not be empty".into());
         }
@@ -42,7 +86,7 @@ impl Id {
         {
             return Err(format!("contains {c:?}; ids use only a-z 0-9 . _ : -"));
         }
-        Ok(Self(s))
+        Ok(())
     }
 
     /// The id as a string slice.
@@ -312,6 +356,28 @@ mod tests {
         assert!(Id::new("a b").unwrap_err().contains("' '"));
         assert!(Id::new("x".repeat(128)).is_ok());
         assert!(Id::new("x".repeat(129)).unwrap_err().contains("129 bytes"));
+    }
+
+    #[test]
+    fn interned_ids_are_shared_and_checked_alike() {
+        let a = Id::interned("kalejdo.marketing").unwrap();
+        let b = Id::interned("kalejdo.marketing").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0), "the same id read twice on a thread shares one allocation");
+        assert_eq!(a, Id::new("kalejdo.marketing").unwrap());
+        for bad in ["", "Kalejdo", "a b"] {
+            assert_eq!(Id::interned(bad).unwrap_err(), Id::new(bad).unwrap_err());
+        }
+        // Far more ids than slots: every one still reads back as itself.
+        let many: Vec<String> = (0..3 * INTERNED).map(|i| format!("purpose-{i}")).collect();
+        for _ in 0..2 {
+            for s in &many {
+                assert_eq!(Id::interned(s).unwrap().as_str(), s);
+            }
+        }
+        // Deserialized ids are interned too, and serialize as the plain string.
+        let id: Id = serde_json::from_str("\"kalejdo.marketing\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"kalejdo.marketing\"");
+        assert!(serde_json::from_str::<Id>("\"Nope\"").is_err());
     }
 
     #[test]
