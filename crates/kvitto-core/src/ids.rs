@@ -61,17 +61,16 @@ impl Id {
         let slot = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
             as usize
             % INTERNED;
-        let hit = RECENT.with(|r| r.borrow().get(slot).and_then(|e| e.as_ref().filter(|id| id.as_str() == s).cloned()));
-        if let Some(id) = hit {
-            return Ok(id);
-        }
-        let id = Self::new(s)?;
         RECENT.with(|r| {
-            if let Some(e) = r.borrow_mut().get_mut(slot) {
-                *e = Some(id.clone());
+            let mut recent = r.borrow_mut();
+            let Some(entry) = recent.get_mut(slot) else { return Self::new(s) };
+            if let Some(id) = entry.as_ref().filter(|id| id.as_str() == s) {
+                return Ok(id.clone());
             }
-        });
-        Ok(id)
+            let id = Self::new(s)?;
+            *entry = Some(id.clone());
+            Ok(id)
+        })
     }
 
     fn check(s: &str) -> Result<(), String> {
