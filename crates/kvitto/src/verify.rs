@@ -73,14 +73,12 @@ pub(crate) fn verify_store<'p>(
         let _still = index_lock.lock();
         store.index_snapshot()?
     };
-    let subjects = heads.len() as u64;
     // Then the acknowledged head, then the log's head — the writer updates them in the other
     // order, so read in this one the acknowledged head never runs ahead of the head verify
     // checks against (appends may continue) — and only then start reading the log: a reader
     // started before the head is read may end its stream before events the head counts (on
     // PostgreSQL a page of chunks is a query, and a short page ends the stream).
-    let acked = store.acked()?;
-    let head = store.head()?;
+    let start = Start { watermark, subjects: heads.len() as u64, acked: store.acked()?, head: store.head()? };
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(16);
         s.spawn(move || {
@@ -126,19 +124,8 @@ pub(crate) fn verify_store<'p>(
         let frames = s.spawn(|| store.vault().check_files());
         let index = irx.into_iter().flatten();
         let records = rx.into_iter().flatten().peekable();
-        let mut report = check_stream(
-            store,
-            ledger_dir,
-            origin,
-            (watermark, acked, head),
-            subjects,
-            erasures,
-            live,
-            held,
-            progress,
-            records,
-            index,
-        )?;
+        let mut report =
+            check_stream(store, ledger_dir, origin, start, erasures, live, held, progress, records, index)?;
         let fault = frames
             .join()
             .map_err(|_| VerifyError::Storage(StorageError::Internal("the vault check panicked".into())))?
@@ -156,6 +143,18 @@ pub(crate) fn verify_store<'p>(
         );
         Ok(report)
     })
+}
+
+/// What verify reads before it starts reading the log, in this order.
+struct Start {
+    /// The index watermark.
+    watermark: u64,
+    /// Subjects in the index (room is made for them up front).
+    subjects: u64,
+    /// The acknowledged head (read before the log's head: field initialisers run in order).
+    acked: kvitto_storage::Acked,
+    /// The log's head: verify checks the log up to it.
+    head: kvitto_storage::Head,
 }
 
 /// One entry of the derived index, as read by the index thread.
@@ -186,10 +185,7 @@ fn check_stream<'p>(
     store: &dyn Backend,
     ledger_dir: &std::path::Path,
     origin: &str,
-    // The index watermark, the acknowledged head and the log's head, read in this order.
-    (watermark, acked, head): (u64, kvitto_storage::Acked, kvitto_storage::Head),
-    // Subjects in the index: room made for them up front.
-    subjects: u64,
+    Start { watermark, subjects, acked, head }: Start,
     erasures: &HashMap<SubjectId, Erasures>,
     live: &mut dyn FnMut(u64) -> Option<LiveProjections<'p>>,
     held: Option<(u64, [u8; 32])>,
