@@ -13,7 +13,8 @@ where
 {
     let at = || "fuzz".to_string();
     let value = codec::decode::<T>(data, at).ok()?;
-    let again = codec::decode::<T>(&codec::encode(&value), at).expect("own encoding decodes");
+    let bytes = codec::encode(&value).expect("what decoded encodes");
+    let again = codec::decode::<T>(&bytes, at).expect("own encoding decodes");
     assert_eq!(again, value);
     Some(value)
 }
