@@ -43,7 +43,7 @@ impl From<Id> for String {
 const INTERNED: usize = 256;
 
 thread_local! {
-    static RECENT: std::cell::RefCell<Vec<Option<Id>>> = std::cell::RefCell::new(vec![None; INTERNED]);
+    static RECENT: std::cell::RefCell<[Option<Id>; INTERNED]> = const { std::cell::RefCell::new([const { None }; INTERNED]) };
 }
 
 impl Id {
@@ -63,7 +63,7 @@ impl Id {
             % INTERNED;
         RECENT.with(|r| {
             let mut recent = r.borrow_mut();
-            let Some(entry) = recent.get_mut(slot) else { return Self::new(s) };
+            let entry = &mut recent[slot];
             if let Some(id) = entry.as_ref().filter(|id| id.as_str() == s) {
                 return Ok(id.clone());
             }
