@@ -37,7 +37,7 @@ use parallel_io_windows::{pread_exact, pread_exact_or_eof, pwrite_all};
 use self::{
     blob_io::{gc_blobs, read_blob, remove_blob, write_blob},
     constants::{
-        BATCH_MANIFEST_PID, COUNTER_PID, META_PID,
+        BATCH_MANIFEST_PID, COUNTER_PID, GC_PAGES_PER_REPLACE, META_PID,
         PAGE_CONSOLIDATION_THRESHOLD, SEGMENT_CLEANUP_THRESHOLD,
     },
     header::Header,
@@ -1203,9 +1203,13 @@ impl PageCache {
         let result =
             self.cas_page(pid, old, Update::Node(new), false, guard)?;
 
-        if let Some((pid_to_clean, segment_to_clean)) =
-            self.log.iobufs.segment_cleaner.pop()
-        {
+        // kvitto: up to GC_PAGES_PER_REPLACE pages instead of one (vendor/sled/PATCHES.md).
+        for _ in 0..GC_PAGES_PER_REPLACE {
+            let Some((pid_to_clean, segment_to_clean)) =
+                self.log.iobufs.segment_cleaner.pop()
+            else {
+                break;
+            };
             self.rewrite_page(pid_to_clean, segment_to_clean, guard)?;
         }
 
