@@ -111,6 +111,9 @@ pub struct Report {
 pub struct Space {
     /// Keys and values kvitto stores in sled, per tree (log, index, projections, …).
     pub logical: Vec<(String, f64)>,
+    /// The `index` tree's share of `logical`, by kind of entry (FORMAT.md §4: Merkle pages,
+    /// event ids, subject tips, checkpoints, the watermark).
+    pub index_by_kind: Vec<(String, f64)>,
     /// sled's files (its log segments, snapshot, blobs).
     pub sled_files: f64,
     /// The key vault's segments.
@@ -132,17 +135,40 @@ fn space(dir: &Path, n: usize) -> Result<Space> {
     let vault = per(dir_size(&dir.join("vault")));
     let db = sled::Config::new().path(&store).open().map_err(err("opening the ledger's sled store"))?;
     let mut logical = Vec::new();
+    let mut index_by_kind: Vec<(String, u64)> = Vec::new();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).map_err(err("sled tree"))?;
+        let is_index = &*name == b"index";
         let mut bytes = 0u64;
         for kv in tree.iter() {
             let (k, v) = kv.map_err(err("reading a sled tree"))?;
-            bytes += (k.len() + v.len()) as u64;
+            let size = (k.len() + v.len()) as u64;
+            bytes += size;
+            if is_index {
+                let kind = index_entry_kind(k.first().copied());
+                match index_by_kind.iter_mut().find(|(label, _)| label == kind) {
+                    Some((_, b)) => *b += size,
+                    None => index_by_kind.push((kind.to_string(), size)),
+                }
+            }
         }
         let label = String::from_utf8_lossy(&name).replace("__sled__default", "meta");
         logical.push((label, per(bytes)));
     }
-    Ok(Space { logical, sled_files, vault })
+    index_by_kind.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    let index_by_kind = index_by_kind.into_iter().map(|(label, b)| (label, per(b))).collect();
+    Ok(Space { logical, index_by_kind, sled_files, vault })
+}
+
+/// What an entry of the sled `index` tree is, by its key's first byte (FORMAT.md §4).
+fn index_entry_kind(prefix: Option<u8>) -> &'static str {
+    match prefix {
+        Some(b'T') => "Merkle pages",
+        Some(b'e') => "event ids",
+        Some(b'h') => "subject tips",
+        Some(b'K' | b'k') => "checkpoints",
+        _ => "other",
+    }
 }
 
 /// A target from the issue: (ratio or result name, threshold).
@@ -218,6 +244,8 @@ impl Report {
                 "stored_per_event": round(self.space.logical_total(), 1),
                 "stored_per_event_by_tree": self.space.logical.iter()
                     .map(|(t, b)| (t.clone(), json!(round(*b, 1)))).collect::<serde_json::Map<_, _>>(),
+                "index_per_event_by_kind": self.space.index_by_kind.iter()
+                    .map(|(t, b)| (t.clone(), json!(round(*b, 1)))).collect::<serde_json::Map<_, _>>(),
                 "vault_per_event": round(self.space.vault, 1),
             },
         })
@@ -270,15 +298,17 @@ impl Report {
         let _ = writeln!(s, "{}", self.phases());
         let sp = &self.space;
         let trees: Vec<String> = sp.logical.iter().map(|(t, b)| format!("{t} {b:.0}")).collect();
+        let index: Vec<String> = sp.index_by_kind.iter().map(|(t, b)| format!("{t} {b:.0}")).collect();
         let _ = writeln!(
             s,
             "bytes per event: sled files {:.0} holding {:.0} of keys and values ({}; sled's space amplification \
-             {:.2}×) · key vault {:.0}",
+             {:.2}×) · key vault {:.0}\nindex bytes per event: {}",
             sp.sled_files,
             sp.logical_total(),
             trees.join(", "),
             sp.sled_files / sp.logical_total().max(1e-9),
             sp.vault,
+            index.join(", "),
         );
         s
     }

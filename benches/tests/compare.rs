@@ -90,6 +90,15 @@ fn small_compare_run_writes_every_result_and_ratio() {
     let sum: f64 = by_tree.values().filter_map(serde_json::Value::as_f64).sum();
     assert!((sum - stored).abs() < 1.0, "{space}");
     assert!(space["vault_per_event"].as_f64().is_some_and(|b| b > 0.0), "{space}");
+    // The index's share, by kind of entry, adds up to the index tree and names the kinds.
+    let index = by_tree["index"].as_f64().expect("index bytes");
+    let kinds = space["index_per_event_by_kind"].as_object().expect("index by kind");
+    let kind_sum: f64 = kinds.values().filter_map(serde_json::Value::as_f64).sum();
+    assert!((kind_sum - index).abs() < 1.0, "{space}");
+    for kind in ["Merkle pages", "event ids", "subject tips"] {
+        assert!(kinds.get(kind).and_then(serde_json::Value::as_f64).is_some_and(|b| b > 0.0), "{kind}: {space}");
+    }
+    assert!(stdout.contains("index bytes per event: "), "{stdout}");
     assert!(stdout.contains("sled's space amplification"), "{stdout}");
 }
 
