@@ -135,7 +135,7 @@ fn space(dir: &Path, n: usize) -> Result<Space> {
     let vault = per(dir_size(&dir.join("vault")));
     let db = sled::Config::new().path(&store).open().map_err(err("opening the ledger's sled store"))?;
     let mut logical = Vec::new();
-    let mut index_by_kind: Vec<(String, u64)> = Vec::new();
+    let mut index_by_kind: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for name in db.tree_names() {
         let tree = db.open_tree(&name).map_err(err("sled tree"))?;
         let is_index = &*name == b"index";
@@ -145,18 +145,15 @@ fn space(dir: &Path, n: usize) -> Result<Space> {
             let size = (k.len() + v.len()) as u64;
             bytes += size;
             if is_index {
-                let kind = index_entry_kind(k.first().copied());
-                match index_by_kind.iter_mut().find(|(label, _)| label == kind) {
-                    Some((_, b)) => *b += size,
-                    None => index_by_kind.push((kind.to_string(), size)),
-                }
+                *index_by_kind.entry(index_entry_kind(k.first().copied())).or_default() += size;
             }
         }
         let label = String::from_utf8_lossy(&name).replace("__sled__default", "meta");
         logical.push((label, per(bytes)));
     }
-    index_by_kind.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
-    let index_by_kind = index_by_kind.into_iter().map(|(label, b)| (label, per(b))).collect();
+    let mut index_by_kind: Vec<(String, f64)> =
+        index_by_kind.into_iter().map(|(label, b)| (label.to_string(), per(b))).collect();
+    index_by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(Space { logical, index_by_kind, sled_files, vault })
 }
 
