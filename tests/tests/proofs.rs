@@ -75,6 +75,43 @@ async fn stored_tree_proofs_match_an_in_memory_tree() {
     assert!(ledger.verify().await.unwrap().is_ok());
 }
 
+/// The stored Merkle nodes per level, 0 to 7.
+fn stored_levels(path: &std::path::Path) -> Vec<usize> {
+    let (store, _, _) = kvitto_store::Store::open(path).unwrap();
+    (0..8).map(|level| store.merkle_level(level).inspect(|n| assert!(n.is_ok(), "{n:?}")).count()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_stores_no_merkle_level_below_the_floor_and_drops_one_stored_before() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    for i in 0..100 {
+        ledger.append(consent("kazoom", &format!("c{}", i % 7), "product-news")).await.unwrap();
+    }
+    let all = leaves(&ledger).await;
+    ledger.close().await.expect("ledger closes cleanly");
+    // 100 leaves: 6 complete subtrees of 16, 3 of 32, 1 of 64; nothing below level 4.
+    assert_eq!(stored_levels(&path), [0, 0, 0, 0, 6, 3, 1, 0]);
+    {
+        // The layout from before the floor: every level, leaves included.
+        let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
+        let mem = MemoryTree::<LogHash>::new(all.clone());
+        let nodes = (0..4u8)
+            .flat_map(|level| (0..100u64 >> level).map(move |i| (level, i)))
+            .map(|(level, i)| (level, i, kvitto_proof::merkle::NodeSource::node(&mem, level.into(), i).unwrap()))
+            .collect();
+        let watermark = store.index_watermark().unwrap();
+        assert_eq!(watermark, 100);
+        store.apply_index(&kvitto_store::IndexBatch { nodes, watermark, ..Default::default() }).unwrap();
+        store.flush_all().unwrap();
+    }
+    assert_eq!(stored_levels(&path), [100, 50, 25, 12, 6, 3, 1, 0]);
+    let ledger = reopen(&path).await;
+    check_all(&ledger).await;
+    assert!(ledger.verify().await.unwrap().is_ok());
+    ledger.close().await.expect("ledger closes cleanly");
+    assert_eq!(stored_levels(&path), [0, 0, 0, 0, 6, 3, 1, 0], "the open rebuilt the index without them");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_merkle_node_fails_verify() {
     let (_d, path, ledger) = fresh_ledger().await;
@@ -84,10 +121,10 @@ async fn tampered_merkle_node_fails_verify() {
     ledger.close().await.expect("ledger closes cleanly");
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
-        // Level 2, index 3: the subtree of leaves 12..16.
-        assert!(store.merkle_node(2, 3).unwrap().is_some_and(|h| h != [7u8; 32]));
-        kvitto_store::tamper::set_merkle_node(&store, 2, 3, &[7u8; 32]).unwrap();
-        assert_eq!(store.merkle_node(2, 3).unwrap(), Some([7u8; 32]));
+        // Level 4, index 1: the subtree of leaves 16..32 (the lowest stored level).
+        assert!(store.merkle_node(4, 1).unwrap().is_some_and(|h| h != [7u8; 32]));
+        kvitto_store::tamper::set_merkle_node(&store, 4, 1, &[7u8; 32]).unwrap();
+        assert_eq!(store.merkle_node(4, 1).unwrap(), Some([7u8; 32]));
     }
     let ledger = reopen(&path).await;
     let r = ledger.verify().await.unwrap();
@@ -236,8 +273,8 @@ async fn ledger_from_tree_v1_migrates() {
     {
         let (store, _, _) = kvitto_store::Store::open(&path).unwrap();
         kvitto_store::tamper::put_legacy_checkpoint_raw(&store, 37, &v1_note).unwrap();
-        kvitto_store::tamper::set_merkle_node(&store, 0, 3, &[9; 32]).unwrap();
+        kvitto_store::tamper::set_merkle_node(&store, 5, 0, &[9; 32]).unwrap();
     }
     let f = reopen(&path).await.verify().await.unwrap().failure.expect("a tampered node");
-    assert!(f.reason.to_string().contains("merkle node 0/3"), "{f}");
+    assert!(f.reason.to_string().contains("merkle node 5/0"), "{f}");
 }

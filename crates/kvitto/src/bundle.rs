@@ -104,7 +104,7 @@ pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEv
         },
     });
     if let Some(size1) = parts.since {
-        let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&StoredTree(store), size1, size)
+        let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&StoredTree::new(store), size1, size)
             .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))?;
         doc["consistency"] = json!({"size1": size1, "proof": hexes(&proof)});
     }
@@ -112,6 +112,6 @@ pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEv
 }
 
 fn prove(store: &dyn Backend, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
-    inclusion_proof::<LogHash>(&StoredTree(store), seq, size)
+    inclusion_proof::<LogHash>(&StoredTree::new(store), seq, size)
         .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))
 }

@@ -70,7 +70,7 @@ pub(crate) fn run(
         let mut batch = IndexBatch::default();
         let mut merge = |w: IndexWork, batch: &mut IndexBatch| {
             for leaf in &w.leaves {
-                frontier.push(leaf, &mut batch.nodes);
+                frontier.push(leaf, crate::tree::STORED_FLOOR, &mut batch.nodes);
             }
             batch.heads.extend(w.heads);
             batch.event_ids.extend(w.event_ids);
@@ -158,6 +158,13 @@ pub(crate) fn catch_up(store: &dyn Backend, next_seq: u64) -> Result<crate::tree
         store.clear_index()?;
         from = 0;
     }
+    if from > 0 && store.merkle_node(0, 0)?.is_some() {
+        // An index written before the Merkle floor stores every level: rebuilt once, without
+        // the levels below it (docs/FORMAT.md §6).
+        tracing::warn!(watermark = from, "merkle index stores the levels below the floor; rebuilding it from seq 0");
+        store.clear_index()?;
+        from = 0;
+    }
     let mut frontier = match crate::tree::Frontier::load(store, from) {
         Ok(f) => f,
         Err(e) => {
@@ -179,7 +186,7 @@ pub(crate) fn catch_up(store: &dyn Backend, next_seq: u64) -> Result<crate::tree
                 .insert(link.subject, SubjectHeadRec { last_seq: seq, count: link.subject_seq + 1, last_hash: hash.0 });
         }
         batch.event_ids.push((event.event_id, seq));
-        frontier.push(&hash.0, &mut batch.nodes);
+        frontier.push(&hash.0, crate::tree::STORED_FLOOR, &mut batch.nodes);
         if batch.event_ids.len() >= MAX_BATCH {
             batch.heads = std::mem::take(&mut heads);
             batch.watermark = seq + 1;

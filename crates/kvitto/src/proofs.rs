@@ -118,7 +118,7 @@ impl Ledger {
         self.indexed(size).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree(&*inner.store), size)
+            kvitto_proof::merkle::root::<kvitto_proof::LogHash>(&tree::StoredTree::new(&*inner.store), size)
                 .map(EventHash)
                 .map_err(|e| ReadError::Storage(crate::StorageError::Proof(e.to_string())))
         })
@@ -133,7 +133,7 @@ impl Ledger {
         self.indexed(size).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            let src = tree::StoredTree(&*inner.store);
+            let src = tree::StoredTree::new(&*inner.store);
             let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             let record = inner
                 .store
@@ -178,7 +178,7 @@ impl Ledger {
         self.indexed(size2).await?;
         let inner = self.inner.clone();
         blocking(move || {
-            let src = tree::StoredTree(&*inner.store);
+            let src = tree::StoredTree::new(&*inner.store);
             let err = |e: kvitto_proof::ProofError| ReadError::Storage(crate::StorageError::Proof(e.to_string()));
             use kvitto_proof::{LogHash, merkle};
             Ok(ConsistencyProof {

@@ -68,28 +68,39 @@ fn put(path: &Path, bytes: &[u8], immutable: bool) -> Result<bool, ReadError> {
 /// The bytes of tile `n` of width `w` at `level` (`None`: the entry bundle): `w` hashes of
 /// 32 bytes, or `w` entries of u16be 32 ‖ the event hash.
 fn tile_bytes(store: &dyn crate::Backend, level: Option<u8>, n: u64, w: u64) -> Result<Vec<u8>, ReadError> {
-    let Some(level) = level else {
-        let mut bytes = Vec::with_capacity(w as usize * 34);
-        crate::read::for_each_event(store, n * WIDTH, n * WIDTH + w, |_, record, _| {
-            bytes.extend_from_slice(&32u16.to_be_bytes());
-            bytes.extend_from_slice(&kvitto_core::event_hash(&record.canonical).0);
-            Ok(())
-        })?;
-        if bytes.len() as u64 != w * 34 {
-            return Err(ReadError::Corrupt { at: format!("seq {}", n * WIDTH), what: "events missing".into() });
+    use kvitto_proof::TreeHash;
+    match level {
+        None => {
+            Ok(event_hashes(store, n * WIDTH, w)?.iter().flat_map(|h| [&[0, 32][..], h]).flatten().copied().collect())
         }
-        return Ok(bytes);
-    };
-    let mut bytes = Vec::with_capacity(w as usize * 32);
-    for i in 0..w {
-        let index = n * WIDTH + i;
-        let hash = store.merkle_node(8 * level, index)?.ok_or_else(|| ReadError::Corrupt {
-            at: format!("merkle node {}/{index}", 8 * level),
-            what: "not indexed".into(),
-        })?;
-        bytes.extend_from_slice(&hash);
+        // The leaves are below the stored Merkle levels: hashed from the events.
+        Some(0) => Ok(event_hashes(store, n * WIDTH, w)?.iter().flat_map(|h| kvitto_proof::LogHash::leaf(h)).collect()),
+        Some(level) => {
+            let mut bytes = Vec::with_capacity(w as usize * 32);
+            for i in 0..w {
+                let index = n * WIDTH + i;
+                let hash = store.merkle_node(8 * level, index)?.ok_or_else(|| ReadError::Corrupt {
+                    at: format!("merkle node {}/{index}", 8 * level),
+                    what: "not indexed".into(),
+                })?;
+                bytes.extend_from_slice(&hash);
+            }
+            Ok(bytes)
+        }
     }
-    Ok(bytes)
+}
+
+/// The event hashes of the `w` events from `first`, all of which must be in the log.
+fn event_hashes(store: &dyn crate::Backend, first: u64, w: u64) -> Result<Vec<[u8; 32]>, ReadError> {
+    let mut hashes = Vec::with_capacity(w as usize);
+    crate::read::for_each_event(store, first, first + w, |_, record, _| {
+        hashes.push(kvitto_core::event_hash(&record.canonical).0);
+        Ok(())
+    })?;
+    if hashes.len() as u64 != w {
+        return Err(ReadError::Corrupt { at: format!("seq {first}"), what: "events missing".into() });
+    }
+    Ok(hashes)
 }
 
 impl Ledger {

@@ -1,12 +1,25 @@
 //! The ledger's Merkle tree (RFC 6962, SHA-256): leaf data = the event hash, so
-//! leaf i = SHA-256(0x00 ‖ event_hash(i)). Nodes of complete subtrees are persisted by the
-//! indexer as events are appended; a proof for any i < n ≤ indexed size reads O(log n) nodes.
+//! leaf i = SHA-256(0x00 ‖ event_hash(i)). Nodes of complete subtrees at level
+//! [`STORED_FLOOR`] and above are persisted by the indexer as events are appended; those
+//! below it are recomputed from the (at most 2^`STORED_FLOOR`) events they cover when a proof
+//! needs them. A proof for any i < n ≤ indexed size reads O(log n) nodes and one block of
+//! events.
 
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use kvitto_proof::merkle::{NodeSource, ProofError};
 use kvitto_proof::{Hash, LogHash, TreeHash};
 use kvitto_storage::{Backend, StoreError};
+
+/// The lowest Merkle level the index stores. Levels 0 (the leaves) to 3 are 15 of every 16
+/// nodes, 60 of the 64 bytes per event that storing every level cost; a node below the floor
+/// is recomputed from the 2^level events it covers, all inside one aligned block of
+/// `1 << STORED_FLOOR` events (docs/FORMAT.md §6).
+pub(crate) const STORED_FLOOR: u8 = 4;
+
+/// Events in one block of the lowest stored level.
+const BLOCK: u64 = 1 << STORED_FLOOR;
 
 /// The pending left subtrees of an incomplete tree (one per set bit of its size), used to
 /// complete nodes as leaves arrive. Generic over the hash only so that `verify` can recompute
@@ -26,13 +39,15 @@ impl<H> Default for Frontier<H> {
 }
 
 impl Frontier<LogHash> {
-    /// Rebuilds the frontier of a tree of `size` leaves from the stored nodes.
+    /// Rebuilds the frontier of a tree of `size` leaves from the stored nodes (and, below
+    /// [`STORED_FLOOR`], from the events of the last incomplete block).
     pub fn load(store: &dyn Backend, size: u64) -> Result<Self, StoreError> {
+        let tree = StoredTree::new(store);
         let mut pending = vec![None; 64];
         for (level, slot) in pending.iter_mut().enumerate() {
             if size >> level & 1 == 1 {
                 let index = (size >> level) - 1;
-                *slot = Some(store.merkle_node(level as u8, index)?.ok_or_else(|| StoreError::Corrupt {
+                *slot = Some(tree.stored_or_derived(level as u8, index)?.ok_or_else(|| StoreError::Corrupt {
                     at: format!("merkle node {level}/{index}"),
                     what: format!("missing for tree size {size}"),
                 })?);
@@ -60,35 +75,104 @@ impl<H: TreeHash> Frontier<H> {
         self.size
     }
 
-    /// Adds the next leaf (its event hash); returns the nodes completed, leaf included.
-    pub fn push(&mut self, event_hash: &[u8; 32], out: &mut Vec<(u8, u64, Hash)>) {
-        self.push_leaf(H::leaf(event_hash), out);
+    /// Adds the next leaf (its event hash); appends to `out` the nodes it completes at
+    /// `floor` and above (0: every node, the leaf included; [`STORED_FLOOR`]: those the
+    /// index stores).
+    pub fn push(&mut self, event_hash: &[u8; 32], floor: u8, out: &mut Vec<(u8, u64, Hash)>) {
+        self.push_leaf(H::leaf(event_hash), floor, out);
     }
 
     /// [`Frontier::push`] with the leaf hash already computed.
-    pub fn push_leaf(&mut self, leaf: Hash, out: &mut Vec<(u8, u64, Hash)>) {
+    pub fn push_leaf(&mut self, leaf: Hash, floor: u8, out: &mut Vec<(u8, u64, Hash)>) {
         let index = self.size;
         let mut carry = leaf;
-        out.push((0, index, carry));
+        if floor == 0 {
+            out.push((0, index, carry));
+        }
         let mut level = 0usize;
         while let Some(left) = self.pending[level].take() {
             carry = H::node(&left, &carry);
             level += 1;
-            out.push((level as u8, index >> level, carry));
+            if level >= usize::from(floor) {
+                out.push((level as u8, index >> level, carry));
+            }
         }
         self.pending[level] = Some(carry);
         self.size += 1;
     }
 }
 
-/// Reads persisted nodes for proofs.
-pub(crate) struct StoredTree<'a>(pub &'a dyn Backend);
+/// Reads persisted nodes for proofs; recomputes those below [`STORED_FLOOR`] from the events,
+/// keeping the leaves of the last block it read (a proof's lowest siblings all lie in the
+/// block of its leaf).
+pub(crate) struct StoredTree<'a> {
+    store: &'a dyn Backend,
+    /// (first seq of the block, its leaves that exist in the log).
+    block: RefCell<Option<(u64, Vec<Hash>)>>,
+}
+
+impl<'a> StoredTree<'a> {
+    pub(crate) fn new(store: &'a dyn Backend) -> Self {
+        Self { store, block: RefCell::new(None) }
+    }
+
+    /// The node of the complete subtree `[index·2^level, (index+1)·2^level)`: stored at
+    /// [`STORED_FLOOR`] and above, recomputed below it (`None`: not indexed, or its events
+    /// are not all in the log).
+    pub(crate) fn stored_or_derived(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        if level >= STORED_FLOOR {
+            return self.store.merkle_node(level, index);
+        }
+        let Some(first) = index.checked_shl(u32::from(level)) else { return Ok(None) };
+        let start = first - first % BLOCK;
+        let mut cached = self.block.borrow_mut();
+        if cached.as_ref().is_none_or(|(s, _)| *s != start) {
+            *cached = Some((start, block_leaves(self.store, start)?));
+        }
+        let Some((_, leaves)) = cached.as_ref() else { return Ok(None) };
+        let offset = (first - start) as usize;
+        let Some(span) = leaves.get(offset..offset + (1usize << level)) else { return Ok(None) };
+        Ok(Some(subtree_root(span)))
+    }
+}
 
 impl NodeSource for StoredTree<'_> {
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
-        self.0
-            .merkle_node(level as u8, index)
+        u8::try_from(level)
+            .ok()
+            .map_or(Ok(None), |l| self.stored_or_derived(l, index))
             .map_err(|e| ProofError::Source(e.to_string()))?
             .ok_or_else(|| ProofError::Source(format!("merkle node {level}/{index} is not indexed")))
     }
+}
+
+/// The leaves of the events `[start, start + BLOCK)` that the log holds, in seq order.
+fn block_leaves(store: &dyn Backend, start: u64) -> Result<Vec<Hash>, StoreError> {
+    let mut leaves = Vec::with_capacity(BLOCK as usize);
+    'chunks: for chunk in store.chunks_from(start) {
+        let (first, records) = chunk?;
+        for (i, record) in records.iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < start {
+                continue;
+            }
+            if seq != start + leaves.len() as u64 {
+                break 'chunks;
+            }
+            leaves.push(LogHash::leaf(&kvitto_core::event_hash(&record.canonical).0));
+            if leaves.len() as u64 == BLOCK {
+                break 'chunks;
+            }
+        }
+    }
+    Ok(leaves)
+}
+
+/// Root of a complete subtree (a power-of-two number of leaves).
+fn subtree_root(leaves: &[Hash]) -> Hash {
+    let mut level: Vec<Hash> = leaves.to_vec();
+    while level.len() > 1 {
+        level = level.chunks_exact(2).map(|p| LogHash::node(&p[0], &p[1])).collect();
+    }
+    level.first().copied().unwrap_or_else(LogHash::empty)
 }

@@ -407,7 +407,7 @@ fn check_stream<'p>(
             };
         }
         completed.clear();
-        frontier.push_leaf(leaf, &mut completed);
+        frontier.push_leaf(leaf, crate::tree::STORED_FLOOR, &mut completed);
         while let Some((size, note)) = next_checkpoint.peek() {
             if *size != frontier.size() {
                 break;
@@ -420,7 +420,7 @@ fn check_stream<'p>(
         }
         if let Some(f) = legacy_frontier.as_mut() {
             legacy_completed.clear();
-            f.push(&hash.0, &mut legacy_completed);
+            f.push(&hash.0, u8::MAX, &mut legacy_completed);
             while let Some((size, note)) = next_legacy.peek() {
                 if *size != f.size() {
                     break;
@@ -454,16 +454,15 @@ fn check_stream<'p>(
             }
         }
         if event.seq < watermark && index_failure.is_none() {
-            // Every stored Merkle node (leaves and interior) against the nodes re-derived from
-            // the events, in lockstep, one stream per level.
+            // Every stored Merkle node (the levels from `STORED_FLOOR` up) against the nodes
+            // re-derived from the events, in lockstep, one stream per level.
             index_failure = completed.iter().find_map(|&(level, index, node)| {
-                let level = level as usize;
-                while levels.len() <= level {
-                    levels.push(store.merkle_level(levels.len() as u8));
+                let above = usize::from(level - crate::tree::STORED_FLOOR);
+                while levels.len() <= above {
+                    levels.push(store.merkle_level(crate::tree::STORED_FLOOR + levels.len() as u8));
                 }
-                let bad =
-                    |problem| Some(at(event.seq, FailureReason::MerkleNode { level: level as u8, index, problem }));
-                match levels[level].next() {
+                let bad = |problem| Some(at(event.seq, FailureReason::MerkleNode { level, index, problem }));
+                match levels[above].next() {
                     Some(Ok((i, stored))) if i == index && stored == node => None,
                     Some(Ok((i, _))) if i == index => bad(NodeProblem::Mismatch),
                     Some(Ok((i, _))) => bad(NodeProblem::Skips(i)),
@@ -622,7 +621,7 @@ fn check_checkpoint(
         && size1 < size
     {
         use kvitto_proof::{LogHash, merkle};
-        let proof = merkle::consistency_proof::<LogHash>(&crate::tree::StoredTree(store), size1, size);
+        let proof = merkle::consistency_proof::<LogHash>(&crate::tree::StoredTree::new(store), size1, size);
         let checked = proof.and_then(|p| {
             let p: Vec<Vec<u8>> = p.iter().map(|h| h.to_vec()).collect();
             merkle::verify_consistency::<LogHash>(size1, size, &p, &root1, &c.root)
