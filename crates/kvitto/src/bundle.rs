@@ -48,13 +48,16 @@ pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEv
             .collect(),
     );
     let covered: Vec<&LedgerEvent> = history.iter().filter(|e| e.event.seq < size).collect();
+    // One tree for every proof of the bundle: they share the blocks of events below the
+    // stored Merkle levels (the last block, and neighbouring events of the subject).
+    let tree = StoredTree::new(store);
     let mut events = Vec::with_capacity(covered.len());
     for e in &covered {
         let seq = e.event.seq;
         let record = store
             .record(seq)?
             .ok_or_else(|| ReadError::Corrupt { at: format!("seq {seq}"), what: "missing".into() })?;
-        let proof = prove(store, seq, size)?;
+        let proof = prove(&tree, seq, size)?;
         let mut view = event_to_json(&e.event);
         view.insert("hash".into(), Value::String(e.hash.to_hex()));
         // Disclose details with their salt when the key still exists and they match.
@@ -91,7 +94,7 @@ pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEv
             "commitment": {
                 "leaf_index": c.seq,
                 "canonical": B64.encode(&commitment.canonical),
-                "proof": hexes(&prove(store, c.seq, size)?),
+                "proof": hexes(&prove(&tree, c.seq, size)?),
             },
             "map_proof": {"siblings": hexes(&parts.map_proof.siblings), "terminal": terminal},
         },
@@ -104,14 +107,14 @@ pub(crate) fn export(store: &dyn Backend, parts: &Parts<'_>, history: &[LedgerEv
         },
     });
     if let Some(size1) = parts.since {
-        let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&StoredTree::new(store), size1, size)
+        let proof = kvitto_proof::merkle::consistency_proof::<LogHash>(&tree, size1, size)
             .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))?;
         doc["consistency"] = json!({"size1": size1, "proof": hexes(&proof)});
     }
     Ok(doc)
 }
 
-fn prove(store: &dyn Backend, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
-    inclusion_proof::<LogHash>(&StoredTree::new(store), seq, size)
+fn prove(tree: &StoredTree<'_>, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, ReadError> {
+    inclusion_proof::<LogHash>(tree, seq, size)
         .map_err(|err| ReadError::Storage(crate::StorageError::Proof(err.to_string())))
 }

@@ -102,18 +102,21 @@ impl<H: TreeHash> Frontier<H> {
     }
 }
 
+/// Blocks of leaves a [`StoredTree`] keeps (it forgets them all when it would hold more).
+const BLOCKS_KEPT: usize = 256;
+
 /// Reads persisted nodes for proofs; recomputes those below [`STORED_FLOOR`] from the events,
-/// keeping the leaves of the last block it read (a proof's lowest siblings all lie in the
-/// block of its leaf).
+/// keeping the leaves of the blocks it read: a proof's lowest siblings all lie in the block of
+/// its leaf, a root's in the last block, and the proofs of one bundle often share blocks.
 pub(crate) struct StoredTree<'a> {
     store: &'a dyn Backend,
-    /// (first seq of the block, its leaves that exist in the log).
-    block: RefCell<Option<(u64, Vec<Hash>)>>,
+    /// First seq of a block → its leaves that exist in the log.
+    blocks: RefCell<std::collections::HashMap<u64, Vec<Hash>>>,
 }
 
 impl<'a> StoredTree<'a> {
     pub(crate) fn new(store: &'a dyn Backend) -> Self {
-        Self { store, block: RefCell::new(None) }
+        Self { store, blocks: RefCell::default() }
     }
 
     /// The node of the complete subtree `[index·2^level, (index+1)·2^level)`: stored at
@@ -125,11 +128,14 @@ impl<'a> StoredTree<'a> {
         }
         let Some(first) = index.checked_shl(u32::from(level)) else { return Ok(None) };
         let start = first - first % BLOCK;
-        let mut cached = self.block.borrow_mut();
-        if cached.as_ref().is_none_or(|(s, _)| *s != start) {
-            *cached = Some((start, block_leaves(self.store, start)?));
+        let mut blocks = self.blocks.borrow_mut();
+        if !blocks.contains_key(&start) {
+            if blocks.len() >= BLOCKS_KEPT {
+                blocks.clear();
+            }
+            blocks.insert(start, block_leaves(self.store, start)?);
         }
-        let Some((_, leaves)) = cached.as_ref() else { return Ok(None) };
+        let Some(leaves) = blocks.get(&start) else { return Ok(None) };
         let offset = (first - start) as usize;
         let Some(span) = leaves.get(offset..offset + (1usize << level)) else { return Ok(None) };
         Ok(Some(subtree_root(span)))
