@@ -483,7 +483,7 @@ fn arr<const N: usize>(v: &[u8], at: impl Fn() -> String) -> Result<[u8; N], Sto
 
 fn decode_chunk(first: i64, body: &[u8]) -> Result<(u64, Vec<Record>), StoreError> {
     let first = seq(first, "chunk key")?;
-    Ok((first, codec::decode(body, || format!("chunk {first}"))?))
+    Ok((first, codec::decode_chunk(body, || format!("chunk {first}"))?))
 }
 
 fn watermark(c: &mut Client, part: &str) -> Result<u64, StoreError> {

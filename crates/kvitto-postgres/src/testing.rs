@@ -202,7 +202,7 @@ pub fn edit_record(url: &str, seq: u64, edit: &mut dyn FnMut(&mut kvitto_storage
         }
     });
     let mut records: Vec<kvitto_storage::Record> =
-        kvitto_storage::codec::decode(&body, || "chunk".into()).expect("the chunk decodes");
+        kvitto_storage::codec::decode_chunk(&body, || "chunk".into()).expect("the chunk decodes");
     edit(&mut records[(seq - first as u64) as usize]);
     let body = kvitto_storage::codec::encode(&records).expect("encode");
     on_thread(move || {

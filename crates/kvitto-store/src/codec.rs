@@ -15,7 +15,14 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], at: impl Fn() -> Strin
     Ok(kvitto_storage::codec::decode(bytes, at)?)
 }
 
-/// [`kvitto_storage::codec::chunk_records`].
+/// [`kvitto_storage::codec::chunk_records`], each value compressed
+/// ([`kvitto_storage::codec::compress_chunk`]): sled stores the log's values as they are.
 pub fn chunk_records(first_seq: u64, records: &[Record]) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    Ok(kvitto_storage::codec::chunk_records(first_seq, records)?)
+    let chunks = kvitto_storage::codec::chunk_records(first_seq, records)?;
+    Ok(chunks.into_iter().map(|(first, value)| (first, kvitto_storage::codec::compress_chunk(value))).collect())
+}
+
+/// [`kvitto_storage::codec::decode_chunk`].
+pub fn decode_chunk(bytes: &[u8], at: impl Fn() -> String) -> Result<Vec<Record>, StoreError> {
+    Ok(kvitto_storage::codec::decode_chunk(bytes, at)?)
 }

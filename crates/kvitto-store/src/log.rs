@@ -312,7 +312,7 @@ fn repair_torn_tail(
             doomed.push(k);
             continue;
         }
-        let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}")).map_err(&read_err)?;
+        let records = codec::decode_chunk(&v, || format!("chunk {first}")).map_err(&read_err)?;
         let recorded = |r: &Record| {
             kvitto_core::decode_event(&r.canonical)
                 .map(|e| e.recorded_at.as_micros())
@@ -401,7 +401,7 @@ fn chunk_holding(log: &sled::Tree, seq: u64) -> Result<Option<(u64, Vec<Record>)
         Some(kv) => {
             let (k, v) = kv?;
             let first = decode_chunk_key(&k)?;
-            let records: Vec<Record> = codec::decode(&v, || format!("chunk {first}"))?;
+            let records = codec::decode_chunk(&v, || format!("chunk {first}"))?;
             Ok((seq < first + records.len() as u64).then_some((first, records)))
         }
     }
@@ -680,7 +680,7 @@ impl Store {
         self.log.range(chunk_key(start)..=chunk_key(u64::MAX)).map(|kv| {
             let (k, v) = kv?;
             let first = decode_chunk_key(&k)?;
-            let records = codec::decode(&v, || format!("chunk {first}"))?;
+            let records = codec::decode_chunk(&v, || format!("chunk {first}"))?;
             Ok((first, records))
         })
     }

@@ -15,7 +15,9 @@ fn save(store: &Store, first: u64, records: &[Record]) -> Result<(), StoreError>
     if records.is_empty() {
         store.log_tree().remove(chunk_key(first))?;
     } else {
-        store.log_tree().insert(chunk_key(first), codec::encode(records)?)?;
+        // Written as the store writes chunks (compressed), so a tampered chunk looks like any other.
+        let value = kvitto_storage::codec::compress_chunk(codec::encode(records)?);
+        store.log_tree().insert(chunk_key(first), value)?;
     }
     store.flush_all()
 }
