@@ -207,7 +207,14 @@ async fn nothing_personal_reaches_sled_in_clear() {
     let (d, path, ledger) = fresh_ledger().await;
     ledger.append(collected_with_details("kalejdo", "KAL-991177", "unique.person@example.se")).await.unwrap();
     ledger.close().await.expect("ledger closes cleanly");
-    let store = all_bytes_under(&path.join("store"));
+    // Chunks are stored compressed, which could hide a string from a search of the files: the
+    // files are searched as they are and again with every chunk rewritten plain.
+    let mut store = all_bytes_under(&path.join("store"));
+    {
+        let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
+        kvitto_store::tamper::write_chunks_plain(&s).unwrap();
+    }
+    store.extend(all_bytes_under(&path.join("store")));
     assert!(!store.is_empty());
     assert!(!contains(&store, b"unique.person@example.se"), "details in clear in sled");
     assert!(!contains(&store, "Åsa Öberg".as_bytes()), "details in clear in sled");
@@ -322,4 +329,29 @@ async fn verify_passes_while_appends_continue() {
     let r = ledger.verify().await.unwrap();
     assert!(r.is_ok(), "{:?}", r.failure);
     assert_eq!(r.count, 200 + more as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_plain_chunks_reads_verifies_and_goes_on_compressed() {
+    let (_d, path, ledger) = fresh_ledger().await;
+    let batch = |from: usize| (from..from + 30).map(|i| consent("kazoom", &format!("c{}", i % 3), "product-news"));
+    ledger.append_batch(batch(0).collect()).await.unwrap();
+    ledger.close().await.expect("ledger closes cleanly");
+    {
+        // The chunks as stores wrote them before compression.
+        let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
+        assert!(kvitto_store::tamper::write_chunks_plain(&s).unwrap() > 0, "a 30-event group compresses");
+        assert_eq!(kvitto_store::tamper::write_chunks_plain(&s).unwrap(), 0, "all plain now");
+    }
+    let ledger = reopen(&path).await;
+    assert_eq!(ledger.history("kazoom", "c1").await.unwrap().len(), 10);
+    ledger.append_batch(batch(30).collect()).await.unwrap();
+    let report = ledger.verify().await.unwrap();
+    assert!(report.is_ok(), "{:?}", report.failure);
+    assert_eq!(report.count, 60);
+    let h = ledger.history("kazoom", "c1").await.unwrap();
+    assert_eq!(h.iter().map(|e| e.event.seq).collect::<Vec<_>>(), (0..60).filter(|i| i % 3 == 1).collect::<Vec<_>>());
+    ledger.close().await.expect("ledger closes cleanly");
+    let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
+    assert_eq!(kvitto_store::tamper::write_chunks_plain(&s).unwrap(), 1, "the new group was written compressed");
 }

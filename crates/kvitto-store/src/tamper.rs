@@ -114,6 +114,22 @@ pub fn remove_chunk(store: &Store, first_seq: u64) -> Result<bool, StoreError> {
     Ok(removed)
 }
 
+/// Rewrites every chunk in its plain form (version byte 1, as stores wrote them before chunks
+/// were compressed); returns how many were compressed.
+pub fn write_chunks_plain(store: &Store) -> Result<usize, StoreError> {
+    let mut compressed = 0;
+    for kv in store.log_tree().scan_prefix(b"c") {
+        let (key, value) = kv?;
+        if value.first() == Some(&kvitto_storage::codec::CHUNK_LZ4) {
+            let records = codec::decode_chunk(&value, || "chunk".into())?;
+            store.log_tree().insert(key, codec::encode(&records)?)?;
+            compressed += 1;
+        }
+    }
+    store.flush_all()?;
+    Ok(compressed)
+}
+
 /// The first seqs of the stored chunks, in order.
 pub fn chunk_starts(store: &Store) -> Result<Vec<u64>, StoreError> {
     store.chunks_from(0).map(|c| c.map(|(first, _)| first)).collect()

@@ -29,6 +29,9 @@ fn sled_passes_the_conformance_suite() {
     });
 }
 
+/// Whether `needle` occurs in a file under `dir`. Chunks are LZ4-compressed, which copies a
+/// byte string's first occurrence in a chunk as a literal unless it repeats earlier bytes: the
+/// random keys searched for here would show.
 fn files_hold(dir: &std::path::Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
         let path = e.unwrap().path();
