@@ -212,7 +212,7 @@ async fn nothing_personal_reaches_sled_in_clear() {
     let mut store = all_bytes_under(&path.join("store"));
     {
         let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
-        kvitto_store::tamper::write_chunks_plain(&s).unwrap();
+        kvitto_store::tamper::write_plain(&s, kvitto_store::tamper::PlainTree::Log).unwrap();
     }
     store.extend(all_bytes_under(&path.join("store")));
     assert!(!store.is_empty());
@@ -340,8 +340,15 @@ async fn a_store_of_plain_chunks_reads_verifies_and_goes_on_compressed() {
     {
         // The chunks as stores wrote them before compression.
         let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
-        assert!(kvitto_store::tamper::write_chunks_plain(&s).unwrap() > 0, "a 30-event group compresses");
-        assert_eq!(kvitto_store::tamper::write_chunks_plain(&s).unwrap(), 0, "all plain now");
+        assert!(
+            kvitto_store::tamper::write_plain(&s, kvitto_store::tamper::PlainTree::Log).unwrap() > 0,
+            "a 30-event group compresses"
+        );
+        assert_eq!(
+            kvitto_store::tamper::write_plain(&s, kvitto_store::tamper::PlainTree::Log).unwrap(),
+            0,
+            "all plain now"
+        );
     }
     let ledger = reopen(&path).await;
     assert_eq!(ledger.history("kazoom", "c1").await.unwrap().len(), 10);
@@ -353,5 +360,9 @@ async fn a_store_of_plain_chunks_reads_verifies_and_goes_on_compressed() {
     assert_eq!(h.iter().map(|e| e.event.seq).collect::<Vec<_>>(), (0..60).filter(|i| i % 3 == 1).collect::<Vec<_>>());
     ledger.close().await.expect("ledger closes cleanly");
     let (s, _, _) = kvitto_store::Store::open(&path).unwrap();
-    assert_eq!(kvitto_store::tamper::write_chunks_plain(&s).unwrap(), 1, "the new group was written compressed");
+    assert_eq!(
+        kvitto_store::tamper::write_plain(&s, kvitto_store::tamper::PlainTree::Log).unwrap(),
+        1,
+        "the new group was written compressed"
+    );
 }

@@ -9,9 +9,10 @@ use crate::StoreError;
 /// Version of the stored record layout (first byte of every stored value).
 pub const STORE_FORMAT: u8 = 1;
 
-/// First byte of a compressed chunk value: `2 ‖ u32le n ‖ LZ4 block` of the `n` bytes that
-/// follow the version byte of the chunk's [`STORE_FORMAT`] encoding (docs/FORMAT.md §4).
-pub const CHUNK_LZ4: u8 = 2;
+/// First byte of a compressed value: `2 ‖ u32le n ‖ LZ4 block` of the `n` bytes that follow
+/// the version byte of the value's [`STORE_FORMAT`] encoding (docs/FORMAT.md §4). Chunks and
+/// projection states are stored so.
+pub const LZ4_FORMAT: u8 = 2;
 
 /// Largest chunk value in bytes. sled moves values above `segment_size/4 − 20` (128 KiB by
 /// default) into blob files it never fsyncs; 64 KiB keeps every chunk in the log.
@@ -159,8 +160,8 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], at: impl Fn() -> Strin
     }
 }
 
-/// A chunk value ([`encode`] of its records) compressed, when that makes it smaller.
-pub fn compress_chunk(value: Vec<u8>) -> Vec<u8> {
+/// An [`encode`]d value compressed ([`LZ4_FORMAT`]), when that makes it smaller.
+pub fn compress(value: Vec<u8>) -> Vec<u8> {
     let Some((&STORE_FORMAT, body)) = value.split_first() else { return value };
     let Ok(n) = u32::try_from(body.len()) else { return value };
     let packed = lz4_flex::block::compress(body);
@@ -168,31 +169,46 @@ pub fn compress_chunk(value: Vec<u8>) -> Vec<u8> {
         return value;
     }
     let mut out = Vec::with_capacity(packed.len() + 5);
-    out.push(CHUNK_LZ4);
+    out.push(LZ4_FORMAT);
     out.extend_from_slice(&n.to_le_bytes());
     out.extend_from_slice(&packed);
     out
 }
 
-/// Decodes a chunk value, compressed ([`CHUNK_LZ4`]) or not; `at` names it for errors.
-pub fn decode_chunk(bytes: &[u8], at: impl Fn() -> String) -> Result<Vec<Record>, StoreError> {
-    let Some((&CHUNK_LZ4, rest)) = bytes.split_first() else { return decode(bytes, at) };
+/// Decodes a stored value, compressed ([`LZ4_FORMAT`]) or not; `at` names it for errors.
+pub fn decode_stored<T: for<'de> Deserialize<'de>>(bytes: &[u8], at: impl Fn() -> String) -> Result<T, StoreError> {
+    match bytes.first() {
+        Some(&LZ4_FORMAT) => decode(&decompress(bytes, &at)?, at),
+        _ => decode(bytes, at),
+    }
+}
+
+/// The [`encode`]d form of a [`LZ4_FORMAT`] value (version byte [`STORE_FORMAT`] first).
+pub fn decompress(bytes: &[u8], at: impl Fn() -> String) -> Result<Vec<u8>, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt { at: at(), what };
+    let Some((&LZ4_FORMAT, rest)) = bytes.split_first() else {
+        return Err(corrupt("not a compressed value".into()));
+    };
     let (n, packed) =
-        rest.split_at_checked(4).ok_or_else(|| corrupt("compressed chunk shorter than its length".into()))?;
+        rest.split_at_checked(4).ok_or_else(|| corrupt("compressed value shorter than its length".into()))?;
     let n = u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize;
     if n > DECODE_LIMIT {
-        return Err(corrupt(format!("compressed chunk of {n} bytes, more than {DECODE_LIMIT}")));
+        return Err(corrupt(format!("compressed value of {n} bytes, more than {DECODE_LIMIT}")));
     }
     let mut plain = Vec::with_capacity(n + 1);
     plain.push(STORE_FORMAT);
     plain.resize(n + 1, 0);
     let got = lz4_flex::block::decompress_into(packed, &mut plain[1..])
-        .map_err(|e| corrupt(format!("compressed chunk does not decompress: {e}")))?;
+        .map_err(|e| corrupt(format!("compressed value does not decompress: {e}")))?;
     if got != n {
-        return Err(corrupt(format!("compressed chunk holds {got} bytes, its length says {n}")));
+        return Err(corrupt(format!("compressed value holds {got} bytes, its length says {n}")));
     }
-    decode(&plain, at)
+    Ok(plain)
+}
+
+/// Decodes a chunk value ([`decode_stored`] of its records).
+pub fn decode_chunk(bytes: &[u8], at: impl Fn() -> String) -> Result<Vec<Record>, StoreError> {
+    decode_stored(bytes, at)
 }
 
 /// Splits records into chunk values of at most [`CHUNK_LIMIT`] bytes; returns (first seq, value).
@@ -276,8 +292,8 @@ mod tests {
     #[test]
     fn a_compressed_chunk_names_what_is_wrong_with_it() {
         let records = vec![Record { canonical: vec![7; 300], back_link: Some(3), sealed: None }; 4];
-        let packed = compress_chunk(encode(&records).unwrap());
-        assert_eq!(packed[0], CHUNK_LZ4);
+        let packed = compress(encode(&records).unwrap());
+        assert_eq!(packed[0], LZ4_FORMAT);
         let err = |bytes: &[u8]| decode_chunk(bytes, || "chunk 9".into()).unwrap_err().to_string();
         assert!(err(&packed[..3]).contains("shorter than its length"), "{}", err(&packed[..3]));
         let mut huge = packed.clone();
@@ -294,7 +310,7 @@ mod tests {
         // A value that does not shrink stays plain.
         let random: Vec<u8> = (0..200u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let one = vec![Record { canonical: random, back_link: None, sealed: None }];
-        assert_eq!(compress_chunk(encode(&one).unwrap())[0], STORE_FORMAT);
+        assert_eq!(compress(encode(&one).unwrap())[0], STORE_FORMAT);
     }
 
     proptest! {
@@ -323,10 +339,10 @@ mod tests {
             // Repeated records compress; random bytes alone may not (then the value stays plain).
             let records: Vec<Record> = records.iter().cycle().take(records.len() * repeat).cloned().collect();
             let plain = encode(&records).unwrap();
-            let packed = compress_chunk(plain.clone());
+            let packed = compress(plain.clone());
             prop_assert!(packed.len() <= plain.len());
             if repeat > 1 {
-                prop_assert_eq!(packed[0], CHUNK_LZ4);
+                prop_assert_eq!(packed[0], LZ4_FORMAT);
             }
             prop_assert_eq!(&decode_chunk(&packed, || "t".into()).unwrap(), &records);
             prop_assert_eq!(&decode_chunk(&plain, || "t".into()).unwrap(), &records);
@@ -335,8 +351,8 @@ mod tests {
         #[test]
         fn a_damaged_compressed_chunk_is_an_error(records in proptest::collection::vec(record(), 2..20), at in any::<usize>(), flip in 1u8..=255) {
             let records: Vec<Record> = records.iter().cycle().take(records.len() * 2).cloned().collect();
-            let mut packed = compress_chunk(encode(&records).unwrap());
-            prop_assert_eq!(packed[0], CHUNK_LZ4);
+            let mut packed = compress(encode(&records).unwrap());
+            prop_assert_eq!(packed[0], LZ4_FORMAT);
             let i = 1 + at % (packed.len() - 1);
             packed[i] ^= flip;
             // Either it no longer decodes, or it decodes to other records (which `verify`

@@ -766,7 +766,7 @@ impl Store {
         let flush = |chunks: &mut Vec<(Vec<u8>, Vec<u8>)>, current: &mut Vec<codec::BytePair>| {
             let mut key = vec![SNAPSHOT];
             key.extend_from_slice(&(chunks.len() as u32).to_be_bytes());
-            chunks.push((key, codec::encode(&std::mem::take(current))?));
+            chunks.push((key, codec::compress(codec::encode(&std::mem::take(current))?)));
             Ok::<(), StoreError>(())
         };
         for (k, v) in &batch.entries {
@@ -790,7 +790,7 @@ impl Store {
         let snapshot = self.projections.scan_prefix([SNAPSHOT]).flat_map(|kv| {
             let pairs: Vec<Result<RawEntry, StoreError>> = match kv {
                 Err(e) => vec![Err(e.into())],
-                Ok((_, v)) => match codec::decode::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
+                Ok((_, v)) => match codec::decode_stored::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
                     Ok(pairs) => pairs.into_iter().map(|codec::BytePair(k, v)| Ok((k, v))).collect(),
                     Err(e) => vec![Err(e)],
                 },

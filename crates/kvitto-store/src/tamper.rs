@@ -16,7 +16,7 @@ fn save(store: &Store, first: u64, records: &[Record]) -> Result<(), StoreError>
         store.log_tree().remove(chunk_key(first))?;
     } else {
         // Written as the store writes chunks (compressed), so a tampered chunk looks like any other.
-        let value = kvitto_storage::codec::compress_chunk(codec::encode(records)?);
+        let value = kvitto_storage::codec::compress(codec::encode(records)?);
         store.log_tree().insert(chunk_key(first), value)?;
     }
     store.flush_all()
@@ -114,20 +114,36 @@ pub fn remove_chunk(store: &Store, first_seq: u64) -> Result<bool, StoreError> {
     Ok(removed)
 }
 
-/// Rewrites every chunk in its plain form (version byte 1, as stores wrote them before chunks
-/// were compressed); returns how many were compressed.
-pub fn write_chunks_plain(store: &Store) -> Result<usize, StoreError> {
+/// Rewrites every compressed value of `tree` (the log's chunks, the projection states) in its
+/// plain form (version byte 1, as stores wrote them before values were compressed); returns
+/// how many were compressed.
+pub fn write_plain(store: &Store, tree: PlainTree) -> Result<usize, StoreError> {
+    // The keys whose values are encoded records or states (FORMAT.md §4).
+    let (tree, prefixes): (_, &[u8]) = match tree {
+        PlainTree::Log => (store.log_tree(), b"c"),
+        PlainTree::Projections => (store.projections_tree(), b"scS"),
+    };
     let mut compressed = 0;
-    for kv in store.log_tree().scan_prefix(b"c") {
+    for kv in tree.iter() {
         let (key, value) = kv?;
-        if value.first() == Some(&kvitto_storage::codec::CHUNK_LZ4) {
-            let records = codec::decode_chunk(&value, || "chunk".into())?;
-            store.log_tree().insert(key, codec::encode(&records)?)?;
+        if key.first().is_some_and(|k| prefixes.contains(k))
+            && value.first() == Some(&kvitto_storage::codec::LZ4_FORMAT)
+        {
+            tree.insert(key, kvitto_storage::codec::decompress(&value, || "value".into())?)?;
             compressed += 1;
         }
     }
     store.flush_all()?;
     Ok(compressed)
+}
+
+/// The trees [`write_plain`] rewrites.
+#[derive(Debug, Clone, Copy)]
+pub enum PlainTree {
+    /// The log's chunks.
+    Log,
+    /// The persisted projection states (and a rebuild's snapshot chunks).
+    Projections,
 }
 
 /// The first seqs of the stored chunks, in order.
@@ -210,7 +226,7 @@ pub fn copy_projection_state(
         if k == wanted {
             found = Some(v);
         } else if k.first() == Some(&b'S') && found.is_none() {
-            let pairs: Vec<codec::BytePair> = codec::decode(&v, || "projection snapshot".into())?;
+            let pairs: Vec<codec::BytePair> = codec::decode_stored(&v, || "projection snapshot".into())?;
             found = pairs.into_iter().find(|p| p.0 == wanted).map(|p| p.1);
         }
     }

@@ -124,7 +124,7 @@ fn persist(
     // seq, so the catch-up on open simply skips them.
     let Ok(_persisting) = shared.persist_lock.lock() else { return };
     let encoded = match shared.projections.read() {
-        Ok(p) => match crate::persist::batch(&p, dirty, watermark) {
+        Ok(p) => match crate::persist::batch(&p, dirty, watermark, true) {
             Ok(b) => b,
             Err(e) => {
                 // Nothing written; the states stay dirty and the next open folds anew.

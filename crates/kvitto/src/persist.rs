@@ -51,17 +51,24 @@ impl Dirty {
     }
 }
 
-/// Encodes the dirty states into one batch.
-pub(crate) fn batch(p: &Projections, dirty: &Dirty, watermark: u64) -> Result<ProjectionBatch, StoreError> {
+/// Encodes the dirty states into one batch, each value compressed when `compress` (a
+/// rebuild's snapshot leaves that to the backend: sled compresses its packed chunks whole).
+pub(crate) fn batch(
+    p: &Projections,
+    dirty: &Dirty,
+    watermark: u64,
+    compress: bool,
+) -> Result<ProjectionBatch, StoreError> {
+    let stored = |v: Vec<u8>| if compress { codec::compress(v) } else { v };
     let mut entries = Vec::with_capacity(dirty.subjects.len() + dirty.controllers.len());
     for s in &dirty.subjects {
         if let Some(state) = p.subjects.get(s) {
-            entries.push((subject_key(s), codec::encode(state)?));
+            entries.push((subject_key(s), stored(codec::encode(state)?)));
         }
     }
     for c in &dirty.controllers {
         if let Some(state) = p.controllers.get(c) {
-            entries.push((controller_key(c), codec::encode(state)?));
+            entries.push((controller_key(c), stored(codec::encode(state)?)));
         }
     }
     entries.extend(version_entries()?);
@@ -176,12 +183,12 @@ fn load(store: &dyn Backend) -> Result<Option<Projections>, StoreError> {
             Some((b's', id)) if id.len() == 16 => {
                 let mut s = [0u8; 16];
                 s.copy_from_slice(id);
-                codec::decode::<SubjectState>(&v, || "projection".into())
+                codec::decode_stored::<SubjectState>(&v, || "projection".into())
                     .map(|st| p.subjects.insert(SubjectId(s), st))
                     .is_ok()
             }
             Some((b'c', id)) => match std::str::from_utf8(id).ok().and_then(|s| Id::new(s).ok()) {
-                Some(id) => codec::decode::<ControllerState>(&v, || "projection".into())
+                Some(id) => codec::decode_stored::<ControllerState>(&v, || "projection".into())
                     .map(|st| p.controllers.insert(id, st))
                     .is_ok(),
                 None => false,
@@ -218,7 +225,7 @@ pub(crate) fn open(store: &dyn Backend, next_seq: u64) -> Result<Projections, St
             let mut dirty = Dirty::default();
             let folded = fold(store, &mut p, from, next_seq, &mut dirty)?;
             if folded > 0 {
-                store.apply_projections(&batch(&p, &dirty, next_seq)?)?;
+                store.apply_projections(&batch(&p, &dirty, next_seq, true)?)?;
                 tracing::info!(folded, watermark = next_seq, "projections caught up from the log");
             }
             Ok(p)
@@ -277,8 +284,9 @@ pub(crate) fn write_snapshot(
     let (left, right) = subjects.split_at(subjects.len() / 2);
     let half = |part: &[SubjectId]| Dirty { subjects: part.iter().copied().collect(), controllers: HashSet::new() };
     let (encoded, other) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| batch(p, &half(right), watermark));
-        let mine = batch(p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, watermark);
+        let other = scope.spawn(|| batch(p, &half(right), watermark, false));
+        let mine =
+            batch(p, &Dirty { controllers: p.controllers.keys().cloned().collect(), ..half(left) }, watermark, false);
         (mine, other.join())
     });
     let mut encoded = encoded?;
