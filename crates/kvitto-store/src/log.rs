@@ -62,6 +62,10 @@ pub const NODES_PER_PAGE: u64 = 64;
 /// Prefix of the Merkle node pages (tree v2, SHA-256). Pages of the BLAKE3 tree of v1 had
 /// `N`; an index holding only those has no `T` pages, so the open rebuilds it.
 pub const NODE_PAGE: u8 = b'T';
+/// Prefix of a subject tip in the index tree: `h ‖ subject(16)` (FORMAT.md §4).
+pub const SUBJECT_TIP: u8 = b'h';
+/// Prefix of an event id in the index tree: `e ‖ event_id(16)` → `u64be` seq.
+pub const EVENT_ID: u8 = b'e';
 
 /// Prefix of stored checkpoints of tree v2 (SHA-256 roots).
 const CHECKPOINT: u8 = b'K';
@@ -695,10 +699,10 @@ impl Store {
     pub fn apply_index(&self, batch: &IndexBatch) -> Result<(), StoreError> {
         let mut b = Parts::new(&self.index);
         for (subject, head) in &batch.heads {
-            b.insert(prefixed(b'h', &subject.0), codec::encode(head)?)?;
+            b.insert(prefixed(SUBJECT_TIP, &subject.0), codec::encode(head)?)?;
         }
         for (id, seq) in &batch.event_ids {
-            b.insert(prefixed(b'e', id.as_bytes()), seq.to_be_bytes())?;
+            b.insert(prefixed(EVENT_ID, id.as_bytes()), seq.to_be_bytes())?;
         }
         // Nodes arrive in index order per level; extend each touched page (read once).
         let mut pages: std::collections::BTreeMap<[u8; 10], Vec<u8>> = std::collections::BTreeMap::new();
@@ -856,19 +860,19 @@ impl Store {
     /// A subject's tip as of the index watermark.
     pub fn subject_head(&self, subject: &SubjectId) -> Result<Option<SubjectHeadRec>, StoreError> {
         self.index
-            .get(prefixed(b'h', &subject.0))?
+            .get(prefixed(SUBJECT_TIP, &subject.0))?
             .map(|v| codec::decode(&v, || format!("index head {subject}")))
             .transpose()
     }
 
     /// The seq of an event id, as of the index watermark.
     pub fn event_seq(&self, id: &EventId) -> Result<Option<u64>, StoreError> {
-        self.index.get(prefixed(b'e', id.as_bytes()))?.map(|v| u64_value(&v, "index event id")).transpose()
+        self.index.get(prefixed(EVENT_ID, id.as_bytes()))?.map(|v| u64_value(&v, "index event id")).transpose()
     }
 
     /// Every subject tip in the index.
     pub fn indexed_subject_heads(&self) -> impl Iterator<Item = Result<(SubjectId, SubjectHeadRec), StoreError>> + '_ {
-        self.index.scan_prefix([b'h']).map(|kv| {
+        self.index.scan_prefix([SUBJECT_TIP]).map(|kv| {
             let (k, v) = kv?;
             let subject = SubjectId(id16(&k, "index head key")?);
             Ok((subject, codec::decode(&v, || format!("index head {subject}"))?))
@@ -877,7 +881,7 @@ impl Store {
 
     /// Every event id in the index.
     pub fn indexed_event_ids(&self) -> impl Iterator<Item = Result<(EventId, u64), StoreError>> + '_ {
-        self.index.scan_prefix([b'e']).map(|kv| {
+        self.index.scan_prefix([EVENT_ID]).map(|kv| {
             let (k, v) = kv?;
             let id = id16(&k, "index event key")?;
             Ok((EventId(uuid::Uuid::from_bytes(id)), u64_value(&v, "index event id")?))
