@@ -11,6 +11,9 @@ use crate::{Ledger, ReadError, blocking};
 /// Hashes per full tile (tile height 8).
 const WIDTH: u64 = 256;
 
+/// The length prefix of an entry in an entry bundle: u16be 32, the event hash's length.
+const ENTRY_LEN: [u8; 2] = 32u16.to_be_bytes();
+
 /// What a publish run wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PublishReport {
@@ -71,7 +74,7 @@ fn tile_bytes(store: &dyn crate::Backend, level: Option<u8>, n: u64, w: u64) -> 
     use kvitto_proof::TreeHash;
     match level {
         None => {
-            Ok(event_hashes(store, n * WIDTH, w)?.iter().flat_map(|h| [&[0, 32][..], h]).flatten().copied().collect())
+            Ok(event_hashes(store, n * WIDTH, w)?.iter().flat_map(|h| [&ENTRY_LEN[..], h]).flatten().copied().collect())
         }
         // The leaves are below the stored Merkle levels: hashed from the events.
         Some(0) => Ok(event_hashes(store, n * WIDTH, w)?.iter().flat_map(|h| kvitto_proof::LogHash::leaf(h)).collect()),

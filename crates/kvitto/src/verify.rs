@@ -214,7 +214,6 @@ fn check_stream<'p>(
     let legacy = store.legacy_checkpoints().map_err(storage)?;
     let mut legacy_frontier =
         (!legacy.is_empty() || held.is_some()).then(crate::tree::Frontier::<kvitto_proof::Blake3>::default);
-    let mut legacy_completed = Vec::new();
     let mut next_legacy = legacy.iter().peekable();
     let mut checkpoint_failure = None;
     let mut previous: Option<(u64, [u8; 32])> = None;
@@ -419,8 +418,8 @@ fn check_stream<'p>(
             next_checkpoint.next();
         }
         if let Some(f) = legacy_frontier.as_mut() {
-            legacy_completed.clear();
-            f.push(&hash.0, u8::MAX, &mut legacy_completed);
+            // Only its roots are checked: no node is collected (no level reaches `u8::MAX`).
+            f.push(&hash.0, u8::MAX, &mut Vec::new());
             while let Some((size, note)) = next_legacy.peek() {
                 if *size != f.size() {
                     break;
