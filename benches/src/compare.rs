@@ -112,7 +112,7 @@ pub struct Space {
     /// Keys and values kvitto stores in sled, per tree (log, index, projections, …).
     pub logical: Vec<(String, f64)>,
     /// The `index` tree's share of `logical`, by kind of entry (FORMAT.md §4: Merkle pages,
-    /// event ids, subject tips, checkpoints, the watermark).
+    /// event ids, subject tips, the watermark).
     pub index_by_kind: Vec<(String, f64)>,
     /// sled's files (its log segments, snapshot, blobs).
     pub sled_files: f64,
@@ -157,13 +157,14 @@ fn space(dir: &Path, n: usize) -> Result<Space> {
     Ok(Space { logical, index_by_kind, sled_files, vault })
 }
 
-/// What an entry of the sled `index` tree is, by its key's first byte (FORMAT.md §4).
+/// What an entry of the sled `index` tree is, by its key's first byte (FORMAT.md §4; the
+/// prefixes are kvitto-store's own).
 fn index_entry_kind(prefix: Option<u8>) -> &'static str {
+    use kvitto_store::log::{EVENT_ID, NODE_PAGE, SUBJECT_TIP};
     match prefix {
-        Some(b'T') => "Merkle pages",
-        Some(b'e') => "event ids",
-        Some(b'h') => "subject tips",
-        Some(b'K' | b'k') => "checkpoints",
+        Some(NODE_PAGE) => "Merkle pages",
+        Some(EVENT_ID) => "event ids",
+        Some(SUBJECT_TIP) => "subject tips",
         _ => "other",
     }
 }
