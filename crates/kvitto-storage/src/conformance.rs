@@ -289,6 +289,25 @@ fn projections(t: &Target) {
     want[5].1 = vec![0xEE];
     assert_eq!(after.into_iter().collect::<Vec<_>>(), want, "the snapshot, and the delta over it");
     assert_eq!(b.projection_watermark().expect("watermark"), 21);
+    // What was written after the clear is what a reopen finds (sled recreates the tree).
+    b.flush_all().expect("flush");
+    drop(b);
+    let b = (t.open)();
+    assert_eq!(b.projection_watermark().expect("watermark"), 21, "the watermark after a reopen");
+    let mut reopened: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
+    for e in b.projection_entries() {
+        let (k, v) = e.expect("entry");
+        reopened.insert(k, v);
+    }
+    assert_eq!(reopened.into_iter().collect::<Vec<_>>(), want, "the snapshot and the delta after a reopen");
+    b.clear_projections().expect("a second clear");
+    b.apply_projections(&ProjectionBatch { entries: vec![(9u32.to_be_bytes().to_vec(), vec![1])], watermark: 3 })
+        .expect("apply after a second clear");
+    assert_eq!(
+        b.projection_entries().map(|e| e.expect("entry")).collect::<Vec<_>>(),
+        vec![(9u32.to_be_bytes().to_vec(), vec![1])]
+    );
+    assert_eq!(b.projection_watermark().expect("watermark"), 3);
 }
 
 fn subject_map(t: &Target) {

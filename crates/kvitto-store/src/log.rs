@@ -44,6 +44,8 @@ const CREATED_KEY: &[u8] = b"m:created";
 /// `u8` version of the vault's segments (absent: version 1, migrated on the next open).
 const VAULT_FORMAT_KEY: &[u8] = b"m:vault";
 const WATERMARK_KEY: &[u8] = b"w";
+/// The sled tree of the persisted projection states.
+const PROJECTIONS_TREE: &str = "projections";
 /// A raw (key, value) pair.
 type RawEntry = (Vec<u8>, Vec<u8>);
 /// Prefix of the projection snapshot chunks ([`Store::write_projection_snapshot`]).
@@ -87,7 +89,8 @@ pub struct Store {
     db: sled::Db,
     log: sled::Tree,
     index: sled::Tree,
-    projections: sled::Tree,
+    /// Replaced whole by [`Store::clear_projections`] (`None` after a replacement failed).
+    projections: std::sync::RwLock<Option<sled::Tree>>,
     /// The subject map (FORMAT.md §7): a snapshot of its entries and the list of commitments.
     submap: sled::Tree,
     db_file: File,
@@ -484,7 +487,7 @@ impl Store {
         let sled_err = |source: sled::Error| open_read_err(&store_dir)(source.into());
         let log = db.open_tree("log").map_err(sled_err)?;
         let index = db.open_tree("index").map_err(sled_err)?;
-        let projections = db.open_tree("projections").map_err(sled_err)?;
+        let projections = db.open_tree(PROJECTIONS_TREE).map_err(sled_err)?;
         let submap = db.open_tree("submap").map_err(sled_err)?;
         let format = log
             .get(FORMAT_KEY)
@@ -530,7 +533,7 @@ impl Store {
             db,
             log,
             index,
-            projections,
+            projections: std::sync::RwLock::new(Some(projections)),
             submap,
             db_file,
             acked_file,
@@ -739,25 +742,42 @@ impl Store {
 
     /// Events reflected in the persisted projections (their watermark).
     pub fn projection_watermark(&self) -> Result<u64, StoreError> {
-        self.projections.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "projection watermark"))
+        self.projections()?.get(WATERMARK_KEY)?.map_or(Ok(0), |v| u64_value(&v, "projection watermark"))
     }
 
     /// Writes persisted projection states and their watermark in one batch. Not flushed:
     /// projections are derived and caught up from the log on open.
     pub fn apply_projections(&self, batch: &ProjectionBatch) -> Result<(), StoreError> {
-        let mut b = Parts::new(&self.projections);
+        let tree = self.projections()?;
+        let mut b = Parts::new(&tree);
         for (k, v) in &batch.entries {
             b.insert(k.as_slice(), v.as_slice())?;
         }
         b.finish(WATERMARK_KEY, &batch.watermark.to_be_bytes())
     }
 
+    /// The projections tree as it is now (a handle: a later replacement does not move it).
+    fn projections(&self) -> Result<sled::Tree, StoreError> {
+        self.projections.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().ok_or_else(|| {
+            StoreError::Corrupt {
+                at: "projections".into(),
+                what: "the tree could not be recreated after it was dropped; reopen the ledger".into(),
+            }
+        })
+    }
+
     /// Every persisted projection state (watermark excluded), as raw (key, value).
     pub fn projection_entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        self.projections
-            .iter()
-            .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        let entries = self.projections().map(|t| {
+            t.iter()
+                .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
+                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
+        });
+        let (ok, err) = match entries {
+            Ok(it) => (Some(it), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        err.into_iter().chain(ok.into_iter().flatten())
     }
 
     /// Writes a complete set of projection states after [`Store::clear_projections`] (a
@@ -791,9 +811,14 @@ impl Store {
     /// Every persisted projection state as the facade wrote it: the snapshot's pairs first,
     /// then the entries written since (which override them).
     pub fn projection_states(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        let snapshot = self.projections.scan_prefix([SNAPSHOT]).flat_map(|kv| {
+        let chunks = match self.projections() {
+            Ok(t) => Box::new(t.scan_prefix([SNAPSHOT]).map(|kv| kv.map_err(StoreError::from)))
+                as Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>>>,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        let snapshot = chunks.flat_map(|kv| {
             let pairs: Vec<Result<RawEntry, StoreError>> = match kv {
-                Err(e) => vec![Err(e.into())],
+                Err(e) => vec![Err(e)],
                 Ok((_, v)) => match codec::decode_stored::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {
                     Ok(pairs) => pairs.into_iter().map(|codec::BytePair(k, v)| Ok((k, v))).collect(),
                     Err(e) => vec![Err(e)],
@@ -806,9 +831,18 @@ impl Store {
         snapshot.chain(deltas)
     }
 
-    /// Drops every persisted projection state (before a rebuild from seq 0).
+    /// Drops every persisted projection state (before a rebuild from seq 0): the tree is
+    /// dropped and created anew. sled frees a dropped tree page by page, where clearing it
+    /// removes its keys one by one — a quarter of a rebuild of 1M events, one key per subject
+    /// touched since the last snapshot. Every writer of the tree holds the facade's persist
+    /// lock, as the caller does; readers (loading on open) do not run beside it. A crash
+    /// midway leaves the old tree or none: derived data, rebuilt or caught up on open.
     pub fn clear_projections(&self) -> Result<(), StoreError> {
-        self.projections.clear()?;
+        let mut tree = self.projections.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // No handle to the dropped tree may be used again: sled marks it gone for every clone.
+        *tree = None;
+        self.db.drop_tree(PROJECTIONS_TREE)?;
+        *tree = Some(self.db.open_tree(PROJECTIONS_TREE)?);
         Ok(())
     }
 
@@ -974,8 +1008,8 @@ impl Store {
     }
 
     #[cfg(feature = "tamper")]
-    pub(crate) fn projections_tree(&self) -> &sled::Tree {
-        &self.projections
+    pub(crate) fn projections_tree(&self) -> Result<sled::Tree, StoreError> {
+        self.projections()
     }
 
     #[cfg(feature = "tamper")]

@@ -119,9 +119,9 @@ pub fn remove_chunk(store: &Store, first_seq: u64) -> Result<bool, StoreError> {
 /// how many were compressed.
 pub fn write_plain(store: &Store, tree: PlainTree) -> Result<usize, StoreError> {
     // The keys whose values are encoded records or states (FORMAT.md §4).
-    let (tree, prefixes): (_, &[u8]) = match tree {
-        PlainTree::Log => (store.log_tree(), b"c"),
-        PlainTree::Projections => (store.projections_tree(), b"scS"),
+    let (tree, prefixes): (sled::Tree, &[u8]) = match tree {
+        PlainTree::Log => (store.log_tree().clone(), b"c"),
+        PlainTree::Projections => (store.projections_tree()?, b"scS"),
     };
     let mut compressed = 0;
     for kv in tree.iter() {
@@ -233,14 +233,14 @@ pub fn copy_projection_state(
     let Some(state) = found else { return Ok(false) };
     let mut b = sled::Batch::default();
     b.insert(key(to), state);
-    store.projections_tree().apply_batch(b)?;
+    store.projections_tree()?.apply_batch(b)?;
     store.flush_all()?;
     Ok(true)
 }
 
 /// Writes one raw entry of the persisted projections (e.g. their layout or fingerprint).
 pub fn put_projection_raw(store: &Store, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-    store.projections_tree().insert(key, value)?;
+    store.projections_tree()?.insert(key, value)?;
     store.flush_all()
 }
 
