@@ -332,3 +332,33 @@ async fn projection_states_are_stored_compressed_and_plain_ones_still_load() {
     // `verify` compares them with a fresh fold and finds the copied one.
     assert!(ledger.verify().await.unwrap().failure.is_some());
 }
+
+/// A rebuild reads the log on one thread and folds on another: damage the reading side finds
+/// fails the rebuild with the event it names, nothing hangs, and the states it would have
+/// replaced still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_over_a_damaged_log_fails_naming_the_event_and_keeps_the_states() {
+    for (seq, damage) in [(22u64, "missing"), (9, "does not decode")] {
+        let (_d, path) = ledger_of_40().await;
+        let before = {
+            let ledger = reopen(&path).await;
+            let p = ledger.projections().unwrap();
+            ledger.close().await.expect("ledger closes cleanly");
+            p
+        };
+        with_store(&path, |s| match damage {
+            "missing" => tamper::delete_record(s, seq).unwrap(),
+            // Cut the event short: its canonical bytes no longer decode.
+            _ => tamper::edit_record(s, seq, |r| r.canonical.truncate(20)).unwrap(),
+        });
+        let ledger = reopen(&path).await;
+        let err = ledger.rebuild().await.expect_err("a rebuild over a damaged log fails");
+        let text = err.to_string();
+        assert!(text.contains(&format!("seq {seq}")), "{damage}: {text}");
+        assert_eq!(ledger.projections().unwrap(), before, "{damage}: the states in use are kept");
+        ledger.close().await.expect("ledger closes cleanly");
+        let ledger = reopen(&path).await;
+        assert_eq!(ledger.projections().unwrap(), before, "{damage}: and so are the persisted ones");
+        ledger.close().await.expect("ledger closes cleanly");
+    }
+}
