@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use kvitto_proof::merkle::{NodeSource, ProofError};
+use kvitto_proof::merkle::{MemoryTree, NodeSource, ProofError};
 use kvitto_proof::{Hash, LogHash, TreeHash};
 use kvitto_storage::{Backend, StoreError};
 
@@ -106,12 +106,12 @@ impl<H: TreeHash> Frontier<H> {
 const BLOCKS_KEPT: usize = 256;
 
 /// Reads persisted nodes for proofs; recomputes those below [`STORED_FLOOR`] from the events,
-/// keeping the leaves of the blocks it read: a proof's lowest siblings all lie in the block of
+/// keeping the trees of the blocks it read: a proof's lowest siblings all lie in the block of
 /// its leaf, a root's in the last block, and the proofs of one bundle often share blocks.
 pub(crate) struct StoredTree<'a> {
     store: &'a dyn Backend,
-    /// First seq of a block → its leaves that exist in the log.
-    blocks: RefCell<std::collections::HashMap<u64, Vec<Hash>>>,
+    /// First seq of a block → the tree over its leaves that exist in the log.
+    blocks: RefCell<std::collections::HashMap<u64, MemoryTree<LogHash>>>,
 }
 
 impl<'a> StoredTree<'a> {
@@ -133,12 +133,10 @@ impl<'a> StoredTree<'a> {
             if blocks.len() >= BLOCKS_KEPT {
                 blocks.clear();
             }
-            blocks.insert(start, block_leaves(self.store, start)?);
+            blocks.insert(start, MemoryTree::new(block_leaves(self.store, start)?));
         }
-        let Some(leaves) = blocks.get(&start) else { return Ok(None) };
-        let offset = (first - start) as usize;
-        let Some(span) = leaves.get(offset..offset + (1usize << level)) else { return Ok(None) };
-        Ok(Some(subtree_root(span)))
+        // A block tree holds exactly the complete subtrees of the leaves it has.
+        Ok(blocks.get(&start).and_then(|block| block.node(u32::from(level), (first - start) >> level).ok()))
     }
 }
 
@@ -172,13 +170,4 @@ fn block_leaves(store: &dyn Backend, start: u64) -> Result<Vec<Hash>, StoreError
         }
     }
     Ok(leaves)
-}
-
-/// Root of a complete subtree (a power-of-two number of leaves).
-fn subtree_root(leaves: &[Hash]) -> Hash {
-    let mut level: Vec<Hash> = leaves.to_vec();
-    while level.len() > 1 {
-        level = level.chunks_exact(2).map(|p| LogHash::node(&p[0], &p[1])).collect();
-    }
-    level.first().copied().unwrap_or_else(LogHash::empty)
 }
