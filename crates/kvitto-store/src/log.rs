@@ -766,18 +766,23 @@ impl Store {
         })
     }
 
+    /// The projections tree's pairs under `prefix` (every pair for `[]`), or the one error
+    /// that the tree is gone.
+    fn projection_pairs(
+        &self,
+        prefix: &[u8],
+    ) -> Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>>> {
+        match self.projections() {
+            Ok(t) => Box::new(t.scan_prefix(prefix).map(|kv| kv.map_err(StoreError::from))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+
     /// Every persisted projection state (watermark excluded), as raw (key, value).
     pub fn projection_entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        let entries = self.projections().map(|t| {
-            t.iter()
-                .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
-                .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
-        });
-        let (ok, err) = match entries {
-            Ok(it) => (Some(it), None),
-            Err(e) => (None, Some(Err(e))),
-        };
-        err.into_iter().chain(ok.into_iter().flatten())
+        self.projection_pairs(&[])
+            .filter(|kv| kv.as_ref().map_or(true, |(k, _)| k.as_ref() != WATERMARK_KEY))
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
     /// Writes a complete set of projection states after [`Store::clear_projections`] (a
@@ -811,12 +816,7 @@ impl Store {
     /// Every persisted projection state as the facade wrote it: the snapshot's pairs first,
     /// then the entries written since (which override them).
     pub fn projection_states(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
-        let chunks = match self.projections() {
-            Ok(t) => Box::new(t.scan_prefix([SNAPSHOT]).map(|kv| kv.map_err(StoreError::from)))
-                as Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>>>,
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        };
-        let snapshot = chunks.flat_map(|kv| {
+        let snapshot = self.projection_pairs(&[SNAPSHOT]).flat_map(|kv| {
             let pairs: Vec<Result<RawEntry, StoreError>> = match kv {
                 Err(e) => vec![Err(e)],
                 Ok((_, v)) => match codec::decode_stored::<Vec<codec::BytePair>>(&v, || "projection snapshot".into()) {

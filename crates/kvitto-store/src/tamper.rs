@@ -16,7 +16,7 @@ fn save(store: &Store, first: u64, records: &[Record]) -> Result<(), StoreError>
         store.log_tree().remove(chunk_key(first))?;
     } else {
         // Written as the store writes chunks (compressed), so a tampered chunk looks like any other.
-        let value = kvitto_storage::codec::compress(codec::encode(records)?);
+        let value = codec::compress(codec::encode(records)?);
         store.log_tree().insert(chunk_key(first), value)?;
     }
     store.flush_all()
